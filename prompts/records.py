@@ -1,0 +1,37 @@
+"""What an answer looks like once generated and checked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from retrieval.results import ScoredChunk
+
+
+@dataclass
+class Citation:
+    number: int  # the [n] used in the answer and the prompt
+    passage: ScoredChunk
+    quoted_text: str  # the exact passage text the model saw
+
+
+@dataclass
+class SentenceCheck:
+    sentence: str
+    cited: list[int]
+    support_score: float
+    supported: bool
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    refused: bool
+    citations: list[Citation] = field(default_factory=list)
+    # Passages considered (also for refusals, so the UI can show what was close).
+    passages: list[ScoredChunk] = field(default_factory=list)
+    checks: list[SentenceCheck] = field(default_factory=list)
+    refusal_reason: str = ""
+    language: str = "zh"
+    # Seconds per stage: retrieve, first_token, generate, check ...
+    timings: dict[str, float] = field(default_factory=dict)

@@ -1,0 +1,34 @@
+"""The result of retrieval: a chunk with the score of every stage that saw it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ingest.records import Chunk
+
+
+@dataclass
+class ScoredChunk:
+    chunk: Chunk
+    # Cosine similarity from the dense index (None when dense search did not return it).
+    dense_score: float | None = None
+    dense_rank: int | None = None
+    bm25_score: float | None = None
+    bm25_rank: int | None = None
+    fused_score: float | None = None
+    fused_rank: int | None = None
+    rerank_score: float | None = None
+    # Text actually shown to the LLM: the chunk, possibly merged with neighbours from the same section.
+    context_text: str | None = None
+
+    @property
+    def score(self) -> float:
+        """The most refined score available: rerank, else fused, else dense."""
+        for value in (self.rerank_score, self.fused_score, self.dense_score, self.bm25_score):
+            if value is not None:
+                return value
+        return 0.0
+
+    @property
+    def text(self) -> str:
+        return self.context_text or self.chunk.text
