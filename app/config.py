@@ -84,6 +84,11 @@ class RetrievalSettings:
     reranker: str = "maxsim"
     rerank_candidates: int = 20
     merge_neighbours: bool = True
+    # BM25 parameters (Robertson's usual k1/b); used when the keyword index is built at ingest time.
+    bm25_k1: float = 1.5
+    bm25_b: float = 0.75
+    # Index CJK character bigrams beside jieba words: robust to segmentation errors (traditional Chinese, new terms).
+    bm25_cjk_bigrams: bool = True
 
 
 @dataclass
