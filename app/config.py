@@ -44,6 +44,16 @@ class EmbedderSettings:
     device: str = "cpu"
     # torch CPU threads; 0 = library default (all cores).
     num_threads: int = 0
+    # "local" embeds in this process; "ray" runs the ingest's embedding step on Ray Data (map_batches over
+    # actors that each load the model once) to spread a big ingest over many cores, machines or GPUs.
+    # Needs the "scale" extra (pip install 'docqa[scale]').
+    runner: str = "local"
+    # Ray cluster address; "" starts (or joins) a local Ray instance.
+    ray_address: str = ""
+    # Embedding actors (model copies) Ray runs at once, and CPUs / GPUs each one reserves.
+    ray_workers: int = 1
+    ray_cpus_per_worker: float = 1.0
+    ray_gpus_per_worker: float = 0.0
 
 
 @dataclass
@@ -67,6 +77,16 @@ class IndexSettings:
     hnsw_ef_search: int = 64
     ivf_nprobe: int = 16
     ivfpq_m: int = 48
+    # HNSW build-time beam width (FAISS default 40); larger builds slower for a little more recall.
+    hnsw_ef_construction: int = 40
+    # IVF lists: 0 = ivf_nlist_factor * sqrt(N) (the usual rule of thumb), capped at N/39 so k-means has data.
+    ivf_nlist: int = 0
+    ivf_nlist_factor: float = 4.0
+    # k-means trains on at most this many vectors per list (a sample): full 1M-vector training costs minutes.
+    ivf_train_points_per_list: int = 64
+    train_seed: int = 0
+    # Which GPU faiss-gpu uses when device="cuda".
+    gpu_id: int = 0
     # How many old knowledge-base generations to keep after a successful ingest (for readers still using them).
     keep_generations: int = 2
 
