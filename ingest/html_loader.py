@@ -1,0 +1,38 @@
+"""HTML to plain text with BeautifulSoup: visible text only, headings kept as Markdown ``#`` lines."""
+
+from __future__ import annotations
+
+from bs4 import BeautifulSoup
+
+from ingest.load_error import LoadError
+from ingest.normalize import normalize_text
+
+_DROPPED = ("script", "style", "noscript", "template", "head", "svg", "iframe")
+_BLOCKS = ("p", "div", "li", "tr", "br", "section", "article", "table", "ul", "ol", "pre", "blockquote",
+           "header", "footer", "nav", "main", "aside", "dd", "dt", "figcaption", "hr")
+
+
+def read_html(text: str, path: str) -> tuple[str, str]:
+    """Return ``(normalised visible text, <title> or first <h1>)`` of an HTML document already decoded."""
+    try:
+        soup = BeautifulSoup(text, "lxml")
+        title_tag = soup.find("title")
+        title = title_tag.get_text(" ", strip=True) if title_tag else ""
+        for tag in soup.find_all(_DROPPED):
+            tag.decompose()
+        for level in range(1, 7):
+            for heading in soup.find_all(f"h{level}"):
+                heading.string = "\n\n" + "#" * level + " " + heading.get_text(" ", strip=True) + "\n\n"
+        for cell in soup.find_all(("td", "th")):
+            cell.append(" ")
+        for block in soup.find_all(_BLOCKS):
+            block.insert_before("\n")
+            block.append("\n")
+        body = soup.get_text("")
+    except Exception as exc:  # lxml/bs4 failures on pathological input
+        raise LoadError(path, f"cannot parse HTML ({type(exc).__name__}: {exc})") from exc
+    lines = (" ".join(line.split()) for line in body.split("\n"))
+    clean = normalize_text("\n".join(lines))
+    if not title:
+        title = next((ln.lstrip("# ") for ln in clean.split("\n") if ln.startswith("# ")), "")
+    return clean, title

@@ -1,0 +1,108 @@
+"""``load_document``: one file on disk to a ``LoadedDocument`` of normalised text, or a ``LoadError``.
+
+This module checks the path (exists, regular file, readable, size, extension), hashes the bytes and hands them
+to the reader for the format; every failure, including any library exception, becomes ``LoadError(path, reason)``.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import stat
+from pathlib import Path
+
+from app.config import LimitSettings
+from ingest.docx_loader import read_docx
+from ingest.html_loader import read_html
+from ingest.load_error import LoadError
+from ingest.normalize import normalize_text
+from ingest.pdf_loader import read_pdf
+from ingest.records import LoadedDocument, PageText
+from ingest.text_decoding import decode_text
+
+__all__ = ["LoadError", "SUPPORTED_EXTENSIONS", "load_document"]
+
+FILE_TYPES = {
+    ".txt": "text", ".md": "markdown", ".markdown": "markdown", ".pdf": "pdf", ".docx": "docx",
+    ".html": "html", ".htm": "html",
+}
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(FILE_TYPES)
+
+_MARKDOWN_H1 = re.compile(r"^#\s+(.+)$", re.MULTILINE)
+_MB = 1024 * 1024
+
+
+def _stat(path: Path) -> os.stat_result:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise LoadError(path, "broken symlink (target missing)" if path.is_symlink() else "no such file") from None
+    except PermissionError:
+        raise LoadError(path, "permission denied") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LoadError(path, "symlink loop") from None
+        raise LoadError(path, f"cannot access: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise LoadError(path, "is a directory, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise LoadError(path, "not a regular file (device, pipe or socket)")
+    return info
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except PermissionError:
+        raise LoadError(path, "permission denied") from None
+    except OSError as exc:
+        raise LoadError(path, f"cannot read: {exc.strerror or exc}") from None
+
+
+def _text_pages(data: bytes, path: str, file_type: str) -> tuple[list[PageText], str]:
+    text, _ = decode_text(data, path)
+    if file_type == "html":
+        text, title = read_html(text, path)
+    else:
+        text = normalize_text(text)
+        match = _MARKDOWN_H1.search(text) if file_type == "markdown" else None
+        title = match.group(1).strip() if match else ""
+    return [PageText(text=text, page=None)], title
+
+
+def load_document(path: Path, limits: LimitSettings) -> LoadedDocument:
+    """Load ``path`` as normalised text (one ``PageText`` per PDF page, else one for the file).
+
+    Raises ``LoadError`` for a missing, unreadable, oversized, empty, binary, encrypted or corrupt file, or an
+    unsupported extension.
+    """
+    path = Path(path)
+    shown = str(path)
+    info = _stat(path)
+    suffix = path.suffix.lower()
+    file_type = FILE_TYPES.get(suffix)
+    if file_type is None:
+        supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
+        raise LoadError(path, f"unsupported file type {suffix or '(no extension)'!r} (supported: {supported})")
+    if info.st_size > limits.max_file_mb * _MB:
+        raise LoadError(path, f"file is {info.st_size / _MB:.1f} MB, over the {limits.max_file_mb:g} MB limit "
+                              "(limits.max_file_mb)")
+    if info.st_size == 0:
+        raise LoadError(path, "empty file (0 bytes)")
+    data = _read_bytes(path)
+    content_hash = hashlib.sha256(data).hexdigest()
+    if file_type == "pdf":
+        pages, title = read_pdf(data, shown)
+    elif file_type == "docx":
+        text, title = read_docx(data, shown)
+        pages = [PageText(text=text, page=None)]
+    else:
+        pages, title = _text_pages(data, shown, file_type)
+    if not any(p.text.strip() for p in pages):
+        raise LoadError(path, "empty file (no text, only whitespace)" if file_type in ("text", "markdown")
+                        else "no text found in the document")
+    return LoadedDocument(path=shown, content_hash=content_hash, pages=pages,
+                          title=title or path.stem, file_type=file_type)
