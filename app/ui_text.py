@@ -1,0 +1,96 @@
+"""User-facing labels of the chat page in Chinese and English, and the choice between them."""
+
+from __future__ import annotations
+
+import re
+
+LANGUAGES = ("zh", "en")
+AUTO = "auto"
+
+# Any CJK unified ideograph marks a question as Chinese; mixed questions ("RAG 是什么") are Chinese too.
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+_LABELS: dict[str, dict[str, str]] = {
+    "title": {"zh": "文档问答", "en": "Document Q&A"},
+    "caption": {"zh": "只根据你的文档回答，并给出出处。全部在本机运行。",
+                "en": "Answers only from your documents, with sources. Runs entirely on this machine."},
+    "chat_placeholder": {"zh": "就你的文档提问…", "en": "Ask a question about your documents…"},
+    "loading": {"zh": "正在加载：{what}（每个进程只加载一次）",
+                "en": "Loading {what} (once per process)"},
+    "loading_what": {"zh": "知识库、向量模型、重排序与本地大模型",
+                     "en": "the knowledge base, embedding model, reranker and local LLM"},
+    "retrieving": {"zh": "正在检索相关段落…", "en": "Retrieving passages…"},
+    "generating": {"zh": "正在生成回答…", "en": "Generating the answer…"},
+    "sources": {"zh": "出处", "en": "Sources"},
+    "source": {"zh": "出处", "en": "Source"},
+    "page": {"zh": "第 {page} 页", "en": "page {page}"},
+    "scores": {"zh": "检索与重排序分数", "en": "Retrieval and rerank scores"},
+    "score_dense": {"zh": "向量相似度", "en": "dense (cosine)"},
+    "score_bm25": {"zh": "BM25", "en": "BM25"},
+    "score_fused": {"zh": "融合 (RRF)", "en": "fused (RRF)"},
+    "score_rerank": {"zh": "重排序", "en": "rerank"},
+    "rank": {"zh": "名次", "en": "rank"},
+    "refused": {"zh": "文档中没有找到答案", "en": "The documents do not hold the answer"},
+    "closest": {"zh": "最接近的段落（未采用）", "en": "Closest passages considered (not used)"},
+    "unsupported": {"zh": "以下句子在所引段落中找不到足够依据：",
+                    "en": "These sentences are not well supported by the passages they cite:"},
+    "timings": {"zh": "耗时", "en": "Timings"},
+    "error": {"zh": "出错了：{error}", "en": "Something went wrong: {error}"},
+    "too_long": {"zh": "问题太长（{n} 字，上限 {limit} 字）。", "en": "The question is too long ({n} characters, limit {limit})."},
+    # Sidebar
+    "kb": {"zh": "知识库", "en": "Knowledge base"},
+    "kb_missing": {"zh": "知识库还是空的：请先上传文档，或运行 `python -m ingest <文件夹>`。",
+                   "en": "The knowledge base is empty: upload documents, or run `python -m ingest <folder>`."},
+    "kb_documents": {"zh": "文档", "en": "Documents"},
+    "kb_chunks": {"zh": "段落", "en": "Chunks"},
+    "kb_embedder": {"zh": "向量模型", "en": "Embedder"},
+    "kb_llm": {"zh": "大模型", "en": "LLM"},
+    "kb_index": {"zh": "索引类型", "en": "Index type"},
+    "kb_updated": {"zh": "最后更新", "en": "Last update"},
+    "kb_path": {"zh": "位置", "en": "Location"},
+    "kb_files": {"zh": "已收录的文档", "en": "Documents in the knowledge base"},
+    "language": {"zh": "界面语言", "en": "Interface language"},
+    "language_auto": {"zh": "跟随问题", "en": "Follow the question"},
+    "retrieval_settings": {"zh": "检索设置", "en": "Retrieval"},
+    "generation_settings": {"zh": "生成设置", "en": "Generation"},
+    "top_k": {"zh": "返回段落数 (top-k)", "en": "Passages (top-k)"},
+    "rerank": {"zh": "重排序", "en": "Rerank"},
+    "min_evidence": {"zh": "证据分数阈值（低于则拒答）", "en": "Evidence score threshold (refuse below)"},
+    "temperature": {"zh": "温度 (temperature)", "en": "Temperature"},
+    "top_p": {"zh": "top-p", "en": "Top-p"},
+    "gen_top_k": {"zh": "采样 top-k", "en": "Sampling top-k"},
+    "repetition_penalty": {"zh": "重复惩罚", "en": "Repetition penalty"},
+    "no_repeat_ngram": {"zh": "禁止重复 n-gram（0 = 关闭）", "en": "No-repeat n-gram (0 = off)"},
+    "max_tokens": {"zh": "最大生成长度 (tokens)", "en": "Max new tokens"},
+    "new_chat": {"zh": "新对话", "en": "New chat"},
+    # Upload
+    "upload": {"zh": "上传文档", "en": "Upload documents"},
+    "upload_help": {"zh": "单个文件不超过 {mb} MB；支持 {types}",
+                    "en": "Up to {mb} MB per file; supported: {types}"},
+    "upload_button": {"zh": "加入知识库", "en": "Add to knowledge base"},
+    "upload_progress": {"zh": "正在收录 {name}（{done}/{total}）", "en": "Ingesting {name} ({done}/{total})"},
+    "upload_done": {"zh": "已收录 {n} 个文件。", "en": "Ingested {n} file(s)."},
+    "upload_unchanged": {"zh": "{n} 个文件没有变化，已跳过。", "en": "{n} file(s) unchanged, skipped."},
+    "upload_failed": {"zh": "未能收录：", "en": "Could not ingest:"},
+    "upload_busy": {"zh": "另一个收录任务正在进行，请稍后再试。", "en": "Another ingest is running; try again shortly."},
+}
+
+
+def detect_language(text: str) -> str:
+    """``"zh"`` when the text holds any Chinese character, else ``"en"``."""
+    return "zh" if _CJK.search(text or "") else "en"
+
+
+def choose_language(setting: str, question: str | None, previous: str) -> str:
+    """The interface language: a fixed setting wins; on "auto" follow the latest question, else keep ``previous``."""
+    if setting in LANGUAGES:
+        return setting
+    if question:
+        return detect_language(question)
+    return previous if previous in LANGUAGES else "zh"
+
+
+def t(key: str, lang: str, **values: object) -> str:
+    """The label ``key`` in ``lang``, with ``{placeholders}`` filled from ``values``."""
+    text = _LABELS[key]["en" if lang == "en" else "zh"]
+    return text.format(**values) if values else text
