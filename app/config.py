@@ -109,6 +109,14 @@ class RetrievalSettings:
     bm25_b: float = 0.75
     # Index CJK character bigrams beside jieba words: robust to segmentation errors (traditional Chinese, new terms).
     bm25_cjk_bigrams: bool = True
+    # "rrf" (rank-based, needs no score calibration) or "convex" (weighted min-max-normalised scores).
+    fusion: str = "rrf"
+    fusion_dense_weight: float = 1.0
+    fusion_bm25_weight: float = 1.0
+    # Chunks on each side of a hit (same document and heading) merged into its context_text ...
+    neighbour_window: int = 1
+    # ... up to this many characters, so top_k merged passages still fit the answer's context budget.
+    context_max_chars: int = 1000
 
 
 @dataclass
@@ -141,6 +149,15 @@ class AnswerSettings:
     min_support_score: float = 0.5
     refusal_zh: str = "根据现有文档无法回答该问题。"
     refusal_en: str = "The documents do not contain the answer to this question."
+    # Which retrieval score the evidence gate reads: "dense" (cosine, comparable across questions), "rerank",
+    # "fused", "bm25" or "score" (the most refined stage available).
+    evidence_score_field: str = "dense"
+    # How answer sentences are checked against their cited passages: "embedder" (cosine with the retrieval
+    # embedder) or a sentence_transformers.CrossEncoder model path / hub name.
+    support_scorer: str = "embedder"
+    # A question is answered in Chinese when at least this share of its letters are CJK characters (a Chinese
+    # question quoting an English term stays Chinese).
+    zh_min_cjk_share: float = 0.2
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ingest.records import Chunk
 
@@ -32,3 +32,12 @@ class ScoredChunk:
     @property
     def text(self) -> str:
         return self.context_text or self.chunk.text
+
+
+@dataclass
+class RetrievalResult:
+    """Ranked passages for one query, with the seconds each stage took (embed, dense, bm25, fuse, rerank, merge)."""
+
+    query: str
+    passages: list[ScoredChunk]
+    timings: dict[str, float] = field(default_factory=dict)

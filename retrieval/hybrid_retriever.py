@@ -1,0 +1,148 @@
+"""Hybrid retrieval: dense (FAISS) + keyword (BM25) candidates, fused, optionally reranked, widened with
+neighbouring chunks and de-duplicated. Every stage's score stays on the returned ``ScoredChunk``s."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+import faiss
+
+from app.config import RetrievalSettings, Settings
+from ingest.records import Chunk
+from retrieval.dense_search import dense_search
+from retrieval.fusion import convex_combination, reciprocal_rank_fusion
+from retrieval.keyword_index import KeywordIndex
+from retrieval.neighbour_merge import merge_and_dedupe
+from retrieval.reranker import Reranker, build_reranker
+from retrieval.results import RetrievalResult, ScoredChunk
+
+if TYPE_CHECKING:
+    from ingest.embedder import Embedder
+    from ingest.knowledge_base import KnowledgeBase
+
+FUSION_METHODS = ("rrf", "convex")
+
+
+class ChunkSource(Protocol):
+    """What retrieval needs from a knowledge base (``ingest.knowledge_base.KnowledgeBase`` provides it)."""
+
+    index: faiss.Index
+
+    def get_chunks(self, ids: Sequence[int]) -> list[Chunk]: ...
+
+    def neighbours(self, chunk: Chunk, window: int = 1) -> list[Chunk]: ...
+
+
+class HybridRetriever:
+    def __init__(self, kb: ChunkSource, embedder: Embedder, keyword_index: KeywordIndex,
+                 settings: RetrievalSettings, reranker: Reranker | None = None):
+        if settings.fusion not in FUSION_METHODS:
+            raise ValueError(f"retrieval.fusion must be one of {FUSION_METHODS}, got {settings.fusion!r}")
+        self.kb = kb
+        self.embedder = embedder
+        self.keyword_index = keyword_index
+        self.settings = settings
+        self.reranker = reranker
+
+    def dense(self, query: str, k: int | None = None) -> list[tuple[int, float]]:
+        vector = self.embedder.encode_queries([query])[0]
+        return dense_search(self.kb.index, vector, self.settings.dense_k if k is None else k)
+
+    def keyword(self, query: str, k: int | None = None) -> list[tuple[int, float]]:
+        return self.keyword_index.search(query, self.settings.bm25_k if k is None else k)
+
+    def fuse(self, dense: list[tuple[int, float]], bm25: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        rankings = {"dense": dense, "bm25": bm25}
+        weights = {"dense": self.settings.fusion_dense_weight, "bm25": self.settings.fusion_bm25_weight}
+        if self.settings.fusion == "convex":
+            return convex_combination(rankings, weights)
+        return reciprocal_rank_fusion(rankings, self.settings.rrf_k, weights)
+
+    def retrieve(self, query: str, top_k: int | None = None, rerank: bool | None = None) -> RetrievalResult:
+        """The ``top_k`` best passages for ``query``; ``rerank`` overrides whether the reranker runs.
+        ``timings`` holds seconds per stage: embed, dense, bm25, fuse, rerank, merge, total."""
+        if not query.strip():
+            raise ValueError("empty query: ask a question with some words in it")
+        top_k = self.settings.top_k if top_k is None else top_k
+        use_reranker = self.reranker is not None and (self.settings.rerank if rerank is None else rerank)
+        timings: dict[str, float] = {}
+        start = clock = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[stage] = now - clock
+            clock = now
+
+        vector = self.embedder.encode_queries([query])[0]
+        lap("embed")
+        dense = dense_search(self.kb.index, vector, self.settings.dense_k)
+        lap("dense")
+        bm25 = self.keyword(query)
+        lap("bm25")
+        ranked = self._scored(dense, bm25, self.fuse(dense, bm25))
+        lap("fuse")
+        if use_reranker and self.reranker is not None:
+            ranked = self._rerank(self.reranker, query, ranked)
+        lap("rerank")
+        lookup = self.kb.neighbours if self.settings.merge_neighbours else None
+        passages = merge_and_dedupe(ranked, top_k, lookup, self.settings.neighbour_window,
+                                    self.settings.context_max_chars)
+        lap("merge")
+        timings["total"] = time.perf_counter() - start
+        return RetrievalResult(query=query, passages=passages, timings=timings)
+
+    def _scored(self, dense: list[tuple[int, float]], bm25: list[tuple[int, float]],
+                fused: list[tuple[int, float]]) -> list[ScoredChunk]:
+        chunks = {c.chunk_id: c for c in self.kb.get_chunks([cid for cid, _ in fused])}
+        dense_at = {cid: (rank, score) for rank, (cid, score) in enumerate(dense, start=1)}
+        bm25_at = {cid: (rank, score) for rank, (cid, score) in enumerate(bm25, start=1)}
+        scored = []
+        for cid, fused_score in fused:
+            if cid not in chunks:
+                continue
+            passage = ScoredChunk(chunk=chunks[cid], fused_score=fused_score, fused_rank=len(scored) + 1)
+            if cid in dense_at:
+                passage.dense_rank, passage.dense_score = dense_at[cid]
+            if cid in bm25_at:
+                passage.bm25_rank, passage.bm25_score = bm25_at[cid]
+            scored.append(passage)
+        return scored
+
+    def _rerank(self, reranker: Reranker, query: str, ranked: list[ScoredChunk]) -> list[ScoredChunk]:
+        """Rescore the first ``rerank_candidates`` distinct passages; the rest keep their fused order after them."""
+        pool: list[ScoredChunk] = []
+        seen: set[str] = set()
+        rest: list[ScoredChunk] = []
+        for passage in ranked:
+            key = " ".join(passage.chunk.text.split())
+            if len(pool) < self.settings.rerank_candidates and key not in seen:
+                seen.add(key)
+                pool.append(passage)
+            else:
+                rest.append(passage)
+        for passage, score in zip(pool, reranker.score(query, [p.chunk.text for p in pool])):
+            passage.rerank_score = score
+        pool.sort(key=lambda p: (-(p.rerank_score or 0.0), p.fused_rank or 0))
+        return pool + rest
+
+
+def build_retriever(settings: Settings, kb: KnowledgeBase | None = None,
+                    embedder: Embedder | None = None) -> HybridRetriever:
+    """Wire a retriever from settings: opens the knowledge base at ``settings.kb_path`` and loads the configured
+    embedder unless given; the reranker is built only when ``settings.retrieval.rerank`` is on."""
+    from ingest.embedder import load_embedder
+    from ingest.knowledge_base import KnowledgeBase
+
+    if embedder is None:
+        embedder = load_embedder(settings.embedder, settings.models_path)
+    if kb is None:
+        kb = KnowledgeBase.open(settings.kb_path, embedder=embedder.name, dimension=embedder.dimension)
+    keyword_index = KeywordIndex.load(kb.keyword_index_dir)
+    reranker = None
+    if settings.retrieval.rerank:
+        reranker = build_reranker(settings.retrieval.reranker, embedder, device=settings.embedder.device,
+                                  batch_size=settings.embedder.batch_size)
+    return HybridRetriever(kb, embedder, keyword_index, settings.retrieval, reranker)
