@@ -158,6 +158,9 @@ class AnswerSettings:
     # A question is answered in Chinese when at least this share of its letters are CJK characters (a Chinese
     # question quoting an English term stays Chinese).
     zh_min_cjk_share: float = 0.2
+    # Characters of each passage the LangChain tool hands an agent: the packaged LLM's 4k-token context must hold
+    # several tool results plus the conversation.
+    tool_passage_chars: int = 300
 
 
 @dataclass
@@ -175,6 +178,8 @@ class Settings:
     kb_dir: Path | None = None
     # Where model conversions/assemblies are cached. Empty = <data_dir>/models.
     model_cache_dir: Path | None = None
+    # Where files uploaded through the web page are saved before ingest. Empty = <data_dir>/uploads.
+    upload_dir: Path | None = None
     embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
     chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
     index: IndexSettings = field(default_factory=IndexSettings)
@@ -190,6 +195,10 @@ class Settings:
     @property
     def models_path(self) -> Path:
         return Path(self.model_cache_dir) if self.model_cache_dir else Path(self.data_dir) / "models"
+
+    @property
+    def upload_path(self) -> Path:
+        return Path(self.upload_dir) if self.upload_dir else Path(self.data_dir) / "uploads"
 
 
 class ConfigError(ValueError):

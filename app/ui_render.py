@@ -125,7 +125,7 @@ def claims_citing(answer_text: str, number: int) -> list[str]:
 class ScoreRow:
     stage: str  # label key in app.ui_text: score_dense, score_bm25, score_fused, score_rerank
     score: float | None
-    rank: int | None
+    rank: int | None  # 1-based, as retrieval numbers them
 
 
 @dataclass
@@ -189,6 +189,6 @@ def scores_table(rows: list[ScoreRow], labels: dict[str, str], rank_label: str) 
         if row.score is None and row.rank is None:
             continue
         score = "–" if row.score is None else f"{row.score:.4f}"
-        rank = "–" if row.rank is None else str(row.rank + 1 if row.rank >= 0 else row.rank)
+        rank = "–" if row.rank is None else str(row.rank)
         lines.append(f"| {labels[row.stage]} | {score} | {rank} |")
     return "\n".join(lines) if len(lines) > 2 else ""
