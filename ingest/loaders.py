@@ -31,6 +31,7 @@ FILE_TYPES = {
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(FILE_TYPES)
 
 _MARKDOWN_H1 = re.compile(r"^#\s+(.+)$", re.MULTILINE)
+_INDENT = re.compile(r"^[ \t]+", re.MULTILINE)
 _MB = 1024 * 1024
 
 
@@ -68,6 +69,9 @@ def _text_pages(data: bytes, path: str, file_type: str) -> tuple[list[PageText],
         text, title = read_html(text, path)
     else:
         text = normalize_text(text)
+        if file_type == "text":
+            # Indentation means nothing in plain text but costs chunk space (the seeds indent every paragraph).
+            text = _INDENT.sub("", text)
         match = _MARKDOWN_H1.search(text) if file_type == "markdown" else None
         title = match.group(1).strip() if match else ""
     return [PageText(text=text, page=None)], title
