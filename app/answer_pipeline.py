@@ -1,0 +1,174 @@
+"""Question → retrieved passages → evidence gate → grounded prompt → streamed answer → checked, cited Answer."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterator, Protocol, Union
+
+from app.config import AnswerSettings, GenerationSettings, LimitSettings, Settings
+from app.generation.base import Generator, load_generator
+from prompts.citations import build_citations, remove_invalid_citations
+from prompts.context_packing import pack_passages, prompt_budget
+from prompts.evidence_gate import check_evidence
+from prompts.grounding_check import CrossEncoderSupportScorer, EmbeddingSupportScorer, SupportScorer, check_answer
+from prompts.language import detect_language
+from prompts.records import Answer
+from prompts.templates import PackedPassage, build_messages
+from retrieval.results import ScoredChunk
+
+
+class QuestionError(ValueError):
+    """The question cannot be asked as given (empty or too long); the message says why."""
+
+
+class Retriever(Protocol):
+    def retrieve(self, query: str, top_k: int | None = None): ...
+
+
+@dataclass
+class PassagesEvent:
+    """Retrieval finished: the passages considered, and its timings."""
+
+    passages: list[ScoredChunk]
+    timings: dict[str, float]
+
+
+@dataclass
+class TokenEvent:
+    """A piece of answer text as the model produced it."""
+
+    text: str
+
+
+@dataclass
+class DoneEvent:
+    """The final, checked answer."""
+
+    answer: Answer
+
+
+AnswerEvent = Union[PassagesEvent, TokenEvent, DoneEvent]
+
+
+def validate_question(question: str, limits: LimitSettings) -> str:
+    text = question.strip()
+    if not text:
+        raise QuestionError("the question is empty")
+    if len(text) > limits.max_question_chars:
+        raise QuestionError(f"the question has {len(text)} characters; the limit is {limits.max_question_chars} "
+                            f"(LimitSettings.max_question_chars) — shorten it")
+    return text
+
+
+def is_refusal(text: str, refusals: tuple[str, ...]) -> bool:
+    """The model refused when its answer, citations aside, is (or starts with) one of the refusal sentences."""
+    bare = remove_invalid_citations(text, set()).strip()
+    return any(bare.startswith(r.rstrip("。.")) for r in refusals)
+
+
+class AnswerPipeline:
+    def __init__(self, retriever: Retriever, generator: Generator, embedder, settings: Settings,
+                 support_scorer: SupportScorer | None = None) -> None:
+        """``embedder`` checks answer sentences (EmbeddingSupportScorer) unless ``support_scorer`` is given or
+        AnswerSettings.support_scorer names a cross-encoder."""
+        self.retriever = retriever
+        self.generator = generator
+        self.settings = settings
+        self.support_scorer = support_scorer or build_support_scorer(settings.answer, embedder,
+                                                                     settings.embedder.device)
+
+    def _refusal(self, language: str) -> str:
+        a = self.settings.answer
+        return a.refusal_zh if language == "zh" else a.refusal_en
+
+    def _pack(self, question: str, passages: list[ScoredChunk], language: str,
+              generation: GenerationSettings) -> list[PackedPassage]:
+        overhead = self.generator.count_prompt_tokens(
+            build_messages(question, [], language, self._refusal(language)))
+        budget = prompt_budget(self.settings.answer.context_budget_tokens, self.generator.n_ctx,
+                               generation.max_new_tokens, overhead)
+        return pack_passages(passages, budget, self.generator.count_tokens)
+
+    def stream(self, question: str, generation: GenerationSettings | None = None) -> Iterator[AnswerEvent]:
+        """Yield a PassagesEvent, then TokenEvents as the answer is generated, then one DoneEvent."""
+        question = validate_question(question, self.settings.limits)
+        generation = generation or self.settings.generation
+        answer_settings = self.settings.answer
+        language = detect_language(question, answer_settings.zh_min_cjk_share)
+        refusal = self._refusal(language)
+        timings: dict[str, float] = {}
+
+        start = time.perf_counter()
+        result = self.retriever.retrieve(question)
+        timings["retrieve"] = time.perf_counter() - start
+        passages = list(result.passages)
+        yield PassagesEvent(passages, {**getattr(result, "timings", {}), "retrieve": timings["retrieve"]})
+
+        gate = check_evidence(passages, answer_settings.min_evidence_score, answer_settings.evidence_score_field)
+        if not gate.answerable:
+            yield TokenEvent(refusal)
+            yield DoneEvent(Answer(question=question, text=refusal, refused=True, passages=passages,
+                                   refusal_reason=f"evidence gate: {gate.reason}", language=language,
+                                   timings=timings))
+            return
+
+        packed = self._pack(question, passages, language, generation)
+        messages = build_messages(question, packed, language, refusal)
+        pieces: list[str] = []
+        n_pieces = 0
+        start = time.perf_counter()
+        for piece in self.generator.stream(messages, generation):
+            if not pieces:
+                timings["first_token"] = time.perf_counter() - start
+            pieces.append(piece)
+            n_pieces += 1
+            yield TokenEvent(piece)
+        timings["generate"] = time.perf_counter() - start
+        raw = "".join(pieces).strip()
+        yield DoneEvent(self._finish(question, raw, packed, passages, language, refusal, timings))
+
+    def _finish(self, question: str, raw: str, packed: list[PackedPassage], passages: list[ScoredChunk],
+                language: str, refusal: str, timings: dict[str, float]) -> Answer:
+        a = self.settings.answer
+        generated_tokens = self.generator.count_tokens(raw) if raw else 0
+        decode_time = timings["generate"] - timings.get("first_token", 0.0)
+        if generated_tokens > 1 and decode_time > 0:
+            timings["tokens_per_s"] = (generated_tokens - 1) / decode_time
+        timings["generated_tokens"] = float(generated_tokens)
+        if not raw or is_refusal(raw, (a.refusal_zh, a.refusal_en)):
+            return Answer(question=question, text=refusal, refused=True, passages=passages,
+                          refusal_reason="the model found no answer in the passages" if raw else "empty answer",
+                          language=language, timings=timings)
+        text = remove_invalid_citations(raw, {p.number for p in packed})
+        start = time.perf_counter()
+        checks = check_answer(text, packed, self.support_scorer, a.min_support_score,
+                              skip=(a.refusal_zh, a.refusal_en))
+        timings["check"] = time.perf_counter() - start
+        return Answer(question=question, text=text, refused=False, citations=build_citations(text, packed),
+                      passages=passages, checks=checks, language=language, timings=timings)
+
+    def answer(self, question: str, generation: GenerationSettings | None = None) -> Answer:
+        for event in self.stream(question, generation):
+            if isinstance(event, DoneEvent):
+                return event.answer
+        raise RuntimeError("the answer stream ended without an answer")
+
+
+def build_support_scorer(answer: AnswerSettings, embedder, device: str = "cpu") -> SupportScorer:
+    if answer.support_scorer == "embedder":
+        return EmbeddingSupportScorer(embedder)
+    return CrossEncoderSupportScorer(answer.support_scorer, device=device)
+
+
+def build_pipeline(settings: Settings) -> AnswerPipeline:
+    """Wire the configured knowledge base, embedder, retriever and LLM into a pipeline (models load once)."""
+    from ingest.embedder import load_embedder
+    from ingest.knowledge_base import KnowledgeBase
+    from retrieval.hybrid_retriever import build_retriever
+
+    embedder = load_embedder(settings.embedder, settings.models_path)
+    kb = KnowledgeBase.open(settings.kb_path)
+    retriever = build_retriever(settings, kb=kb, embedder=embedder)
+    generator = load_generator(settings.generation, settings.models_path)
+    return AnswerPipeline(retriever, generator, embedder, settings)

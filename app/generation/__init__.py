@@ -1,0 +1,1 @@
+"""Local LLM backends behind one streaming ``Generator`` protocol (llama.cpp, transformers, OpenAI-compatible)."""

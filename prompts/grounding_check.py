@@ -1,0 +1,84 @@
+"""Check each answer sentence against the passages it cites: a support score per sentence, flagged when low."""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from prompts.citations import parse_citations, remove_invalid_citations
+from prompts.records import SentenceCheck
+from prompts.sentences import split_sentences
+from prompts.templates import PackedPassage
+
+
+class SupportScorer(Protocol):
+    def score(self, claims: Sequence[str], evidence: Sequence[Sequence[str]]) -> list[float]:
+        """For each claim, how well the best of its evidence texts supports it (higher = better)."""
+        ...
+
+
+class _QueryEncoder(Protocol):
+    def encode_queries(self, texts: list[str]) -> np.ndarray: ...
+
+
+class EmbeddingSupportScorer:
+    """Cosine similarity between a claim and each evidence sentence (max), with the retrieval embedder.
+
+    Both sides are encoded as queries: the comparison is symmetric (sentence vs sentence), which is how e5-style
+    models are meant to be used for similarity.
+    """
+
+    def __init__(self, embedder: _QueryEncoder) -> None:
+        self._embedder = embedder
+
+    def score(self, claims: Sequence[str], evidence: Sequence[Sequence[str]]) -> list[float]:
+        if not claims:
+            return []
+        texts = list(dict.fromkeys(t for group in evidence for t in group))
+        if not texts:
+            return [0.0] * len(claims)
+        claim_vecs = self._embedder.encode_queries(list(claims))
+        evidence_vecs = self._embedder.encode_queries(texts)
+        row = {t: i for i, t in enumerate(texts)}
+        sims = claim_vecs @ evidence_vecs.T
+        return [float(max(sims[i, row[t]] for t in group)) if group else 0.0 for i, group in enumerate(evidence)]
+
+
+class CrossEncoderSupportScorer:
+    """Support from a sentence-transformers CrossEncoder (any local path or hub name), max over evidence texts."""
+
+    def __init__(self, model_name: str, device: str = "cpu") -> None:
+        from sentence_transformers import CrossEncoder
+
+        self._model = CrossEncoder(model_name, device=device)
+
+    def score(self, claims: Sequence[str], evidence: Sequence[Sequence[str]]) -> list[float]:
+        pairs = [(claim, text) for claim, group in zip(claims, evidence) for text in group]
+        if not pairs:
+            return [0.0] * len(claims)
+        flat = iter(self._model.predict(pairs).tolist())
+        return [max((next(flat) for _ in group), default=0.0) for group in evidence]
+
+
+def check_answer(answer_text: str, packed: list[PackedPassage], scorer: SupportScorer, min_support: float,
+                 skip: Sequence[str] = ()) -> list[SentenceCheck]:
+    """One SentenceCheck per answer sentence (sentences equal to an entry of ``skip``, e.g. the refusal, are not
+    checked). A cited sentence is scored against the sentences of the passages it cites; an uncited one against
+    all passages, so a claim with no citation still gets flagged when nothing supports it."""
+    by_number = {p.number: p for p in packed}
+    valid = set(by_number)
+    sentences = [s for s in split_sentences(remove_invalid_citations(answer_text, valid)) if s not in skip]
+    claims, cited_lists, evidence = [], [], []
+    for sentence in sentences:
+        claim = remove_invalid_citations(sentence, set()).strip()
+        if not any(ch.isalnum() for ch in claim):
+            continue  # a bare citation or punctuation left over from splitting
+        cited = [n for n in parse_citations(sentence) if n in valid]
+        sources = [by_number[n] for n in cited] if cited else packed
+        claims.append(claim)
+        cited_lists.append(cited)
+        evidence.append([s for p in sources for s in split_sentences(p.text)])
+    scores = scorer.score(claims, evidence)
+    return [SentenceCheck(sentence=claim, cited=cited, support_score=score, supported=score >= min_support)
+            for claim, cited, score in zip(claims, cited_lists, scores)]

@@ -1,0 +1,71 @@
+"""Small fakes for answer-side unit tests: a retriever with fixed passages, a scripted generator, a
+character-bigram embedder. Real components are exercised in the slow end-to-end tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ingest.records import Chunk
+from retrieval.results import RetrievalResult, ScoredChunk
+
+
+def scored(text: str, chunk_id: int = 1, dense: float | None = 0.9, source: str = "docs/note.md",
+           page: int | None = None, heading: list[str] | None = None) -> ScoredChunk:
+    chunk = Chunk(chunk_id=chunk_id, doc_id=f"d{chunk_id}", source=source, text=text, ordinal=0, page=page,
+                  heading_path=heading or [])
+    return ScoredChunk(chunk=chunk, dense_score=dense, dense_rank=chunk_id)
+
+
+@dataclass
+class FakeRetriever:
+    passages: list[ScoredChunk]
+    calls: list[str] = field(default_factory=list)
+
+    def retrieve(self, query: str, top_k: int | None = None) -> RetrievalResult:
+        self.calls.append(query)
+        return RetrievalResult(query=query, passages=list(self.passages), timings={"total": 0.0})
+
+
+class ScriptedGenerator:
+    """Yields a fixed answer in pieces; counts characters as tokens; records the messages it was given."""
+
+    name = "scripted"
+
+    def __init__(self, answer: str, n_ctx: int = 4096) -> None:
+        self.answer = answer
+        self.n_ctx = n_ctx
+        self.calls: list[list[dict]] = []
+
+    def stream(self, messages, settings):
+        self.calls.append(messages)
+        for i in range(0, len(self.answer), 3):
+            yield self.answer[i:i + 3]
+
+    def count_tokens(self, text: str) -> int:
+        return len(text)
+
+    def count_prompt_tokens(self, messages) -> int:
+        return sum(len(m["content"]) + 4 for m in messages)
+
+
+class BigramEmbedder:
+    """Hashes character bigrams into a normalised vector: similar wording gives a high cosine."""
+
+    name = "bigram"
+    dimension = 256
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for a, b in zip(text, text[1:]):
+                out[row, hash(a + b) % self.dimension] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1.0, norms)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts)
+
+    def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        return self._encode(texts)
