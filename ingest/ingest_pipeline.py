@@ -1,0 +1,267 @@
+"""One incremental ingest run: scan → plan → load and chunk → embed (cached) → write a new generation.
+
+Unchanged files are skipped, changed ones replaced, files gone from the ingested folders removed, and content
+already stored under another path is not embedded again. A file that cannot be loaded is reported and skipped;
+its previously ingested version, if any, stays. Everything is committed at once at the end (see kb_writer).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
+
+import faiss
+import numpy as np
+from tqdm import tqdm
+
+from app.config import Settings
+from ingest.catalog import Catalog, CatalogError
+from ingest.chunking import chunk_document
+from ingest.embedding_cache import EmbeddingCache, text_hash
+from ingest.ingest_plan import IngestPlan, plan_ingest
+from ingest.ingest_report import FileFailure, IngestReport
+from ingest.kb_layout import EMBEDDING_CACHE_FILE
+from ingest.kb_lock import WriterLock
+from ingest.kb_writer import GenerationWriter, KeywordBuilder, clean_leftovers, collect_garbage, live_state
+from ingest.knowledge_base import KnowledgeBaseError
+from ingest.loaders import SUPPORTED_EXTENSIONS, LoadError, load_document
+from ingest.records import ChunkDraft, DocumentRecord
+from ingest.source_scan import SourceFile, scan_sources
+
+if TYPE_CHECKING:
+    from ingest.embedder import Embedder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedContent:
+    """New content to store: its chunks, and every path (new or changed) that holds it."""
+
+    content_hash: str
+    title: str
+    file_type: str
+    drafts: list[ChunkDraft]
+    sources: list[SourceFile]
+
+
+@dataclass
+class IngestOptions:
+    rebuild: bool = False  # start from an empty knowledge base (keeps only what is under the given paths)
+    dry_run: bool = False  # plan, load and chunk, report; embed and write nothing
+    progress: bool = True  # tqdm bars on stderr
+
+
+def _default_embedder(settings: Settings) -> "Embedder":
+    from ingest.embedder import load_embedder
+    return load_embedder(settings.embedder, settings.models_path)
+
+
+def _default_keyword_builder(settings: Settings) -> KeywordBuilder:
+    from retrieval.keyword_index import build_keyword_index
+    return lambda ids, texts, out_dir: build_keyword_index(ids, texts, out_dir, settings.retrieval)
+
+
+def _cache_key(embedder: "Embedder", settings: Settings) -> str:
+    """Vectors depend on the model and on how passages are prepared, so all of it keys the cache."""
+    s = settings.embedder
+    return f"{embedder.name}|{embedder.dimension}|{s.passage_prefix}|{s.max_seq_length}"
+
+
+def _known_documents(settings: Settings, rebuild: bool) -> dict[str, DocumentRecord]:
+    live = live_state(settings.kb_path)
+    if live is None or rebuild:
+        return {}
+    try:
+        catalog = Catalog.open_readonly(live.paths.catalog)
+    except CatalogError as exc:
+        raise KnowledgeBaseError(f"knowledge base {settings.kb_path} is damaged ({exc}); "
+                                 "rebuild it with --rebuild") from exc
+    try:
+        return {doc.path: doc for doc in catalog.documents()}
+    finally:
+        catalog.close()
+
+
+def _load_contents(plan: IngestPlan, known_hashes: set[str], settings: Settings, report: IngestReport,
+                   progress: bool) -> tuple[list[LoadedContent], list[tuple[SourceFile, str]]]:
+    """Load and chunk new/changed files whose content is not stored yet.
+
+    Returns the new contents, and the (file, content hash) pairs whose content is already stored (duplicates).
+    """
+    contents: dict[str, LoadedContent] = {}
+    duplicates: list[tuple[SourceFile, str]] = []
+    failed_hashes: dict[str, str] = {}
+    todo = plan.new + plan.changed
+    for source, digest in tqdm(todo, desc="loading", unit="file", disable=not progress, file=sys.stderr):
+        if digest is not None and digest in known_hashes:
+            duplicates.append((source, digest))
+            continue
+        if digest is not None and digest in contents:
+            contents[digest].sources.append(source)
+            continue
+        if digest is not None and digest in failed_hashes:
+            _fail(report, source.path, failed_hashes[digest])
+            continue
+        try:
+            doc = load_document(Path(source.path), settings.limits)
+            drafts = chunk_document(doc, settings.chunking)
+        except LoadError as exc:
+            _fail(report, source.path, exc.reason)
+            if digest is not None:
+                failed_hashes[digest] = exc.reason
+            continue
+        if len(drafts) > settings.limits.max_chunks_per_document:
+            reason = (f"makes {len(drafts)} chunks, over the limit of {settings.limits.max_chunks_per_document} "
+                      "(limits.max_chunks_per_document)")
+            _fail(report, source.path, reason)
+            failed_hashes[doc.content_hash] = reason
+            continue
+        if doc.content_hash in known_hashes:  # the file changed to stored content since it was hashed
+            duplicates.append((source, doc.content_hash))
+        elif doc.content_hash in contents:
+            contents[doc.content_hash].sources.append(source)
+        else:
+            contents[doc.content_hash] = LoadedContent(doc.content_hash, doc.title, doc.file_type, drafts, [source])
+    return list(contents.values()), duplicates
+
+
+def _fail(report: IngestReport, path: str, reason: str) -> None:
+    failure = FileFailure(path, reason)
+    report.failures.append(failure)
+    log.warning("skipped %s", failure)
+
+
+def _embed(texts: Sequence[str], embedder: "Embedder", cache: EmbeddingCache, batch_size: int,
+           report: IngestReport, progress: bool) -> dict[str, np.ndarray]:
+    """Vectors for ``texts`` keyed by text hash: from the cache, else embedded batch by batch and cached at once."""
+    vectors = cache.get_many(texts)
+    report.passages_cached = len(vectors)
+    missing = list(dict.fromkeys(t for t in texts if text_hash(t) not in vectors))
+    started = time.perf_counter()
+    with tqdm(total=len(missing), desc="embedding", unit="passage", disable=not progress, file=sys.stderr) as bar:
+        for start in range(0, len(missing), batch_size):
+            batch = missing[start:start + batch_size]
+            embedded = np.ascontiguousarray(embedder.encode_passages(batch), dtype=np.float32)
+            faiss.normalize_L2(embedded)  # the contract says normalised; inner-product search relies on it
+            cache.put_many(batch, embedded)
+            vectors.update((text_hash(t), v) for t, v in zip(batch, embedded))
+            bar.update(len(batch))
+    report.passages_embedded = len(missing)
+    report.embed_seconds = time.perf_counter() - started
+    return vectors
+
+
+def _document(source: SourceFile, content_hash: str, n_chunks: int, title: str, file_type: str) -> DocumentRecord:
+    return DocumentRecord(path=source.path, content_hash=content_hash, mtime=source.mtime or 0.0,
+                          size=source.size or 0, n_chunks=n_chunks, file_type=file_type, title=title,
+                          updated_at=time.time())
+
+
+def _apply(writer: GenerationWriter, plan: IngestPlan, contents: list[LoadedContent],
+           duplicates: list[tuple[SourceFile, str]], vectors: dict[str, np.ndarray], report: IngestReport) -> None:
+    catalog = writer.catalog
+    new_paths = {source.path for source, _ in plan.new}
+    for path in plan.removed:
+        catalog.remove_document(path)
+    for source, previous in plan.touched:
+        catalog.put_document(_document(source, previous.content_hash, previous.n_chunks, previous.title,
+                                       previous.file_type))
+    for content in contents:
+        ids = catalog.add_chunks(content.content_hash, content.drafts)
+        writer.add(ids, np.stack([vectors[text_hash(d.text)] for d in content.drafts]) if ids else [])
+        report.chunks_added += len(ids)
+        report.files_duplicate += len(content.sources) - 1
+        for source in content.sources:
+            catalog.put_document(_document(source, content.content_hash, len(ids), content.title, content.file_type))
+            report.files_added += source.path in new_paths
+            report.files_updated += source.path not in new_paths
+    for source, digest in duplicates:
+        stored = catalog.document_with_content(digest)
+        assert stored is not None, "duplicate of content missing from the catalog"
+        catalog.put_document(_document(source, digest, stored.n_chunks, stored.title, stored.file_type))
+        report.files_duplicate += 1
+        report.files_added += source.path in new_paths
+        report.files_updated += source.path not in new_paths
+    orphans = catalog.remove_orphan_contents()
+    writer.remove(orphans)
+    report.chunks_removed = len(orphans)
+    report.files_removed = len(plan.removed)
+
+
+def run_ingest(settings: Settings, paths: Sequence[Path], options: IngestOptions | None = None,
+               embedder_factory: Callable[[], "Embedder"] | None = None,
+               keyword_builder: KeywordBuilder | None = None) -> IngestReport:
+    """Bring the knowledge base at ``settings.kb_path`` in line with the files under ``paths``.
+
+    Raises KnowledgeBaseLockedError when another ingest holds the lock, KnowledgeBaseError when the base is damaged
+    or was built by another embedder (``options.rebuild`` starts over). Failed files are in the report.
+    """
+    options = options or IngestOptions()
+    get_embedder = embedder_factory or (lambda: _default_embedder(settings))
+    build_keywords = keyword_builder or _default_keyword_builder(settings)
+    kb_dir = settings.kb_path
+    started = time.perf_counter()
+    report = IngestReport(kb_dir=str(kb_dir), dry_run=options.dry_run)
+    lock = WriterLock(kb_dir)
+    if not options.dry_run:
+        lock.acquire()
+    try:
+        if not options.dry_run:
+            for name in clean_leftovers(kb_dir):
+                log.info("removed %s left by an interrupted ingest", name)
+        scan = scan_sources(paths, SUPPORTED_EXTENSIONS)
+        for root in scan.missing_roots:
+            _fail(report, root, "no such file or directory")
+        known = _known_documents(settings, options.rebuild)
+        plan = plan_ingest(scan, known)
+        report.files_skipped = len(plan.unchanged) + len(plan.touched)
+        known_hashes = {doc.content_hash for doc in known.values()}
+        contents, duplicates = _load_contents(plan, known_hashes, settings, report, options.progress)
+        live = live_state(kb_dir)
+        texts = [d.text for c in contents for d in c.drafts]
+        if options.dry_run:
+            report.files_added = sum(len(c.sources) for c in contents) + len(duplicates)
+            report.files_removed = len(plan.removed)
+            report.chunks_added = len(texts)
+            report.generation = live.name if live else ""
+            return report
+        changed = bool(contents or duplicates or plan.touched or plan.removed)
+        if not changed and live is not None and not options.rebuild:
+            report.generation = live.name
+            report.chunks_total = live.manifest.n_chunks
+            report.documents_total = live.manifest.n_documents
+            return report
+        if texts or live is None or options.rebuild:
+            embedder = get_embedder()
+            name, dimension = embedder.name, embedder.dimension
+        else:
+            embedder, name, dimension = None, live.manifest.embedder, live.manifest.dimension
+        writer = GenerationWriter.start(kb_dir, name, dimension, settings.index, rebuild=options.rebuild)
+        try:
+            vectors: dict[str, np.ndarray] = {}
+            if texts and embedder is not None:
+                cache = EmbeddingCache(kb_dir / EMBEDDING_CACHE_FILE, _cache_key(embedder, settings), dimension)
+                try:
+                    vectors = _embed(texts, embedder, cache, settings.embedder.batch_size, report, options.progress)
+                finally:
+                    cache.close()
+            _apply(writer, plan, contents, duplicates, vectors, report)
+            manifest = writer.commit(build_keywords)
+        except BaseException:
+            writer.abort()
+            raise
+        report.committed = True
+        report.generation = manifest.generation
+        report.chunks_total = manifest.n_chunks
+        report.documents_total = manifest.n_documents
+        for name in collect_garbage(kb_dir, settings.index.keep_generations):
+            log.info("removed old generation %s", name)
+        return report
+    finally:
+        report.seconds = time.perf_counter() - started
+        lock.release()

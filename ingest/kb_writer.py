@@ -1,0 +1,213 @@
+"""Writing a knowledge base: a new generation built beside the live one, then committed atomically.
+
+The writer (holding the lock) copies the live catalog and index into ``generations/.incomplete-<name>``, applies
+the changes there, fsyncs everything, renames the folder to ``generations/<name>`` and finally replaces CURRENT.
+Until that last ``os.replace`` the previous generation is what every reader sees, so a crash or kill at any
+moment leaves a usable, consistent knowledge base; the next writer deletes what an interrupted one left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import faiss
+import numpy as np
+
+from app.config import IndexSettings
+from ingest.catalog import Catalog, CatalogError
+from ingest.kb_layout import (INCOMPLETE_PREFIX, GenerationPaths, fsync_dir, generation_name, generation_number,
+                              generation_paths, generations_dir, read_current, write_current)
+from ingest.knowledge_base import KnowledgeBaseError, check_agreement
+from ingest.manifest import Manifest, ManifestError, read_manifest, write_manifest
+from ingest.vector_index import (VectorIndexError, add_vectors, create_index, index_ids, index_type, load_index,
+                                 needs_rebuild, remove_vectors, save_index, stored_vectors)
+
+log = logging.getLogger(__name__)
+
+# build_keyword_index(ids, texts, out_dir): writes the BM25 index of a generation.
+KeywordBuilder = Callable[[Sequence[int], Sequence[str], Path], None]
+
+
+@dataclass
+class LiveState:
+    """What the live generation holds, as far as a writer needs to know before changing it."""
+
+    name: str
+    manifest: Manifest
+    paths: GenerationPaths
+
+
+def live_state(kb_dir: Path) -> LiveState | None:
+    """The live generation's manifest, or None for an empty folder; a damaged manifest is a KnowledgeBaseError."""
+    name = read_current(kb_dir)
+    if name is None:
+        return None
+    paths = generation_paths(kb_dir, name)
+    try:
+        return LiveState(name, read_manifest(paths.manifest), paths)
+    except ManifestError as exc:
+        raise KnowledgeBaseError(f"knowledge base {kb_dir} is damaged ({exc}); rebuild it with --rebuild") from exc
+
+
+def clean_leftovers(kb_dir: Path) -> list[str]:
+    """Delete what interrupted writers left: incomplete generations, committed-but-never-live ones, temp files.
+
+    Call only while holding the writer lock. Returns the names removed.
+    """
+    removed: list[str] = []
+    gens = generations_dir(kb_dir)
+    live = read_current(kb_dir)
+    live_number = generation_number(live) if live else None
+    if gens.is_dir():
+        for entry in gens.iterdir():
+            number = generation_number(entry.name)
+            unflipped = number is not None and (live_number is None or number > live_number)
+            if entry.name.startswith(INCOMPLETE_PREFIX) or unflipped:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry.name)
+    for tmp in kb_dir.glob("CURRENT.tmp-*"):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp.name)
+    return removed
+
+
+def collect_garbage(kb_dir: Path, keep: int) -> list[str]:
+    """Delete generations older than the live one beyond the ``keep`` newest (readers may still use those)."""
+    live = read_current(kb_dir)
+    live_number = generation_number(live) if live else None
+    if live_number is None or not generations_dir(kb_dir).is_dir():
+        return []
+    older = sorted((n, e) for e in generations_dir(kb_dir).iterdir()
+                   if (n := generation_number(e.name)) is not None and n < live_number)
+    doomed = older[:max(0, len(older) - max(keep, 0))]
+    for _, entry in doomed:
+        shutil.rmtree(entry, ignore_errors=True)
+    return [entry.name for _, entry in doomed]
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _, filenames in os.walk(root):
+        for filename in filenames:
+            fd = os.open(os.path.join(dirpath, filename), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(dirpath))
+
+
+class GenerationWriter:
+    """One new generation in the making. Change ``catalog`` and the vectors, then ``commit()`` or ``abort()``."""
+
+    def __init__(self, kb_dir: Path, name: str, catalog: Catalog, index: faiss.Index | None, embedder: str,
+                 dimension: int, settings: IndexSettings, created_at: float):
+        self.kb_dir = kb_dir
+        self.name = name
+        self.paths = GenerationPaths(generations_dir(kb_dir) / f"{INCOMPLETE_PREFIX}{name}")
+        self.catalog = catalog
+        self.embedder = embedder
+        self.dimension = dimension
+        self.settings = settings
+        self._index = index
+        self._created_at = created_at
+        self._pending_ids: list[int] = []
+        self._pending_vectors: list[np.ndarray] = []
+        self._removed_ids: list[int] = []
+
+    @classmethod
+    def start(cls, kb_dir: Path, embedder: str, dimension: int, settings: IndexSettings,
+              rebuild: bool = False) -> "GenerationWriter":
+        """Begin a generation from the live one (or from nothing with ``rebuild``). Hold the lock first."""
+        live = live_state(kb_dir)
+        if live is not None and not rebuild:
+            if live.manifest.embedder != embedder or live.manifest.dimension != dimension:
+                raise KnowledgeBaseError(
+                    f"knowledge base {kb_dir} was built with embedder {live.manifest.embedder!r} "
+                    f"({live.manifest.dimension}-dim), not {embedder!r} ({dimension}-dim): rebuild it with --rebuild")
+        numbers = [n for e in generations_dir(kb_dir).iterdir() if (n := generation_number(e.name)) is not None] \
+            if generations_dir(kb_dir).is_dir() else []
+        name = generation_name(max(numbers, default=0) + 1)
+        root = generations_dir(kb_dir) / f"{INCOMPLETE_PREFIX}{name}"
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        target = GenerationPaths(root)
+        try:
+            if live is not None and not rebuild:
+                catalog = Catalog.copy(live.paths.catalog, target.catalog)
+                index = load_index(live.paths.index, settings)
+                check_agreement(live.manifest, index, catalog)
+                created_at = live.manifest.created_at
+            else:
+                catalog = Catalog.create(target.catalog)
+                index, created_at = None, time.time()
+        except (CatalogError, VectorIndexError) as exc:
+            shutil.rmtree(root, ignore_errors=True)
+            raise KnowledgeBaseError(f"knowledge base {kb_dir} is damaged ({exc}); rebuild it with --rebuild") from exc
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+        return cls(kb_dir, name, catalog, index, embedder, dimension, settings, created_at)
+
+    def add(self, ids: Sequence[int], vectors: np.ndarray) -> None:
+        """Vectors for chunks just added to ``catalog``; they go into the index at commit."""
+        if len(ids):
+            self._pending_ids.extend(int(i) for i in ids)
+            self._pending_vectors.append(np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dimension))
+
+    def remove(self, ids: Sequence[int]) -> None:
+        """Chunk ids already deleted from ``catalog`` whose vectors must go."""
+        self._removed_ids.extend(int(i) for i in ids)
+
+    def _final_index(self) -> faiss.Index:
+        vectors = (np.concatenate(self._pending_vectors) if self._pending_vectors
+                   else np.zeros((0, self.dimension), np.float32))
+        if self._index is None:
+            return create_index(vectors, self._pending_ids, self.settings)
+        index = remove_vectors(self._index, self._removed_ids, self.settings)
+        add_vectors(index, self._pending_ids, vectors)
+        if needs_rebuild(index, index.ntotal, self.settings):
+            try:
+                ids, all_vectors = stored_vectors(index)
+            except VectorIndexError as exc:
+                log.warning("keeping the %s index (%s); run with --rebuild to change the index type",
+                            index_type(index), exc)
+                return index
+            index = create_index(all_vectors, ids, self.settings)
+        return index
+
+    def commit(self, keyword_builder: KeywordBuilder) -> Manifest:
+        """Write index, keyword index and manifest, make them durable, then make this generation live."""
+        index = self._final_index()
+        catalog_ids = self.catalog.chunk_ids()
+        if not np.array_equal(np.sort(index_ids(index)), np.asarray(catalog_ids, dtype=np.int64)):
+            raise KnowledgeBaseError("internal error: catalog and vector index disagree; nothing was committed")
+        now = time.time()
+        manifest = Manifest(embedder=self.embedder, dimension=self.dimension, index_type=index_type(index),
+                            n_documents=self.catalog.count_documents(), n_chunks=len(catalog_ids),
+                            created_at=self._created_at, updated_at=now, generation=self.name)
+        ids, texts = zip(*self.catalog.iter_id_text()) if catalog_ids else ((), ())
+        self.catalog.commit()
+        self.catalog.close()
+        save_index(index, self.paths.index)
+        keyword_builder(list(ids), list(texts), self.paths.keyword_dir)
+        write_manifest(manifest, self.paths.manifest)
+        _fsync_tree(self.paths.root)
+        final = generation_paths(self.kb_dir, self.name).root
+        os.rename(self.paths.root, final)
+        fsync_dir(final.parent)
+        write_current(self.kb_dir, self.name)
+        return manifest
+
+    def abort(self) -> None:
+        """Throw the unfinished generation away (the live one is untouched)."""
+        try:
+            self.catalog.close()
+        except Exception:  # already closed by a commit that failed later
+            pass
+        shutil.rmtree(self.paths.root, ignore_errors=True)

@@ -1,0 +1,132 @@
+"""Read-only snapshot of a knowledge base: the generation named by CURRENT when it was opened.
+
+Readers never take the writer's lock: generations are immutable once committed, and a new ingest writes a new
+generation and flips CURRENT, so an open KnowledgeBase keeps seeing the same consistent data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import faiss
+
+from app.config import IndexSettings
+from ingest.catalog import Catalog, CatalogError
+from ingest.kb_layout import generation_paths, read_current
+from ingest.manifest import Manifest, ManifestError, read_manifest
+from ingest.records import Chunk, DocumentRecord
+from ingest.vector_index import VectorIndexError, load_index, to_device
+
+
+_OPEN_ATTEMPTS = 3
+
+
+class KnowledgeBaseError(Exception):
+    """The knowledge base is missing, damaged, or was built by another embedder."""
+
+
+class KnowledgeBase:
+    def __init__(self, kb_dir: Path, manifest: Manifest, index: faiss.Index, catalog: Catalog,
+                 keyword_index_dir: Path):
+        self.kb_dir = kb_dir
+        self.manifest = manifest
+        self.index = index
+        self.keyword_index_dir = keyword_index_dir
+        self._catalog = catalog
+
+    @classmethod
+    def open(cls, kb_dir: Path, embedder: str | None = None, dimension: int | None = None,
+             index_settings: IndexSettings | None = None) -> "KnowledgeBase":
+        """Open the live generation. Give ``embedder`` (its name) / ``dimension`` to refuse a base built by
+        another embedder; ``index_settings.device="cuda"`` puts the index on a GPU when faiss-gpu sees one."""
+        kb_dir = Path(kb_dir)
+        index_settings = index_settings or IndexSettings()
+        # A writer may commit and delete old generations between our reading CURRENT and opening its files;
+        # CURRENT then names a newer generation, so try that one.
+        for _ in range(_OPEN_ATTEMPTS):
+            name = read_current(kb_dir)
+            if name is None:
+                raise KnowledgeBaseError(f"{kb_dir}: no knowledge base here yet (run `python -m ingest` first)")
+            try:
+                return cls._open_generation(kb_dir, name, embedder, dimension, index_settings)
+            except KnowledgeBaseError:
+                if read_current(kb_dir) == name:
+                    raise
+        raise KnowledgeBaseError(f"{kb_dir}: the knowledge base changed too often while opening it; try again")
+
+    @classmethod
+    def _open_generation(cls, kb_dir: Path, name: str, embedder: str | None, dimension: int | None,
+                         index_settings: IndexSettings) -> "KnowledgeBase":
+        paths = generation_paths(kb_dir, name)
+        if not paths.root.is_dir():
+            raise KnowledgeBaseError(f"{kb_dir}: CURRENT names generation {name!r}, which does not exist")
+        try:
+            manifest = read_manifest(paths.manifest)
+        except ManifestError as exc:
+            raise KnowledgeBaseError(f"knowledge base {kb_dir} is damaged: {exc}") from exc
+        if embedder is not None and manifest.embedder != embedder:
+            raise KnowledgeBaseError(
+                f"knowledge base {kb_dir} was built with embedder {manifest.embedder!r}, not {embedder!r}: "
+                f"use the same embedder, or rebuild it with `python -m ingest --rebuild`")
+        if dimension is not None and manifest.dimension != dimension:
+            raise KnowledgeBaseError(f"knowledge base {kb_dir} holds {manifest.dimension}-dim vectors, the "
+                                     f"embedder makes {dimension}-dim ones: rebuild with `python -m ingest --rebuild`")
+        try:
+            index = load_index(paths.index, index_settings)
+            catalog = Catalog.open_readonly(paths.catalog)
+        except (VectorIndexError, CatalogError) as exc:
+            raise KnowledgeBaseError(f"knowledge base {kb_dir} is damaged: {exc}") from exc
+        try:
+            check_agreement(manifest, index, catalog)
+        except KnowledgeBaseError:
+            catalog.close()
+            raise
+        return cls(kb_dir, manifest, to_device(index, index_settings), catalog, paths.keyword_dir)
+
+    def get_chunks(self, ids: Sequence[int]) -> list[Chunk]:
+        """Chunks for ``ids`` in the same order; unknown ids (e.g. FAISS's -1 padding) are skipped."""
+        return self._catalog.get_chunks(ids)
+
+    def neighbours(self, chunk: Chunk, window: int = 1) -> list[Chunk]:
+        """Chunks of the same document with ordinal within ``window`` of ``chunk`` (itself included), in order."""
+        return self._catalog.neighbours(chunk, window)
+
+    def documents(self) -> list[DocumentRecord]:
+        return self._catalog.documents()
+
+    def iter_chunks(self) -> Iterator[Chunk]:
+        return self._catalog.iter_chunks()
+
+    def chunk_ids(self) -> list[int]:
+        return self._catalog.chunk_ids()
+
+    def close(self) -> None:
+        self._catalog.close()
+
+    def __enter__(self) -> "KnowledgeBase":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_agreement(manifest: Manifest, index: faiss.Index, catalog: Catalog) -> None:
+    """Cheap consistency checks run on every open: counts and dimension agree across the three files."""
+    where = catalog.path.parent
+    try:
+        n_catalog = catalog.count_chunks()
+        n_documents = catalog.count_documents()
+    except Exception as exc:  # sqlite3.DatabaseError from a damaged page deep in the file
+        raise KnowledgeBaseError(f"knowledge base generation {where} is damaged: catalog unreadable ({exc})") from exc
+    problems = []
+    if index.d != manifest.dimension:
+        problems.append(f"index dimension {index.d} != manifest {manifest.dimension}")
+    if index.ntotal != manifest.n_chunks:
+        problems.append(f"index holds {index.ntotal} vectors, manifest says {manifest.n_chunks}")
+    if n_catalog != manifest.n_chunks:
+        problems.append(f"catalog holds {n_catalog} chunks, manifest says {manifest.n_chunks}")
+    if n_documents != manifest.n_documents:
+        problems.append(f"catalog holds {n_documents} documents, manifest says {manifest.n_documents}")
+    if problems:
+        raise KnowledgeBaseError(f"knowledge base generation {where} is inconsistent: {'; '.join(problems)}")
