@@ -161,15 +161,12 @@ class _PagePacker:
 
 
 def _text_units(text: str, block: Block, size: int) -> list[_Unit]:
-    """Units of a paragraph or code block: the whole block if it fits, else its sentences (code: its lines),
-    each cut further if still longer than ``size``."""
-    kind = "code" if block.kind == "code" else "text"
-    if block.end - block.start <= size:
-        spans = [(block.start, block.end)]
-    elif kind == "code":
-        spans = _code_lines(text, block.start, block.end)
+    """Units of a paragraph (its sentences) or code block (its lines), each cut further if longer than ``size``.
+    The packer keeps the units of a block together when the whole block fits."""
+    if block.kind == "code":
+        kind, spans = "code", _code_lines(text, block.start, block.end)
     else:
-        spans = split_sentences(text, block.start, block.end)
+        kind, spans = "text", split_sentences(text, block.start, block.end)
     units: list[_Unit] = []
     for s, e in spans:
         pieces = hard_split(text, s, e, size) if e - s > size else [(s, e)]
@@ -223,7 +220,7 @@ def _merge_tiny(pieces: list[_Piece], settings: ChunkingSettings) -> list[_Piece
 
 def chunk_document(doc: LoadedDocument, settings: ChunkingSettings) -> list[ChunkDraft]:
     """Chunks of ``doc`` in reading order, ``ordinal`` counting from 0 across pages."""
-    plain_headings = doc.file_type == "text"
+    plain_headings = doc.file_type in ("text", "pdf")  # Markdown-like sources mark headings with "#"
     stack: list[tuple[int, str]] = []  # (level, title) of the headings in force; carried across PDF pages
     drafts: list[ChunkDraft] = []
     for page in doc.pages:

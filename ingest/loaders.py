@@ -33,6 +33,8 @@ SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(FILE_TYPES)
 _MARKDOWN_H1 = re.compile(r"^#\s+(.+)$", re.MULTILINE)
 _INDENT = re.compile(r"^[ \t]+", re.MULTILINE)
 _MB = 1024 * 1024
+# The first line of a plain-text file is its title when it is this short (a longer one is a sentence).
+MAX_TITLE_LINE_CHARS = 60
 
 
 def _stat(path: Path) -> os.stat_result:
@@ -74,6 +76,9 @@ def _text_pages(data: bytes, path: str, file_type: str) -> tuple[list[PageText],
             text = _INDENT.sub("", text)
         match = _MARKDOWN_H1.search(text) if file_type == "markdown" else None
         title = match.group(1).strip() if match else ""
+        first_line = text.lstrip().split("\n", 1)[0].strip()
+        if file_type == "text" and len(first_line) <= MAX_TITLE_LINE_CHARS:
+            title = first_line.lstrip("# ")
     return [PageText(text=text, page=None)], title
 
 

@@ -9,8 +9,8 @@ What it does, in order:
 3. the CJK *radicals-supplement* code points that NFKC leaves alone (``⻅`` → ``见``, ``⻚`` → ``页`` ...), which
    Chromium-printed PDFs emit, via a small table;
 4. control and invisible format characters removed (newline and tab kept);
-5. spaces/tabs between two CJK characters removed (PDF extraction and copy-paste insert them);
-   with ``join_wrapped_lines`` also single line breaks between two CJK characters (hard-wrapped PDF lines);
+5. for PDF text, lines wrapped by the page layout re-joined into paragraphs (``unwrap_pdf_lines``);
+   then spaces/tabs between two CJK characters removed (PDF extraction and copy-paste insert them);
 6. trailing spaces on lines dropped and runs of blank lines collapsed to one blank line.
 
 Markdown structure (headings, lists, tables, code fences, indentation) is left intact.
@@ -39,7 +39,9 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u200b\u2060\ufeff]")
 # Ideographs (incl. ext. A and compatibility), CJK punctuation, and full-width punctuation.
 _CJK = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff01-\uff0f\uff1a-\uff20"
 _SPACE_BETWEEN_CJK = re.compile(f"(?<=[{_CJK}])[ \t]+(?=[{_CJK}])")
-_NEWLINE_BETWEEN_CJK = re.compile(f"(?<=[{_CJK}])[ \t]*\n[ \t]*(?=[{_CJK}])")
+_CJK_CHAR = re.compile(f"[{_CJK}]")
+# A PDF line at least this fraction as wide as the page's widest line was wrapped by the layout.
+WRAP_MIN_FILL = 0.8
 _TRAILING_SPACE = re.compile(r"[ \t]+(?=\n)|[ \t]+\Z")
 _BLANK_RUN = re.compile(r"\n(?:[ \t]*\n)+")
 
@@ -50,27 +52,48 @@ def _nfkc_keeping_chinese_punctuation(text: str) -> str:
     return "".join(p if i % 2 else unicodedata.normalize("NFKC", p) for i, p in enumerate(parts))
 
 
-def _join_wrapped_cjk_lines(text: str) -> str:
-    """Join lines broken between two CJK characters, but never join a Markdown heading to the next line."""
-    def join(match: re.Match[str]) -> str:
-        line_start = text.rfind("\n", 0, match.start()) + 1
-        return match.group(0) if text.startswith("#", line_start) else ""
-    return _NEWLINE_BETWEEN_CJK.sub(join, text)
+def _display_width(line: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in line)
 
 
-def normalize_text(text: str, join_wrapped_lines: bool = False) -> str:
+def unwrap_pdf_lines(text: str, min_fill: float = WRAP_MIN_FILL) -> str:
+    """Rebuild paragraphs from PDF text, where every printed line ends in a newline.
+
+    A line at least ``min_fill`` as wide as the widest line on the page was wrapped by the layout, so it is joined
+    to the next line (with no space between two CJK characters, one space otherwise). A shorter line ended a
+    paragraph or is a heading, so its newline becomes a blank line (a paragraph break for the chunker).
+    """
+    lines = [line.strip() for line in text.split("\n")]
+    widths = [_display_width(line) for line in lines]
+    full = max(widths, default=0)
+    out: list[str] = [lines[0]] if lines else []
+    for width, line in zip(widths, lines[1:]):
+        if not line:
+            continue
+        prev = out[-1]
+        if prev and width >= min_fill * full:
+            cjk_join = _CJK_CHAR.match(prev[-1]) and _CJK_CHAR.match(line[0])
+            glue = "" if cjk_join or (prev.endswith("-") and prev[-2:-1].isalpha()) else " "
+            out[-1] = prev + glue + line
+        else:
+            out.append(line)
+    return "\n\n".join(out)
+
+
+def normalize_text(text: str, pdf_lines: bool = False) -> str:
     """Return ``text`` normalised as described in the module docstring.
 
-    ``join_wrapped_lines`` is meant for PDF text, where every visual line ends in a newline; in Markdown and
-    plain text a line break is the author's and is kept.
+    ``pdf_lines`` is for text extracted from a PDF page, where every printed line ends in a newline: lines are
+    re-joined into paragraphs by ``unwrap_pdf_lines``. In Markdown and plain text a line break is the author's and
+    is kept.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _nfkc_keeping_chinese_punctuation(text)
     text = text.translate(_RADICAL_TABLE)
     text = _CONTROL.sub("", text)
     text = _SPACE_BETWEEN_CJK.sub("", text)
-    if join_wrapped_lines:
-        text = _join_wrapped_cjk_lines(text)
+    if pdf_lines:
+        text = unwrap_pdf_lines(text)
     text = _TRAILING_SPACE.sub("", text)
     text = _BLANK_RUN.sub("\n\n", text)
     return text.strip("\n")

@@ -42,7 +42,7 @@ def read_pdf(data: bytes, path: str) -> tuple[list[PageText], str]:
             raw = page.extract_text() or ""
         except Exception as exc:  # same reason as above: any pypdf failure is a broken page
             raise LoadError(path, f"page {number}: cannot extract text ({type(exc).__name__}: {exc})") from exc
-        pages.append(PageText(text=normalize_text(raw, join_wrapped_lines=True), page=number))
+        pages.append(PageText(text=normalize_text(raw, pdf_lines=True), page=number))
     if not any(p.text.strip() for p in pages):
         raise LoadError(path, f"no extractable text in {n_pages} page(s) (scanned?)")
     return pages, _title(reader)
