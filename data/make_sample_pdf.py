@@ -1,4 +1,4 @@
-"""Regenerate data/tokenizer_notes.pdf, the sample corpus's PDF, with headless Chromium (CJK via fonts-noto-cjk).
+"""Regenerate data/sample/tokenizer_notes.pdf, the sample corpus's PDF, with headless Chromium (CJK via fonts-noto-cjk).
 
 The PDF is committed; run this only to change it:  python data/make_sample_pdf.py [--chromium /usr/bin/chromium]
 Chromium-printed CJK PDFs are a realistic test of text extraction: pypdf returns some characters as Kangxi
@@ -68,7 +68,7 @@ def build_html() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chromium", default="/usr/bin/chromium")
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("tokenizer_notes.pdf"))
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "sample" / "tokenizer_notes.pdf")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "tokenizer_notes.html"
