@@ -43,3 +43,82 @@ class HashEmbedder:
 
     def token_embeddings(self, texts: list[str], is_query: bool) -> list[np.ndarray]:
         return [self.encode_queries(list(t) or [" "]) for t in texts]
+
+
+# --- helpers shared by the store tests ---------------------------------------------------------------------------
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from app.config import Settings  # noqa: E402
+from ingest.kb_layout import generation_paths, read_current  # noqa: E402
+from ingest.knowledge_base import KnowledgeBase  # noqa: E402
+from ingest.vector_index import index_ids  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+FAKE_SCRIPT = Path(__file__).resolve().parent / "ingest_with_fake_embedder.py"
+
+# Distinct little topics so each file chunks into a few passages of its own.
+TOPICS = ["量化", "蒸馏", "剪枝", "检索", "排序", "分词", "注意力", "位置编码", "微调", "对齐", "推理", "缓存",
+          "批处理", "并行", "采样", "评测", "幻觉", "提示词", "向量", "索引"]
+
+
+def write_corpus(folder: Path, n_files: int, paragraphs: int = 3, tag: str = "") -> list[Path]:
+    """``n_files`` small Chinese text files with distinct content (a few chunks each with small chunk sizes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n_files):
+        topic = TOPICS[i % len(TOPICS)]
+        body = "\n\n".join(
+            f"第{p + 1}节：关于{topic}{i}{tag}的说明。{topic}{i}是本文件第{p + 1}段讨论的主题，"
+            f"它与编号{i * 100 + p}的实验有关，结论记录在这里以便检索。" for p in range(paragraphs))
+        path = folder / f"doc_{i:03d}.txt"
+        path.write_text(f"{topic}{i}{tag}\n\n{body}\n", encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def store_settings(tmp_path: Path) -> Settings:
+    """Settings for a knowledge base under ``tmp_path`` with small chunks (more chunks from small files)."""
+    settings = Settings(data_dir=tmp_path / "home")
+    settings.kb_dir = tmp_path / "kb"
+    settings.chunking.chunk_size = 80
+    settings.chunking.chunk_overlap = 10
+    settings.chunking.min_chunk_chars = 10
+    settings.embedder.batch_size = 4
+    return settings
+
+
+def write_config(path: Path, batch_size: int = 4, keep_generations: int = 2) -> Path:
+    path.write_text("[chunking]\nchunk_size = 80\nchunk_overlap = 10\nmin_chunk_chars = 10\n"
+                    f"[embedder]\nbatch_size = {batch_size}\n[index]\nkeep_generations = {keep_generations}\n",
+                    encoding="utf-8")
+    return path
+
+
+def fake_cli(args: list[str], tmp_path: Path, delay: float = 0.0, extra: list[str] | None = None,
+             **popen: object) -> subprocess.Popen:
+    """Start ``python -m ingest ARGS`` with the HashEmbedder in a subprocess (home and cwd inside tmp_path)."""
+    env = {**os.environ, "DOCQA_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
+    env.pop("DOCQA_CONFIG", None)
+    command = [sys.executable, str(FAKE_SCRIPT), "--delay", str(delay), *(extra or []), "--", *args]
+    return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, **popen)
+
+
+def assert_consistent(kb_dir: Path) -> KnowledgeBase | None:
+    """Open the live generation (None if there is none) and check catalog, FAISS and BM25 hold the same ids."""
+    from retrieval.keyword_index import KeywordIndex
+    if read_current(kb_dir) is None:
+        return None
+    kb = KnowledgeBase.open(kb_dir)
+    catalog_ids = kb.chunk_ids()
+    assert sorted(index_ids(kb.index).tolist()) == catalog_ids
+    assert kb.keyword_index_dir == generation_paths(kb_dir, kb.manifest.generation).keyword_dir
+    assert len(KeywordIndex.load(kb.keyword_index_dir)) == len(catalog_ids)
+    assert len(catalog_ids) == kb.manifest.n_chunks == len({c.chunk_id for c in kb.iter_chunks()})
+    for doc in kb.documents():
+        assert doc.n_chunks == sum(1 for c in kb.iter_chunks() if c.doc_id == doc.content_hash)
+    return kb
