@@ -6,7 +6,7 @@ Order of attempts, most reliable first:
 3. strict GB18030 (a superset of GBK/GB2312) if the result looks like Chinese: most Chinese characters decoded
    should lie in GB2312. Statistical detectors misread short GBK files (a few dozen characters) as Big5,
    Shift-JIS or cp1252, so this Chinese-first project tries GB18030 before asking one;
-4. charset-normalizer's best guess, decoded strictly.
+4. charset-normalizer's best guess (ties broken towards common legacy encodings), decoded strictly.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import codecs
 import re
 
-from charset_normalizer import from_bytes
+from charset_normalizer import CharsetMatch, from_bytes
 
 from ingest.load_error import LoadError
 
@@ -36,6 +36,9 @@ MAX_CONTROL_FRACTION = 0.05
 PLAUSIBILITY_SAMPLE_CHARS = 100_000
 DETECTOR_SAMPLE_BYTES = 1_000_000
 MIN_GB2312_SHARE = 0.9
+# Detector matches within this "chaos" of the best count as ties, broken by COMMON_LEGACY_ENCODINGS order.
+CHAOS_TOLERANCE = 0.1
+COMMON_LEGACY_ENCODINGS = ("cp1252", "big5", "cp932", "euc_kr", "cp1251", "cp1250")
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _HAN = re.compile("[\u4e00-\u9fff]")
@@ -53,6 +56,17 @@ def _looks_like_chinese(text: str) -> bool:
         except UnicodeEncodeError:
             pass
     return common / len(han) >= MIN_GB2312_SHARE
+
+
+def _best_guess(sample: bytes) -> CharsetMatch | None:
+    """charset-normalizer's best match, except that a common legacy encoding scoring nearly as well wins: on
+    short texts the detector's ranking is noise (it reads French cp1252 as Baltic cp1257)."""
+    matches = list(from_bytes(sample))
+    if not matches:
+        return None
+    floor = min(m.chaos for m in matches) + CHAOS_TOLERANCE
+    close = {m.encoding: m for m in matches if m.chaos <= floor}
+    return next((close[name] for name in COMMON_LEGACY_ENCODINGS if name in close), matches[0])
 
 
 def _decode(data: bytes, path: str) -> tuple[str, str]:
@@ -81,7 +95,7 @@ def _decode(data: bytes, path: str) -> tuple[str, str]:
             return text, "gb18030"
     except UnicodeDecodeError:
         pass
-    best = from_bytes(data[:DETECTOR_SAMPLE_BYTES]).best()
+    best = _best_guess(data[:DETECTOR_SAMPLE_BYTES])
     if best is None:
         raise LoadError(path, "undecodable text: not UTF-8 or GB18030, and no other encoding fits")
     try:
