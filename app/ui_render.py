@@ -1,124 +1,66 @@
-"""Safe Markdown for untrusted document text, and the cited-span highlight shown under each answer.
+"""Safe rendering of untrusted text on the chat page: passages, file names, headings and model output.
 
-Document text (passages, file names, headings) and model output (which may echo a passage) are untrusted: a
-document could carry ``<script>``, ``<img src=http://…>``, ``![x](http://…)`` or ``[link](javascript:…)``.
-Everything here renders such text *literally*: every ASCII punctuation character becomes a numeric character
-reference, so no Markdown, HTML, LaTeX (``$``), Streamlit directive (``:red[…]``) or autolink can form, and the page
-passes the result to ``st.markdown`` without ``unsafe_allow_html``. The only markup in the output is our own.
+A document could carry ``<script>``, ``<img src=http://…>``, ``![x](http://…)``, ``[link](javascript:…)`` or a bare
+URL. Blocks of such text go to ``st.html`` fully HTML-escaped: no Markdown is interpreted at all (so no image,
+link or autolink can form) and Streamlit's DOMPurify runs on top; the only tags are our own (``<mark>`` for the
+cited span). Short labels that must sit inside Markdown (sidebar, messages) use ``escape_inline``.
 """
 
 from __future__ import annotations
 
-import difflib
+import html
 import re
 from dataclasses import dataclass
 
+from app.cited_span import chunk_span_in_context, cited_span, claims_citing
 from prompts.records import Answer, Citation
 from retrieval.results import ScoredChunk
 
-# A match shorter than this many characters between an answer sentence and a passage is coincidence
-# (shared particles such as "的是"), not the span the answer was drawn from.
-_MIN_HIGHLIGHT_MATCH = 4
-# Passage sentence ends: Chinese and Western full stops, question and exclamation marks, and newlines.
-_SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)\s|\n")
-_CITATION_MARK = re.compile(r"\[(\d+)\]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_HIGHLIGHT_OPEN = ":orange-background["
-_HIGHLIGHT_CLOSE = "]"
+# GFM autolinks form from "scheme:", "www." and "user@host" even in escaped text; a word joiner (U+2060,
+# invisible) before ":" / "." / "@" keeps them from matching.
+_AUTOLINK_PARTS = re.compile(r"(?<=[A-Za-z0-9])(?=[:@])|(?i:(?<=www)(?=\.))")
+_CITATIONS = re.compile(r"(?:\[\d+\])+")
+_BLOCK_STYLE = "white-space: pre-wrap; overflow-wrap: anywhere; line-height: 1.6;"
+_MARK_STYLE = "background-color: rgba(255, 196, 0, 0.35); padding: 0 1px; border-radius: 2px;"
+_CITATION_STYLE = "color: #1f6feb; font-weight: 600;"
+_CURSOR = "▌"
+
+
+def _clean(text: str) -> str:
+    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def escape_inline(text: str) -> str:
-    """One line of untrusted text as Markdown that displays it literally (newlines become spaces)."""
-    text = _CONTROL.sub("", text.replace("\r", " ").replace("\n", " ").replace("\t", " "))
+    """One line of untrusted text as Markdown that shows it literally: every ASCII punctuation character becomes a
+    character reference (no Markdown, HTML, LaTeX ``$`` or ``:directive[]`` can form) and autolinks are broken."""
+    text = _AUTOLINK_PARTS.sub("\u2060", _clean(text).replace("\n", " ").replace("\t", " "))
     return "".join(f"&#{ord(ch)};" if ch.isascii() and not ch.isalnum() and ch != " " else ch for ch in text)
 
 
-def escape_block(text: str, span: tuple[int, int] | None = None) -> str:
-    """Untrusted multi-line text as Markdown that displays it literally, keeping its line breaks, with
-    ``text[span[0]:span[1]]`` highlighted when a span is given.
-
-    Leading spaces are dropped from each line so that no line turns into an indented code block; the highlight
-    directive cannot cross lines, so each line of the span is highlighted on its own.
-    """
-    text = text.replace("\r\n", "\n")
-    lines: list[str] = []
-    offset = 0
-    for raw in text.split("\n"):
-        line_start, line_end = offset, offset + len(raw)
-        offset = line_end + 1
-        stripped = raw.strip()
-        if not stripped:
-            if lines and lines[-1]:
-                lines.append("")
-            continue
-        lead = line_start + len(raw) - len(raw.lstrip())
-        trail = lead + len(stripped)
-        if span is None or span[1] <= lead or span[0] >= trail:
-            lines.append(escape_inline(stripped))
-            continue
-        a, b = max(span[0], lead), min(span[1], trail)
-        lines.append(escape_inline(text[lead:a]) + _HIGHLIGHT_OPEN + escape_inline(text[a:b]) + _HIGHLIGHT_CLOSE
-                     + escape_inline(text[b:trail]))
-    while lines and not lines[-1]:
-        lines.pop()
-    # A Markdown hard line break is a backslash at the end of a line; an empty line starts a new paragraph.
-    return "\n".join(line + ("\\" if line and nxt else "") for line, nxt in zip(lines, lines[1:] + [""]))
+def block_html(text: str, span: tuple[int, int] | None = None, css_class: str = "docqa-passage") -> str:
+    """Untrusted text as escaped HTML keeping its line breaks, with ``text[span[0]:span[1]]`` in ``<mark>``."""
+    text = _clean(text).strip("\n")
+    if span is not None and 0 <= span[0] < span[1] <= len(text):
+        a, b = span
+        body = (html.escape(text[:a]) + f'<mark style="{_MARK_STYLE}">' + html.escape(text[a:b]) + "</mark>"
+                + html.escape(text[b:]))
+    else:
+        body = html.escape(text)
+    return f'<div class="{css_class}" style="{_BLOCK_STYLE}">{body}</div>'
 
 
-def _sentence_bounds(text: str) -> list[tuple[int, int]]:
-    bounds, start = [], 0
-    for match in _SENTENCE_END.finditer(text):
-        if match.end() > start:
-            bounds.append((start, match.end()))
-            start = match.end()
-    if start < len(text):
-        bounds.append((start, len(text)))
-    return bounds
-
-
-def strip_citation_marks(text: str) -> str:
-    return _CITATION_MARK.sub("", text)
-
-
-def cited_span(passage: str, claims: list[str]) -> tuple[int, int] | None:
-    """The passage sentence(s) the claims were drawn from: those holding the longest verbatim overlaps.
-
-    Returns a character span into ``passage``, or None when no claim shares at least a few characters with it.
-    """
-    best: list[tuple[int, int]] = []
-    for claim in claims:
-        claim = strip_citation_marks(claim).strip()
-        if not claim:
-            continue
-        matcher = difflib.SequenceMatcher(None, passage, claim, autojunk=False)
-        match = matcher.find_longest_match(0, len(passage), 0, len(claim))
-        if match.size >= _MIN_HIGHLIGHT_MATCH:
-            best.append((match.a, match.a + match.size))
-    if not best:
-        return None
-    sentences = _sentence_bounds(passage)
-    covering = [s for s in sentences if any(a < s[1] and b > s[0] for a, b in best)]
-    start, end = min(s[0] for s in covering), max(s[1] for s in covering)
-    # Do not highlight the trailing newline/space of the last sentence.
-    while end > start and passage[end - 1].isspace():
-        end -= 1
-    while start < end and passage[start].isspace():
-        start += 1
-    return (start, end)
-
-
-def chunk_span_in_context(passage: ScoredChunk) -> tuple[int, int] | None:
-    """Where the retrieved chunk sits inside its neighbour-merged context text (None when not merged)."""
-    if not passage.context_text or passage.context_text == passage.chunk.text:
-        return None
-    start = passage.context_text.find(passage.chunk.text)
-    return None if start < 0 else (start, start + len(passage.chunk.text))
-
-
-def claims_citing(answer_text: str, number: int) -> list[str]:
-    """The sentences of an answer that cite passage ``[number]``."""
-    text = answer_text.replace("\n", " ")
-    return [text[a:b] for a, b in _sentence_bounds(text) if f"[{number}]" in text[a:b]]
+def answer_html(text: str, streaming: bool = False) -> str:
+    """Model output (which may echo a document) as escaped HTML, with its [n] citation markers coloured."""
+    pieces, last = [], 0
+    cleaned = _clean(text).strip()
+    for match in _CITATIONS.finditer(cleaned):
+        pieces.append(html.escape(cleaned[last:match.start()]))
+        pieces.append(f'<span style="{_CITATION_STYLE}">{html.escape(match.group())}</span>')
+        last = match.end()
+    pieces.append(html.escape(cleaned[last:]))
+    cursor = _CURSOR if streaming else ""
+    return f'<div class="docqa-answer" style="{_BLOCK_STYLE}">{"".join(pieces)}{cursor}</div>'
 
 
 @dataclass
@@ -133,21 +75,22 @@ class SourceView:
     """Everything the page shows for one cited (or considered) passage, already made safe."""
 
     number: int | None
-    title_md: str  # "file · page · heading", escaped
-    body_md: str  # the passage with the cited span highlighted, escaped
+    title_html: str  # "[n] file · page · heading", escaped
+    body_html: str  # the passage with the cited span highlighted, escaped
     scores: list[ScoreRow]
     source_path: str
 
 
-def source_title(passage: ScoredChunk, page_label: str) -> str:
+def source_title(passage: ScoredChunk, page_label: str, number: int | None) -> str:
     chunk = passage.chunk
     name = chunk.source.replace("\\", "/").rsplit("/", 1)[-1] or chunk.source
-    parts = [f"**{escape_inline(name)}**"]
+    parts = [f"<b>{html.escape(name)}</b>"]
     if chunk.page is not None:
-        parts.append(escape_inline(page_label.format(page=chunk.page)))
+        parts.append(html.escape(page_label.format(page=chunk.page)))
     if chunk.heading:
-        parts.append(escape_inline(chunk.heading))
-    return " · ".join(parts)
+        parts.append(html.escape(chunk.heading))
+    prefix = f'<span style="{_CITATION_STYLE}">[{number}]</span> ' if number is not None else ""
+    return f'<div class="docqa-source-title">{prefix}{" · ".join(parts)}</div>'
 
 
 def score_rows(passage: ScoredChunk) -> list[ScoreRow]:
@@ -160,26 +103,28 @@ def score_rows(passage: ScoredChunk) -> list[ScoreRow]:
 
 
 def citation_view(citation: Citation, answer_text: str, page_label: str) -> SourceView:
+    """A cited passage as the model saw it, with the sentence(s) the answer drew on highlighted (falling back to
+    the retrieved chunk inside its merged neighbours)."""
     text = citation.quoted_text or citation.passage.text
     span = cited_span(text, claims_citing(answer_text, citation.number))
-    if span is None:
-        span = chunk_span_in_context(citation.passage) if text == citation.passage.context_text else None
-    return SourceView(citation.number, source_title(citation.passage, page_label), escape_block(text, span),
-                      score_rows(citation.passage), citation.passage.chunk.source)
+    if span is None and text == citation.passage.context_text:
+        span = chunk_span_in_context(citation.passage)
+    return SourceView(citation.number, source_title(citation.passage, page_label, citation.number),
+                      block_html(text, span), score_rows(citation.passage), citation.passage.chunk.source)
 
 
 def passage_view(passage: ScoredChunk, page_label: str, number: int | None = None) -> SourceView:
     """A passage that was considered but not cited (e.g. for a refusal): the retrieved chunk is highlighted."""
-    return SourceView(number, source_title(passage, page_label),
-                      escape_block(passage.text, chunk_span_in_context(passage)),
+    return SourceView(number, source_title(passage, page_label, number),
+                      block_html(passage.text, chunk_span_in_context(passage)),
                       score_rows(passage), passage.chunk.source)
 
 
-def answer_views(answer: Answer, page_label: str, max_considered: int) -> list[SourceView]:
-    """The sources to show under an answer: its citations, or for a refusal the closest passages it considered."""
+def answer_views(answer: Answer, page_label: str) -> list[SourceView]:
+    """The sources to show under an answer: its citations, or for a refusal the passages it considered."""
     if answer.citations and not answer.refused:
         return [citation_view(c, answer.text, page_label) for c in answer.citations]
-    return [passage_view(p, page_label, i) for i, p in enumerate(answer.passages[:max_considered], start=1)]
+    return [passage_view(p, page_label, i) for i, p in enumerate(answer.passages, start=1)]
 
 
 def scores_table(rows: list[ScoreRow], labels: dict[str, str], rank_label: str) -> str:

@@ -35,6 +35,9 @@ _LABELS: dict[str, dict[str, str]] = {
     "unsupported": {"zh": "以下句子在所引段落中找不到足够依据：",
                     "en": "These sentences are not well supported by the passages they cite:"},
     "timings": {"zh": "耗时", "en": "Timings"},
+    "t_retrieve": {"zh": "检索", "en": "retrieval"},
+    "t_first_token": {"zh": "首字", "en": "first token"},
+    "t_generate": {"zh": "生成", "en": "generation"},
     "error": {"zh": "出错了：{error}", "en": "Something went wrong: {error}"},
     "too_long": {"zh": "问题太长（{n} 字，上限 {limit} 字）。", "en": "The question is too long ({n} characters, limit {limit})."},
     # Sidebar
@@ -68,7 +71,7 @@ _LABELS: dict[str, dict[str, str]] = {
     "upload_help": {"zh": "单个文件不超过 {mb} MB；支持 {types}",
                     "en": "Up to {mb} MB per file; supported: {types}"},
     "upload_button": {"zh": "加入知识库", "en": "Add to knowledge base"},
-    "upload_progress": {"zh": "正在收录 {name}（{done}/{total}）", "en": "Ingesting {name} ({done}/{total})"},
+    "upload_progress": {"zh": "正在收录 {names}（{percent}%）", "en": "Ingesting {names} ({percent}%)"},
     "upload_done": {"zh": "已收录 {n} 个文件。", "en": "Ingested {n} file(s)."},
     "upload_unchanged": {"zh": "{n} 个文件没有变化，已跳过。", "en": "{n} file(s) unchanged, skipped."},
     "upload_failed": {"zh": "未能收录：", "en": "Could not ingest:"},

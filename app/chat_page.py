@@ -1,0 +1,102 @@
+"""The web chat page: ``streamlit run app/chat_page.py``.
+
+Ask questions about the documents in the knowledge base; answers stream in with their sources, and the sidebar
+shows the knowledge base, the retrieval and generation settings, and an upload box feeding the same incremental
+ingest as ``python -m ingest``. Document text is rendered literally (app/ui_render.py): nothing from a document
+can run or load in the browser.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app.answer_pipeline import QuestionError
+from app.components import configured_pipeline, is_loaded, load_pipeline, read_kb_status
+from app.config import ConfigError, Settings, load_settings
+from app.generation.base import GenerationError
+from app.ui_answer import ChatEntry, render_entry, stream_answer
+from app.ui_render import escape_inline
+from app.ui_sidebar import render_kb_status, render_language_choice, render_settings, render_upload
+from app.ui_text import choose_language, t
+from ingest.knowledge_base import KnowledgeBaseError
+
+
+def _session_defaults() -> None:
+    st.session_state.setdefault("messages", [])
+    st.session_state.setdefault("lang", "zh")
+
+
+def _ensure_loaded(settings: Settings, lang: str) -> str:
+    """Load models and index once per process, saying what is loading; returns an error message or ""."""
+    try:
+        if is_loaded(settings):
+            load_pipeline(settings)
+        else:
+            with st.status(t("loading", lang, what=t("loading_what", lang)), expanded=False) as status:
+                load_pipeline(settings)
+                status.update(state="complete")
+    except KnowledgeBaseError:
+        return t("kb_missing", lang)
+    except (GenerationError, OSError, RuntimeError) as exc:
+        return t("error", lang, error=escape_inline(str(exc)))
+    return ""
+
+
+def _answer(question: str, base: Settings, chosen: Settings, lang: str) -> ChatEntry:
+    """Stream the answer to ``question`` into an assistant message; returns the entry to keep in the history."""
+    with st.chat_message("assistant"):
+        try:
+            pipeline = configured_pipeline(load_pipeline(base), chosen)
+            answer = stream_answer(pipeline.stream(question, chosen.generation), lang)
+        except KnowledgeBaseError:
+            message = t("kb_missing", lang)
+        except QuestionError as exc:
+            message = t("error", lang, error=escape_inline(str(exc)))
+        except (GenerationError, OSError, RuntimeError, ValueError) as exc:
+            message = t("error", lang, error=escape_inline(str(exc)))
+        else:
+            return ChatEntry("assistant", answer.text, answer=answer)
+        st.error(message)
+        return ChatEntry("assistant", "", error=message)
+
+
+def main() -> None:
+    st.set_page_config(page_title="docqa", page_icon="📄", layout="wide")
+    _session_defaults()
+    try:
+        base = load_settings()
+    except ConfigError as exc:
+        st.error(escape_inline(str(exc)))
+        return
+
+    # Read the question first so the labels can follow its language in this very run.
+    question = st.chat_input(t("chat_placeholder", st.session_state.lang), key="question",
+                             max_chars=base.limits.max_question_chars)
+    setting = st.session_state.get("ui_language", "auto")
+    lang = choose_language(setting, question, st.session_state.lang)
+    st.session_state.lang = lang
+
+    render_language_choice(lang)
+    render_kb_status(read_kb_status(base.kb_path), base.generation.model, lang)
+    chosen = render_settings(base, lang)
+    if st.sidebar.button(t("new_chat", lang), key="new_chat", use_container_width=True):
+        st.session_state.messages = []
+        st.rerun()
+    render_upload(base, lang)
+
+    st.title(t("title", lang))
+    st.caption(t("caption", lang))
+    problem = _ensure_loaded(base, lang)
+    if problem:
+        st.info(problem)
+
+    for entry in st.session_state.messages:
+        render_entry(entry, lang)
+    if question:
+        user = ChatEntry("user", question)
+        st.session_state.messages.append(user)
+        render_entry(user, lang)
+        st.session_state.messages.append(_answer(question, base, chosen, lang))
+
+
+main()

@@ -1,0 +1,149 @@
+"""LangChain tools over the knowledge base, for anyone's agent: ``search_knowledge_base`` and
+``list_knowledge_base_documents``.
+
+``search_knowledge_base`` returns text an agent can read and cite: the grounded answer with numbered sources
+(file, page, heading, the cited sentence), a plain refusal with the closest passages, or — with
+``passages_only`` — the retrieved passages without calling the local LLM (for agents whose own model writes the
+answer). The full ``Answer`` (or passage list) rides along as the tool message's artifact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+from pathlib import Path
+from typing import Any
+
+from langchain_core.tools import BaseTool, StructuredTool, ToolException
+from pydantic import BaseModel, Field
+
+from app.answer_pipeline import AnswerPipeline, QuestionError, build_pipeline
+from app.config import Settings, load_settings
+from app.cited_span import cited_span, claims_citing
+from ingest.knowledge_base import KnowledgeBase, KnowledgeBaseError
+from prompts.records import Answer
+from retrieval.langchain_retriever import DocqaRetriever, to_document
+from retrieval.results import ScoredChunk
+
+# Re-exported so `from app.langchain_tool import DocqaRetriever` gives a LangChain BaseRetriever over the same base.
+__all__ = ["DocqaRetriever", "KnowledgeBaseTools", "build_knowledge_base_tools", "format_answer", "format_passages",
+           "to_document"]
+
+SEARCH_DESCRIPTION = (
+    "Search the user's private document collection (Chinese and English) and answer a question from it. "
+    "Returns an answer with numbered sources [n] (file, page, section, quoted sentence), or says the documents do "
+    "not contain the answer. Set passages_only=true to get the raw numbered passages instead of an answer. "
+    "Use it for any question about the user's documents; cite the [n] sources in your reply.")
+LIST_DESCRIPTION = "List the documents in the user's knowledge base (file, title, number of chunks, last update)."
+
+
+class SearchInput(BaseModel):
+    question: str = Field(description="The question, in the user's language (Chinese or English).")
+    passages_only: bool = Field(default=False,
+                                description="Return the retrieved passages only, without a generated answer.")
+
+
+def _source_line(number: int, passage: ScoredChunk) -> str:
+    chunk = passage.chunk
+    parts = [Path(chunk.source).name or chunk.source]
+    if chunk.page is not None:
+        parts.append(f"page {chunk.page}")
+    if chunk.heading:
+        parts.append(chunk.heading)
+    return f"[{number}] " + ", ".join(parts)
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rstrip() + "…"
+
+
+def format_passages(passages: list[ScoredChunk], max_chars: int) -> str:
+    """Numbered passages with their source and score, each clipped to ``max_chars``."""
+    if not passages:
+        return "No passages found in the knowledge base."
+    blocks = [f"{_source_line(i, p)} (score {p.score:.3f})\n{_clip(p.text, max_chars)}"
+              for i, p in enumerate(passages, start=1)]
+    return "Passages:\n" + "\n\n".join(blocks)
+
+
+def format_answer(answer: Answer, max_chars: int) -> str:
+    """The answer and its numbered sources; a refusal says so and lists the closest passages."""
+    if answer.refused:
+        return (f"NOT FOUND: {answer.text}\n\nClosest passages considered (they do not answer it):\n"
+                + format_passages(answer.passages, max_chars).removeprefix("Passages:\n"))
+    lines = [f"Answer: {answer.text}", "", "Sources:"]
+    for citation in answer.citations:
+        quoted = citation.quoted_text or citation.passage.text
+        span = cited_span(quoted, claims_citing(answer.text, citation.number))
+        lines.append(f"{_source_line(citation.number, citation.passage)}: "
+                     f"\"{_clip(quoted[span[0]:span[1]] if span else quoted, max_chars)}\"")
+    unsupported = [c.sentence for c in answer.checks if not c.supported]
+    if unsupported:
+        lines += ["", "Warning: these sentences are weakly supported by their sources: " + " | ".join(unsupported)]
+    return "\n".join(lines)
+
+
+def format_documents(kb: KnowledgeBase) -> str:
+    documents = kb.documents()
+    if not documents:
+        return "The knowledge base holds no documents."
+    lines = [f"{len(documents)} documents, {kb.manifest.n_chunks} chunks:"]
+    for doc in sorted(documents, key=lambda d: d.path):
+        when = _dt.datetime.fromtimestamp(doc.updated_at or doc.mtime).strftime("%Y-%m-%d %H:%M")
+        title = f" — {doc.title}" if doc.title and doc.title != Path(doc.path).stem else ""
+        lines.append(f"- {Path(doc.path).name}{title} ({doc.n_chunks} chunks, updated {when})")
+    return "\n".join(lines)
+
+
+@dataclasses.dataclass
+class KnowledgeBaseTools:
+    """The tools and what they run on (kept so callers can reuse the loaded pipeline)."""
+
+    search: BaseTool
+    list_documents: BaseTool
+    pipeline: AnswerPipeline
+    settings: Settings
+
+    @property
+    def tools(self) -> list[BaseTool]:
+        return [self.search, self.list_documents]
+
+    def retriever(self, top_k: int | None = None) -> DocqaRetriever:
+        """A LangChain BaseRetriever over the same loaded knowledge base."""
+        return DocqaRetriever(retriever=self.pipeline.retriever, top_k=top_k)
+
+
+def build_knowledge_base_tools(kb_dir: Path | str | None = None, settings: Settings | None = None,
+                               pipeline: AnswerPipeline | None = None) -> KnowledgeBaseTools:
+    """Tools over the knowledge base at ``kb_dir`` (default: ``settings.kb_path``), loading the embedder,
+    retriever and local LLM once. Pass ``pipeline`` to reuse one already built."""
+    settings = settings or load_settings()
+    if kb_dir is not None:
+        settings = dataclasses.replace(settings, kb_dir=Path(kb_dir))
+    try:
+        pipeline = pipeline or build_pipeline(settings)
+    except KnowledgeBaseError as exc:
+        raise KnowledgeBaseError(f"cannot build the knowledge-base tools: {exc}") from exc
+    max_chars = settings.answer.tool_passage_chars
+
+    def search(question: str, passages_only: bool = False) -> tuple[str, Any]:
+        try:
+            if passages_only:
+                passages = pipeline.retriever.retrieve(question).passages
+                return format_passages(passages, max_chars), passages
+            answer = pipeline.answer(question)
+        except (QuestionError, ValueError) as exc:
+            raise ToolException(f"search_knowledge_base: {exc}") from exc
+        return format_answer(answer, max_chars), answer
+
+    def list_documents() -> str:
+        return format_documents(pipeline.retriever.kb)
+
+    search_tool = StructuredTool.from_function(
+        func=search, name="search_knowledge_base", description=SEARCH_DESCRIPTION, args_schema=SearchInput,
+        response_format="content_and_artifact", handle_tool_error=True)
+    list_tool = StructuredTool.from_function(
+        func=list_documents, name="list_knowledge_base_documents", description=LIST_DESCRIPTION,
+        handle_tool_error=True)
+    return KnowledgeBaseTools(search_tool, list_tool, pipeline, settings)
