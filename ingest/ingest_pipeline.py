@@ -166,6 +166,14 @@ def _apply(writer: GenerationWriter, plan: IngestPlan, contents: list[LoadedCont
            duplicates: list[tuple[SourceFile, str]], vectors: dict[str, np.ndarray], report: IngestReport) -> None:
     catalog = writer.catalog
     new_paths = {source.path for source, _ in plan.new}
+    # Duplicates first: the stored copy they point to may be a file removed or changed in this same run.
+    for source, digest in duplicates:
+        stored = catalog.document_with_content(digest)
+        assert stored is not None, "duplicate of content missing from the catalog"
+        catalog.put_document(_document(source, digest, stored.n_chunks, stored.title, stored.file_type))
+        report.files_duplicate += 1
+        report.files_added += source.path in new_paths
+        report.files_updated += source.path not in new_paths
     for path in plan.removed:
         catalog.remove_document(path)
     for source, previous in plan.touched:
@@ -180,17 +188,15 @@ def _apply(writer: GenerationWriter, plan: IngestPlan, contents: list[LoadedCont
             catalog.put_document(_document(source, content.content_hash, len(ids), content.title, content.file_type))
             report.files_added += source.path in new_paths
             report.files_updated += source.path not in new_paths
-    for source, digest in duplicates:
-        stored = catalog.document_with_content(digest)
-        assert stored is not None, "duplicate of content missing from the catalog"
-        catalog.put_document(_document(source, digest, stored.n_chunks, stored.title, stored.file_type))
-        report.files_duplicate += 1
-        report.files_added += source.path in new_paths
-        report.files_updated += source.path not in new_paths
     orphans = catalog.remove_orphan_contents()
     writer.remove(orphans)
     report.chunks_removed = len(orphans)
     report.files_removed = len(plan.removed)
+
+
+def _collect_garbage(kb_dir: Path, keep: int) -> None:
+    for name in collect_garbage(kb_dir, keep):
+        log.info("removed old generation %s", name)
 
 
 def run_ingest(settings: Settings, paths: Sequence[Path], options: IngestOptions | None = None,
@@ -235,6 +241,7 @@ def run_ingest(settings: Settings, paths: Sequence[Path], options: IngestOptions
             report.generation = live.name
             report.chunks_total = live.manifest.n_chunks
             report.documents_total = live.manifest.n_documents
+            _collect_garbage(kb_dir, settings.index.keep_generations)
             return report
         if texts or live is None or options.rebuild:
             embedder = get_embedder()
@@ -259,8 +266,7 @@ def run_ingest(settings: Settings, paths: Sequence[Path], options: IngestOptions
         report.generation = manifest.generation
         report.chunks_total = manifest.n_chunks
         report.documents_total = manifest.n_documents
-        for name in collect_garbage(kb_dir, settings.index.keep_generations):
-            log.info("removed old generation %s", name)
+        _collect_garbage(kb_dir, settings.index.keep_generations)
         return report
     finally:
         report.seconds = time.perf_counter() - started

@@ -1,0 +1,157 @@
+"""A crash, SIGKILL or Ctrl-C at any point of an ingest leaves the previous knowledge base usable and consistent,
+and the next run cleans up and completes the work (re-using finished embeddings)."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from ingest.ingest_pipeline import IngestOptions, run_ingest
+from ingest.kb_layout import EMBEDDING_CACHE_FILE, INCOMPLETE_PREFIX, generation_number, generations_dir, read_current
+from store_fakes import HashEmbedder, assert_consistent, fake_cli, store_settings, write_config, write_corpus
+
+
+def _snapshot(kb_dir: Path) -> dict[str, list[str]]:
+    kb = assert_consistent(kb_dir)
+    if kb is None:
+        return {}
+    texts: dict[str, list[str]] = {}
+    for chunk in kb.iter_chunks():
+        texts.setdefault(chunk.doc_id, []).append(chunk.text)
+    result = {doc.path: texts.get(doc.content_hash, []) for doc in kb.documents()}
+    kb.close()
+    return result
+
+
+def _clean_result(tmp_path: Path, docs: Path) -> dict[str, list[str]]:
+    """What a single uninterrupted run makes of ``docs`` in a fresh knowledge base."""
+    settings = store_settings(tmp_path / "reference")
+    run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=lambda: HashEmbedder())
+    return _snapshot(settings.kb_path)
+
+
+def _no_leftovers(kb_dir: Path) -> None:
+    live = generation_number(read_current(kb_dir))
+    for entry in generations_dir(kb_dir).iterdir():
+        assert not entry.name.startswith(INCOMPLETE_PREFIX), entry
+        assert generation_number(entry.name) <= live, entry
+    assert not list(kb_dir.glob("CURRENT.tmp-*"))
+
+
+def _setup(tmp_path: Path) -> tuple[Path, Path, Path, dict[str, list[str]]]:
+    """A committed knowledge base of a first corpus, then the corpus changed (edit, delete, add)."""
+    docs = tmp_path / "docs"
+    paths = write_corpus(docs, 8)
+    settings = store_settings(tmp_path)
+    run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=lambda: HashEmbedder())
+    before = _snapshot(settings.kb_path)
+    paths[0].write_text("改写后的第一份文件，讲的是长上下文外推。\n\n第二段讲位置插值。", encoding="utf-8")
+    paths[1].unlink()
+    write_corpus(docs / "new", 12, tag="新")
+    return docs, settings.kb_path, write_config(tmp_path / "config.toml", keep_generations=1), before
+
+
+def _run(args: list[str], tmp_path: Path, **kwargs: object) -> tuple[int, str, str]:
+    proc = fake_cli(args, tmp_path, **kwargs)
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, out, err
+
+
+STEPS = ["save_index", "build_keyword_index", "write_manifest", "_fsync_tree", "fsync_dir", "after:fsync_dir",
+         "write_current", "after:write_current", "collect_garbage", "after:collect_garbage"]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_death_at_each_commit_step_keeps_a_consistent_base(tmp_path: Path, step: str) -> None:
+    docs, kb_dir, config, before = _setup(tmp_path)
+    expected = _clean_result(tmp_path, docs)
+    args = [str(docs), "--kb", str(kb_dir), "--config", str(config), "--json"]
+    code, _, err = _run(args, tmp_path, extra=["--die-at", step])
+    assert code == 137, err
+    flipped = step in ("after:write_current", "collect_garbage", "after:collect_garbage")
+    assert _snapshot(kb_dir) == (expected if flipped else before)
+    code, out, err = _run(args, tmp_path)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["committed"] is (not flipped)
+    assert _snapshot(kb_dir) == expected
+    _no_leftovers(kb_dir)
+
+
+def _cached_vectors(kb_dir: Path) -> int:
+    path = kb_dir / EMBEDDING_CACHE_FILE
+    if not path.exists():
+        return 0
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+    except sqlite3.OperationalError:  # the table is not created yet
+        return 0
+    finally:
+        conn.close()
+
+
+def test_sigkill_at_random_moments_then_the_next_run_completes(tmp_path: Path) -> None:
+    docs, kb_dir, config, before = _setup(tmp_path)
+    expected = _clean_result(tmp_path, docs)
+    args = [str(docs), "--kb", str(kb_dir), "--config", str(config), "--json"]
+    rng = random.Random(1234)
+    kills = 0
+    for _ in range(5):
+        proc = fake_cli(args, tmp_path, delay=0.05)
+        time.sleep(rng.uniform(0.3, 2.5))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.communicate(timeout=120)
+        assert _snapshot(kb_dir) in (before, expected)
+        if _snapshot(kb_dir) == expected:
+            break
+    assert kills >= 1
+    code, out, err = _run(args, tmp_path)
+    assert code == 0, err
+    assert _snapshot(kb_dir) == expected
+    _no_leftovers(kb_dir)
+
+
+def test_killed_during_embedding_keeps_finished_batches(tmp_path: Path) -> None:
+    docs, kb_dir, config, before = _setup(tmp_path)
+    args = [str(docs), "--kb", str(kb_dir), "--config", str(config), "--json"]
+    cached_before = _cached_vectors(kb_dir)
+    proc = fake_cli(args, tmp_path, delay=0.2)
+    deadline = time.monotonic() + 60
+    while _cached_vectors(kb_dir) < cached_before + 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert _snapshot(kb_dir) == before
+    cached = _cached_vectors(kb_dir) - cached_before
+    assert cached >= 8
+    code, out, err = _run(args, tmp_path)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["passages_cached"] >= cached
+    assert report["passages_embedded"] + report["passages_cached"] >= report["chunks_added"]
+
+
+def test_ctrl_c_during_embedding_exits_cleanly_and_changes_nothing(tmp_path: Path) -> None:
+    docs, kb_dir, config, before = _setup(tmp_path)
+    args = [str(docs), "--kb", str(kb_dir), "--config", str(config)]
+    proc = fake_cli(args, tmp_path, delay=0.2)
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith(INCOMPLETE_PREFIX) for p in generations_dir(kb_dir).iterdir()):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
+    assert _snapshot(kb_dir) == before
+    assert not any(p.name.startswith(INCOMPLETE_PREFIX) for p in generations_dir(kb_dir).iterdir())
