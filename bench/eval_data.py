@@ -1,0 +1,87 @@
+"""Loading a benchmark corpus (JSONL or a folder of files) and question set (qa.jsonl format)."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Question:
+    qid: str
+    question: str
+    answers: list[str]
+    gold_doc_ids: list[str]
+    answerable: bool = True
+    lang: str = ""
+    gold_keywords: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Corpus:
+    """Files to ingest and the document id each file stands for."""
+
+    folder: Path
+    doc_id_of_file: dict[str, str]  # file name -> doc id
+    texts: dict[str, str]  # doc id -> full text (for the LangChain baseline)
+
+
+def _safe_name(doc_id: str) -> str:
+    return re.sub(r"[^\w.-]", "_", doc_id) + ".txt"
+
+
+def materialise_corpus(corpus: Path, work_dir: Path) -> Corpus:
+    """A folder is used as is (doc id = file name); a JSONL of {doc_id,title,text} becomes one .txt per doc."""
+    if corpus.is_dir():
+        files = sorted(p for p in corpus.iterdir() if p.is_file())
+        return Corpus(corpus, {p.name: p.name for p in files},
+                      {p.name: p.read_text(encoding="utf-8", errors="replace") for p in files})
+    folder = work_dir / "docs"
+    folder.mkdir(parents=True, exist_ok=True)
+    mapping: dict[str, str] = {}
+    texts: dict[str, str] = {}
+    with corpus.open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                doc_id, text = str(record["doc_id"]), str(record["text"])
+            except (json.JSONDecodeError, KeyError) as exc:
+                raise ValueError(f"{corpus}:{line_no}: not a {{doc_id, title, text}} record: {exc}") from exc
+            title = str(record.get("title", "")).strip()
+            full = f"{title}\n\n{text}" if title else text
+            name = _safe_name(doc_id)
+            path = folder / name
+            if not path.exists() or path.read_text(encoding="utf-8") != full:
+                path.write_text(full, encoding="utf-8")
+            mapping[name] = doc_id
+            texts[doc_id] = full
+    return Corpus(folder, mapping, texts)
+
+
+def load_questions(path: Path, limit: int | None = None, sample: int | None = None,
+                   seed: int = 0) -> list[Question]:
+    """Questions from a qa.jsonl; ``sample`` draws that many at random (fixed seed), ``limit`` keeps the first."""
+    questions = []
+    with path.open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+                questions.append(Question(
+                    qid=str(r.get("qid", line_no)), question=r["question"], answers=list(r.get("answers", [])),
+                    gold_doc_ids=[str(d) for d in r.get("gold_doc_ids", [])],
+                    answerable=bool(r.get("answerable", True)), lang=r.get("lang", ""),
+                    gold_keywords=list(r.get("gold_keywords", []))))
+            except (json.JSONDecodeError, KeyError) as exc:
+                raise ValueError(f"{path}:{line_no}: not a question record: {exc}") from exc
+    if sample is not None and sample < len(questions):
+        questions = random.Random(seed).sample(questions, sample)
+    if limit is not None:
+        questions = questions[:limit]
+    return questions
