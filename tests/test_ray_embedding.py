@@ -1,0 +1,97 @@
+"""ingest/ray_embedding.py on a real local Ray instance (ray.init(num_cpus=2)).
+
+The logic tests use the HashEmbedder inside the Ray actors (fast); the slow test runs the real embedder in
+the actors and checks it gives the in-process embedder's vectors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.config import EmbedderSettings, Settings
+from ingest.ray_embedding import RayEmbedder, load_ingest_embedder
+
+ray = pytest.importorskip("ray", reason="Ray Data is the optional 'scale' extra")
+
+REPO = Path(__file__).resolve().parent.parent
+TEXTS = [f"第{i}段：本地文档问答系统的测试文本。Passage {i} of the test corpus." for i in range(37)]
+
+
+def hash_loader(settings: EmbedderSettings, models_dir: Path) -> "object":
+    from store_fakes import HashEmbedder
+    return HashEmbedder()
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    # Workers import the project and the test fakes from source, as a driver run from the repository would.
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": f"{REPO}:{REPO / 'tests'}", "OMP_NUM_THREADS": "1"}})
+    yield
+    ray.shutdown()
+
+
+def test_ray_vectors_come_back_in_input_order(local_ray: None, tmp_path: Path) -> None:
+    from store_fakes import HashEmbedder
+
+    settings = EmbedderSettings(runner="ray", ray_workers=2, batch_size=4)
+    embedder = RayEmbedder(settings, tmp_path, loader=hash_loader)
+    vectors = embedder.encode_passages(TEXTS)
+    np.testing.assert_allclose(vectors, HashEmbedder().encode_passages(TEXTS), atol=1e-6)
+    assert embedder.name == HashEmbedder().name and embedder.dimension == vectors.shape[1]
+
+
+def test_ray_ingest_builds_the_same_knowledge_base(local_ray: None, tmp_path: Path) -> None:
+    from ingest.ingest_pipeline import IngestOptions, run_ingest
+    from ingest.knowledge_base import KnowledgeBase
+    from store_fakes import HashEmbedder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(3):
+        (docs / f"note{i}.txt").write_text("\n\n".join(TEXTS[i * 10:(i + 1) * 10]), encoding="utf-8")
+
+    def ingest(kb: str, factory) -> KnowledgeBase:
+        settings = Settings(data_dir=tmp_path / kb)
+        report = run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=factory)
+        assert report.committed and not report.failures
+        return KnowledgeBase.open(settings.kb_path)
+
+    ray_settings = EmbedderSettings(runner="ray", ray_workers=2, batch_size=4)
+    with_ray = ingest("ray", lambda: RayEmbedder(ray_settings, tmp_path, loader=hash_loader))
+    local = ingest("local", HashEmbedder)
+    ids = np.array([c.chunk_id for c in local.iter_chunks()], dtype=np.int64)
+    assert with_ray.manifest.n_chunks == local.manifest.n_chunks == len(ids) > 0
+    np.testing.assert_allclose(np.stack([with_ray.index.reconstruct(int(i)) for i in ids]),
+                               np.stack([local.index.reconstruct(int(i)) for i in ids]), atol=1e-6)
+    with_ray.close()
+    local.close()
+
+
+def test_no_texts_needs_no_ray_job(tmp_path: Path) -> None:
+    embedder = RayEmbedder(EmbedderSettings(runner="ray"), tmp_path, loader=hash_loader)
+    assert embedder.encode_passages([]).shape == (0, embedder.dimension)
+
+
+def test_unknown_runner_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown EmbedderSettings.runner 'spark'"):
+        load_ingest_embedder(EmbedderSettings(runner="spark"), tmp_path)
+
+
+@pytest.mark.slow
+def test_real_embedder_on_ray_matches_in_process(local_ray: None, tmp_path: Path) -> None:
+    from ingest.embedder import load_embedder
+
+    settings = Settings(data_dir=tmp_path)
+    models = settings.models_path
+    ray_settings = EmbedderSettings(runner="ray", ray_workers=1, ray_cpus_per_worker=1.0, batch_size=4)
+    embedder = load_ingest_embedder(ray_settings, models)
+    assert isinstance(embedder, RayEmbedder)
+    texts = TEXTS[:6]
+    on_ray = embedder.encode_passages(texts)
+    local = load_embedder(settings.embedder, models).encode_passages(texts)
+    assert on_ray.shape == local.shape
+    assert float(np.min(np.sum(on_ray * local, axis=1))) > 0.9999
