@@ -7,6 +7,7 @@ Exit status: 0 all files ingested, 1 some files failed (the rest is committed), 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from app.config import ConfigError, load_settings
-from ingest.ingest_pipeline import IngestOptions, run_ingest
+from ingest.ingest_pipeline import IngestOptions, IngestSetupError, run_ingest
 from ingest.kb_lock import KnowledgeBaseLockedError
 from ingest.knowledge_base import KnowledgeBaseError
 
@@ -47,11 +48,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _embedder_device(device: str) -> str:
+    """``device`` if torch can use it, else "cpu" with a message (asking for a missing GPU is not fatal)."""
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            print("note: --device cuda asked for, but torch sees no CUDA GPU; embedding on the CPU", file=sys.stderr)
+            return "cpu"
+    return device
+
+
 def main(argv: Sequence[str] | None = None, embedder_factory: Callable[[], "Embedder"] | None = None) -> int:
     """Run the CLI; ``embedder_factory`` lets tests supply a fast deterministic embedder."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet or args.json else logging.INFO,
-                        format="%(message)s", stream=sys.stderr)
+    # Level on the handler too: some libraries (bm25s) set DEBUG on their own logger, which the root level
+    # would not filter.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING if args.quiet or args.json else logging.INFO)
+    logging.basicConfig(level=handler.level, format="%(message)s", handlers=[handler])
     try:
         overrides = {"kb_dir": args.kb} if args.kb else {}
         settings = load_settings(args.config, **overrides)
@@ -59,14 +74,16 @@ def main(argv: Sequence[str] | None = None, embedder_factory: Callable[[], "Embe
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FATAL
     if args.device:
-        settings.embedder.device = args.device
-        settings.index.device = args.device
+        settings.embedder.device = _embedder_device(args.device)
+        settings.index.device = args.device  # the FAISS layer falls back to the CPU by itself, with a message
     paths = args.paths or [SAMPLE_CORPUS]
     options = IngestOptions(rebuild=args.rebuild, dry_run=args.dry_run, progress=not (args.quiet or args.json))
     try:
-        with logging_redirect_tqdm():
+        with logging_redirect_tqdm() if options.progress else contextlib.nullcontext():
+            for active in logging.getLogger().handlers:  # the tqdm handler forgets the level
+                active.setLevel(handler.level)
             report = run_ingest(settings, paths, options, embedder_factory=embedder_factory)
-    except (KnowledgeBaseLockedError, KnowledgeBaseError) as exc:
+    except (KnowledgeBaseLockedError, KnowledgeBaseError, IngestSetupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FATAL
     except KeyboardInterrupt:

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import re
+
 from bs4 import BeautifulSoup
 
 from ingest.load_error import LoadError
 from ingest.normalize import normalize_text
 
+_META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
+# The charset declaration must be near the top (the HTML standard says within the first 1024 bytes).
+CHARSET_SNIFF_BYTES = 2048
 _DROPPED = ("script", "style", "noscript", "template", "head", "svg", "iframe")
 _BLOCKS = ("p", "div", "li", "tr", "br", "section", "article", "table", "ul", "ol", "pre", "blockquote",
            "header", "footer", "nav", "main", "aside", "dd", "dt", "figcaption", "hr")
+
+
+def declared_charset(data: bytes) -> str | None:
+    """The encoding named by a ``<meta charset>`` or ``http-equiv`` tag at the top of the file, if any."""
+    match = _META_CHARSET.search(data[:CHARSET_SNIFF_BYTES])
+    return match.group(1).decode("ascii").lower() if match else None
 
 
 def read_html(text: str, path: str) -> tuple[str, str]:

@@ -56,9 +56,16 @@ class IngestOptions:
     progress: bool = True  # tqdm bars on stderr
 
 
+class IngestSetupError(Exception):
+    """Something the run needs cannot be set up (e.g. the embedding model does not load)."""
+
+
 def _default_embedder(settings: Settings) -> "Embedder":
-    from ingest.embedder import load_embedder
-    return load_embedder(settings.embedder, settings.models_path)
+    from ingest.embedder import EmbedderError, load_embedder
+    try:
+        return load_embedder(settings.embedder, settings.models_path)
+    except EmbedderError as exc:
+        raise IngestSetupError(str(exc)) from exc
 
 
 def _default_keyword_builder(settings: Settings) -> KeywordBuilder:
@@ -73,8 +80,10 @@ def _cache_key(embedder: "Embedder", settings: Settings) -> str:
 
 
 def _known_documents(settings: Settings, rebuild: bool) -> dict[str, DocumentRecord]:
+    if rebuild:
+        return {}
     live = live_state(settings.kb_path)
-    if live is None or rebuild:
+    if live is None:
         return {}
     try:
         catalog = Catalog.open_readonly(live.paths.catalog)
@@ -228,7 +237,7 @@ def run_ingest(settings: Settings, paths: Sequence[Path], options: IngestOptions
         report.files_skipped = len(plan.unchanged) + len(plan.touched)
         known_hashes = {doc.content_hash for doc in known.values()}
         contents, duplicates = _load_contents(plan, known_hashes, settings, report, options.progress)
-        live = live_state(kb_dir)
+        live = None if options.rebuild else live_state(kb_dir)  # a rebuild ignores (even a damaged) base
         texts = [d.text for c in contents for d in c.drafts]
         if options.dry_run:
             report.files_added = sum(len(c.sources) for c in contents) + len(duplicates)

@@ -124,8 +124,8 @@ class GenerationWriter:
     def start(cls, kb_dir: Path, embedder: str, dimension: int, settings: IndexSettings,
               rebuild: bool = False) -> "GenerationWriter":
         """Begin a generation from the live one (or from nothing with ``rebuild``). Hold the lock first."""
-        live = live_state(kb_dir)
-        if live is not None and not rebuild:
+        live = None if rebuild else live_state(kb_dir)
+        if live is not None:
             if live.manifest.embedder != embedder or live.manifest.dimension != dimension:
                 raise KnowledgeBaseError(
                     f"knowledge base {kb_dir} was built with embedder {live.manifest.embedder!r} "
@@ -138,7 +138,7 @@ class GenerationWriter:
         root.mkdir(parents=True)
         target = GenerationPaths(root)
         try:
-            if live is not None and not rebuild:
+            if live is not None:
                 catalog = Catalog.copy(live.paths.catalog, target.catalog)
                 index = load_index(live.paths.index, settings)
                 check_agreement(live.manifest, index, catalog)

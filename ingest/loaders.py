@@ -15,7 +15,7 @@ from pathlib import Path
 
 from app.config import LimitSettings
 from ingest.docx_loader import read_docx
-from ingest.html_loader import read_html
+from ingest.html_loader import declared_charset, read_html
 from ingest.load_error import LoadError
 from ingest.normalize import normalize_text
 from ingest.pdf_loader import read_pdf
@@ -66,7 +66,7 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _text_pages(data: bytes, path: str, file_type: str) -> tuple[list[PageText], str]:
-    text, _ = decode_text(data, path)
+    text, _ = decode_text(data, path, declared_charset(data) if file_type == "html" else None)
     if file_type == "html":
         text, title = read_html(text, path)
     else:

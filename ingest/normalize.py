@@ -31,7 +31,8 @@ RADICAL_FIXES = {
     "\u2edd": "食", "\u2ee2": "马", "\u2ee3": "骨", "\u2ee4": "鬼", "\u2ee5": "鱼", "\u2ee6": "鸟",
     "\u2ee8": "麦", "\u2ee9": "黄", "\u2eec": "齐", "\u2eee": "齿", "\u2ef0": "龙", "\u2ef3": "龟",
 }
-_RADICAL_TABLE = str.maketrans(RADICAL_FIXES)
+# A regex finds the rare radicals fast; str.translate with a dict walks every character in Python-level lookups.
+_RADICAL = re.compile(f"[{''.join(RADICAL_FIXES)}]")
 
 _KEPT_SPLIT = re.compile(f"([{KEPT_FULLWIDTH}]+)")
 # C0/C1 controls except \t and \n, plus invisible format characters that break tokenisation and matching.
@@ -42,7 +43,6 @@ _SPACE_BETWEEN_CJK = re.compile(f"(?<=[{_CJK}])[ \t]+(?=[{_CJK}])")
 _CJK_CHAR = re.compile(f"[{_CJK}]")
 # A PDF line at least this fraction as wide as the page's widest line was wrapped by the layout.
 WRAP_MIN_FILL = 0.8
-_TRAILING_SPACE = re.compile(r"[ \t]+(?=\n)|[ \t]+\Z")
 _BLANK_RUN = re.compile(r"\n(?:[ \t]*\n)+")
 
 
@@ -89,11 +89,12 @@ def normalize_text(text: str, pdf_lines: bool = False) -> str:
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _nfkc_keeping_chinese_punctuation(text)
-    text = text.translate(_RADICAL_TABLE)
+    text = _RADICAL.sub(lambda m: RADICAL_FIXES[m.group(0)], text)
     text = _CONTROL.sub("", text)
     text = _SPACE_BETWEEN_CJK.sub("", text)
     if pdf_lines:
         text = unwrap_pdf_lines(text)
-    text = _TRAILING_SPACE.sub("", text)
+    # Per-line rstrip: a regex for trailing blanks tries every space run in the text, which is slow on big files.
+    text = "\n".join(line.rstrip(" \t") for line in text.split("\n"))
     text = _BLANK_RUN.sub("\n\n", text)
     return text.strip("\n")

@@ -6,7 +6,7 @@ import io
 import logging
 
 from pypdf import PdfReader
-from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError, PyPdfError
+from pypdf.errors import DependencyError, FileNotDecryptedError
 
 from ingest.load_error import LoadError
 from ingest.normalize import normalize_text
@@ -37,9 +37,9 @@ def read_pdf(data: bytes, path: str) -> tuple[list[PageText], str]:
     if n_pages == 0:
         raise LoadError(path, "corrupt or truncated PDF (no pages)")
     pages = []
-    for number, page in enumerate(reader.pages, start=1):
+    for number in range(1, n_pages + 1):
         try:
-            raw = page.extract_text() or ""
+            raw = reader.pages[number - 1].extract_text() or ""
         except Exception as exc:  # same reason as above: any pypdf failure is a broken page
             raise LoadError(path, f"page {number}: cannot extract text ({type(exc).__name__}: {exc})") from exc
         pages.append(PageText(text=normalize_text(raw, pdf_lines=True), page=number))
@@ -52,5 +52,5 @@ def _title(reader: PdfReader) -> str:
     try:
         meta = reader.metadata
         return (meta.title or "").strip() if meta else ""
-    except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError):
+    except Exception:  # a broken info dictionary only costs the title
         return ""

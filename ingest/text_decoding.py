@@ -1,7 +1,7 @@
 """Turn the bytes of a text file into ``str``: detect the encoding, reject binary content.
 
 Order of attempts, most reliable first:
-1. a byte-order mark (UTF-8-SIG, UTF-16, UTF-32) is decisive;
+1. a byte-order mark (UTF-8-SIG, UTF-16, UTF-32) is decisive; then an encoding the file declares (HTML);
 2. strict UTF-8: valid UTF-8 is almost never an accident for non-ASCII text;
 3. strict GB18030 (a superset of GBK/GB2312) if the result looks like Chinese: most Chinese characters decoded
    should lie in GB2312. Statistical detectors misread short GBK files (a few dozen characters) as Big5,
@@ -69,7 +69,14 @@ def _best_guess(sample: bytes) -> CharsetMatch | None:
     return next((close[name] for name in COMMON_LEGACY_ENCODINGS if name in close), matches[0])
 
 
-def _decode(data: bytes, path: str) -> tuple[str, str]:
+def _declared_decode(data: bytes, declared: str) -> tuple[str, str] | None:
+    try:
+        return data.decode(declared), declared
+    except (UnicodeDecodeError, LookupError):
+        return None  # a wrong or unknown declaration: fall back to detection
+
+
+def _decode(data: bytes, path: str, declared: str | None) -> tuple[str, str]:
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             try:
@@ -85,6 +92,8 @@ def _decode(data: bytes, path: str) -> tuple[str, str]:
         raise LoadError(path, f"binary content ({nuls} NUL bytes), not text")
     if nuls:
         data = data.replace(b"\x00", b"")
+    if declared and (decoded := _declared_decode(data, declared)):
+        return decoded
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -95,7 +104,10 @@ def _decode(data: bytes, path: str) -> tuple[str, str]:
             return text, "gb18030"
     except UnicodeDecodeError:
         pass
-    best = _best_guess(data[:DETECTOR_SAMPLE_BYTES])
+    try:
+        best = _best_guess(data[:DETECTOR_SAMPLE_BYTES])
+    except Exception as exc:  # the detector is a library: its failure is still this file's decoding failure
+        raise LoadError(path, f"undecodable text: encoding detection failed ({type(exc).__name__})") from exc
     if best is None:
         raise LoadError(path, "undecodable text: not UTF-8 or GB18030, and no other encoding fits")
     try:
@@ -104,9 +116,13 @@ def _decode(data: bytes, path: str) -> tuple[str, str]:
         raise LoadError(path, f"undecodable text: not UTF-8 or GB18030, best guess {best.encoding} fails") from exc
 
 
-def decode_text(data: bytes, path: str) -> tuple[str, str]:
-    """Return ``(text, encoding)`` for the bytes of the file ``path`` (used only in error messages)."""
-    text, encoding = _decode(data, path)
+def decode_text(data: bytes, path: str, declared: str | None = None) -> tuple[str, str]:
+    """Return ``(text, encoding)`` for the bytes of the file ``path`` (used only in error messages).
+
+    ``declared`` is an encoding the file names itself (an HTML ``<meta charset>``); it is tried right after a
+    byte-order mark and ignored when the bytes do not decode with it.
+    """
+    text, encoding = _decode(data, path, declared)
     controls = len(_CONTROL.findall(text))
     if text and controls > MAX_CONTROL_FRACTION * len(text):
         raise LoadError(path, f"binary content ({controls} control characters after decoding as {encoding})")

@@ -152,6 +152,12 @@ def test_html_visible_text_only(tmp_path: Path) -> None:
     assert doc.title == "RAG 简介" and doc.file_type == "html"
 
 
+def test_html_declared_charset_is_used(tmp_path: Path) -> None:
+    page = '<html><head><meta charset="big5"></head><body><p>模型參數說明</p></body></html>'
+    doc = load_document(write(tmp_path, "big5.html", page.encode("big5")), LIMITS)
+    assert doc.pages[0].text == "模型參數說明"
+
+
 def test_gbk_html(tmp_path: Path) -> None:
     page = "<html><body><p>温度越低，输出越确定。</p></body></html>"
     doc = load_document(write(tmp_path, "gbk.html", page.encode("gbk")), LIMITS)
