@@ -42,11 +42,16 @@ COMMON_LEGACY_ENCODINGS = ("cp1252", "big5", "cp932", "euc_kr", "cp1251", "cp125
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _HAN = re.compile("[\u4e00-\u9fff]")
+_PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
 
 
 def _looks_like_chinese(text: str) -> bool:
-    han = _HAN.findall(text[:PLAUSIBILITY_SAMPLE_CHARS])
+    sample = text[:PLAUSIBILITY_SAMPLE_CHARS]
+    han = _HAN.findall(sample)
     if not han:
+        return False
+    # GB18030 maps byte pairs outside GBK to private-use code points: Big5 or Shift-JIS bytes produce them.
+    if len(_PRIVATE_USE.findall(sample)) > (1 - MIN_GB2312_SHARE) * len(han):
         return False
     common = 0
     for ch in han:

@@ -61,6 +61,12 @@ def test_latin1_text_is_not_taken_for_gbk(tmp_path: Path) -> None:
     assert doc.pages[0].text == text
 
 
+def test_big5_text_is_not_taken_for_gbk(tmp_path: Path) -> None:
+    text = "模型參數說明，這是繁體中文的一段測試文字。"
+    doc = load_document(write(tmp_path, "big5.txt", text.encode("big5")), LIMITS)
+    assert doc.pages[0].text == text
+
+
 def test_content_hash_is_sha256_of_bytes_and_title(tmp_path: Path) -> None:
     data = "# 检索增强生成\n\n正文。\n".encode("utf-8")
     doc = load_document(write(tmp_path, "rag.md", data), LIMITS)
