@@ -1,0 +1,79 @@
+"""The answer pipeline's logic with fakes: event order, the gate, refusals, citation clean-up, limits."""
+
+from __future__ import annotations
+
+import pytest
+from answer_fakes import BigramEmbedder, FakeRetriever, ScriptedGenerator, scored
+
+from app.answer_pipeline import AnswerPipeline, DoneEvent, PassagesEvent, QuestionError, TokenEvent
+from app.config import Settings
+
+PASSAGES = [scored("通义千问模型由阿里云开发。它支持中文和英文。", 1, dense=0.9),
+            scored("北京是中国的首都。", 2, dense=0.8)]
+
+
+def make(answer: str, passages=PASSAGES, **answer_overrides) -> tuple[AnswerPipeline, ScriptedGenerator]:
+    settings = Settings()
+    for key, value in answer_overrides.items():
+        setattr(settings.answer, key, value)
+    generator = ScriptedGenerator(answer)
+    return AnswerPipeline(FakeRetriever(list(passages)), generator, BigramEmbedder(), settings), generator
+
+
+def test_events_come_in_order_and_the_answer_is_cited_and_checked():
+    pipeline, generator = make("通义千问模型由阿里云开发[1][5]。")
+    events = list(pipeline.stream("通义千问是谁开发的？"))
+    assert isinstance(events[0], PassagesEvent) and len(events[0].passages) == 2
+    tokens = [e.text for e in events if isinstance(e, TokenEvent)]
+    assert "".join(tokens) == "通义千问模型由阿里云开发[1][5]。"
+    answer = events[-1].answer
+    assert isinstance(events[-1], DoneEvent) and not answer.refused
+    assert answer.text == "通义千问模型由阿里云开发[1]。"
+    assert [c.number for c in answer.citations] == [1]
+    assert answer.citations[0].quoted_text == PASSAGES[0].text
+    assert answer.checks and answer.checks[0].supported
+    assert answer.language == "zh"
+    assert {"retrieve", "first_token", "generate", "tokens_per_s"} <= answer.timings.keys()
+    # The prompt the model got is the grounded template with both passages numbered.
+    user = generator.calls[0][1]["content"]
+    assert "<passage id=1" in user and "<passage id=2" in user
+
+
+def test_gate_refuses_without_calling_the_model():
+    pipeline, generator = make("不该生成", min_evidence_score=0.95)
+    answer = pipeline.answer("通义千问是谁开发的？")
+    assert answer.refused and answer.text == Settings().answer.refusal_zh
+    assert "evidence gate" in answer.refusal_reason and generator.calls == []
+    assert answer.passages  # still shown, so a user can see what was close
+
+
+def test_model_refusal_is_recognised_in_the_question_language():
+    refusal_en = Settings().answer.refusal_en
+    pipeline, _ = make(refusal_en + " [1]")
+    answer = pipeline.answer("Who founded the company?")
+    assert answer.refused and answer.text == refusal_en and answer.language == "en"
+    assert answer.citations == [] and answer.checks == []
+
+
+def test_unsupported_sentence_is_flagged_not_hidden():
+    pipeline, _ = make("通义千问模型由阿里云开发[1]。月球由奶酪构成[2]。")
+    answer = pipeline.answer("通义千问是谁开发的？")
+    assert [c.supported for c in answer.checks] == [True, False]
+    assert "月球由奶酪构成" in answer.text
+
+
+def test_question_limits_are_clear_errors():
+    pipeline, _ = make("x")
+    with pytest.raises(QuestionError, match="empty"):
+        pipeline.answer("   ")
+    limit = Settings().limits.max_question_chars
+    with pytest.raises(QuestionError, match=f"{limit + 1} characters; the limit is {limit}"):
+        pipeline.answer("问" * (limit + 1))
+
+
+def test_passages_are_packed_to_the_context_budget():
+    long_passages = [scored("这是一句很长的资料内容。" * 40, i, dense=0.9) for i in range(1, 6)]
+    pipeline, generator = make("答[1]。", passages=long_passages, context_budget_tokens=1200)
+    pipeline.answer("资料说了什么？")
+    user = generator.calls[0][1]["content"]
+    assert user.count("<passage id=") < 5  # the budget (characters here) holds only some of them

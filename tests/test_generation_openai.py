@@ -1,0 +1,86 @@
+"""The OpenAI-compatible backend against a local HTTP server speaking the streaming chat protocol.
+
+The server is a stand-in for vLLM / llama.cpp server (neither runs here); it checks the request we send and
+streams server-sent events the way they do."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from app.config import GenerationSettings
+from app.generation.base import GenerationError
+from app.generation.openai_backend import OpenAICompatibleGenerator
+
+
+class _Handler(BaseHTTPRequestHandler):
+    requests: list[tuple[str, dict]] = []
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.requests.append((self.path, body))
+        if self.path == "/tokenize" and "prompt" in body:
+            self._json({"count": len(body["prompt"].split())})
+        elif self.path == "/v1/chat/completions" and body["model"] == "m":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            for piece in ["你好", "，", "世界[1]"]:
+                event = {"choices": [{"index": 0, "delta": {"content": piece}}]}
+                self.wfile.write(f"data: {json.dumps(event, ensure_ascii=False)}\n\n".encode())
+                self.wfile.flush()
+            self.wfile.write(b"data: [DONE]\n\n")
+        else:
+            self.send_response(404)
+            self.end_headers()
+            self.wfile.write(b'{"error": "model not found"}')
+
+    def _json(self, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture(scope="module")
+def server_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+def test_streams_deltas_and_sends_decoding_settings(server_url):
+    settings = GenerationSettings(backend="openai", model="m", openai_base_url=server_url, temperature=0.0,
+                                  top_k=7, max_new_tokens=33)
+    gen = OpenAICompatibleGenerator(settings)
+    assert list(gen.stream([{"role": "user", "content": "hi"}], settings)) == ["你好", "，", "世界[1]"]
+    path, body = _Handler.requests[-1]
+    assert path == "/v1/chat/completions" and body["stream"] is True
+    assert (body["temperature"], body["top_k"], body["max_tokens"]) == (0.0, 7, 33)
+
+
+def test_counts_tokens_with_the_server_tokenizer(server_url):
+    gen = OpenAICompatibleGenerator(GenerationSettings(backend="openai", model="m", openai_base_url=server_url))
+    assert gen.count_tokens("a b c") == 3
+
+
+def test_http_errors_are_reported_with_the_url(server_url):
+    settings = GenerationSettings(backend="openai", model="other", openai_base_url=server_url)
+    with pytest.raises(GenerationError, match="chat/completions: server answered HTTP 404"):
+        list(OpenAICompatibleGenerator(settings).stream([{"role": "user", "content": "hi"}], settings))
+
+
+def test_unreachable_server_is_a_clear_error():
+    settings = GenerationSettings(backend="openai", model="m", openai_base_url="http://127.0.0.1:9/v1")
+    with pytest.raises(GenerationError, match="cannot reach the OpenAI-compatible server"):
+        list(OpenAICompatibleGenerator(settings).stream([{"role": "user", "content": "hi"}], settings))
