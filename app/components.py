@@ -19,6 +19,7 @@ import streamlit as st
 from app.answer_pipeline import AnswerPipeline, build_pipeline
 from app.config import Settings
 from ingest.catalog import Catalog, CatalogError
+from ingest.knowledge_base import KnowledgeBaseError
 from ingest.kb_layout import generation_paths, read_current
 from ingest.manifest import Manifest, ManifestError, read_manifest
 from ingest.records import DocumentRecord
@@ -74,6 +75,9 @@ def load_pipeline(settings: Settings) -> AnswerPipeline:
     Raises KnowledgeBaseError when there is no knowledge base yet.
     """
     key = _key(settings)
+    if not key[1]:
+        # Checked before anything loads: without a knowledge base there is nothing to answer from.
+        raise KnowledgeBaseError(f"{settings.kb_path}: no knowledge base here yet (run `python -m ingest` first)")
     pipeline = _cached_pipeline(key[0], key[1], settings)
     _loaded.add(key)
     return pipeline
