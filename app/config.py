@@ -92,6 +92,9 @@ class IndexSettings:
     gpu_id: int = 0
     # How many old knowledge-base generations to keep after a successful ingest (for readers still using them).
     keep_generations: int = 2
+    # An old generation is deleted only this long after it stopped being live, whatever keep_generations says:
+    # a reader that read CURRENT just before a commit may still be loading that generation's files.
+    gc_grace_seconds: float = 60.0
 
 
 @dataclass

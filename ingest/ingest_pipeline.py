@@ -18,7 +18,7 @@ import faiss
 import numpy as np
 from tqdm import tqdm
 
-from app.config import Settings
+from app.config import IndexSettings, Settings
 from ingest.catalog import Catalog, CatalogError
 from ingest.chunking import chunk_document
 from ingest.embedding_cache import EmbeddingCache, text_hash
@@ -203,8 +203,8 @@ def _apply(writer: GenerationWriter, plan: IngestPlan, contents: list[LoadedCont
     report.files_removed = len(plan.removed)
 
 
-def _collect_garbage(kb_dir: Path, keep: int) -> None:
-    for name in collect_garbage(kb_dir, keep):
+def _collect_garbage(kb_dir: Path, settings: IndexSettings) -> None:
+    for name in collect_garbage(kb_dir, settings.keep_generations, settings.gc_grace_seconds):
         log.info("removed old generation %s", name)
 
 
@@ -250,7 +250,7 @@ def run_ingest(settings: Settings, paths: Sequence[Path], options: IngestOptions
             report.generation = live.name
             report.chunks_total = live.manifest.n_chunks
             report.documents_total = live.manifest.n_documents
-            _collect_garbage(kb_dir, settings.index.keep_generations)
+            _collect_garbage(kb_dir, settings.index)
             return report
         if texts or live is None or options.rebuild:
             embedder = get_embedder()
@@ -275,7 +275,7 @@ def run_ingest(settings: Settings, paths: Sequence[Path], options: IngestOptions
         report.generation = manifest.generation
         report.chunks_total = manifest.n_chunks
         report.documents_total = manifest.n_documents
-        _collect_garbage(kb_dir, settings.index.keep_generations)
+        _collect_garbage(kb_dir, settings.index)
         return report
     finally:
         report.seconds = time.perf_counter() - started

@@ -21,8 +21,8 @@ import numpy as np
 
 from app.config import IndexSettings
 from ingest.catalog import Catalog, CatalogError
-from ingest.kb_layout import (INCOMPLETE_PREFIX, GenerationPaths, fsync_dir, generation_name, generation_number,
-                              generation_paths, generations_dir, read_current, write_current)
+from ingest.kb_layout import (INCOMPLETE_PREFIX, MANIFEST_FILE, GenerationPaths, fsync_dir, generation_name,
+                              generation_number, generation_paths, generations_dir, read_current, write_current)
 from ingest.knowledge_base import KnowledgeBaseError, check_agreement
 from ingest.manifest import Manifest, ManifestError, read_manifest, write_manifest
 from ingest.vector_index import (VectorIndexError, add_vectors, create_index, index_ids, index_type, load_index,
@@ -77,18 +77,28 @@ def clean_leftovers(kb_dir: Path) -> list[str]:
     return removed
 
 
-def collect_garbage(kb_dir: Path, keep: int) -> list[str]:
-    """Delete generations older than the live one beyond the ``keep`` newest (readers may still use those)."""
+def collect_garbage(kb_dir: Path, keep: int, grace_seconds: float = 0.0) -> list[str]:
+    """Delete generations older than the live one beyond the ``keep`` newest, once they have been superseded for
+    ``grace_seconds`` (a reader may have read CURRENT just before the flip and still be opening one)."""
     live = read_current(kb_dir)
     live_number = generation_number(live) if live else None
     if live_number is None or not generations_dir(kb_dir).is_dir():
         return []
-    older = sorted((n, e) for e in generations_dir(kb_dir).iterdir()
-                   if (n := generation_number(e.name)) is not None and n < live_number)
-    doomed = older[:max(0, len(older) - max(keep, 0))]
-    for _, entry in doomed:
-        shutil.rmtree(entry, ignore_errors=True)
-    return [entry.name for _, entry in doomed]
+    committed = sorted((n, e) for e in generations_dir(kb_dir).iterdir()
+                       if (n := generation_number(e.name)) is not None and n <= live_number)
+    older = committed[:-1]
+    doomed = []
+    now = time.time()
+    for position, (_, entry) in enumerate(older[:max(0, len(older) - max(keep, 0))]):
+        successor = committed[position + 1][1]
+        try:
+            superseded_at = (successor / MANIFEST_FILE).stat().st_mtime
+        except FileNotFoundError:
+            superseded_at = now
+        if now - superseded_at >= grace_seconds:
+            shutil.rmtree(entry, ignore_errors=True)
+            doomed.append(entry.name)
+    return doomed
 
 
 def _fsync_tree(root: Path) -> None:

@@ -72,6 +72,14 @@ def test_garbage_collection_keeps_the_configured_number_of_old_generations(tmp_p
     assert sorted(p.name for p in generations_dir(kb_dir).iterdir()) == ["gen-000003", "gen-000004", "gen-000005"]
 
 
+def test_recently_superseded_generations_wait_for_their_grace_period(tmp_path: Path) -> None:
+    kb_dir = tmp_path / "kb"
+    _commit(kb_dir, {"/a.txt": ["第一版文本"]})
+    _commit(kb_dir, {"/b.txt": ["第二版文本"]})
+    assert collect_garbage(kb_dir, keep=0, grace_seconds=3600) == []
+    assert collect_garbage(kb_dir, keep=0, grace_seconds=0) == ["gen-000001"]
+
+
 def test_abort_and_leftovers_never_touch_the_live_generation(tmp_path: Path) -> None:
     kb_dir = tmp_path / "kb"
     _commit(kb_dir, {"/a.txt": ["保留"]})
