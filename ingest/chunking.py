@@ -102,7 +102,7 @@ class _PagePacker:
         self.units.append(unit)
 
     def add_heading(self, block: Block) -> None:
-        if any(u.kind != "heading" for u in self.units):
+        if any(u.kind != "heading" for u in self.units) or not self.fits(block.end):
             self.flush(keep_for_overlap=False)
         self.previous = []
         self.units.append(_Unit(block.start, block.end, "heading"))
@@ -130,9 +130,13 @@ class _PagePacker:
         if block.end - block.start <= self.size:
             self.add_block([_Unit(block.start, block.end, "code")])
             return
-        self.flush(keep_for_overlap=False)
         header_end = block.rows[1][1]
         header = self.text[block.start:header_end]
+        if len(block.rows) < 3 or len(header) > self.size // 2:
+            # Repeating a header this big would leave no room for rows: cut the table by lines instead.
+            self.add_block(_line_units(self.text, block, self.size, "code"))
+            return
+        self.flush(keep_for_overlap=False)
         piece_start: int | None = block.start
         prefix, n_rows, prev_end = "", 0, header_end
         for row_start, row_end in block.rows[2:]:
@@ -164,9 +168,15 @@ def _text_units(text: str, block: Block, size: int) -> list[_Unit]:
     """Units of a paragraph (its sentences) or code block (its lines), each cut further if longer than ``size``.
     The packer keeps the units of a block together when the whole block fits."""
     if block.kind == "code":
-        kind, spans = "code", _code_lines(text, block.start, block.end)
-    else:
-        kind, spans = "text", split_sentences(text, block.start, block.end)
+        return _line_units(text, block, size, "code")
+    return _units(text, split_sentences(text, block.start, block.end), size, "text")
+
+
+def _line_units(text: str, block: Block, size: int, kind: str) -> list[_Unit]:
+    return _units(text, _code_lines(text, block.start, block.end), size, kind)
+
+
+def _units(text: str, spans: list[tuple[int, int]], size: int, kind: str) -> list[_Unit]:
     units: list[_Unit] = []
     for s, e in spans:
         pieces = hard_split(text, s, e, size) if e - s > size else [(s, e)]
