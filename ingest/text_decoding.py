@@ -2,7 +2,8 @@
 
 Order of attempts, most reliable first:
 1. a byte-order mark (UTF-8-SIG, UTF-16, UTF-32) is decisive; then an encoding the file declares (HTML);
-2. strict UTF-8: valid UTF-8 is almost never an accident for non-ASCII text;
+2. UTF-8: valid UTF-8 is almost never an accident for non-ASCII text; a file with one or a very few invalid
+   bytes (a truncated last character) is still UTF-8, read without them;
 3. strict GB18030 (a superset of GBK/GB2312) if the result looks like Chinese: most Chinese characters decoded
    should lie in GB2312. Statistical detectors misread short GBK files (a few dozen characters) as Big5,
    Shift-JIS or cp1252, so this Chinese-first project tries GB18030 before asking one;
@@ -36,6 +37,8 @@ MAX_CONTROL_FRACTION = 0.05
 PLAUSIBILITY_SAMPLE_CHARS = 100_000
 DETECTOR_SAMPLE_BYTES = 1_000_000
 MIN_GB2312_SHARE = 0.9
+# UTF-8 text with at most this fraction of invalid bytes (or one) is read as UTF-8 without them.
+MAX_BAD_UTF8_FRACTION = 0.001
 # Detector matches within this "chaos" of the best count as ties, broken by COMMON_LEGACY_ENCODINGS order.
 CHAOS_TOLERANCE = 0.1
 COMMON_LEGACY_ENCODINGS = ("cp1252", "big5", "cp932", "euc_kr", "cp1251", "cp1250")
@@ -103,6 +106,11 @@ def _decode(data: bytes, path: str, declared: str | None) -> tuple[str, str]:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd") - data.count("\ufffd".encode("utf-8"))
+    if bad <= max(1.0, MAX_BAD_UTF8_FRACTION * len(data)):
+        # UTF-8 with a few damaged bytes (a cut-off last character, a bad copy) loses those bytes, not the file.
+        return text.replace("\ufffd", "") if bad else text, "utf-8 (damaged bytes dropped)"
     try:
         text = data.decode("gb18030")
         if _looks_like_chinese(text):

@@ -61,6 +61,12 @@ def test_latin1_text_is_not_taken_for_gbk(tmp_path: Path) -> None:
     assert doc.pages[0].text == text
 
 
+def test_utf8_with_a_cut_off_last_character(tmp_path: Path) -> None:
+    data = (CHINESE * 3).encode("utf-8")[:-1]
+    doc = load_document(write(tmp_path, "cut.txt", data), LIMITS)
+    assert doc.pages[0].text == (CHINESE * 3)[:-1]
+
+
 def test_big5_text_is_not_taken_for_gbk(tmp_path: Path) -> None:
     text = "模型參數說明，這是繁體中文的一段測試文字。"
     doc = load_document(write(tmp_path, "big5.txt", text.encode("big5")), LIMITS)
