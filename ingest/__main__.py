@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ingest.embedder import Embedder
 
 # The sample corpus shipped with the repository, found from the package so any working directory works.
-SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "data"
+SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "data" / "sample"
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 130
 

@@ -82,7 +82,7 @@ def test_dry_run_and_config_file(tmp_path: Path) -> None:
 
 
 def test_default_path_is_the_sample_corpus_wherever_it_runs_from(tmp_path: Path) -> None:
-    assert SAMPLE_CORPUS == REPO / "data" and SAMPLE_CORPUS.is_dir()
+    assert SAMPLE_CORPUS == REPO / "data" / "sample" and SAMPLE_CORPUS.is_dir()
     args = build_parser().parse_args([])
     assert args.paths == [] and args.kb is None and not args.rebuild
     code, out, err = _run(["--kb", str(tmp_path / "kb"), "--json"], tmp_path)
