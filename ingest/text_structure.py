@@ -16,9 +16,10 @@ _PLAIN_HEADING = re.compile(r"^\s*(?:(第[一二三四五六七八九十百零\d
                             r"|([一二三四五六七八九十]+、))\s*\S")
 MAX_PLAIN_HEADING_CHARS = 40
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
+_TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
 
-# Sentence ends: Chinese enders (no space needed; also half-width !?; right after a Chinese character), English enders followed by whitespace, and line breaks.
+# Sentence ends: Chinese enders (no space needed; also half-width !?; right after a Chinese character),
+# English enders followed by whitespace, and line breaks.
 _SENTENCE_END = re.compile(r"[。！？；…]+[”’\"'）)」』》】]*|(?<=[\u4e00-\u9fff])[!?;]+[”’\"')）]*"
                            r"|[.!?]+[”’\"')）\]]*(?=\s)|\n")
 ABBREVIATIONS = frozenset({
