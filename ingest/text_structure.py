@@ -27,6 +27,8 @@ ABBREVIATIONS = frozenset({
     "dr.", "prof.", "inc.", "ltd.", "jr.", "sr.", "st.", "approx.", "resp.", "sec.", "ch.",
 })
 _WORD_BEFORE = re.compile(r"(\S+)$")
+# How far back from a period to look for the word it ends (longer than any entry above, e.g. "approx").
+LONGEST_ABBREVIATION = 12
 # Preferred places for a hard split: after clause punctuation or at whitespace.
 _SOFT_BREAK = re.compile(r"[，、,：:；;）)]|\s")
 
@@ -120,7 +122,7 @@ def parse_blocks(text: str, plain_headings: bool = False) -> list[Block]:
 
 
 def _is_abbreviation(text: str, dot: int, floor: int) -> bool:
-    word = _WORD_BEFORE.search(text, max(floor, dot - 12), dot)
+    word = _WORD_BEFORE.search(text, max(floor, dot - LONGEST_ABBREVIATION), dot)
     if not word:
         return False
     token = word.group(1)
