@@ -124,12 +124,15 @@ class LocalChatModel(BaseChatModel):
         reply = parse_reply(text, names) if names else None
         if reply is None or not reply.tool_calls:
             if len(text) > shown:
+                if run_manager:
+                    run_manager.on_llm_new_token(text[shown:])
                 yield ChatGenerationChunk(message=AIMessageChunk(content=text[shown:]))
             return
-        # Content already streamed stays; a tool call replaces what was held back.
+        # Content before the call that was held back is emitted now; the call itself becomes tool_call_chunks.
+        rest = reply.content[shown:] if reply.content.startswith(text[:shown]) else ""
         chunks = [tool_call_chunk(name=c.name, args=json.dumps(c.arguments, ensure_ascii=False), id=c.id, index=i)
                   for i, c in enumerate(reply.tool_calls)]
-        yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=chunks,
+        yield ChatGenerationChunk(message=AIMessageChunk(content=rest, tool_call_chunks=chunks,
                                                          chunk_position="last"))
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,

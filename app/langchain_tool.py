@@ -20,13 +20,14 @@ from pydantic import BaseModel, Field
 from app.answer_pipeline import AnswerPipeline, QuestionError, build_pipeline
 from app.config import Settings, load_settings
 from app.cited_span import cited_span, claims_citing
+from ingest.kb_layout import read_current
 from ingest.knowledge_base import KnowledgeBase, KnowledgeBaseError
 from prompts.records import Answer
 from retrieval.langchain_retriever import DocqaRetriever, to_document
 from retrieval.results import ScoredChunk
 
 # Re-exported so `from app.langchain_tool import DocqaRetriever` gives a LangChain BaseRetriever over the same base.
-__all__ = ["DocqaRetriever", "KnowledgeBaseTools", "build_knowledge_base_tools", "format_answer", "format_passages",
+__all__ = ["AGENT_INSTRUCTIONS", "DocqaRetriever", "KnowledgeBaseTools", "build_knowledge_base_tools", "format_answer", "format_passages",
            "to_document"]
 
 SEARCH_DESCRIPTION = (
@@ -34,6 +35,12 @@ SEARCH_DESCRIPTION = (
     "Returns an answer with numbered sources [n] (file, page, section, quoted sentence), or says the documents do "
     "not contain the answer. Set passages_only=true to get the raw numbered passages instead of an answer. "
     "Use it for any question about the user's documents; cite the [n] sources in your reply.")
+# A system prompt for agents using these tools (the example agent uses it; bring your own as you like).
+AGENT_INSTRUCTIONS = (
+    "You answer questions about the user's documents. For every such question, first call the "
+    "search_knowledge_base tool with the question, then answer from its result only, in the language of the "
+    "question, keeping its [n] source numbers. If the tool says NOT FOUND, tell the user the documents do not "
+    "contain the answer.")
 LIST_DESCRIPTION = "List the documents in the user's knowledge base (file, title, number of chunks, last update)."
 
 
@@ -122,7 +129,10 @@ def build_knowledge_base_tools(kb_dir: Path | str | None = None, settings: Setti
     if kb_dir is not None:
         settings = dataclasses.replace(settings, kb_dir=Path(kb_dir))
     try:
-        pipeline = pipeline or build_pipeline(settings)
+        if pipeline is None:
+            if read_current(settings.kb_path) is None:  # checked before any model loads
+                raise KnowledgeBaseError(f"{settings.kb_path}: no knowledge base here yet (run `python -m ingest`)")
+            pipeline = build_pipeline(settings)
     except KnowledgeBaseError as exc:
         raise KnowledgeBaseError(f"cannot build the knowledge-base tools: {exc}") from exc
     max_chars = settings.answer.tool_passage_chars

@@ -13,7 +13,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 # What Qwen2.5's template puts in the system turn when tools are given but the conversation has no system message.
 DEFAULT_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
@@ -24,8 +24,13 @@ _TOOLS_HEADER = ("\n\n# Tools\n\nYou may call one or more functions to assist wi
 _TOOLS_FOOTER = ("\n</tools>\n\nFor each function call, return a json object with function name and arguments "
                  "within <tool_call></tool_call> XML tags:\n<tool_call>\n"
                  "{{\"name\": <function-name>, \"arguments\": <args-json-object>}}\n</tool_call>")
+# Text that may begin a tool call, in the template's format or in the ways small models drift from it.
+_CALL_MARKERS = (TOOL_CALL_OPEN, "<tools>", "```", "{")
+_CALL_STARTS = "<{`"
+_LONGEST_MARKER = max(len(m) for m in _CALL_MARKERS)
 _TOOL_CALL_BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
-_CODE_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+# What may precede a drifted call: an opening tag, a code fence, extra braces.
+_LEADING_TAG_TAIL = re.compile(r"(?:(?:<tool_call>|<tools>|```(?:json)?|\{)\s*)+$")
 
 
 @dataclass
@@ -110,39 +115,65 @@ def _as_call(text: str, known: set[str] | None) -> ToolCall | None:
     return ToolCall(obj["name"], args) if isinstance(args, dict) else None
 
 
+def _json_objects(text: str) -> Iterator[tuple[int, int, Any]]:
+    """Every top-level JSON object in ``text`` as (start, end, value), scanning left to right."""
+    decoder = json.JSONDecoder()
+    pos = text.find("{")
+    while pos >= 0:
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            pos = text.find("{", pos + 1)
+            continue
+        yield pos, end, value
+        pos = text.find("{", end)
+
+
 def parse_reply(text: str, tool_names: set[str] | None = None) -> ParsedReply:
     """Split model output into plain content and tool calls.
 
     ``<tool_call>`` blocks are parsed (an unterminated last block too: generation may stop at the end token before
-    the closing tag). A reply that is nothing but one JSON call, bare or in a code fence, naming a known tool also
-    counts: small models sometimes drop the tags.
+    the closing tag). Small models also drift from the format (``<tools>`` tags, the template's doubled braces
+    ``{{...}}``, a bare or fenced JSON object), so when tool names are known any JSON object naming one of them
+    with object arguments counts as a call; the content is the text before the first call.
     """
+    calls: list[ToolCall] = []
+    invalid: list[str] = []
+    first = len(text)
     if TOOL_CALL_OPEN in text:
-        calls, invalid = [], []
+        first = text.index(TOOL_CALL_OPEN)
         for block in _TOOL_CALL_BLOCK.findall(text):
             call = _as_call(block, tool_names)
-            if call is None:
-                invalid.append(block)
-            else:
+            if call is not None:
                 calls.append(call)
-        content = text[:text.index(TOOL_CALL_OPEN)].strip()
-        return ParsedReply(content, calls, invalid)
-    stripped = text.strip()
-    fenced = _CODE_FENCE.match(stripped)
-    candidate = fenced.group(1) if fenced else stripped
-    if tool_names and candidate.startswith("{"):
-        call = _as_call(candidate, tool_names)
-        if call is not None:
-            return ParsedReply("", [call])
-    return ParsedReply(text, [])
+            else:
+                invalid.append(block)
+    if not calls and tool_names:
+        for start, end, value in _json_objects(text):
+            call = _as_call(json.dumps(value), tool_names) if isinstance(value, dict) else None
+            if call is not None:
+                calls.append(call)
+                first = min(first, start)
+        if calls:
+            invalid = []
+    if not calls and not invalid:
+        return ParsedReply(text, [])
+    content = _LEADING_TAG_TAIL.sub("", text[:first]).strip()
+    return ParsedReply(content, calls, invalid)
 
 
 def safe_prefix_length(text: str) -> int:
-    """How much of streamed ``text`` can be shown as content now: everything before a ``<tool_call>`` tag, holding
-    back a tail that might be the start of one."""
-    if TOOL_CALL_OPEN in text:
-        return text.index(TOOL_CALL_OPEN)
-    for keep in range(min(len(TOOL_CALL_OPEN) - 1, len(text)), 0, -1):
-        if TOOL_CALL_OPEN.startswith(text[-keep:]):
-            return len(text) - keep
-    return len(text)
+    """How much of streamed ``text`` can be shown as content now, while tools are bound.
+
+    A reply that opens with ``<``, ``{`` or a code fence may be a tool call (in or out of format) and is held back
+    whole; otherwise everything before the first possible call start is shown, holding back a tail that might
+    begin one.
+    """
+    stripped = text.lstrip()
+    if not stripped or stripped[0] in _CALL_STARTS:
+        return 0
+    cut = min((i for i in (text.find(m) for m in _CALL_MARKERS) if i >= 0), default=len(text))
+    for keep in range(min(_LONGEST_MARKER - 1, cut), 0, -1):
+        if any(m.startswith(text[cut - keep:cut]) for m in _CALL_MARKERS):
+            return cut - keep
+    return cut

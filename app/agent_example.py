@@ -1,0 +1,105 @@
+"""``python -m app.agent_example "问题"``: a LangChain agent (``langchain.agents.create_agent``) running fully
+offline on the packaged local LLM, answering through the ``search_knowledge_base`` tool.
+
+``--chain`` runs the same question through a plain LangChain chain instead (retriever → prompt → local model),
+for when the small local model does not call the tool reliably (see bench/agent_tool_calls.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from langchain.agents import create_agent
+from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
+
+from app.chat_model_adapter import LocalChatModel
+from app.config import ConfigError, Settings, load_settings
+from app.langchain_tool import AGENT_INSTRUCTIONS, KnowledgeBaseTools, build_knowledge_base_tools
+from ingest.knowledge_base import KnowledgeBaseError
+
+CHAIN_PROMPT = ChatPromptTemplate.from_messages([
+    ("system", "Answer the question only from the numbered passages, citing them as [n]. If they do not contain "
+               "the answer, say so. Answer in the language of the question.\n\n{passages}"),
+    ("human", "{question}"),
+])
+
+
+def build_agent(tools: KnowledgeBaseTools, model: LocalChatModel) -> Any:
+    """A tool-calling agent over the knowledge-base tools (a LangGraph graph: invoke/stream with messages)."""
+    return create_agent(model, tools.tools, system_prompt=AGENT_INSTRUCTIONS)
+
+
+def build_chain(tools: KnowledgeBaseTools, model: LocalChatModel) -> Runnable:
+    """The plain-chain alternative: question → retrieved passages → prompt → local model → text."""
+    retriever = tools.retriever()
+
+    def numbered(docs: list) -> str:
+        return "\n\n".join(f"[{i}] {Path(d.metadata['source']).name}\n{d.page_content}"
+                           for i, d in enumerate(docs, start=1))
+
+    return ({"passages": retriever | RunnableLambda(numbered), "question": RunnablePassthrough()}
+            | CHAIN_PROMPT | model | StrOutputParser())
+
+
+def _print_step(message: Any) -> None:
+    if isinstance(message, AIMessage) and message.tool_calls:
+        for call in message.tool_calls:
+            print(f"→ tool call {call['name']}({call['args']})", flush=True)
+    elif isinstance(message, ToolMessage):
+        print(f"← {message.name}:\n{message.content}\n", flush=True)
+    elif isinstance(message, AIMessage):
+        print(f"\n{message.content}", flush=True)
+
+
+def run_agent(agent: Any, question: str, max_steps: int) -> list[Any]:
+    """Run the agent on ``question``, printing each tool call, tool result and the final answer."""
+    messages: list[Any] = []
+    for update in agent.stream({"messages": [{"role": "user", "content": question}]},
+                               config={"recursion_limit": max_steps}, stream_mode="updates"):
+        for step in update.values():
+            for message in (step or {}).get("messages", []):
+                _print_step(message)
+                messages.append(message)
+    return messages
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m app.agent_example", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("question", help="the question (Chinese or English)")
+    p.add_argument("--kb", type=Path, help="knowledge base folder (default: Settings.kb_path)")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="answer budget of the agent's model per step")
+    p.add_argument("--max-steps", type=int, default=8, help="LangGraph recursion limit (model + tool steps)")
+    p.add_argument("--chain", action="store_true", help="run a plain retriever → prompt → model chain instead")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings: Settings = load_settings(**({"kb_dir": args.kb} if args.kb else {}))
+        print("loading the knowledge base, embedder and local LLM…", file=sys.stderr, flush=True)
+        tools = build_knowledge_base_tools(settings=settings)
+    except (ConfigError, KnowledgeBaseError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    model = LocalChatModel(generator=tools.pipeline.generator,
+                           generation=dataclasses.replace(settings.generation, max_new_tokens=args.max_new_tokens))
+    if args.chain:
+        for piece in build_chain(tools, model).stream(args.question):
+            print(piece, end="", flush=True)
+        print()
+        return 0
+    run_agent(build_agent(tools, model), args.question, args.max_steps)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""The LangChain tools over a real knowledge base on disk (real ingest, FAISS, BM25, retriever) with a fast
+stand-in embedder and a scripted generator; the slow test runs them on the real models."""
+
+from __future__ import annotations
+
+import pytest
+from answer_fakes import BigramEmbedder
+from app_fakes import RecordingGenerator, ingest_with_hash_embedder, write_corpus
+from langchain_core.messages import ToolMessage
+from langchain_core.retrievers import BaseRetriever
+from store_fakes import HashEmbedder
+
+from app.answer_pipeline import AnswerPipeline
+from app.config import Settings
+from app.langchain_tool import DocqaRetriever, build_knowledge_base_tools
+from ingest.knowledge_base import KnowledgeBase, KnowledgeBaseError
+from prompts.records import Answer
+from retrieval.hybrid_retriever import build_retriever
+
+PORT_ANSWER = "星河数据库默认监听 7341 端口 [1]。"
+
+
+@pytest.fixture
+def kb_settings(tmp_path) -> Settings:
+    settings = Settings(data_dir=tmp_path / "home")
+    ingest_with_hash_embedder(settings, [write_corpus(tmp_path / "docs")])
+    return settings
+
+
+def _tools(settings: Settings, answer: str = PORT_ANSWER):
+    kb = KnowledgeBase.open(settings.kb_path)
+    retriever = build_retriever(settings, kb=kb, embedder=HashEmbedder())
+    pipeline = AnswerPipeline(retriever, RecordingGenerator(answer), BigramEmbedder(), settings)
+    return build_knowledge_base_tools(settings=settings, pipeline=pipeline)
+
+
+def test_search_returns_the_answer_with_numbered_sources(kb_settings):
+    tools = _tools(kb_settings)
+    assert [t.name for t in tools.tools] == ["search_knowledge_base", "list_knowledge_base_documents"]
+    text = tools.search.invoke({"question": "星河数据库的默认端口是多少？"})
+    assert text.startswith("Answer: " + PORT_ANSWER)
+    sources = text.split("Sources:\n", 1)[1]
+    assert sources.startswith("[1] 星河数据库手册.md, 星河数据库 > 端口: \"星河数据库默认监听 7341 端口")
+
+
+def test_the_tool_message_carries_the_full_answer_as_artifact(kb_settings):
+    tools = _tools(kb_settings)
+    message = tools.search.invoke({"type": "tool_call", "id": "call_1", "name": "search_knowledge_base",
+                                   "args": {"question": "星河数据库的默认端口是多少？"}})
+    assert isinstance(message, ToolMessage) and message.tool_call_id == "call_1"
+    assert isinstance(message.artifact, Answer) and message.artifact.citations[0].number == 1
+
+
+def test_passages_only_skips_the_llm(kb_settings):
+    tools = _tools(kb_settings)
+    text = tools.search.invoke({"question": "How many times does Aurora retry a job?", "passages_only": True})
+    assert text.startswith("Passages:\n[1] aurora-notes.txt (score ")
+    assert "three times" in text.split("\n\n")[0]
+    assert tools.pipeline.generator.calls == []
+
+
+def test_passages_are_clipped_to_the_configured_length(kb_settings):
+    kb_settings.answer.tool_passage_chars = 20
+    text = _tools(kb_settings).search.invoke({"question": "Aurora retry", "passages_only": True})
+    first = text.split("\n")[2]
+    assert len(first) == 21 and first.endswith("…")
+
+
+def test_a_refusal_says_not_found_and_lists_the_closest_passages(kb_settings):
+    text = _tools(kb_settings, answer="根据现有文档无法回答该问题。").search.invoke({"question": "火星上有几个湖？"})
+    assert text.startswith("NOT FOUND: 根据现有文档无法回答该问题。")
+    assert "Closest passages considered" in text and "[1] " in text
+
+
+def test_bad_input_comes_back_to_the_agent_as_an_error_message(kb_settings):
+    text = _tools(kb_settings).search.invoke({"question": "   "})
+    assert text == "search_knowledge_base: the question is empty"
+
+
+def test_list_documents_names_every_document(kb_settings):
+    text = _tools(kb_settings).list_documents.invoke({})
+    lines = text.splitlines()
+    assert lines[0] == "2 documents, 3 chunks:"
+    assert lines[1].startswith("- aurora-notes.txt (1 chunks, updated ")
+    assert lines[2].startswith("- 星河数据库手册.md — 星河数据库 (2 chunks, updated ")
+
+
+def test_the_retriever_is_a_langchain_base_retriever_over_the_same_base(kb_settings):
+    retriever = _tools(kb_settings).retriever(top_k=1)
+    assert isinstance(retriever, DocqaRetriever) and isinstance(retriever, BaseRetriever)
+    docs = retriever.invoke("Aurora retries")
+    assert len(docs) == 1 and docs[0].metadata["source"].endswith("aurora-notes.txt")
+
+
+def test_a_missing_knowledge_base_is_a_clear_error(tmp_path):
+    with pytest.raises(KnowledgeBaseError, match="cannot build the knowledge-base tools: .*no knowledge base"):
+        build_knowledge_base_tools(kb_dir=tmp_path / "nothing", settings=Settings(data_dir=tmp_path))
