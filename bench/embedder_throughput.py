@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chars", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--dtype", default=None, help="override EmbedderSettings.dtype (float32, bfloat16)")
     args = parser.parse_args(argv)
 
     # The engine reads OMP_NUM_THREADS when its OpenMP runtime starts, so it is created first.
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings()
     settings.embedder.num_threads = args.threads
+    settings.embedder.dtype = args.dtype or settings.embedder.dtype
     embedder = load_embedder(settings.embedder, settings.models_path)
 
     passages = chinese_passages(args.passages, args.chars)
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "passages": len(passages), "chars_per_passage": args.chars, "threads": args.threads,
-        "batch_size": settings.embedder.batch_size, "rounds": args.rounds,
+        "batch_size": settings.embedder.batch_size, "dtype": settings.embedder.dtype, "rounds": args.rounds,
         "load_average_1min": os.getloadavg()[0], "cpu_count": os.cpu_count(),
         "cosine_min": float(cosines.min()), "cosine_mean": float(cosines.mean()),
     }
@@ -86,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("converted", "engine"):
         print(f"{name:>9}: {result[f'{name}_passages_per_s_best']:6.2f} passages/s best, "
               f"{result[f'{name}_passages_per_s_median']:6.2f} median "
-              f"({len(passages)} x {args.chars} Chinese chars, {args.threads} threads, {args.rounds} rounds)")
+              f"({len(passages)} x {args.chars} Chinese chars, {args.threads} threads, {args.rounds} rounds"
+              + (f", {settings.embedder.dtype})" if name == "converted" else ")"))
     print(f"cosine converted vs engine: min {result['cosine_min']:.5f} mean {result['cosine_mean']:.5f}; "
           f"load average during run {result['load_average_1min']:.1f} on {result['cpu_count']} CPUs")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

@@ -168,8 +168,9 @@ class SentenceTransformerEmbedder:
         ]
 
 
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _LOCK = threading.Lock()
-_MODELS: dict[tuple[str, str], Any] = {}
+_MODELS: dict[tuple[str, str, str], Any] = {}
 _EMBEDDERS: dict[tuple[Any, ...], SentenceTransformerEmbedder] = {}
 
 
@@ -188,11 +189,15 @@ def _resolve_model_path(settings: EmbedderSettings, models_dir: Path) -> str:
 def _load_model(settings: EmbedderSettings, models_dir: Path) -> Any:
     from sentence_transformers import SentenceTransformer
 
+    if settings.dtype not in _DTYPES:
+        raise EmbedderError(f"embedding model {settings.model!r}: unknown embedder dtype {settings.dtype!r} "
+                            f"(use one of {', '.join(_DTYPES)})")
     path = _resolve_model_path(settings, models_dir)
     if settings.num_threads > 0:
         torch.set_num_threads(settings.num_threads)
     try:
-        return SentenceTransformer(path, device=settings.device, local_files_only=not settings.allow_download)
+        model = SentenceTransformer(path, device=settings.device, local_files_only=not settings.allow_download)
+        return model.to(_DTYPES[settings.dtype])
     except Exception as exc:  # the library raises many types (OSError, ValueError, HF hub errors ...)
         where = "from the local cache" if not settings.allow_download else "(downloads allowed)"
         raise EmbedderError(f"cannot load embedding model {settings.model!r} {where} on device "
@@ -200,8 +205,8 @@ def _load_model(settings: EmbedderSettings, models_dir: Path) -> Any:
 
 
 def load_embedder(settings: EmbedderSettings, models_dir: Path) -> Embedder:
-    """The embedder for ``settings``; models are loaded once per (model, device) per process."""
-    key = (settings.model, settings.device)
+    """The embedder for ``settings``; models are loaded once per (model, device, dtype) per process."""
+    key = (settings.model, settings.device, settings.dtype)
     with _LOCK:
         model = _MODELS.get(key)
         if model is None:

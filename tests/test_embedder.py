@@ -125,6 +125,19 @@ def test_models_are_cached_per_process(tiny_model_dir: Path, tmp_path: Path) -> 
     assert other is not first and other._model is first._model
 
 
+def test_bfloat16_gives_float32_vectors_close_to_float32(tiny_model_dir: Path, tmp_path: Path) -> None:
+    texts = ["w1 w2 w3", " ".join(WORDS[:13])]
+    full = _embedder(tiny_model_dir, tmp_path, **WINDOW_SETTINGS).encode_passages(texts)
+    half = _embedder(tiny_model_dir, tmp_path, **WINDOW_SETTINGS, dtype="bfloat16").encode_passages(texts)
+    assert half.dtype == np.float32
+    assert np.sum(full * half, axis=1).min() > 0.999
+
+
+def test_unknown_dtype_is_named(tiny_model_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(EmbedderError, match="unknown embedder dtype 'int3'"):
+        _embedder(tiny_model_dir, tmp_path, dtype="int3")
+
+
 def test_missing_model_path_is_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-model"
     with pytest.raises(EmbedderError, match="no-such-model"):
