@@ -54,6 +54,8 @@ class EmbedderSettings:
     ray_workers: int = 1
     ray_cpus_per_worker: float = 1.0
     ray_gpus_per_worker: float = 0.0
+    # Passages the ingest hands Ray per job (each job starts actors; the embedding cache is written after each).
+    ray_job_passages: int = 4096
     # Off by default: the system promises no network at run time, so models load only from local paths or the
     # local Hugging Face cache. Turn on to let sentence-transformers fetch a configured hub model once.
     allow_download: bool = False

@@ -61,11 +61,19 @@ class IngestSetupError(Exception):
 
 
 def _default_embedder(settings: Settings) -> "Embedder":
-    from ingest.embedder import EmbedderError, load_embedder
+    from app.config import ConfigError
+    from ingest.embedder import EmbedderError
+    from ingest.ray_embedding import RayUnavailableError, load_ingest_embedder
     try:
-        return load_embedder(settings.embedder, settings.models_path)
-    except EmbedderError as exc:
+        return load_ingest_embedder(settings.embedder, settings.models_path)
+    except (EmbedderError, RayUnavailableError, ConfigError) as exc:
         raise IngestSetupError(str(exc)) from exc
+
+
+def _passages_per_call(settings: Settings) -> int:
+    """Passages handed to the embedder per call: a batch locally; many for Ray, which starts a job per call."""
+    s = settings.embedder
+    return s.ray_job_passages if s.runner.lower() == "ray" else s.batch_size
 
 
 def _default_keyword_builder(settings: Settings) -> KeywordBuilder:
@@ -263,7 +271,7 @@ def run_ingest(settings: Settings, paths: Sequence[Path], options: IngestOptions
             if texts and embedder is not None:
                 cache = EmbeddingCache(kb_dir / EMBEDDING_CACHE_FILE, _cache_key(embedder, settings), dimension)
                 try:
-                    vectors = _embed(texts, embedder, cache, settings.embedder.batch_size, report, options.progress)
+                    vectors = _embed(texts, embedder, cache, _passages_per_call(settings), report, options.progress)
                 finally:
                     cache.close()
             _apply(writer, plan, contents, duplicates, vectors, report)

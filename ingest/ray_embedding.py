@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from app.config import EmbedderSettings
+from app.config import ConfigError, EmbedderSettings
 
 if TYPE_CHECKING:
     from ingest.embedder import Embedder
@@ -126,5 +126,5 @@ def load_ingest_embedder(settings: EmbedderSettings, models_dir: Path) -> "Embed
     if runner == "ray":
         return RayEmbedder(settings, models_dir)
     if runner != "local":
-        raise ValueError(f"unknown EmbedderSettings.runner {settings.runner!r}: use 'local' or 'ray'")
+        raise ConfigError(f"unknown EmbedderSettings.runner {settings.runner!r}: use 'local' or 'ray'")
     return _default_loader(settings, models_dir)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.config import EmbedderSettings, Settings
+from app.config import ConfigError, EmbedderSettings, Settings
 from ingest.ray_embedding import RayEmbedder, load_ingest_embedder
 
 ray = pytest.importorskip("ray", reason="Ray Data is the optional 'scale' extra")
@@ -77,7 +77,7 @@ def test_no_texts_needs_no_ray_job(tmp_path: Path) -> None:
 
 
 def test_unknown_runner_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown EmbedderSettings.runner 'spark'"):
+    with pytest.raises(ConfigError, match="unknown EmbedderSettings.runner 'spark'"):
         load_ingest_embedder(EmbedderSettings(runner="spark"), tmp_path)
 
 
