@@ -1,5 +1,6 @@
-"""Fakes for the chat page and LangChain tool unit tests: a pipeline of the real AnswerPipeline logic over a fixed
-retriever and a scripted generator that records the decoding settings it was given."""
+"""Helpers for the app tests: a fake pipeline (the real AnswerPipeline logic over a fixed retriever and a scripted
+generator that records its decoding settings), a tiny corpus, and the environment that points the page at a
+test home."""
 
 from __future__ import annotations
 
@@ -61,3 +62,16 @@ def write_corpus(folder: Path, files: dict[str, str] = SMALL_CORPUS) -> Path:
 def ingest_with_hash_embedder(settings: Settings, paths: list[Path]) -> IngestReport:
     """The real ingest with a fast stand-in embedder: a real knowledge base on disk in well under a second."""
     return run_ingest(settings, paths, IngestOptions(progress=False), embedder_factory=HashEmbedder)
+
+
+def page_env(settings: Settings) -> dict[str, str]:
+    """Environment that makes ``load_settings()`` in the page reproduce ``settings`` (the page's only input)."""
+    return {
+        "DOCQA_HOME": str(settings.data_dir),
+        "DOCQA_MODEL_CACHE_DIR": str(settings.models_path),
+        "DOCQA_EMBEDDER__NUM_THREADS": str(settings.embedder.num_threads),
+        "DOCQA_GENERATION__N_THREADS": str(settings.generation.n_threads),
+        "DOCQA_GENERATION__MAX_NEW_TOKENS": str(settings.generation.max_new_tokens),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }

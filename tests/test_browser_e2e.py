@@ -1,0 +1,152 @@
+"""The real web page in a real browser: ``streamlit run app/chat_page.py`` on a free localhost port, driven by
+headless Debian Chromium through Playwright. Ask a question and watch the answer stream in with its source; upload
+a document full of hostile markup and check none of it runs or loads. Saves a screenshot to test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from app_fakes import page_env
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"
+# Generous: the first page load loads the models, and the machine's 2 cores are shared.
+WAIT_MS = 600_000
+HOSTILE_DOC = (
+    "# 月影协议\n\n月影协议规定每个节点每隔九秒发送一次心跳。"
+    "<script>window.__pwned = 1</script>"
+    "<img src=http://127.0.0.1:9/pixel.png onerror=\"window.__pwned = 2\">"
+    " ![x](http://127.0.0.1:9/image.png) [点我](javascript:window.__pwned=3) www.example.com\n")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, server: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {server.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} not healthy after {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def server(real_app_settings, real_pipeline, tmp_path_factory):
+    """The page served from a copy of the session's knowledge base (the upload below must not change it)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium fonts-noto-cjk")
+    home = tmp_path_factory.mktemp("browser_home")
+    shutil.copytree(real_app_settings.kb_path, home / "kb")
+    env = {**os.environ, **page_env(real_app_settings), "DOCQA_HOME": str(home)}
+    port = _free_port()
+    log = open(home / "streamlit.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "chat_page.py"), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process)
+        yield url, home
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser_page(server):
+    from playwright.sync_api import sync_playwright
+
+    url, _ = server
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(url)
+        page.get_by_test_id("stChatInputTextArea").wait_for(timeout=WAIT_MS)
+        yield page, requests
+        browser.close()
+
+
+def _ask_and_watch(page, question: str) -> list[str]:
+    """Submit ``question``; return the successive texts of the assistant message until the answer is final."""
+    messages = page.get_by_test_id("stChatMessage")
+    before = messages.count()
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill(question)
+    box.press("Enter")
+    messages.nth(before + 1).wait_for(timeout=WAIT_MS)
+    answer = messages.nth(before + 1).locator(".docqa-answer")
+    seen: list[str] = []
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while time.monotonic() < deadline:
+        if answer.count():
+            text = answer.first.inner_text()
+            if not seen or seen[-1] != text:
+                seen.append(text)
+            if "▌" not in text and messages.nth(before + 1).locator(".docqa-source-title").count():
+                return seen
+        page.wait_for_timeout(100)
+    raise TimeoutError(f"no final answer; saw {seen[-3:]}")
+
+
+def test_a_question_streams_an_answer_with_its_source(browser_page):
+    page, _ = browser_page
+    seen = _ask_and_watch(page, "星河数据库默认监听哪个端口？")
+    assert any(s.endswith("▌") for s in seen[:-1]), seen  # partial answers were shown while generating
+    assert "7341" in seen[-1]
+    message = page.get_by_test_id("stChatMessage").nth(1)
+    assert "星河数据库手册.md" in message.locator(".docqa-source-title").first.inner_text()
+    assert "7341" in message.locator("mark").first.inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser_answer.png"), full_page=True)
+
+
+def test_an_uploaded_hostile_document_is_ingested_and_rendered_inert(browser_page, tmp_path):
+    page, requests = browser_page
+    upload = tmp_path / "月影协议.md"
+    upload.write_text(HOSTILE_DOC, encoding="utf-8")
+    page.get_by_test_id("stFileUploader").locator("input[type=file]").set_input_files(str(upload))
+    page.get_by_role("button", name="加入知识库").click()
+    page.get_by_text("已收录 1 个文件").wait_for(timeout=WAIT_MS)
+    metrics = page.get_by_test_id("stMetricValue")
+    assert metrics.first.inner_text() == "3"  # documents in the knowledge base
+
+    _ask_and_watch(page, "月影协议规定心跳间隔是多少秒？")
+    message = page.get_by_test_id("stChatMessage").last
+    sources = message.text_content()  # includes a collapsed "closest passages" expander, if it refused
+    assert "月影协议.md" in sources
+    assert "<script>window.__pwned = 1</script>" in sources  # shown as text ...
+    assert "![x](http://127.0.0.1:9/image.png)" in sources
+    assert page.evaluate("window.__pwned") is None  # ... and never run
+    assert message.locator("script, img, a, iframe").count() == 0
+    assert not [r for r in requests if "127.0.0.1:9" in r]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser_upload_hostile.png"), full_page=True)
