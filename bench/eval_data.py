@@ -33,8 +33,18 @@ def _safe_name(doc_id: str) -> str:
     return re.sub(r"[^\w.-]", "_", doc_id) + ".txt"
 
 
-def materialise_corpus(corpus: Path, work_dir: Path) -> Corpus:
-    """A folder is used as is (doc id = file name); a JSONL of {doc_id,title,text} becomes one .txt per doc."""
+def corpus_subset(corpus: Path, required: set[str], size: int, seed: int = 0) -> set[str]:
+    """Doc ids of a JSONL corpus to keep: every ``required`` one, plus random others up to ``size`` in all."""
+    with corpus.open(encoding="utf-8") as fh:
+        all_ids = [str(json.loads(line)["doc_id"]) for line in fh if line.strip()]
+    others = [d for d in all_ids if d not in required]
+    extra = random.Random(seed).sample(others, max(0, min(len(others), size - len(required))))
+    return (required & set(all_ids)) | set(extra)
+
+
+def materialise_corpus(corpus: Path, work_dir: Path, only: set[str] | None = None) -> Corpus:
+    """A folder is used as is (doc id = file name); a JSONL of {doc_id,title,text} becomes one .txt per doc
+    (only the docs in ``only`` when given)."""
     if corpus.is_dir():
         files = sorted(p for p in corpus.iterdir() if p.is_file())
         return Corpus(corpus, {p.name: p.name for p in files},
@@ -52,6 +62,8 @@ def materialise_corpus(corpus: Path, work_dir: Path) -> Corpus:
                 doc_id, text = str(record["doc_id"]), str(record["text"])
             except (json.JSONDecodeError, KeyError) as exc:
                 raise ValueError(f"{corpus}:{line_no}: not a {{doc_id, title, text}} record: {exc}") from exc
+            if only is not None and doc_id not in only:
+                continue
             title = str(record.get("title", "")).strip()
             full = f"{title}\n\n{text}" if title else text
             name = _safe_name(doc_id)
@@ -60,6 +72,9 @@ def materialise_corpus(corpus: Path, work_dir: Path) -> Corpus:
                 path.write_text(full, encoding="utf-8")
             mapping[name] = doc_id
             texts[doc_id] = full
+    for stale in folder.iterdir():
+        if stale.name not in mapping:  # from an earlier run with another selection
+            stale.unlink()
     return Corpus(folder, mapping, texts)
 
 
