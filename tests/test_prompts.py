@@ -36,7 +36,7 @@ def test_passages_are_numbered_with_source_page_and_heading():
     assert '<passage id=1 source="note.md p.3 — 第一章 &gt; 背景">' in user
     assert '<passage id=2 source="note.md p.4' in user
     assert user.index("它有十五亿参数。") < user.index("它支持中文。")
-    assert user.endswith("问题：模型有多少参数？")
+    assert "</passages>\n\n问题：模型有多少参数？\n" in user
 
 
 def test_system_prompt_demands_grounding_citations_and_the_fixed_refusal():

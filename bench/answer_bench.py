@@ -1,0 +1,204 @@
+"""Answer benchmark: docqa's grounded pipeline vs the naive LangChain "stuff" chain, on the same local LLM.
+
+For each question (answerable or not) both systems answer; reported per system: keyword accuracy (an expected
+answer string appears in the answer; a refusal counts as wrong), refusal rate on unanswerable questions,
+false-refusal rate on answerable ones, citation validity (docqa: share of [n] markers naming a real passage,
+share of answers citing at least one), time to first token (question submitted → first token, over questions
+that reached the LLM) and decoding tokens/s.
+
+The naive chain is LangChain's RAG tutorial: RecursiveCharacterTextSplitter(1000/200) + FAISS similarity search
+(k=4) + the tutorial prompt ("Use the following pieces of retrieved context ... If you don't know the answer,
+just say that you don't know"), stuffed and sent to the same LLM with the same decoding settings. Its refusals are
+recognised by "don't know"-style phrases (it has no fixed refusal sentence).
+
+    .venv/bin/python -m bench.answer_bench --sample 30
+
+Writes bench/results/answer_<name>.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+import unicodedata
+from pathlib import Path
+
+from app.answer_pipeline import AnswerPipeline, DoneEvent, TokenEvent
+from app.config import Settings, load_settings
+from app.generation.base import load_generator
+from bench.calibrate_gate import RESULTS_DIR, SEEDS_CORPUS, SEEDS_QUESTIONS, build_kb
+from bench.eval_data import Question, load_questions
+from prompts.citations import parse_citations
+
+TUTORIAL_PROMPT = (
+    "You are an assistant for question-answering tasks. Use the following pieces of retrieved context to answer "
+    "the question. If you don't know the answer, just say that you don't know. Use three sentences maximum and "
+    "keep the answer concise.\nQuestion: {question}\nContext: {context}\nAnswer:")
+TUTORIAL_K = 4
+NAIVE_REFUSAL_PHRASES = ("don't know", "do not know", "not mentioned", "no information", "does not provide",
+                         "doesn't provide", "not provided", "cannot answer", "can't answer",
+                         "不知道", "无法回答", "没有提到", "未提及", "没有提供", "无法确定", "没有相关信息")
+
+
+def normalise(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text).lower().split())
+
+
+def keyword_hit(answer: str, expected: list[str]) -> bool:
+    norm = normalise(answer)
+    return any(normalise(e) in norm for e in expected if e)
+
+
+def naive_refused(answer: str) -> bool:
+    low = answer.lower()
+    return not answer.strip() or any(p in low for p in NAIVE_REFUSAL_PHRASES)
+
+
+def run_docqa(pipeline: AnswerPipeline, q: Question) -> dict:
+    started = time.perf_counter()
+    ttft = None
+    raw = []
+    answer = None
+    for event in pipeline.stream(q.question):
+        if isinstance(event, TokenEvent):
+            if ttft is None:
+                ttft = time.perf_counter() - started
+            raw.append(event.text)
+        elif isinstance(event, DoneEvent):
+            answer = event.answer
+    assert answer is not None
+    gated = answer.refusal_reason.startswith("evidence gate")
+    raw_text = "".join(raw)
+    cited = parse_citations(raw_text)
+    n_valid = len([n for n in cited if 1 <= n <= len(answer.passages)])
+    return {"answer": answer.text, "raw": raw_text, "refused": answer.refused, "gated": gated,
+            "ttft": None if gated else ttft, "tokens_per_s": answer.timings.get("tokens_per_s"),
+            "seconds": time.perf_counter() - started, "citations": len(cited), "valid_citations": n_valid,
+            "flagged": sum(not c.supported for c in answer.checks), "checked": len(answer.checks)}
+
+
+def run_naive(chain, retriever, llm_tokens, q: Question) -> dict:
+    started = time.perf_counter()
+    docs = retriever.search(q.question, TUTORIAL_K)
+    context = "\n\n".join(d.page_content for d in docs)
+    ttft, first_at, pieces = None, None, []
+    for piece in chain.stream({"question": q.question, "context": context}):
+        if piece and ttft is None:
+            first_at = time.perf_counter()
+            ttft = first_at - started
+        pieces.append(piece)
+    end = time.perf_counter()
+    text = "".join(pieces).strip()
+    n = llm_tokens(text) if text else 0
+    tps = (n - 1) / (end - first_at) if first_at and n > 1 and end > first_at else None
+    return {"answer": text, "refused": naive_refused(text), "ttft": ttft, "tokens_per_s": tps,
+            "seconds": end - started}
+
+
+def summarise(rows: list[dict], questions: list[Question], with_citations: bool) -> dict:
+    answerable = [(r, q) for r, q in zip(rows, questions) if q.answerable]
+    unanswerable = [r for r, q in zip(rows, questions) if not q.answerable]
+    answered = [r for r in rows if not r["refused"]]
+    ttfts = [r["ttft"] for r in rows if r.get("ttft") is not None]
+    tps = [r["tokens_per_s"] for r in rows if r.get("tokens_per_s")]
+    summary = {
+        "keyword_accuracy": sum(not r["refused"] and keyword_hit(r["answer"], q.answers)
+                                for r, q in answerable) / max(1, len(answerable)),
+        "refusal_unanswerable": sum(r["refused"] for r in unanswerable) / max(1, len(unanswerable)),
+        "false_refusal": sum(r["refused"] for r, _ in answerable) / max(1, len(answerable)),
+        "median_ttft_s": statistics.median(ttfts) if ttfts else None,
+        "median_tokens_per_s": statistics.median(tps) if tps else None,
+        "n_answerable": len(answerable), "n_unanswerable": len(unanswerable),
+    }
+    if with_citations:
+        total = sum(r["citations"] for r in answered)
+        summary["citation_validity"] = sum(r["valid_citations"] for r in answered) / total if total else None
+        summary["answers_with_citation"] = sum(r["valid_citations"] > 0 for r in answered) / max(1, len(answered))
+        summary["gate_refusals"] = sum(r["gated"] for r in rows)
+        summary["flagged_sentences"] = sum(r["flagged"] for r in rows)
+        summary["checked_sentences"] = sum(r["checked"] for r in rows)
+    return summary
+
+
+def pick_questions(path: Path, sample: int | None, seed: int) -> list[Question]:
+    """All questions, or ``sample`` of them keeping the answerable/unanswerable proportion."""
+    questions = load_questions(path)
+    if sample is None or sample >= len(questions):
+        return questions
+    rng = random.Random(seed)
+    unanswerable = [q for q in questions if not q.answerable]
+    answerable = [q for q in questions if q.answerable]
+    n_un = round(sample * len(unanswerable) / len(questions))
+    return rng.sample(unanswerable, n_un) + rng.sample(answerable, sample - n_un)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.answer_bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--corpus", type=Path, default=SEEDS_CORPUS, help="folder of files or a corpus.jsonl")
+    p.add_argument("--questions", type=Path, default=SEEDS_QUESTIONS)
+    p.add_argument("--name", default="seeds")
+    p.add_argument("--sample", type=int, help="answer N questions (stratified by answerability, seed --seed)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-baseline", action="store_true")
+    p.add_argument("--max-new-tokens", type=int, help="override GenerationSettings.max_new_tokens")
+    args = p.parse_args(argv)
+
+    settings: Settings = load_settings()
+    if args.max_new_tokens:
+        settings.generation.max_new_tokens = args.max_new_tokens
+    questions = pick_questions(args.questions, args.sample, args.seed)
+    retriever, embedder, corpus = build_kb(settings, args.corpus, f"answer-{args.name}")
+    generator = load_generator(settings.generation, settings.models_path)
+    pipeline = AnswerPipeline(retriever, generator, embedder, settings)
+
+    systems: dict[str, list[dict]] = {"docqa": []}
+    for i, q in enumerate(questions):
+        systems["docqa"].append({"qid": q.qid, **run_docqa(pipeline, q)})
+        print(f"  docqa {i + 1}/{len(questions)} {q.qid}: {systems['docqa'][-1]['answer'][:60]!r}", file=sys.stderr)
+    if not args.no_baseline:
+        from langchain_core.output_parsers import StrOutputParser
+        from langchain_core.prompts import ChatPromptTemplate
+
+        from app.chat_model_adapter import LocalChatModel
+        from bench.langchain_baseline import CachedEmbeddings, NaiveLangChainRetriever
+
+        naive = NaiveLangChainRetriever(corpus.texts, CachedEmbeddings(
+            embedder, RESULTS_DIR / f"kb-answer-{args.name}" / "baseline_embeddings.sqlite3",
+            settings.embedder.batch_size))
+        llm = LocalChatModel(generator=generator, generation=settings.generation)
+        chain = ChatPromptTemplate.from_template(TUTORIAL_PROMPT) | llm | StrOutputParser()
+        systems["langchain naive"] = []
+        for i, q in enumerate(questions):
+            systems["langchain naive"].append({"qid": q.qid, **run_naive(chain, naive, generator.count_tokens, q)})
+            print(f"  naive {i + 1}/{len(questions)} {q.qid}", file=sys.stderr)
+
+    summaries = {name: summarise(rows, questions, with_citations=(name == "docqa"))
+                 for name, rows in systems.items()}
+    columns = ["keyword_accuracy", "refusal_unanswerable", "false_refusal", "citation_validity",
+               "answers_with_citation", "median_ttft_s", "median_tokens_per_s"]
+    print(f"\n## {args.name}: {len(questions)} questions "
+          f"({sum(q.answerable for q in questions)} answerable), LLM {generator.name}\n")
+    print("| system | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for name, s in summaries.items():
+        cells = ["-" if s.get(c) is None else f"{s[c]:.3f}" if c != "median_tokens_per_s" else f"{s[c]:.1f}"
+                 for c in columns]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    out = RESULTS_DIR / f"answer_{args.name}.json"
+    out.write_text(json.dumps({
+        "date": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv), "llm": generator.name,
+        "generation": vars(settings.generation), "answer_settings": vars(settings.answer),
+        "questions": [q.qid for q in questions], "summaries": summaries, "rows": systems},
+        ensure_ascii=False, indent=2), encoding="utf-8")
+    print(f"\nwritten {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
