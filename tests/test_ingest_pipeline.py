@@ -211,3 +211,39 @@ def test_an_outgrown_flat_index_is_rebuilt_as_ann(tmp_path: Path) -> None:
     kb = assert_consistent(settings.kb_path)
     assert kb.manifest.n_chunks >= 40 and kb.manifest.index_type == "ivf"
     kb.close()
+
+
+# --- end to end with the real embedder (slow) ---------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_real_embedder_on_the_sample_corpus(tmp_path: Path, real_embedder, real_embedder_settings,
+                                            packaged_models_dir: Path) -> None:
+    from ingest.__main__ import SAMPLE_CORPUS
+
+    settings = store_settings(tmp_path)
+    settings.chunking = Settings().chunking
+    settings.embedder = real_embedder_settings
+    settings.model_cache_dir = packaged_models_dir
+    docs = tmp_path / "sample"
+    shutil.copytree(SAMPLE_CORPUS, docs)
+    shutil.copy(docs / "rag_notes.md", docs / "rag_notes_copy.md")
+    report = run_ingest(settings, [docs], IngestOptions(progress=False))  # the default embedder factory
+    assert (report.files_added, report.files_duplicate, report.files_failed) == (6, 1, 0)
+    assert report.passages_embedded == report.chunks_total > 20
+    kb = assert_consistent(settings.kb_path)
+    assert (kb.manifest.embedder, kb.manifest.dimension) == (real_embedder.name, real_embedder.dimension)
+    assert {c.page for c in kb.iter_chunks() if c.source.endswith(".pdf")} >= {1, 2}
+
+    def top(question: str, k: int = 3) -> list:
+        _, ids = kb.index.search(real_embedder.encode_queries([question]), k)
+        return kb.get_chunks(ids[0].tolist())
+
+    hits = top("青鸾评测集里有多少道拒答题？")
+    assert any("青鸾" in c.text for c in hits)
+    assert any("Sparrow-3" in c.text for c in top("How many tickets was Sparrow-3 trained on?"))
+    retrieved = [c.chunk_id for c in top("检索增强生成的切块与融合", 10)]
+    assert len(retrieved) == len(set(retrieved))  # the duplicate file's content is stored once
+    kb.close()
+
+    again = run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=lambda: real_embedder)
+    assert (again.committed, again.files_skipped, again.passages_embedded) == (False, 6, 0)
