@@ -64,6 +64,7 @@ class IngestReport:
             f"{self.files_skipped} unchanged, {self.files_duplicate} duplicates, {self.files_failed} failed",
             f"  chunks: {self.chunks_added} added, {self.chunks_removed} removed, {self.chunks_total} total "
             f"in {self.documents_total} documents",
-            f"  time:   {self.seconds:.1f} s ({self.chunks_per_second:.1f} chunks/s; embedding {self.embed_seconds:.1f} s, "
-            f"{self.passages_embedded} passages embedded, {self.passages_cached} from cache)",
+            f"  time:   {self.seconds:.1f} s ({self.chunks_per_second:.1f} chunks/s; "
+            f"embedding {self.embed_seconds:.1f} s, {self.passages_embedded} passages embedded, "
+            f"{self.passages_cached} from cache)",
         ])

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from ingest.ingest_pipeline import IngestOptions, run_ingest
-from ingest.kb_layout import EMBEDDING_CACHE_FILE, INCOMPLETE_PREFIX, LOCK_FILE, generation_number, generations_dir, read_current
+from ingest.kb_layout import (EMBEDDING_CACHE_FILE, INCOMPLETE_PREFIX, LOCK_FILE, generation_number, generations_dir,
+                              read_current)
 from store_fakes import HashEmbedder, assert_consistent, fake_cli, store_settings, write_config, write_corpus
 
 
@@ -55,7 +56,8 @@ def _setup(tmp_path: Path) -> tuple[Path, Path, Path, dict[str, list[str]]]:
     paths[0].write_text("改写后的第一份文件，讲的是长上下文外推。\n\n第二段讲位置插值。", encoding="utf-8")
     paths[1].unlink()
     write_corpus(docs / "new", 12, tag="新")
-    return docs, settings.kb_path, write_config(tmp_path / "config.toml", keep_generations=0, gc_grace_seconds=0), before
+    config = write_config(tmp_path / "config.toml", keep_generations=0, gc_grace_seconds=0)
+    return docs, settings.kb_path, config, before
 
 
 def _run(args: list[str], tmp_path: Path, **kwargs: object) -> tuple[int, str, str]:
