@@ -1,4 +1,5 @@
-"""The packaged Qwen2.5-Coder-1.5B GGUF through llama.cpp, end to end (assembled from its part packages once)."""
+"""The packaged Qwen2.5-Coder-1.5B GGUF through llama.cpp (assembled from its part packages once per session):
+the backend, and the answer pipeline with the real model over fixed passages."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ PASSAGES = [
 
 
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory) -> Settings:
-    s = Settings(data_dir=tmp_path_factory.mktemp("docqa"))
+def settings(tmp_path_factory, packaged_models_dir, packaged_gguf_path) -> Settings:
+    # Same models dir and load-time settings as conftest's real_app_settings: the whole session shares one model.
+    s = Settings(data_dir=tmp_path_factory.mktemp("docqa"), model_cache_dir=packaged_models_dir)
     s.generation.n_threads = 2
     s.generation.max_new_tokens = 48
     return s

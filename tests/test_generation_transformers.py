@@ -12,15 +12,14 @@ import pytest
 
 from app.config import GenerationSettings, Settings
 from app.generation.base import load_generator
-from app.generation.packaged_model import packaged_model_path
 from app.generation.transformers_backend import _GeneratedNoRepeatNGram
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def gguf(tmp_path_factory):
-    return packaged_model_path(tmp_path_factory.mktemp("models"))
+def gguf(packaged_gguf_path):
+    return packaged_gguf_path
 
 
 @pytest.fixture(scope="module")
