@@ -25,8 +25,8 @@ from ingest.kb_layout import (INCOMPLETE_PREFIX, MANIFEST_FILE, GenerationPaths,
                               generation_number, generation_paths, generations_dir, read_current, write_current)
 from ingest.knowledge_base import KnowledgeBaseError, check_agreement
 from ingest.manifest import Manifest, ManifestError, read_manifest, write_manifest
-from ingest.vector_index import (VectorIndexError, add_vectors, create_index, index_ids, index_type, load_index,
-                                 needs_rebuild, remove_vectors, save_index, stored_vectors)
+from ingest.vector_index import (VectorIndexError, add_vectors_on_device, create_index, index_ids, index_type,
+                                 load_index, needs_rebuild, remove_vectors, save_index, stored_vectors)
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +179,9 @@ class GenerationWriter:
                    else np.zeros((0, self.dimension), np.float32))
         if self._index is None:
             return create_index(vectors, self._pending_ids, self.settings)
+        # FAISS cannot remove ids on a GPU: remove on the CPU, then add where the settings say.
         index = remove_vectors(self._index, self._removed_ids, self.settings)
-        add_vectors(index, self._pending_ids, vectors)
+        index = add_vectors_on_device(index, self._pending_ids, vectors, self.settings)
         if needs_rebuild(index, index.ntotal, self.settings):
             try:
                 ids, all_vectors = stored_vectors(index)

@@ -51,6 +51,15 @@ def add_vectors(index: faiss.Index, ids: Sequence[int], vectors: np.ndarray) -> 
     index.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
 
 
+def add_vectors_on_device(index: faiss.Index, ids: Sequence[int], vectors: np.ndarray,
+                          settings: IndexSettings) -> faiss.Index:
+    """Add on the GPU when ``settings.device == "cuda"`` and one is usable (else on the CPU, with a logged reason);
+    returns a CPU index either way, ready to save."""
+    moved = to_device(index, settings)
+    add_vectors(moved, ids, vectors)
+    return faiss.index_gpu_to_cpu(moved) if moved is not index else index
+
+
 def remove_vectors(index: faiss.Index, ids: Sequence[int], settings: IndexSettings) -> faiss.Index:
     """``index`` without ``ids``, removed in one pass (use the returned index: HNSW is rebuilt)."""
     if len(ids) == 0:

@@ -98,3 +98,18 @@ def test_help_runs_without_loading_models() -> None:
     result = subprocess.run([sys.executable, "-m", "ingest", "--help"], cwd=REPO, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0 and "--rebuild" in result.stdout and "--device" in result.stdout
+
+
+def test_device_cuda_without_a_gpu_falls_back_to_cpu_with_a_message(tmp_path: Path) -> None:
+    from ingest.vector_index import gpu_available
+
+    write_corpus(tmp_path / "docs", 2)
+    kb = tmp_path / "kb"
+    assert _run([str(tmp_path / "docs"), "--kb", str(kb), "--quiet"], tmp_path)[0] == 0
+    write_corpus(tmp_path / "docs", 3)
+    code, out, err = _run([str(tmp_path / "docs"), "--kb", str(kb), "--device", "cuda", "--json"], tmp_path)
+    assert code == 0, err
+    assert json.loads(out)["files_added"] == 1
+    if not gpu_available():
+        assert "cuda" in err and "CPU" in err and "Traceback" not in err
+    assert_consistent(kb).close()

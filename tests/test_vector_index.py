@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from app.config import IndexSettings
-from ingest.vector_index import (VectorIndexError, add_vectors, create_index, gpu_available, index_ids, index_type,
-                                 load_index, needs_rebuild, remove_vectors, save_index, stored_vectors, to_device)
+from ingest.vector_index import (VectorIndexError, add_vectors, add_vectors_on_device, create_index, gpu_available,
+                                 index_ids, index_type, load_index, needs_rebuild, remove_vectors, save_index,
+                                 stored_vectors, to_device)
 
 
 def _vectors(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
@@ -93,3 +94,12 @@ def test_gpu_index_searches_like_the_cpu_one_and_saves_as_cpu(tmp_path: Path) ->
     assert np.array_equal(gpu.search(vectors[:5], 3)[1], index.search(vectors[:5], 3)[1])
     save_index(gpu, tmp_path / "index.faiss")
     assert sorted(index_ids(load_index(tmp_path / "index.faiss", IndexSettings())).tolist()) == list(range(1000, 1200))
+
+
+def test_adding_on_cuda_returns_a_cpu_index_either_way(tmp_path: Path) -> None:
+    vectors = _vectors(10)
+    index = create_index(vectors[:5], list(range(5)), IndexSettings())
+    index = add_vectors_on_device(index, list(range(5, 10)), vectors[5:], IndexSettings(device="cuda"))
+    assert sorted(index_ids(index).tolist()) == list(range(10))
+    save_index(index, tmp_path / "index.faiss")  # a GPU index could not be written
+    assert load_index(tmp_path / "index.faiss", IndexSettings()).ntotal == 10
