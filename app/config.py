@@ -59,8 +59,9 @@ class EmbedderSettings:
     # Off by default: the system promises no network at run time, so models load only from local paths or the
     # local Hugging Face cache. Turn on to let sentence-transformers fetch a configured hub model once.
     allow_download: bool = False
-    # Weights/compute type: "float32", "bfloat16" or "float16". bfloat16 was ~1.5x faster than float32 on this
-    # AVX512-BF16 CPU with cosine 0.9999 to float32 vectors; older CPUs run it slower, hence float32 by default.
+    # Weights/compute type: "float32", "bfloat16" or "float16". bfloat16 ran 1.1-1.7x faster than float32 on this
+    # AVX512-BF16 CPU (bench/embedder_throughput.py) with cosine 0.9999 to the float32 vectors; CPUs without
+    # bf16 instructions run it slower, hence float32 by default.
     dtype: str = "float32"
 
 
