@@ -21,6 +21,7 @@ from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrou
 
 from app.chat_model_adapter import LocalChatModel
 from app.config import ConfigError, Settings, load_settings
+from app.generation.base import load_generator
 from app.langchain_tool import AGENT_INSTRUCTIONS, KnowledgeBaseTools, build_knowledge_base_tools
 from ingest.knowledge_base import KnowledgeBaseError
 
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, KnowledgeBaseError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    model = LocalChatModel(generator=tools.pipeline.generator,
+    model = LocalChatModel(generator=load_generator(settings.generation, settings.models_path),
                            generation=dataclasses.replace(settings.generation, max_new_tokens=args.max_new_tokens))
     if args.chain:
         for piece in build_chain(tools, model).stream(args.question):

@@ -79,7 +79,7 @@ def main() -> None:
     render_language_choice(lang)
     render_kb_status(read_kb_status(base.kb_path), base.generation.model, lang)
     chosen = render_settings(base, lang)
-    if st.sidebar.button(t("new_chat", lang), key="new_chat", use_container_width=True):
+    if st.sidebar.button(t("new_chat", lang), key="new_chat", width="stretch"):
         st.session_state.messages = []
         st.rerun()
     render_upload(base, lang)

@@ -23,6 +23,7 @@ from app.cited_span import cited_span, claims_citing
 from ingest.kb_layout import read_current
 from ingest.knowledge_base import KnowledgeBase, KnowledgeBaseError
 from prompts.records import Answer
+from retrieval.hybrid_retriever import HybridRetriever, build_retriever
 from retrieval.langchain_retriever import DocqaRetriever, to_document
 from retrieval.results import ScoredChunk
 
@@ -35,12 +36,21 @@ SEARCH_DESCRIPTION = (
     "Returns an answer with numbered sources [n] (file, page, section, quoted sentence), or says the documents do "
     "not contain the answer. Set passages_only=true to get the raw numbered passages instead of an answer. "
     "Use it for any question about the user's documents; cite the [n] sources in your reply.")
-# A system prompt for agents using these tools (the example agent uses it; bring your own as you like).
+# A system prompt for agents using these tools (the example agent uses it; bring your own as you like). Chinese
+# first, with the exact call written out: the bundled 1.5B model answered from its own knowledge under a plain
+# English instruction (bench/agent_tool_calls.py).
 AGENT_INSTRUCTIONS = (
-    "You answer questions about the user's documents. For every such question, first call the "
-    "search_knowledge_base tool with the question, then answer from its result only, in the language of the "
-    "question, keeping its [n] source numbers. If the tool says NOT FOUND, tell the user the documents do not "
-    "contain the answer.")
+    "你是文档问答助手。用户的文档只能通过 search_knowledge_base 工具查阅，不能用你自己的知识回答。\n"
+    "收到任何问题，第一步必须调用这个工具，把用户的问题原样作为 question 参数，格式如下：\n"
+    '<tool_call>\n{"name": "search_knowledge_base", "arguments": {"question": "用户的问题"}}\n</tool_call>\n'
+    "拿到工具结果后，只根据结果作答，用提问所用的语言，保留结果里的 [n] 出处编号；"
+    "结果以 NOT FOUND 开头时，告诉用户文档中没有答案。\n"
+    "You answer questions about the user's documents: always call search_knowledge_base first with the user's "
+    "question, then answer only from its result, in the language of the question, keeping its [n] source numbers.")
+PASSAGES_DESCRIPTION = (
+    "Search the user's private document collection (Chinese and English) for passages relevant to a question. "
+    "Returns numbered passages [n] with file, page, section and score; answer from them and cite the [n] you use. "
+    "If none is relevant, tell the user the documents do not contain the answer.")
 LIST_DESCRIPTION = "List the documents in the user's knowledge base (file, title, number of chunks, last update)."
 
 
@@ -105,11 +115,12 @@ def format_documents(kb: KnowledgeBase) -> str:
 
 @dataclasses.dataclass
 class KnowledgeBaseTools:
-    """The tools and what they run on (kept so callers can reuse the loaded pipeline)."""
+    """The tools and what they run on (kept so callers can reuse the loaded components)."""
 
     search: BaseTool
     list_documents: BaseTool
-    pipeline: AnswerPipeline
+    retriever_engine: HybridRetriever
+    pipeline: AnswerPipeline | None  # None when built with local_llm=False (passages only)
     settings: Settings
 
     @property
@@ -118,29 +129,34 @@ class KnowledgeBaseTools:
 
     def retriever(self, top_k: int | None = None) -> DocqaRetriever:
         """A LangChain BaseRetriever over the same loaded knowledge base."""
-        return DocqaRetriever(retriever=self.pipeline.retriever, top_k=top_k)
+        return DocqaRetriever(retriever=self.retriever_engine, top_k=top_k)
 
 
 def build_knowledge_base_tools(kb_dir: Path | str | None = None, settings: Settings | None = None,
-                               pipeline: AnswerPipeline | None = None) -> KnowledgeBaseTools:
+                               pipeline: AnswerPipeline | None = None, local_llm: bool = True) -> KnowledgeBaseTools:
     """Tools over the knowledge base at ``kb_dir`` (default: ``settings.kb_path``), loading the embedder,
-    retriever and local LLM once. Pass ``pipeline`` to reuse one already built."""
+    retriever and (unless ``local_llm=False``) the local LLM once. Pass ``pipeline`` to reuse one already built.
+
+    With ``local_llm=False`` nothing generates: ``search_knowledge_base`` always returns the numbered passages, for
+    agents whose own model writes the answer.
+    """
     settings = settings or load_settings()
     if kb_dir is not None:
         settings = dataclasses.replace(settings, kb_dir=Path(kb_dir))
     try:
-        if pipeline is None:
-            if read_current(settings.kb_path) is None:  # checked before any model loads
-                raise KnowledgeBaseError(f"{settings.kb_path}: no knowledge base here yet (run `python -m ingest`)")
+        if pipeline is None and read_current(settings.kb_path) is None:  # checked before any model loads
+            raise KnowledgeBaseError(f"{settings.kb_path}: no knowledge base here yet (run `python -m ingest`)")
+        if pipeline is None and local_llm:
             pipeline = build_pipeline(settings)
+        retriever = pipeline.retriever if pipeline is not None else build_retriever(settings)
     except KnowledgeBaseError as exc:
         raise KnowledgeBaseError(f"cannot build the knowledge-base tools: {exc}") from exc
     max_chars = settings.answer.tool_passage_chars
 
     def search(question: str, passages_only: bool = False) -> tuple[str, Any]:
         try:
-            if passages_only:
-                passages = pipeline.retriever.retrieve(question).passages
+            if passages_only or pipeline is None:
+                passages = retriever.retrieve(question).passages
                 return format_passages(passages, max_chars), passages
             answer = pipeline.answer(question)
         except (QuestionError, ValueError) as exc:
@@ -148,12 +164,13 @@ def build_knowledge_base_tools(kb_dir: Path | str | None = None, settings: Setti
         return format_answer(answer, max_chars), answer
 
     def list_documents() -> str:
-        return format_documents(pipeline.retriever.kb)
+        return format_documents(retriever.kb)
 
     search_tool = StructuredTool.from_function(
-        func=search, name="search_knowledge_base", description=SEARCH_DESCRIPTION, args_schema=SearchInput,
+        func=search, name="search_knowledge_base",
+        description=SEARCH_DESCRIPTION if pipeline is not None else PASSAGES_DESCRIPTION, args_schema=SearchInput,
         response_format="content_and_artifact", handle_tool_error=True)
     list_tool = StructuredTool.from_function(
         func=list_documents, name="list_knowledge_base_documents", description=LIST_DESCRIPTION,
         handle_tool_error=True)
-    return KnowledgeBaseTools(search_tool, list_tool, pipeline, settings)
+    return KnowledgeBaseTools(search_tool, list_tool, retriever, pipeline, settings)

@@ -12,7 +12,7 @@ from app.components import KnowledgeBaseStatus
 from app.config import Settings
 from app.ui_render import escape_inline
 from app.ui_text import AUTO, t
-from app.upload import UploadOutcome, ingest_uploads
+from app.upload_ingest import UploadOutcome, ingest_uploads
 from ingest.kb_lock import KnowledgeBaseLockedError
 from ingest.knowledge_base import KnowledgeBaseError
 from ingest.loaders import SUPPORTED_EXTENSIONS

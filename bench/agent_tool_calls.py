@@ -12,6 +12,10 @@ bench/questions/seeds_qa.jsonl (answerable Chinese and English questions and una
 - refusal_rate (unanswerable): the final answer says the documents do not hold the answer.
 
     .venv/bin/python -m bench.agent_tool_calls --questions 10
+    .venv/bin/python -m bench.agent_tool_calls --first-turn-only --system-prompt "..."   # quick prompt trials
+
+``--first-turn-only`` asks only for the model's first turn (with the tools bound, as the agent does) and reports
+just the two tool-call rates: a fast way to compare system prompts.
 
 Writes bench/results/agent_tool_calls.json and prints the figures.
 """
@@ -27,15 +31,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain.agents import create_agent
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.errors import GraphRecursionError
 
-from app.agent_example import build_agent
 from app.answer_pipeline import AnswerPipeline
 from app.chat_model_adapter import LocalChatModel
 from app.config import load_settings
 from app.generation.base import load_generator
-from app.langchain_tool import build_knowledge_base_tools
+from app.langchain_tool import AGENT_INSTRUCTIONS, build_knowledge_base_tools
 from bench.answer_bench import keyword_hit
 from bench.calibrate_gate import RESULTS_DIR, SEEDS_CORPUS, SEEDS_QUESTIONS, build_kb
 from bench.eval_data import Question, load_questions
@@ -137,6 +141,20 @@ def run_one(agent: Any, recorder: RecordingGenerator, q: Question, max_steps: in
     return run
 
 
+def first_turn(model: Any, tools: Any, system_prompt: str, q: Question) -> Run:
+    """Only the agent's first model call: system prompt + question with the tools bound."""
+    run = Run(q.qid, q.lang, q.answerable, q.question)
+    started = time.perf_counter()
+    message = model.bind_tools(tools.tools).invoke([SystemMessage(system_prompt), HumanMessage(q.question)])
+    run.seconds = time.perf_counter() - started
+    run.first_reply = model.generator.replies[-1]
+    run.tool_called = any(c["name"] == TOOL for c in message.tool_calls)
+    run.tool_question = next((str(c["args"].get("question", "")) for c in message.tool_calls if c["name"] == TOOL), "")
+    run.strict_format = run.tool_called and _strict(run.first_reply)
+    run.steps = ["call" if message.tool_calls else "answer"]
+    return run
+
+
 def _rate(values: list[bool]) -> float | None:
     return round(sum(values) / len(values), 3) if values else None
 
@@ -161,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, default=10)
     parser.add_argument("--max-new-tokens", type=int, default=160, help="per model turn")
     parser.add_argument("--max-steps", type=int, default=6, help="LangGraph recursion limit per question")
+    parser.add_argument("--system-prompt", default=AGENT_INSTRUCTIONS, help="default: AGENT_INSTRUCTIONS")
+    parser.add_argument("--first-turn-only", action="store_true", help="measure only the first model turn")
     args = parser.parse_args(argv)
 
     settings = load_settings()
@@ -171,20 +191,25 @@ def main(argv: list[str] | None = None) -> int:
     recorder = RecordingGenerator(generator)
     model = LocalChatModel(generator=recorder,
                            generation=dataclasses.replace(settings.generation, max_new_tokens=args.max_new_tokens))
-    agent = build_agent(tools, model)
+    agent = create_agent(model, tools.tools, system_prompt=args.system_prompt)
 
     runs = []
     for q in pick_questions(load_questions(SEEDS_QUESTIONS), args.questions):
-        run = run_one(agent, recorder, q, args.max_steps)
+        if args.first_turn_only:
+            run = first_turn(model, tools, args.system_prompt, q)
+        else:
+            run = run_one(agent, recorder, q, args.max_steps)
         runs.append(run)
         print(f"{run.qid:<10} tool={'Y' if run.tool_called else 'n'} strict={'Y' if run.strict_format else 'n'} "
               f"done={'Y' if run.completed else 'n'} hit={'Y' if run.answer_hit else '-'} "
               f"refused={'Y' if run.refused else '-'} {run.seconds:5.1f}s  {' '.join(run.steps)}", file=sys.stderr)
     summary = summarise(runs)
     summary["model"] = settings.generation.model
+    summary["first_turn_only"] = args.first_turn_only
+    summary["system_prompt"] = args.system_prompt
     summary["generation"] = dataclasses.asdict(model.generation)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    out = RESULTS_DIR / "agent_tool_calls.json"
+    out = RESULTS_DIR / ("agent_first_turn.json" if args.first_turn_only else "agent_tool_calls.json")
     out.write_text(json.dumps({"summary": summary, "runs": [dataclasses.asdict(r) for r in runs]},
                               ensure_ascii=False, indent=2), encoding="utf-8")
     for key, value in summary.items():

@@ -95,3 +95,24 @@ def test_the_retriever_is_a_langchain_base_retriever_over_the_same_base(kb_setti
 def test_a_missing_knowledge_base_is_a_clear_error(tmp_path):
     with pytest.raises(KnowledgeBaseError, match="cannot build the knowledge-base tools: .*no knowledge base"):
         build_knowledge_base_tools(kb_dir=tmp_path / "nothing", settings=Settings(data_dir=tmp_path))
+
+
+@pytest.mark.slow
+def test_the_tools_end_to_end_on_the_real_pipeline(real_app_settings, real_pipeline):
+    tools = build_knowledge_base_tools(kb_dir=real_app_settings.kb_path, settings=real_app_settings)
+    answer = tools.search.invoke({"question": "星河数据库默认监听哪个端口？"})
+    assert answer.startswith("Answer: ") and "7341" in answer.split("\n\nSources:")[0]
+    assert "\n[1] 星河数据库手册.md, 星河数据库 > 端口: " in answer
+    passages = tools.search.invoke({"question": "How many times does Aurora retry a failed job?",
+                                    "passages_only": True})
+    assert passages.startswith("Passages:\n[1] aurora-notes.txt")
+    assert tools.list_documents.invoke({}).startswith("2 documents, 3 chunks:")
+
+
+@pytest.mark.slow
+def test_without_the_local_llm_the_tool_returns_passages_for_the_callers_own_model(real_app_settings, real_pipeline):
+    tools = build_knowledge_base_tools(settings=real_app_settings, local_llm=False)
+    assert tools.pipeline is None and "Returns numbered passages" in tools.search.description
+    text = tools.search.invoke({"question": "星河数据库默认监听哪个端口？"})
+    assert text.startswith("Passages:\n[1] 星河数据库手册.md") and "7341" in text.split("\n\n")[0]
+

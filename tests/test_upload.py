@@ -10,7 +10,8 @@ from app_fakes import SMALL_CORPUS
 from store_fakes import HashEmbedder
 
 from app.config import LimitSettings, Settings
-from app.upload import (UploadError, ingest_uploads, sanitize_filename, save_upload, save_uploads, settle)
+from app.upload import UploadError, sanitize_filename, save_upload, save_uploads, settle
+from app.upload_ingest import ingest_uploads
 from ingest.knowledge_base import KnowledgeBase
 from ingest.loaders import SUPPORTED_EXTENSIONS
 

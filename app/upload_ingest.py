@@ -1,0 +1,91 @@
+"""Uploads into the knowledge base: save them (app/upload.py), then run the same incremental ingest as
+``python -m ingest`` on them, reporting progress and the outcome of each file by the name it was uploaded under."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+import numpy as np
+
+from app.config import Settings
+from app.upload import UploadFailure, save_uploads, settle
+from ingest.ingest_pipeline import IngestOptions, run_ingest
+from ingest.ingest_report import IngestReport
+from ingest.loaders import SUPPORTED_EXTENSIONS
+
+if TYPE_CHECKING:
+    from ingest.embedder import Embedder
+
+ProgressCallback = Callable[[float, str], None]
+
+
+class _CountingEmbedder:
+    """Wraps the real embedder to report how many passages have been embedded (ingest's slow stage)."""
+
+    def __init__(self, inner: Embedder, total: int, on_progress: ProgressCallback):
+        self._inner, self._total, self._done, self._on_progress = inner, max(total, 1), 0, on_progress
+        self.name, self.dimension = inner.name, inner.dimension
+
+    def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        vectors = self._inner.encode_passages(texts, show_progress)
+        self._done += len(texts)
+        self._on_progress(min(self._done / self._total, 1.0), "embed")
+        return vectors
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@dataclass
+class UploadOutcome:
+    """What happened to one upload: saved and ingested, unchanged, or failed with a reason."""
+
+    ingested: list[str] = field(default_factory=list)  # names as uploaded
+    unchanged: list[str] = field(default_factory=list)
+    failures: list[UploadFailure] = field(default_factory=list)
+    report: IngestReport | None = None
+
+
+def ingest_uploads(files: Iterable[tuple[str, bytes]], settings: Settings,
+                   on_progress: ProgressCallback = lambda fraction, stage: None,
+                   embedder: Embedder | None = None) -> UploadOutcome:
+    """Save the uploads into ``settings.upload_path`` and run the same incremental ingest as ``python -m ingest``
+    on them. ``on_progress(fraction, stage)`` follows saving, chunking and embedding. Files that fail (bad name,
+    too big, unreadable) are reported by name; the rest are ingested. Raises KnowledgeBaseLockedError when another
+    ingest is running (uploads are then rolled back)."""
+    outcome = UploadOutcome()
+    saved = save_uploads(files, settings.upload_path, settings.limits, SUPPORTED_EXTENSIONS)
+    outcome.failures.extend(saved.failures)
+    outcome.unchanged = [s.name for s in saved.saved if s.unchanged]
+    todo = [s for s in saved.saved if not s.unchanged]
+    on_progress(0.05, "save")
+    if not todo:
+        return outcome
+    paths = [s.path for s in todo]
+    try:
+        # A dry run loads and chunks the files to learn how many passages the real run will embed.
+        planned = run_ingest(settings, paths, IngestOptions(dry_run=True, progress=False))
+        on_progress(0.1, "chunk")
+        if embedder is None:
+            from ingest.embedder import load_embedder
+
+            embedder = load_embedder(settings.embedder, settings.models_path)
+        counting = _CountingEmbedder(embedder, planned.chunks_added, on_progress)
+        report = run_ingest(settings, paths, IngestOptions(progress=False), embedder_factory=lambda: counting)
+    except BaseException:
+        for item in todo:
+            settle(item, ingested=False)
+        raise
+    failed = {f.path: f.reason for f in report.failures}
+    for item in todo:
+        reason = failed.get(str(item.path)) or failed.get(os.path.abspath(item.path))
+        settle(item, ingested=reason is None)
+        if reason is None:
+            outcome.ingested.append(item.name)
+        else:
+            outcome.failures.append(UploadFailure(item.name, reason))
+    outcome.report = report
+    on_progress(1.0, "done")
+    return outcome
