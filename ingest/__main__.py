@@ -86,11 +86,14 @@ def main(argv: Sequence[str] | None = None, embedder_factory: Callable[[], "Embe
     except (KnowledgeBaseLockedError, KnowledgeBaseError, IngestSetupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FATAL
+    except OSError as exc:  # e.g. the knowledge-base folder cannot be created or written
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FATAL
     except Exception:  # a bug, not bad input: show where, keep exit status 1 for "some files failed"
         logging.getLogger(__name__).exception("ingest failed unexpectedly; the knowledge base is unchanged")
         return EXIT_FATAL
     except KeyboardInterrupt:
-        print("interrupted: the knowledge base is unchanged (finished embeddings are cached for the next run)",
+        print("interrupted: nothing half-written was committed; finished embeddings are cached for the next run",
               file=sys.stderr)
         return EXIT_INTERRUPTED
     if args.json:

@@ -113,3 +113,10 @@ def test_device_cuda_without_a_gpu_falls_back_to_cpu_with_a_message(tmp_path: Pa
     if not gpu_available():
         assert "cuda" in err and "CPU" in err and "Traceback" not in err
     assert_consistent(kb).close()
+
+
+def test_unusable_kb_path_is_a_clear_error(tmp_path: Path) -> None:
+    write_corpus(tmp_path / "docs", 1)
+    (tmp_path / "file").write_text("not a folder")
+    code, _, err = _run([str(tmp_path / "docs"), "--kb", str(tmp_path / "file" / "kb")], tmp_path)
+    assert code == 2 and str(tmp_path / "file") in err and "Traceback" not in err
