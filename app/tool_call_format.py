@@ -72,10 +72,16 @@ def render_tool_call(call: ToolCall) -> str:
     return f'<tool_call>\n{{"name": "{call.name}", "arguments": {_tojson(call.arguments)}}}\n</tool_call>'
 
 
+def inert(text: str) -> str:
+    """User and tool text with chat-template control markers (``<|im_end|>``…) defused: the generators tokenise
+    prompts with control tokens enabled, so a document quoted in a tool result must not be able to end a turn."""
+    return text.replace("<|", "<\uff5c").replace("|>", "\uff5c>")
+
+
 def to_plain_messages(turns: list[ChatTurn], tools: list[dict[str, Any]] | None) -> list[dict[str, str]]:
     """Plain role/content messages whose rendering by Qwen2.5's template equals the template's own rendering of
     ``turns`` with ``tools``: tool schemas join the system turn, tool calls join the assistant text, and runs of
-    tool results become one user turn of ``<tool_response>`` blocks."""
+    tool results become one user turn of ``<tool_response>`` blocks. User and tool text is made ``inert``."""
     out: list[dict[str, str]] = []
     rest = turns
     if tools:
@@ -84,7 +90,7 @@ def to_plain_messages(turns: list[ChatTurn], tools: list[dict[str, Any]] | None)
         rest = turns[1:] if system is not None else turns
     for turn in rest:
         if turn.role == "tool":
-            block = f"<tool_response>\n{turn.content}\n</tool_response>"
+            block = f"<tool_response>\n{inert(turn.content)}\n</tool_response>"
             if out and out[-1]["role"] == "tool":
                 out[-1]["content"] += "\n" + block
             else:
@@ -93,7 +99,7 @@ def to_plain_messages(turns: list[ChatTurn], tools: list[dict[str, Any]] | None)
             calls = "\n".join(render_tool_call(c) for c in turn.tool_calls)
             out.append({"role": "assistant", "content": f"{turn.content}\n{calls}" if turn.content else calls})
         else:
-            out.append({"role": turn.role, "content": turn.content})
+            out.append({"role": turn.role, "content": inert(turn.content) if turn.role == "user" else turn.content})
     return [{"role": "user" if m["role"] == "tool" else m["role"], "content": m["content"]} for m in out]
 
 
