@@ -11,7 +11,7 @@ The naive chain is LangChain's RAG tutorial: RecursiveCharacterTextSplitter(1000
 just say that you don't know"), stuffed and sent to the same LLM with the same decoding settings. Its refusals are
 recognised by "don't know"-style phrases (it has no fixed refusal sentence).
 
-    .venv/bin/python -m bench.answer_bench --sample 30
+    .venv/bin/python -m bench.answer_bench --answerable 15
 
 Writes bench/results/answer_<name>.json and prints a table.
 """
@@ -27,12 +27,13 @@ import time
 import unicodedata
 from pathlib import Path
 
-from app.answer_pipeline import AnswerPipeline, DoneEvent, TokenEvent
+from app.answer_pipeline import AnswerPipeline, DoneEvent, PassagesEvent, TokenEvent
 from app.config import Settings, load_settings
 from app.generation.base import load_generator
 from bench.calibrate_gate import RESULTS_DIR, SEEDS_CORPUS, SEEDS_QUESTIONS, build_kb
 from bench.eval_data import Question, load_questions
 from prompts.citations import parse_citations
+from prompts.evidence_gate import best_evidence
 
 TUTORIAL_PROMPT = (
     "You are an assistant for question-answering tasks. Use the following pieces of retrieved context to answer "
@@ -63,8 +64,12 @@ def run_docqa(pipeline: AnswerPipeline, q: Question) -> dict:
     ttft = None
     raw = []
     answer = None
+    evidence = None
+    field = pipeline.settings.answer.evidence_score_field
     for event in pipeline.stream(q.question):
-        if isinstance(event, TokenEvent):
+        if isinstance(event, PassagesEvent):
+            evidence = best_evidence(event.passages, field)
+        elif isinstance(event, TokenEvent):
             if ttft is None:
                 ttft = time.perf_counter() - started
             raw.append(event.text)
@@ -75,7 +80,7 @@ def run_docqa(pipeline: AnswerPipeline, q: Question) -> dict:
     raw_text = "".join(raw)
     cited = parse_citations(raw_text)
     n_valid = len([n for n in cited if 1 <= n <= len(answer.passages)])
-    return {"answer": answer.text, "raw": raw_text, "refused": answer.refused, "gated": gated,
+    return {"answer": answer.text, "raw": raw_text, "refused": answer.refused, "gated": gated, "evidence": evidence,
             "ttft": None if gated else ttft, "tokens_per_s": answer.timings.get("tokens_per_s"),
             "seconds": time.perf_counter() - started, "citations": len(cited), "valid_citations": n_valid,
             "flagged": sum(not c.supported for c in answer.checks), "checked": len(answer.checks)}
@@ -124,16 +129,28 @@ def summarise(rows: list[dict], questions: list[Question], with_citations: bool)
     return summary
 
 
-def pick_questions(path: Path, sample: int | None, seed: int) -> list[Question]:
-    """All questions, or ``sample`` of them keeping the answerable/unanswerable proportion."""
+def with_gate(rows: list[dict], threshold: float) -> list[dict]:
+    """The docqa rows as they would be with the evidence gate at ``threshold``: the gate only decides whether
+    the LLM is called, so a gated question becomes the refusal and everything else is unchanged."""
+    out = []
+    for r in rows:
+        if r["evidence"] is None or r["evidence"] < threshold:
+            r = {**r, "refused": True, "gated": True, "ttft": None, "tokens_per_s": None, "citations": 0,
+                 "valid_citations": 0, "flagged": 0, "checked": 0}
+        out.append(r)
+    return out
+
+
+def pick_questions(path: Path, answerable: int | None, unanswerable: int | None, seed: int) -> list[Question]:
+    """All questions, or that many answerable / unanswerable ones drawn at random (fixed seed): on a CPU the
+    LLM makes every question cost tens of seconds, and refusal rates need enough unanswerable questions."""
     questions = load_questions(path)
-    if sample is None or sample >= len(questions):
-        return questions
     rng = random.Random(seed)
-    unanswerable = [q for q in questions if not q.answerable]
-    answerable = [q for q in questions if q.answerable]
-    n_un = round(sample * len(unanswerable) / len(questions))
-    return rng.sample(unanswerable, n_un) + rng.sample(answerable, sample - n_un)
+    picked = []
+    for wanted, group in ((unanswerable, [q for q in questions if not q.answerable]),
+                          (answerable, [q for q in questions if q.answerable])):
+        picked += group if wanted is None or wanted >= len(group) else rng.sample(group, wanted)
+    return picked
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,16 +159,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus", type=Path, default=SEEDS_CORPUS, help="folder of files or a corpus.jsonl")
     p.add_argument("--questions", type=Path, default=SEEDS_QUESTIONS)
     p.add_argument("--name", default="seeds")
-    p.add_argument("--sample", type=int, help="answer N questions (stratified by answerability, seed --seed)")
+    p.add_argument("--answerable", type=int, help="answer N answerable questions drawn at random (default all)")
+    p.add_argument("--unanswerable", type=int, help="answer N unanswerable questions drawn at random (default all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument("--max-new-tokens", type=int, help="override GenerationSettings.max_new_tokens")
+    p.add_argument("--gate-at", type=float, action="append", default=[],
+                   help="also report docqa as if AnswerSettings.min_evidence_score were this (repeatable); "
+                        "run with the gate off (DOCQA_ANSWER__MIN_EVIDENCE_SCORE=-1) to compare thresholds")
     args = p.parse_args(argv)
 
     settings: Settings = load_settings()
     if args.max_new_tokens:
         settings.generation.max_new_tokens = args.max_new_tokens
-    questions = pick_questions(args.questions, args.sample, args.seed)
+    questions = pick_questions(args.questions, args.answerable, args.unanswerable, args.seed)
     retriever, embedder, corpus = build_kb(settings, args.corpus, f"answer-{args.name}")
     generator = load_generator(settings.generation, settings.models_path)
     pipeline = AnswerPipeline(retriever, generator, embedder, settings)
@@ -177,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
             systems["langchain naive"].append({"qid": q.qid, **run_naive(chain, naive, generator.count_tokens, q)})
             print(f"  naive {i + 1}/{len(questions)} {q.qid}", file=sys.stderr)
 
-    summaries = {name: summarise(rows, questions, with_citations=(name == "docqa"))
+    for threshold in args.gate_at:
+        systems[f"docqa, gate at {threshold:g}"] = with_gate(systems["docqa"], threshold)
+    summaries = {name: summarise(rows, questions, with_citations=name.startswith("docqa"))
                  for name, rows in systems.items()}
     columns = ["keyword_accuracy", "refusal_unanswerable", "false_refusal", "citation_validity",
                "answers_with_citation", "median_ttft_s", "median_tokens_per_s"]

@@ -62,10 +62,10 @@ def doc_id_of(passage, corpus: Corpus) -> str:
     return corpus.doc_id_of_file.get(Path(passage.chunk.source).name, passage.chunk.source)
 
 
-def retrieve_without_gold(retriever, question: Question, corpus: Corpus, top_k: int) -> list:
+def retrieve_without_gold(retriever, question: Question, corpus: Corpus, top_k: int, rerank: bool) -> list:
     """The top_k passages once the question's gold documents are taken out: an unanswerable question whose
     near misses (the rest of the corpus) are still there."""
-    result = retriever.retrieve(question.question, top_k=top_k + GOLD_REMOVAL_MARGIN)
+    result = retriever.retrieve(question.question, top_k=top_k + GOLD_REMOVAL_MARGIN, rerank=rerank)
     gold = set(question.gold_doc_ids)
     return [p for p in result.passages if doc_id_of(p, corpus) not in gold][:top_k]
 
@@ -74,20 +74,24 @@ def observe(dataset: str, qid: str, answerable: bool, passages: list) -> Observa
     return Observation(dataset, qid, answerable, {f: best_evidence(passages, f) for f in EVIDENCE_FIELDS})
 
 
-def collect(settings: Settings, cmrc_sample: int) -> list[Observation]:
+def collect(settings: Settings, cmrc_sample: int, rerank: bool) -> list[Observation]:
     top_k = settings.retrieval.top_k
     observations = []
     retriever, _, _ = build_kb(settings, SEEDS_CORPUS, "answer-seeds")
-    for q in load_questions(SEEDS_QUESTIONS):
-        observations.append(observe("seeds", q.qid, q.answerable, retriever.retrieve(q.question).passages))
+    for i, q in enumerate(load_questions(SEEDS_QUESTIONS)):
+        passages = retriever.retrieve(q.question, rerank=rerank).passages
+        observations.append(observe("seeds", q.qid, q.answerable, passages))
+        if (i + 1) % 10 == 0:
+            print(f"  seeds {i + 1} questions", file=sys.stderr)
     print(f"seeds: {len(observations)} questions", file=sys.stderr)
     if cmrc_sample:
         retriever, _, corpus = build_kb(settings, CMRC_DIR / "corpus.jsonl", "answer-cmrc")
         for i, q in enumerate(load_questions(CMRC_DIR / "qa.jsonl", sample=cmrc_sample, seed=0)):
-            observations.append(observe("cmrc", q.qid, True, retriever.retrieve(q.question).passages))
+            passages = retriever.retrieve(q.question, rerank=rerank).passages
+            observations.append(observe("cmrc", q.qid, True, passages))
             observations.append(observe("cmrc-gold-removed", q.qid, False,
-                                        retrieve_without_gold(retriever, q, corpus, top_k)))
-            if (i + 1) % 25 == 0:
+                                        retrieve_without_gold(retriever, q, corpus, top_k, rerank)))
+            if (i + 1) % 10 == 0:
                 print(f"  cmrc {i + 1}/{cmrc_sample}", file=sys.stderr)
     return observations
 
@@ -124,10 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cmrc-sample", type=int, default=0, help="CMRC 2018 questions to add (each twice: with and "
                    "without its gold passage); 0 = seeds only")
     p.add_argument("--max-false-refusal", type=float, default=0.05)
+    p.add_argument("--rerank", action="store_true", help="run the reranker too (slow on CPU: it embeds every "
+                   "candidate's tokens); without it the rerank field is empty and dense/fused/bm25 are calibrated")
     args = p.parse_args(argv)
     settings = load_settings()
     started = time.perf_counter()
-    observations = collect(settings, args.cmrc_sample)
+    observations = collect(settings, args.cmrc_sample, args.rerank)
     results = {field: calibrate(observations, field, args.max_false_refusal) for field in EVIDENCE_FIELDS}
     print(f"\nGate calibration ({len(observations)} observations, false refusals <= {args.max_false_refusal:.0%})\n")
     print("| score | threshold | refusal (unanswerable) | false refusal | per dataset (refusal / false refusal) |")
@@ -140,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     out = RESULTS_DIR / "gate_calibration.json"
     out.write_text(json.dumps({
         "date": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv), "seconds": time.perf_counter() - started,
-        "retrieval_settings": vars(settings.retrieval), "results": results,
+        "retrieval_settings": vars(settings.retrieval), "rerank": args.rerank, "results": results,
         "observations": [vars(o) for o in observations]}, ensure_ascii=False, indent=2), encoding="utf-8")
     print(f"\nwritten {out}")
     return 0
