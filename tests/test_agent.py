@@ -121,3 +121,14 @@ def test_a_real_agent_run_on_the_packaged_model(real_app_settings, real_pipeline
     tool_results = [m for m in messages if isinstance(m, ToolMessage)]
     assert "7341" in tool_results[0].content
     assert isinstance(messages[-1], AIMessage) and "7341" in messages[-1].content
+
+
+def test_the_plain_chain_feeds_numbered_passages_to_the_local_model(kb_tools):
+    from app.agent_example import build_chain
+
+    generator = ScriptedTurns("端口是 7341 [1]。")
+    answer = build_chain(kb_tools, LocalChatModel(generator=generator)).invoke(QUESTION)
+    assert answer == "端口是 7341 [1]。"
+    system, user = generator.calls[0]
+    assert system["role"] == "system" and "[1] 星河数据库手册.md\n" in system["content"]
+    assert user == {"role": "user", "content": QUESTION}
