@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -69,6 +69,19 @@ class EmbeddingCache:
         with self._conn:
             self._conn.executemany("INSERT OR REPLACE INTO vectors (embedder, text_hash, vector) VALUES (?, ?, ?)",
                                    rows)
+
+    def retain(self, texts: Iterable[str]) -> int:
+        """Forget every vector except those of ``texts`` (the live knowledge base's passages), so the cache does
+        not grow without bound as documents change; returns how many were dropped."""
+        with self._conn:
+            self._conn.execute("CREATE TEMP TABLE IF NOT EXISTS keep (text_hash TEXT PRIMARY KEY)")
+            self._conn.execute("DELETE FROM keep")
+            self._conn.executemany("INSERT OR IGNORE INTO keep VALUES (?)", ((text_hash(t),) for t in texts))
+            dropped = self._conn.execute(
+                "DELETE FROM vectors WHERE embedder != ? OR text_hash NOT IN (SELECT text_hash FROM keep)",
+                (self._key,)).rowcount
+            self._conn.execute("DELETE FROM keep")
+        return dropped
 
     def close(self) -> None:
         self._conn.close()

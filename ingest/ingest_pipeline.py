@@ -211,6 +211,15 @@ def _apply(writer: GenerationWriter, plan: IngestPlan, contents: list[LoadedCont
     report.files_removed = len(plan.removed)
 
 
+def _live_texts(kb_dir: Path) -> list[tuple[int, str]]:
+    live = live_state(kb_dir)
+    catalog = Catalog.open_readonly(live.paths.catalog)
+    try:
+        return list(catalog.iter_id_text())
+    finally:
+        catalog.close()
+
+
 def _collect_garbage(kb_dir: Path, settings: IndexSettings) -> None:
     for name in collect_garbage(kb_dir, settings.keep_generations, settings.gc_grace_seconds):
         log.info("removed old generation %s", name)
@@ -266,19 +275,24 @@ def run_ingest(settings: Settings, paths: Sequence[Path], options: IngestOptions
         else:
             embedder, name, dimension = None, live.manifest.embedder, live.manifest.dimension
         writer = GenerationWriter.start(kb_dir, name, dimension, settings.index, rebuild=options.rebuild)
+        cache: EmbeddingCache | None = None
         try:
             vectors: dict[str, np.ndarray] = {}
             if texts and embedder is not None:
                 cache = EmbeddingCache(kb_dir / EMBEDDING_CACHE_FILE, _cache_key(embedder, settings), dimension)
-                try:
-                    vectors = _embed(texts, embedder, cache, _passages_per_call(settings), report, options.progress)
-                finally:
-                    cache.close()
+                vectors = _embed(texts, embedder, cache, _passages_per_call(settings), report, options.progress)
             _apply(writer, plan, contents, duplicates, vectors, report)
             manifest = writer.commit(build_keywords)
         except BaseException:
             writer.abort()
+            if cache is not None:
+                cache.close()
             raise
+        if cache is not None:
+            try:
+                cache.retain(text for _, text in _live_texts(kb_dir))
+            finally:
+                cache.close()
         report.committed = True
         report.generation = manifest.generation
         report.chunks_total = manifest.n_chunks

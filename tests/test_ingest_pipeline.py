@@ -192,6 +192,22 @@ def test_embedding_cache_spares_work_and_rebuild_changes_embedder(tmp_path: Path
     kb.close()
 
 
+def test_embedding_cache_keeps_only_the_live_passages(tmp_path: Path) -> None:
+    import sqlite3
+
+    from ingest.kb_layout import EMBEDDING_CACHE_FILE
+
+    settings = store_settings(tmp_path)
+    docs = write_corpus(tmp_path / "docs", 3)
+    _ingest(settings, [tmp_path / "docs"])
+    docs[0].write_text("替换后的唯一一段文字。", encoding="utf-8")
+    report = _ingest(settings, [tmp_path / "docs"])
+    conn = sqlite3.connect(settings.kb_path / EMBEDDING_CACHE_FILE)
+    cached = conn.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+    conn.close()
+    assert cached == len({c.text for c in assert_consistent(settings.kb_path).iter_chunks()}) == report.chunks_total
+
+
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     settings = store_settings(tmp_path)
     write_corpus(tmp_path / "docs", 2)
