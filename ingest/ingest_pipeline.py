@@ -225,6 +225,65 @@ def _collect_garbage(kb_dir: Path, settings: IndexSettings) -> None:
         log.info("removed old generation %s", name)
 
 
+@dataclass
+class PreparedWork:
+    """Everything decided before touching the knowledge base: the plan and the loaded, chunked new content."""
+
+    plan: IngestPlan
+    contents: list[LoadedContent]
+    duplicates: list[tuple[SourceFile, str]]
+
+    @property
+    def texts(self) -> list[str]:
+        return [d.text for c in self.contents for d in c.drafts]
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.contents or self.duplicates or self.plan.touched or self.plan.removed)
+
+
+def _write_generation(settings: Settings, options: IngestOptions, work: PreparedWork, embedder: "Embedder | None",
+                      name: str, dimension: int, build_keywords: KeywordBuilder, report: IngestReport) -> None:
+    """Embed the new chunks (through the cache), apply every change to a new generation and commit it."""
+    kb_dir = settings.kb_path
+    writer = GenerationWriter.start(kb_dir, name, dimension, settings.index, rebuild=options.rebuild)
+    cache: EmbeddingCache | None = None
+    try:
+        vectors: dict[str, np.ndarray] = {}
+        if work.texts and embedder is not None:
+            cache = EmbeddingCache(kb_dir / EMBEDDING_CACHE_FILE, _cache_key(embedder, settings), dimension)
+            vectors = _embed(work.texts, embedder, cache, _passages_per_call(settings), report, options.progress)
+        _apply(writer, work.plan, work.contents, work.duplicates, vectors, report)
+        manifest = writer.commit(build_keywords)
+    except BaseException:
+        writer.abort()
+        if cache is not None:
+            cache.close()
+        raise
+    if cache is not None:
+        try:
+            cache.retain(text for _, text in _live_texts(kb_dir))
+        finally:
+            cache.close()
+    report.committed = True
+    report.generation = manifest.generation
+    report.chunks_total = manifest.n_chunks
+    report.documents_total = manifest.n_documents
+
+
+def _prepare(settings: Settings, paths: Sequence[Path], options: IngestOptions, report: IngestReport) -> PreparedWork:
+    """Scan, compare with the catalog, load and chunk what is new."""
+    scan = scan_sources(paths, SUPPORTED_EXTENSIONS)
+    for root in scan.missing_roots:
+        _fail(report, root, "no such file or directory")
+    known = _known_documents(settings, options.rebuild)
+    plan = plan_ingest(scan, known)
+    report.files_skipped = len(plan.unchanged) + len(plan.touched)
+    known_hashes = {doc.content_hash for doc in known.values()}
+    contents, duplicates = _load_contents(plan, known_hashes, settings, report, options.progress)
+    return PreparedWork(plan, contents, duplicates)
+
+
 def run_ingest(settings: Settings, paths: Sequence[Path], options: IngestOptions | None = None,
                embedder_factory: Callable[[], "Embedder"] | None = None,
                keyword_builder: KeywordBuilder | None = None) -> IngestReport:
@@ -234,8 +293,6 @@ def run_ingest(settings: Settings, paths: Sequence[Path], options: IngestOptions
     or was built by another embedder (``options.rebuild`` starts over). Failed files are in the report.
     """
     options = options or IngestOptions()
-    get_embedder = embedder_factory or (lambda: _default_embedder(settings))
-    build_keywords = keyword_builder or _default_keyword_builder(settings)
     kb_dir = settings.kb_path
     started = time.perf_counter()
     report = IngestReport(kb_dir=str(kb_dir), dry_run=options.dry_run)
@@ -246,57 +303,29 @@ def run_ingest(settings: Settings, paths: Sequence[Path], options: IngestOptions
         if not options.dry_run:
             for name in clean_leftovers(kb_dir):
                 log.info("removed %s left by an interrupted ingest", name)
-        scan = scan_sources(paths, SUPPORTED_EXTENSIONS)
-        for root in scan.missing_roots:
-            _fail(report, root, "no such file or directory")
-        known = _known_documents(settings, options.rebuild)
-        plan = plan_ingest(scan, known)
-        report.files_skipped = len(plan.unchanged) + len(plan.touched)
-        known_hashes = {doc.content_hash for doc in known.values()}
-        contents, duplicates = _load_contents(plan, known_hashes, settings, report, options.progress)
+        work = _prepare(settings, paths, options, report)
         live = None if options.rebuild else live_state(kb_dir)  # a rebuild ignores (even a damaged) base
-        texts = [d.text for c in contents for d in c.drafts]
         if options.dry_run:
-            report.files_added = sum(len(c.sources) for c in contents) + len(duplicates)
-            report.files_removed = len(plan.removed)
-            report.chunks_added = len(texts)
+            report.files_added = sum(len(c.sources) for c in work.contents) + len(work.duplicates)
+            report.files_removed = len(work.plan.removed)
+            report.chunks_added = len(work.texts)
             report.generation = live.name if live else ""
             return report
-        changed = bool(contents or duplicates or plan.touched or plan.removed)
-        if not changed and live is not None and not options.rebuild:
+        if live is not None and not work.has_changes:
             report.generation = live.name
             report.chunks_total = live.manifest.n_chunks
             report.documents_total = live.manifest.n_documents
-            _collect_garbage(kb_dir, settings.index)
-            return report
-        if texts or live is None or options.rebuild:
-            embedder = get_embedder()
-            name, dimension = embedder.name, embedder.dimension
         else:
-            embedder, name, dimension = None, live.manifest.embedder, live.manifest.dimension
-        writer = GenerationWriter.start(kb_dir, name, dimension, settings.index, rebuild=options.rebuild)
-        cache: EmbeddingCache | None = None
-        try:
-            vectors: dict[str, np.ndarray] = {}
-            if texts and embedder is not None:
-                cache = EmbeddingCache(kb_dir / EMBEDDING_CACHE_FILE, _cache_key(embedder, settings), dimension)
-                vectors = _embed(texts, embedder, cache, _passages_per_call(settings), report, options.progress)
-            _apply(writer, plan, contents, duplicates, vectors, report)
-            manifest = writer.commit(build_keywords)
-        except BaseException:
-            writer.abort()
-            if cache is not None:
-                cache.close()
-            raise
-        if cache is not None:
-            try:
-                cache.retain(text for _, text in _live_texts(kb_dir))
-            finally:
-                cache.close()
-        report.committed = True
-        report.generation = manifest.generation
-        report.chunks_total = manifest.n_chunks
-        report.documents_total = manifest.n_documents
+            # The model loads only when there is something to embed or a new base to label with its name.
+            embedder = None
+            if work.texts or live is None:
+                embedder = (embedder_factory or (lambda: _default_embedder(settings)))()
+            if embedder is not None:
+                name, dimension = embedder.name, embedder.dimension
+            else:  # only removals or metadata changes: keep the base's embedder
+                name, dimension = live.manifest.embedder, live.manifest.dimension
+            _write_generation(settings, options, work, embedder, name, dimension,
+                              keyword_builder or _default_keyword_builder(settings), report)
         _collect_garbage(kb_dir, settings.index)
         return report
     finally:
