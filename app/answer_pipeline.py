@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Protocol, Union
+from typing import Protocol, Union
 
 from app.config import AnswerSettings, GenerationSettings, LimitSettings, Settings
 from app.generation.base import Generator, load_generator
 from prompts.citations import build_citations, remove_invalid_citations
 from prompts.context_packing import pack_passages, prompt_budget
 from prompts.evidence_gate import check_evidence
-from prompts.grounding_check import CrossEncoderSupportScorer, EmbeddingSupportScorer, SupportScorer, check_answer
+from prompts.grounding_check import (
+    CrossEncoderSupportScorer,
+    EmbeddingSupportScorer,
+    SupportScorer,
+    check_answer,
+)
 from prompts.language import detect_language
 from prompts.records import Answer
 from prompts.templates import PackedPassage, build_messages
-from retrieval.results import ScoredChunk
+from retrieval.results import RetrievalResult, ScoredChunk
 
 
 class QuestionError(ValueError):
@@ -23,7 +29,7 @@ class QuestionError(ValueError):
 
 
 class Retriever(Protocol):
-    def retrieve(self, query: str, top_k: int | None = None): ...
+    def retrieve(self, query: str, top_k: int | None = None) -> RetrievalResult: ...
 
 
 @dataclass
@@ -48,7 +54,7 @@ class DoneEvent:
     answer: Answer
 
 
-AnswerEvent = Union[PassagesEvent, TokenEvent, DoneEvent]
+AnswerEvent = PassagesEvent | TokenEvent | DoneEvent
 
 
 def validate_question(question: str, limits: LimitSettings) -> str:
@@ -103,7 +109,7 @@ class AnswerPipeline:
         result = self.retriever.retrieve(question)
         timings["retrieve"] = time.perf_counter() - start
         passages = list(result.passages)
-        yield PassagesEvent(passages, {**getattr(result, "timings", {}), "retrieve": timings["retrieve"]})
+        yield PassagesEvent(passages, {**result.timings, "retrieve": timings["retrieve"]})
 
         gate = check_evidence(passages, answer_settings.min_evidence_score, answer_settings.evidence_score_field)
         if not gate.answerable:
@@ -116,13 +122,11 @@ class AnswerPipeline:
         packed = self._pack(question, passages, language, generation)
         messages = build_messages(question, packed, language, refusal)
         pieces: list[str] = []
-        n_pieces = 0
         start = time.perf_counter()
         for piece in self.generator.stream(messages, generation):
             if not pieces:
                 timings["first_token"] = time.perf_counter() - start
             pieces.append(piece)
-            n_pieces += 1
             yield TokenEvent(piece)
         timings["generate"] = time.perf_counter() - start
         raw = "".join(pieces).strip()

@@ -8,7 +8,13 @@ import json
 import sys
 from pathlib import Path
 
-from app.answer_pipeline import DoneEvent, PassagesEvent, QuestionError, TokenEvent, build_pipeline
+from app.answer_pipeline import (
+    DoneEvent,
+    PassagesEvent,
+    QuestionError,
+    TokenEvent,
+    build_pipeline,
+)
 from app.config import ConfigError, load_settings
 from prompts.records import Answer
 
@@ -93,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     except QuestionError as exc:
         print(f"question rejected: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # a clear one-line message for the CLI user; the traceback helps nobody here
+    except Exception as exc:  # noqa: BLE001 - one clear line for the CLI user instead of a traceback
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return 0

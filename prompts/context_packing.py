@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from prompts.sentences import sentence_spans
 from prompts.templates import PackedPassage, render_passage

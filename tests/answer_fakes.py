@@ -3,6 +3,7 @@ character-bigram embedder. Real components are exercised in the slow end-to-end 
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,7 +60,7 @@ class BigramEmbedder:
     def _encode(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
-            for a, b in zip(text, text[1:]):
+            for a, b in itertools.pairwise(text):
                 out[row, hash(a + b) % self.dimension] += 1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms == 0, 1.0, norms)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 from answer_fakes import BigramEmbedder, FakeRetriever, ScriptedGenerator, scored
 
-from app.answer_pipeline import AnswerPipeline, DoneEvent, PassagesEvent, QuestionError, TokenEvent
+from app.answer_pipeline import (
+    AnswerPipeline,
+    DoneEvent,
+    PassagesEvent,
+    QuestionError,
+    TokenEvent,
+)
 from app.config import Settings
 
 PASSAGES = [scored("通义千问模型由阿里云开发。它支持中文和英文。", 1, dense=0.9),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -17,7 +18,7 @@ from app.generation.openai_backend import OpenAICompatibleGenerator
 
 
 class _Handler(BaseHTTPRequestHandler):
-    requests: list[tuple[str, dict]] = []
+    requests: ClassVar[list[tuple[str, dict]]] = []
 
     def log_message(self, *args) -> None:
         pass

@@ -12,7 +12,11 @@ import pytest
 from app.config import GenerationSettings
 from app.generation.base import GenerationError, load_generator
 from app.generation.no_repeat_ngram import NoRepeatNGramProcessor, banned_next_tokens
-from app.generation.packaged_model import PackagedModelError, PackagedModelSpec, packaged_model_path
+from app.generation.packaged_model import (
+    PackagedModelError,
+    PackagedModelSpec,
+    packaged_model_path,
+)
 
 
 def test_banned_tokens_complete_an_existing_ngram():

@@ -7,7 +7,13 @@ from answer_fakes import scored
 from app.config import AnswerSettings
 from prompts.language import cjk_share, detect_language
 from prompts.sentences import split_sentences
-from prompts.templates import PackedPassage, build_messages, quote_as_data, render_passage, system_prompt
+from prompts.templates import (
+    PackedPassage,
+    build_messages,
+    quote_as_data,
+    render_passage,
+    system_prompt,
+)
 
 A = AnswerSettings()
 

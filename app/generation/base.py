@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 from app.config import PACKAGED_LLM, GenerationSettings
 from app.generation.packaged_model import packaged_model_path

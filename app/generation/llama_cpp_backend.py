@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from app.config import GenerationSettings
 from app.generation.base import GenerationError, Message, resolve_model
@@ -33,7 +33,7 @@ class LlamaCppGenerator:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, settings: GenerationSettings, models_dir: Path) -> "LlamaCppGenerator":
+    def load(cls, settings: GenerationSettings, models_dir: Path) -> LlamaCppGenerator:
         try:
             from llama_cpp import Llama
         except ImportError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from typing import Iterator
+from collections.abc import Iterator
 
 from app.config import GenerationSettings
 from app.generation.base import GenerationError, Message
@@ -64,7 +64,7 @@ class OpenAICompatibleGenerator:
                         yield piece
 
     def _server_root(self) -> str:
-        return self._base[: -len("/v1")] if self._base.endswith("/v1") else self._base
+        return self._base.removesuffix("/v1")
 
     def count_tokens(self, text: str) -> int:
         """Tokens from the server's /tokenize (vLLM: {"count"}; llama.cpp server: {"tokens"}); when it has

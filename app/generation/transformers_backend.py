@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from app.config import GenerationSettings
 from app.generation.base import GenerationError, Message, resolve_model
@@ -42,7 +42,7 @@ class TransformersGenerator:
         self.n_ctx = n_ctx
 
     @classmethod
-    def load(cls, settings: GenerationSettings, models_dir: Path) -> "TransformersGenerator":
+    def load(cls, settings: GenerationSettings, models_dir: Path) -> TransformersGenerator:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -89,12 +89,12 @@ class TransformersGenerator:
             [_GeneratedNoRepeatNGram(settings.no_repeat_ngram_size, prompt_len)]
             if settings.no_repeat_ngram_size > 0 else [])
         streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
-        kwargs = dict(
-            input_ids=input_ids, attention_mask=torch.ones_like(input_ids), streamer=streamer,
-            max_new_tokens=min(settings.max_new_tokens, self.n_ctx - prompt_len),
-            do_sample=sample, repetition_penalty=settings.repetition_penalty, logits_processor=processors,
-            pad_token_id=self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,
-        )
+        kwargs = {
+            "input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "streamer": streamer,
+            "max_new_tokens": min(settings.max_new_tokens, self.n_ctx - prompt_len),
+            "do_sample": sample, "repetition_penalty": settings.repetition_penalty, "logits_processor": processors,
+            "pad_token_id": self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,
+        }
         if sample:
             kwargs.update(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k)
         else:
@@ -106,7 +106,7 @@ class TransformersGenerator:
             try:
                 with torch.inference_mode():
                     self._model.generate(**kwargs)
-            except BaseException as exc:  # surfaced in the caller's thread below
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread below
                 errors.append(exc)
                 streamer.end()
 
