@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol, Union
+from typing import Protocol
 
 from app.config import AnswerSettings, GenerationSettings, LimitSettings, Settings
 from app.generation.base import Generator, load_generator
