@@ -32,9 +32,10 @@ def _ensure_loaded(settings: Settings, lang: str) -> str:
         if is_loaded(settings):
             load_pipeline(settings)
         else:
-            with st.status(t("loading", lang, what=t("loading_what", lang)), expanded=False) as status:
+            placeholder = st.empty()
+            with placeholder.status(t("loading", lang, what=t("loading_what", lang)), expanded=False):
                 load_pipeline(settings)
-                status.update(state="complete")
+            placeholder.empty()
     except KnowledgeBaseError:
         return t("kb_missing", lang)
     except (GenerationError, OSError, RuntimeError) as exc:

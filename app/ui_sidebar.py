@@ -101,9 +101,8 @@ def render_upload(settings: Settings, lang: str) -> None:
     types = sorted(ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS)
     counter = st.session_state.setdefault("uploader_generation", 0)
     files = sidebar.file_uploader(t("upload", lang), type=types, accept_multiple_files=True,
-                                  key=f"uploader_{counter}", label_visibility="collapsed",
-                                  help=t("upload_help", lang, mb=f"{settings.limits.max_upload_mb:g}",
-                                         types=", ".join(types)))
+                                  key=f"uploader_{counter}", label_visibility="collapsed")
+    sidebar.caption(t("upload_help", lang, mb=f"{settings.limits.max_upload_mb:g}", types=", ".join(types)))
     if files and sidebar.button(t("upload_button", lang), key="upload_button", type="primary"):
         bar = sidebar.progress(0.0)
         names = [f.name for f in files]
