@@ -110,7 +110,9 @@ class RetrievalSettings:
     bm25_k: int = 30
     # Reciprocal-rank-fusion constant (Cormack et al. 2009 use 60).
     rrf_k: int = 60
-    rerank: bool = True
+    # Off by default: MaxSim must encode every candidate passage at query time, ~4 s CPU for 20 candidates on
+    # this 2-core machine (bench/RESULTS.md) against ~25 ms for fusion alone. Turn on with a GPU or a CrossEncoder.
+    rerank: bool = False
     # "maxsim" = late interaction over the embedder's token vectors (offline default);
     # anything else is a sentence_transformers.CrossEncoder model path or hub name.
     reranker: str = "maxsim"
