@@ -71,9 +71,9 @@ def _default_embedder(settings: Settings) -> "Embedder":
 
 
 def _passages_per_call(settings: Settings) -> int:
-    """Passages handed to the embedder per call: a batch locally; many for Ray, which starts a job per call."""
+    """Passages handed to the embedder per call (it length-sorts each call into batches); Ray starts a job per call."""
     s = settings.embedder
-    return s.ray_job_passages if s.runner.lower() == "ray" else s.batch_size
+    return s.ray_job_passages if s.runner.lower() == "ray" else max(s.batch_size, s.passages_per_call)
 
 
 def _default_keyword_builder(settings: Settings) -> KeywordBuilder:
