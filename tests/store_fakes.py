@@ -88,13 +88,15 @@ def store_settings(tmp_path: Path) -> Settings:
     settings.chunking.chunk_overlap = 10
     settings.chunking.min_chunk_chars = 10
     settings.embedder.batch_size = 4
+    settings.embedder.passages_per_call = 4  # the cache is written per call: small calls, fine-grained resumes
     return settings
 
 
 def write_config(path: Path, batch_size: int = 4, keep_generations: int = 2, gc_grace_seconds: float = 60.0) -> Path:
     path.write_text("[chunking]\nchunk_size = 80\nchunk_overlap = 10\nmin_chunk_chars = 10\n"
-                    f"[embedder]\nbatch_size = {batch_size}\n[index]\nkeep_generations = {keep_generations}\n"
-                    f"gc_grace_seconds = {gc_grace_seconds}\n", encoding="utf-8")
+                    f"[embedder]\nbatch_size = {batch_size}\npassages_per_call = {batch_size}\n"
+                    f"[index]\nkeep_generations = {keep_generations}\ngc_grace_seconds = {gc_grace_seconds}\n",
+                    encoding="utf-8")
     return path
 
 

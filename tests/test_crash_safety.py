@@ -196,7 +196,8 @@ def test_real_ingest_killed_during_embedding_then_completed(tmp_path: Path, real
         shutil.copy(SAMPLE_CORPUS / name, docs / name)
     kb_dir = tmp_path / "kb"
     config = tmp_path / "config.toml"
-    config.write_text(f'model_cache_dir = "{packaged_models_dir}"\n[embedder]\nbatch_size = 2\nnum_threads = 2\n',
+    config.write_text(f'model_cache_dir = "{packaged_models_dir}"\n'
+                      '[embedder]\nbatch_size = 2\npassages_per_call = 2\nnum_threads = 2\n',
                       encoding="utf-8")
     env = {**os.environ, "DOCQA_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     command = [sys.executable, "-m", "ingest", str(docs), "--kb", str(kb_dir), "--config", str(config),
