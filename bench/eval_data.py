@@ -88,6 +88,8 @@ def load_questions(path: Path, limit: int | None = None, sample: int | None = No
                 continue
             try:
                 r = json.loads(line)
+                if not str(r["question"]).strip():
+                    continue  # a few published records have an empty question
                 questions.append(Question(
                     qid=str(r.get("qid", line_no)), question=r["question"], answers=list(r.get("answers", [])),
                     gold_doc_ids=[str(d) for d in r.get("gold_doc_ids", [])],
