@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--answerable", type=int, help="answer N answerable questions drawn at random (default all)")
     p.add_argument("--unanswerable", type=int, help="answer N unanswerable questions drawn at random (default all)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-baseline", action="store_true")
+    p.add_argument("--only", choices=["docqa", "naive"], help="run one system (e.g. the two in parallel processes)")
     p.add_argument("--max-new-tokens", type=int, help="override GenerationSettings.max_new_tokens")
     p.add_argument("--gate-at", type=float, action="append", default=[],
                    help="also report docqa as if AnswerSettings.min_evidence_score were this (repeatable); "
@@ -177,11 +177,32 @@ def main(argv: list[str] | None = None) -> int:
     generator = load_generator(settings.generation, settings.models_path)
     pipeline = AnswerPipeline(retriever, generator, embedder, settings)
 
-    systems: dict[str, list[dict]] = {"docqa": []}
-    for i, q in enumerate(questions):
-        systems["docqa"].append({"qid": q.qid, **run_docqa(pipeline, q)})
-        print(f"  docqa {i + 1}/{len(questions)} {q.qid}: {systems['docqa'][-1]['answer'][:60]!r}", file=sys.stderr)
-    if not args.no_baseline:
+    systems: dict[str, list[dict]] = {}
+    out = RESULTS_DIR / f"answer_{args.name}{'_' + args.only if args.only else ''}.json"
+
+    def save() -> None:
+        """Rewrite the results after every question: a long CPU run that is stopped still leaves its figures."""
+        done = {name: rows for name, rows in systems.items() if rows}
+        answered = [q for q in questions if all(any(r["qid"] == q.qid for r in rows) for rows in done.values())]
+        gated = {f"docqa, gate at {t:g}": with_gate(done["docqa"], t) for t in args.gate_at if "docqa" in done}
+        summaries = {name: summarise(rows, answered, with_citations=name.startswith("docqa"))
+                     for name, rows in {**done, **gated}.items()}
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({
+            "date": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv), "llm": generator.name,
+            "generation": vars(settings.generation), "answer_settings": vars(settings.answer),
+            "retrieval_rerank": settings.retrieval.rerank, "questions": [q.qid for q in questions],
+            "n_done": len(answered), "summaries": summaries, "rows": done},
+            ensure_ascii=False, indent=2), encoding="utf-8")
+
+    if args.only in (None, "docqa"):
+        systems["docqa"] = []
+        for i, q in enumerate(questions):
+            systems["docqa"].append({"qid": q.qid, **run_docqa(pipeline, q)})
+            print(f"  docqa {i + 1}/{len(questions)} {q.qid}: {systems['docqa'][-1]['answer'][:60]!r}",
+                  file=sys.stderr)
+            save()
+    if args.only in (None, "naive"):
         from langchain_core.output_parsers import StrOutputParser
         from langchain_core.prompts import ChatPromptTemplate
 
@@ -196,29 +217,22 @@ def main(argv: list[str] | None = None) -> int:
         systems["langchain naive"] = []
         for i, q in enumerate(questions):
             systems["langchain naive"].append({"qid": q.qid, **run_naive(chain, naive, generator.count_tokens, q)})
-            print(f"  naive {i + 1}/{len(questions)} {q.qid}", file=sys.stderr)
+            print(f"  naive {i + 1}/{len(questions)} {q.qid}: {systems['langchain naive'][-1]['answer'][:60]!r}",
+                  file=sys.stderr)
+            save()
 
-    for threshold in args.gate_at:
-        systems[f"docqa, gate at {threshold:g}"] = with_gate(systems["docqa"], threshold)
-    summaries = {name: summarise(rows, questions, with_citations=name.startswith("docqa"))
-                 for name, rows in systems.items()}
+    save()
+    result = json.loads(out.read_text(encoding="utf-8"))
     columns = ["keyword_accuracy", "refusal_unanswerable", "false_refusal", "citation_validity",
                "answers_with_citation", "median_ttft_s", "median_tokens_per_s"]
     print(f"\n## {args.name}: {len(questions)} questions "
           f"({sum(q.answerable for q in questions)} answerable), LLM {generator.name}\n")
     print("| system | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
-    for name, s in summaries.items():
-        cells = ["-" if s.get(c) is None else f"{s[c]:.3f}" if c != "median_tokens_per_s" else f"{s[c]:.1f}"
-                 for c in columns]
+    for name, summary in result["summaries"].items():
+        cells = ["-" if summary.get(c) is None else f"{summary[c]:.3f}" if c != "median_tokens_per_s"
+                 else f"{summary[c]:.1f}" for c in columns]
         print(f"| {name} | " + " | ".join(cells) + " |")
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    out = RESULTS_DIR / f"answer_{args.name}.json"
-    out.write_text(json.dumps({
-        "date": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv), "llm": generator.name,
-        "generation": vars(settings.generation), "answer_settings": vars(settings.answer),
-        "questions": [q.qid for q in questions], "summaries": summaries, "rows": systems},
-        ensure_ascii=False, indent=2), encoding="utf-8")
     print(f"\nwritten {out}")
     return 0
 
