@@ -134,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     started = time.perf_counter()
     observations = collect(settings, args.cmrc_sample, args.rerank)
-    results = {field: calibrate(observations, field, args.max_false_refusal) for field in EVIDENCE_FIELDS}
+    # A field no retrieval stage filled (rerank without --rerank) has nothing to calibrate.
+    results = {field: calibrate(observations, field, args.max_false_refusal) for field in EVIDENCE_FIELDS
+               if any(o.scores[field] is not None for o in observations)}
     print(f"\nGate calibration ({len(observations)} observations, false refusals <= {args.max_false_refusal:.0%})\n")
     print("| score | threshold | refusal (unanswerable) | false refusal | per dataset (refusal / false refusal) |")
     print("|---|---|---|---|---|")
