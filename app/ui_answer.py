@@ -8,7 +8,7 @@ from typing import Iterator
 import streamlit as st
 
 from app.answer_pipeline import AnswerEvent, DoneEvent, PassagesEvent, TokenEvent
-from app.ui_render import SourceView, answer_html, answer_views, escape_inline, scores_table
+from app.ui_render import SourceView, answer_html, answer_views, escape_inline, question_html, scores_table
 from app.ui_text import t
 from prompts.records import Answer
 
@@ -69,7 +69,7 @@ def render_entry(entry: ChatEntry, lang: str) -> None:
         if entry.error:
             st.error(entry.error)
             return
-        st.html(answer_html(entry.text))
+        st.html(answer_html(entry.text) if entry.role == "assistant" else question_html(entry.text))
         if entry.answer is not None:
             render_answer_details(entry.answer, entry.answer.language or lang)
 

@@ -50,6 +50,11 @@ def block_html(text: str, span: tuple[int, int] | None = None, css_class: str = 
     return f'<div class="{css_class}" style="{_BLOCK_STYLE}">{body}</div>'
 
 
+def question_html(text: str) -> str:
+    """The user's question, escaped (it may be pasted from a document)."""
+    return block_html(text.strip(), css_class="docqa-question")
+
+
 def answer_html(text: str, streaming: bool = False) -> str:
     """Model output (which may echo a document) as escaped HTML, with its [n] citation markers coloured."""
     pieces, last = [], 0

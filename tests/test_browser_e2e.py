@@ -96,14 +96,15 @@ def browser_page(server):
 
 
 def _ask_and_watch(page, question: str) -> list[str]:
-    """Submit ``question``; return the successive texts of the assistant message until the answer is final."""
-    messages = page.get_by_test_id("stChatMessage")
-    before = messages.count()
+    """Submit ``question``; return the successive texts of the new assistant message until the answer is final."""
+    replies = page.get_by_test_id("stChatMessage").filter(has=page.get_by_test_id("stChatMessageAvatarAssistant"))
+    before = replies.count()
     box = page.get_by_test_id("stChatInputTextArea")
     box.fill(question)
     box.press("Enter")
-    messages.nth(before + 1).wait_for(timeout=WAIT_MS)
-    answer = messages.nth(before + 1).locator(".docqa-answer")
+    reply = replies.nth(before)
+    reply.wait_for(timeout=WAIT_MS)
+    answer = reply.locator(".docqa-answer")
     seen: list[str] = []
     deadline = time.monotonic() + WAIT_MS / 1000
     while time.monotonic() < deadline:
@@ -111,7 +112,7 @@ def _ask_and_watch(page, question: str) -> list[str]:
             text = answer.first.inner_text()
             if not seen or seen[-1] != text:
                 seen.append(text)
-            if "▌" not in text and messages.nth(before + 1).locator(".docqa-source-title").count():
+            if "▌" not in text and reply.locator(".docqa-source-title").count():
                 return seen
         page.wait_for_timeout(100)
     raise TimeoutError(f"no final answer; saw {seen[-3:]}")
@@ -122,7 +123,7 @@ def test_a_question_streams_an_answer_with_its_source(browser_page):
     seen = _ask_and_watch(page, "星河数据库默认监听哪个端口？")
     assert any(s.endswith("▌") for s in seen[:-1]), seen  # partial answers were shown while generating
     assert "7341" in seen[-1]
-    message = page.get_by_test_id("stChatMessage").nth(1)
+    message = page.get_by_test_id("stChatMessage").last
     assert "星河数据库手册.md" in message.locator(".docqa-source-title").first.inner_text()
     assert "7341" in message.locator("mark").first.inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
