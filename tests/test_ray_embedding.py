@@ -6,6 +6,7 @@ the actors and checks it gives the in-process embedder's vectors.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -82,16 +83,14 @@ def test_unknown_runner_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_real_embedder_on_ray_matches_in_process(local_ray: None, tmp_path: Path) -> None:
-    from ingest.embedder import load_embedder
-
-    settings = Settings(data_dir=tmp_path)
-    models = settings.models_path
-    ray_settings = EmbedderSettings(runner="ray", ray_workers=1, ray_cpus_per_worker=1.0, batch_size=4)
-    embedder = load_ingest_embedder(ray_settings, models)
+def test_real_embedder_on_ray_matches_in_process(local_ray: None, real_embedder, packaged_models_dir: Path,
+                                                 real_embedder_settings: EmbedderSettings) -> None:
+    ray_settings = dataclasses.replace(real_embedder_settings, runner="ray", ray_workers=1, batch_size=4)
+    embedder = load_ingest_embedder(ray_settings, packaged_models_dir)
     assert isinstance(embedder, RayEmbedder)
+    assert embedder.name == real_embedder.name
     texts = TEXTS[:6]
     on_ray = embedder.encode_passages(texts)
-    local = load_embedder(settings.embedder, models).encode_passages(texts)
+    local = real_embedder.encode_passages(texts)
     assert on_ray.shape == local.shape
     assert float(np.min(np.sum(on_ray * local, axis=1))) > 0.9999
