@@ -1,4 +1,4 @@
-"""Ingest throughput: docqa's ingest vs raw sentence-transformers ``encode`` (the ceiling) vs LangChain's naive pipeline.
+"""Ingest throughput: docqa's ingest vs raw sentence-transformers ``encode`` (the ceiling) vs naive LangChain.
 
 Corpus (text files only, so the naive TextLoader reads the same files): the five seed documents, the text/Markdown
 files of data/sample, and the first ``--eval-docs`` CMRC 2018 passages as .txt files. A few hundred chunks.

@@ -41,7 +41,8 @@ def choose_index_type(n_vectors: int, settings: IndexSettings) -> str:
         wanted = settings.ann_type.lower() if n_vectors >= settings.ann_threshold else "flat"
     if wanted not in INDEX_TYPES:
         raise IndexTypeError(
-            f"unknown index type {wanted!r} (IndexSettings.index_type / ann_type): use auto or {', '.join(INDEX_TYPES)}")
+            f"unknown index type {wanted!r} (IndexSettings.index_type / ann_type): "
+            f"use auto or {', '.join(INDEX_TYPES)}")
     return wanted
 
 
