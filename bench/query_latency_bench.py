@@ -149,14 +149,49 @@ def time_generation(settings: Settings, retriever: object, embedder: object, que
     return runs
 
 
+def time_prompt_eval(settings: Settings, passages: list[str], counts: list[int]) -> list[dict]:
+    """Time to the first token for prompts of 1, 2, 4 ... real passages: prompt evaluation speed of the LLM."""
+    import dataclasses
+
+    from app.generation.base import load_generator
+
+    generator = load_generator(settings.generation, settings.models_path)
+    one_token = dataclasses.replace(settings.generation, max_new_tokens=1)
+    # Untimed first call: llama.cpp pages the model file in on first use.
+    list(generator.stream([{"role": "user", "content": passages[0]}], one_token))
+    runs = []
+    for count in counts:
+        context = "\n\n".join(passages[:count])
+        messages = [{"role": "system", "content": "根据资料回答问题。"},
+                    {"role": "user", "content": f"{context}\n\n问题：这段资料讲了什么？"}]
+        tokens = generator.count_prompt_tokens(messages)
+        cpu, wall = time.process_time(), time.perf_counter()
+        list(generator.stream(messages, one_token))
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        runs.append({"prompt_tokens": tokens, "first_token_s": wall, "cpu_s": cpu})
+        print(f"  prompt {tokens} tokens: first token after {wall:.1f} s wall, {cpu:.1f} s CPU "
+              f"({tokens / wall:.0f} tokens/s wall)", flush=True)
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=40, help="timed queries (after warm-up)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--gen-questions", type=int, default=3, help="questions answered by the LLM (0 = skip)")
+    parser.add_argument("--prompt-eval-only", type=int, nargs="*", metavar="PASSAGES",
+                        help="only time the LLM's first token for prompts of this many real passages (e.g. 1 2 4 8)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "query_latency_bench.json")
     args = parser.parse_args()
+    if args.prompt_eval_only is not None:
+        counts = args.prompt_eval_only or [1, 2, 4, 8]
+        runs = time_prompt_eval(load_settings(), load_real_corpus().passages[100:], counts)
+        out = RESULTS_DIR / "prompt_eval_bench.json"
+        out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M %Z"), "load_avg": os.getloadavg(),
+                                   "runs": runs}, indent=1), encoding="utf-8")
+        print(f"wrote {out}")
+        return
 
     from ingest.embedder import load_embedder
     from ingest.knowledge_base import KnowledgeBase
