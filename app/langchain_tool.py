@@ -92,7 +92,7 @@ def format_answer(answer: Answer, max_chars: int) -> str:
     lines = [f"Answer: {answer.text}", "", "Sources:"]
     for citation in answer.citations:
         quoted = citation.quoted_text or citation.passage.text
-        span = cited_span(quoted, claims_citing(answer.text, citation.number))
+        span = cited_span(quoted, claims_citing(answer.text, citation.number)) or cited_span(quoted, [answer.question])
         lines.append(f"{_source_line(citation.number, citation.passage)}: "
                      f"\"{_clip(quoted[span[0]:span[1]] if span else quoted, max_chars)}\"")
     unsupported = [c.sentence for c in answer.checks if not c.supported]

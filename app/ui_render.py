@@ -107,11 +107,14 @@ def score_rows(passage: ScoredChunk) -> list[ScoreRow]:
     ]
 
 
-def citation_view(citation: Citation, answer_text: str, page_label: str) -> SourceView:
-    """A cited passage as the model saw it, with the sentence(s) the answer drew on highlighted (falling back to
-    the retrieved chunk inside its merged neighbours)."""
+def citation_view(citation: Citation, answer_text: str, page_label: str, question: str = "") -> SourceView:
+    """A cited passage as the model saw it, with the sentence(s) the answer drew on highlighted. A short answer
+    ("9秒 [1]") may share no words with the passage; then the sentence matching the question is highlighted, and
+    failing that the retrieved chunk inside its merged neighbours."""
     text = citation.quoted_text or citation.passage.text
     span = cited_span(text, claims_citing(answer_text, citation.number))
+    if span is None and question:
+        span = cited_span(text, [question])
     if span is None and text == citation.passage.context_text:
         span = chunk_span_in_context(citation.passage)
     return SourceView(citation.number, source_title(citation.passage, page_label, citation.number),
@@ -128,7 +131,7 @@ def passage_view(passage: ScoredChunk, page_label: str, number: int | None = Non
 def answer_views(answer: Answer, page_label: str) -> list[SourceView]:
     """The sources to show under an answer: its citations, or for a refusal the passages it considered."""
     if answer.citations and not answer.refused:
-        return [citation_view(c, answer.text, page_label) for c in answer.citations]
+        return [citation_view(c, answer.text, page_label, answer.question) for c in answer.citations]
     return [passage_view(p, page_label, i) for i, p in enumerate(answer.passages, start=1)]
 
 

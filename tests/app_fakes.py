@@ -4,6 +4,7 @@ test home."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from answer_fakes import BigramEmbedder, FakeRetriever, ScriptedGenerator, scored
@@ -29,6 +30,21 @@ class RecordingGenerator(ScriptedGenerator):
 
     def stream(self, messages, settings):
         self.settings_seen.append(settings)
+        yield from super().stream(messages, settings)
+
+
+class CitingGenerator(RecordingGenerator):
+    """Answers ``template`` citing whichever prompt passage holds ``keyword``: robust to retrieval order."""
+
+    def __init__(self, template: str, keyword: str) -> None:
+        super().__init__(template)
+        self.template, self.keyword = template, keyword
+
+    def stream(self, messages, settings):
+        prompt = "\n".join(m["content"] for m in messages)
+        number = next((n for n, body in re.findall(r"<passage id=(\d+)[^>]*>(.*?)</passage>", prompt, re.S)
+                       if self.keyword in body), "9")
+        self.answer = self.template.format(n=number)
         yield from super().stream(messages, settings)
 
 

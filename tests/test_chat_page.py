@@ -141,3 +141,17 @@ def test_an_empty_knowledge_base_says_how_to_add_documents(tmp_path, monkeypatch
     assert any("python -m ingest" in i.value for i in at.info)
     _ask(at, "什么是 RAG？")
     assert "python -m ingest" in at.chat_message[1].error[0].value
+
+
+def test_a_short_answer_highlights_the_sentence_matching_the_question(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCQA_HOME", str(tmp_path))
+    settings = load_settings()
+    ingest_with_hash_embedder(settings, [write_corpus(tmp_path / "docs")])
+    pipeline = fake_pipeline(settings, answer="9秒 [1]")
+    pipeline.retriever.passages[0].chunk.text = "月影协议是一种心跳协议。月影协议规定每个节点每隔九秒发送一次心跳。"
+    monkeypatch.setattr(components, "build_pipeline", lambda s: pipeline)
+    st.cache_resource.clear()
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    _ask(at, "月影协议规定心跳间隔是多少秒？")
+    marked = re.search(r"<mark[^>]*>(.*?)</mark>", _html(at.chat_message[1])).group(1)
+    assert marked == "月影协议规定每个节点每隔九秒发送一次心跳。"
