@@ -86,7 +86,7 @@ class IndexSettings:
     index_type: str = "auto"
     # Defaults from bench/ann_bench.py (bench/PERF_RESULTS.md), real e5 vectors grown by sampling, 2-core CPU:
     # IVF (nlist = 2*sqrt(N), nprobe 64) has recall@10 0.973 at 100k and 0.992 at 1M, ~1.3 ms / ~4 ms CPU per
-    # query (flat: exact, ~16 ms CPU at 100k, ~115 ms at 1M). IVF builds in 10 s (100k) / 155 s (1M) and removes
+    # query (flat: exact, ~16 ms CPU at 100k, ~150 ms at 1M). IVF builds in 10 s (100k) / 155 s (1M) and removes
     # chunks in place; HNSW32 took 102 s to build at 100k (1M not run: tens of minutes on 2 cores) and must be
     # rebuilt whenever a chunk is removed. IVF-PQ (48 bytes/vector) reached only 0.35-0.61 recall@10.
     ann_type: str = "ivf"
