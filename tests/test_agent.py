@@ -116,7 +116,7 @@ def test_without_tools_the_model_is_a_plain_streaming_chat_model():
 def test_a_real_agent_run_on_the_packaged_model(real_app_settings, real_pipeline):
     tools = build_knowledge_base_tools(settings=real_app_settings, pipeline=real_pipeline)
     model = LocalChatModel(generator=real_pipeline.generator,
-                           generation=GenerationSettings(max_new_tokens=96, temperature=0.0))
+                           generation=GenerationSettings(max_new_tokens=64, temperature=0.0))
     from app.agent_example import build_agent
 
     result = build_agent(tools, model).invoke({"messages": [HumanMessage(QUESTION)]},
