@@ -18,7 +18,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("query", help="the question to search for")
     parser.add_argument("--kb", type=Path, help="knowledge-base folder (default: the configured one)")
     parser.add_argument("--k", type=int, help="how many passages to show (default: retrieval.top_k)")
-    parser.add_argument("--no-rerank", action="store_true", help="skip the reranker")
+    switch = parser.add_mutually_exclusive_group()
+    switch.add_argument("--rerank", action="store_true", help="rerank the candidates (default: retrieval.rerank)")
+    switch.add_argument("--no-rerank", action="store_true", help="skip the reranker")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser.parse_args(argv)
 
@@ -54,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     overrides = {"kb_dir": args.kb} if args.kb else {}
     settings = load_settings(**overrides)
-    if args.no_rerank:
-        settings.retrieval.rerank = False
+    if args.rerank or args.no_rerank:
+        settings.retrieval.rerank = args.rerank
     from ingest.knowledge_base import KnowledgeBaseError
 
     try:

@@ -87,9 +87,10 @@ def test_cli_prints_json_with_sources_and_scores(kb_settings: Settings, packaged
     out = json.loads(capsys.readouterr().out)
     assert Path(out["passages"][0]["chunk"]["source"]).name == "cooking.md"
     assert out["passages"][0]["bm25_score"] is not None and "embed" in out["timings"]
-    assert main(["高铁时速", "--kb", str(kb_settings.kb_path), "--k", "1", "--no-rerank"]) == 0
+    assert main(["高铁时速", "--kb", str(kb_settings.kb_path), "--k", "1", "--rerank"]) == 0
     text = capsys.readouterr().out
     assert "rail.md" in text and "dense" in text and "timings" in text
+    assert "rerank -" not in text  # --rerank turned the reranker on, so a rerank score is printed
 
 
 def test_cli_reports_a_missing_knowledge_base(tmp_path: Path, capsys: pytest.CaptureFixture[str],
