@@ -139,7 +139,8 @@ def build_retriever(settings: Settings, kb: KnowledgeBase | None = None,
     if embedder is None:
         embedder = load_embedder(settings.embedder, settings.models_path)
     if kb is None:
-        kb = KnowledgeBase.open(settings.kb_path, embedder=embedder.name, dimension=embedder.dimension)
+        kb = KnowledgeBase.open(settings.kb_path, embedder=embedder.name, dimension=embedder.dimension,
+                                index_settings=settings.index)
     keyword_index = KeywordIndex.load(kb.keyword_index_dir)
     reranker = None
     if settings.retrieval.rerank:

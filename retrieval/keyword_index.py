@@ -36,11 +36,15 @@ def build_keyword_index(ids: Sequence[int], texts: Sequence[str], out_dir: Path,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     np.save(out_dir / _IDS_FILE, np.asarray(ids, dtype=np.int64), allow_pickle=False)
-    if len(texts):
+    corpus_tokens = [tokenize(t, options) for t in texts]
+    # bm25s cannot index a corpus without a single token (e.g. only stopwords): keyword search then finds nothing.
+    searchable = any(corpus_tokens)
+    if searchable:
         model = bm25s.BM25(k1=settings.bm25_k1, b=settings.bm25_b)
-        model.index([tokenize(t, options) for t in texts], show_progress=False)
+        model.index(corpus_tokens, show_progress=False)
         model.save(str(out_dir / _BM25_DIR))
-    meta = {"format": _FORMAT_VERSION, "n_chunks": len(ids), "tokenizer": options.to_dict(),
+    meta = {"format": _FORMAT_VERSION, "n_chunks": len(ids), "searchable": searchable,
+            "tokenizer": options.to_dict(),
             "k1": settings.bm25_k1, "b": settings.bm25_b}
     (out_dir / _META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
@@ -63,7 +67,7 @@ class KeywordIndex:
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             chunk_ids = np.load(dir / _IDS_FILE, allow_pickle=False)
-            model = bm25s.BM25.load(str(dir / _BM25_DIR)) if meta["n_chunks"] else None
+            model = bm25s.BM25.load(str(dir / _BM25_DIR)) if meta.get("searchable", meta["n_chunks"]) else None
         except FileNotFoundError as exc:
             raise KeywordIndexError(f"{dir}: keyword index incomplete, missing {exc.filename}") from exc
         except (ValueError, KeyError, OSError) as exc:

@@ -95,3 +95,11 @@ def test_mismatched_inputs_and_missing_files_are_clear_errors(tmp_path: Path, in
     (index_dir / "chunk_ids.npy").unlink()
     with pytest.raises(KeywordIndexError, match=str(index_dir)):
         KeywordIndex.load(index_dir)
+
+
+def test_corpus_without_any_token_gives_an_empty_index(tmp_path: Path) -> None:
+    # A document of stopwords only ("的") must not break the ingest commit that builds this index.
+    build_keyword_index([7], ["的"], tmp_path / "kw")
+    index = KeywordIndex.load(tmp_path / "kw")
+    assert len(index) == 1
+    assert index.search("的", 5) == []
