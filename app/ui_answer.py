@@ -38,8 +38,8 @@ def render_sources(views: list[SourceView], lang: str) -> None:
 
 
 def _timings_caption(answer: Answer, lang: str) -> str:
-    parts = [f"{t('t_' + stage, lang)} {answer.timings[stage]:.2f} s" for stage in ("retrieve", "first_token", "generate")
-             if stage in answer.timings]
+    parts = [f"{t('t_' + stage, lang)} {answer.timings[stage]:.2f} s"
+             for stage in ("retrieve", "first_token", "generate") if stage in answer.timings]
     if "tokens_per_s" in answer.timings:
         parts.append(f"{answer.timings['tokens_per_s']:.1f} tok/s")
     return f"{t('timings', lang)}: " + " · ".join(parts) if parts else ""
