@@ -28,8 +28,8 @@ from retrieval.langchain_retriever import DocqaRetriever, to_document
 from retrieval.results import ScoredChunk
 
 # Re-exported so `from app.langchain_tool import DocqaRetriever` gives a LangChain BaseRetriever over the same base.
-__all__ = ["AGENT_INSTRUCTIONS", "DocqaRetriever", "KnowledgeBaseTools", "build_knowledge_base_tools", "format_answer", "format_passages",
-           "to_document"]
+__all__ = ["AGENT_INSTRUCTIONS", "DocqaRetriever", "KnowledgeBaseTools", "build_knowledge_base_tools",
+           "format_answer", "format_passages", "to_document"]
 
 SEARCH_DESCRIPTION = (
     "Search the user's private document collection (Chinese and English) and answer a question from it. "
