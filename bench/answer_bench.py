@@ -153,6 +153,40 @@ def pick_questions(path: Path, answerable: int | None, unanswerable: int | None,
     return picked
 
 
+COLUMNS = ["keyword_accuracy", "refusal_unanswerable", "false_refusal", "citation_validity",
+           "answers_with_citation", "median_ttft_s", "median_tokens_per_s"]
+
+
+def print_table(title: str, summaries: dict[str, dict]) -> None:
+    print(f"\n## {title}\n")
+    print("| system | " + " | ".join(COLUMNS) + " |")
+    print("|---" * (len(COLUMNS) + 1) + "|")
+    for name, summary in summaries.items():
+        cells = ["-" if summary.get(c) is None else f"{summary[c]:.3f}" if c != "median_tokens_per_s"
+                 else f"{summary[c]:.1f}" for c in COLUMNS]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+def report(paths: list[Path], questions_path: Path, gate_at: list[float]) -> None:
+    """Compare saved runs (e.g. --only docqa and --only naive, run in parallel) on the questions all finished."""
+    runs = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+    systems: dict[str, list[dict]] = {}
+    for run in runs:  # runs of one system over different questions add up
+        for name, rows in run["rows"].items():
+            systems.setdefault(name, []).extend(rows)
+    common = set.intersection(*({r["qid"] for r in rows} for rows in systems.values()))
+    questions = [q for q in load_questions(questions_path) if q.qid in common]
+    order = {q.qid: i for i, q in enumerate(questions)}
+    systems = {name: sorted((r for r in rows if r["qid"] in common), key=lambda r: order[r["qid"]])
+               for name, rows in systems.items()}
+    for t in gate_at:
+        systems[f"docqa, gate at {t:g}"] = with_gate(systems["docqa"], t)
+    summaries = {name: summarise(rows, questions, with_citations=name.startswith("docqa"))
+                 for name, rows in systems.items()}
+    print_table(f"{len(questions)} questions finished by every system "
+                f"({sum(q.answerable for q in questions)} answerable)", summaries)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.answer_bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -162,17 +196,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--answerable", type=int, help="answer N answerable questions drawn at random (default all)")
     p.add_argument("--unanswerable", type=int, help="answer N unanswerable questions drawn at random (default all)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--qids", nargs="+", help="answer exactly these questions (overrides the random picks)")
     p.add_argument("--only", choices=["docqa", "naive"], help="run one system (e.g. the two in parallel processes)")
     p.add_argument("--max-new-tokens", type=int, help="override GenerationSettings.max_new_tokens")
     p.add_argument("--gate-at", type=float, action="append", default=[],
                    help="also report docqa as if AnswerSettings.min_evidence_score were this (repeatable); "
                         "run with the gate off (DOCQA_ANSWER__MIN_EVIDENCE_SCORE=-1) to compare thresholds")
+    p.add_argument("--report", type=Path, nargs="+", help="only compare saved answer_*.json runs and exit")
     args = p.parse_args(argv)
+    if args.report:
+        report(args.report, args.questions, args.gate_at)
+        return 0
 
     settings: Settings = load_settings()
     if args.max_new_tokens:
         settings.generation.max_new_tokens = args.max_new_tokens
     questions = pick_questions(args.questions, args.answerable, args.unanswerable, args.seed)
+    if args.qids:
+        questions = [q for q in load_questions(args.questions) if q.qid in set(args.qids)]
     retriever, embedder, corpus = build_kb(settings, args.corpus, f"answer-{args.name}")
     generator = load_generator(settings.generation, settings.models_path)
     pipeline = AnswerPipeline(retriever, generator, embedder, settings)
@@ -223,16 +264,8 @@ def main(argv: list[str] | None = None) -> int:
 
     save()
     result = json.loads(out.read_text(encoding="utf-8"))
-    columns = ["keyword_accuracy", "refusal_unanswerable", "false_refusal", "citation_validity",
-               "answers_with_citation", "median_ttft_s", "median_tokens_per_s"]
-    print(f"\n## {args.name}: {len(questions)} questions "
-          f"({sum(q.answerable for q in questions)} answerable), LLM {generator.name}\n")
-    print("| system | " + " | ".join(columns) + " |")
-    print("|---" * (len(columns) + 1) + "|")
-    for name, summary in result["summaries"].items():
-        cells = ["-" if summary.get(c) is None else f"{summary[c]:.3f}" if c != "median_tokens_per_s"
-                 else f"{summary[c]:.1f}" for c in columns]
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    print_table(f"{args.name}: {len(questions)} questions ({sum(q.answerable for q in questions)} answerable), "
+                f"LLM {generator.name}", result["summaries"])
     print(f"\nwritten {out}")
     return 0
 
