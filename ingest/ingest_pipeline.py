@@ -30,7 +30,7 @@ from ingest.kb_writer import GenerationWriter, KeywordBuilder, clean_leftovers, 
 from ingest.knowledge_base import KnowledgeBaseError
 from ingest.loaders import SUPPORTED_EXTENSIONS, LoadError, load_document
 from ingest.records import ChunkDraft, DocumentRecord
-from ingest.source_scan import SourceFile, scan_sources
+from ingest.source_scan import SourceFile, printable_path, scan_sources
 
 if TYPE_CHECKING:
     from ingest.embedder import Embedder
@@ -276,6 +276,8 @@ def _prepare(settings: Settings, paths: Sequence[Path], options: IngestOptions, 
     scan = scan_sources(paths, SUPPORTED_EXTENSIONS)
     for root in scan.missing_roots:
         _fail(report, root, "no such file or directory")
+    for path in scan.undecodable:
+        _fail(report, printable_path(path), "file name is not valid UTF-8 (rename the file to ingest it)")
     known = _known_documents(settings, options.rebuild)
     plan = plan_ingest(scan, known)
     report.files_skipped = len(plan.unchanged) + len(plan.touched)

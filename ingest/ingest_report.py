@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
+
+
+# Control characters (a newline) in a file name are shown escaped, so each failure stays on one line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass
@@ -13,7 +18,8 @@ class FileFailure:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
+        path = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), self.path)
+        return f"{path}: {self.reason}"
 
 
 @dataclass

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -26,6 +27,9 @@ class ScanResult:
     files: list[SourceFile]
     roots: list[str]  # absolute forms of the paths given
     missing_roots: list[str]  # given paths that do not exist
+    # Files whose name is not valid UTF-8 (e.g. GBK names unpacked from a Windows zip): the catalog cannot store
+    # such a path, so they are reported instead of ingested.
+    undecodable: list[str] = field(default_factory=list)
 
 
 def _source(path: str) -> SourceFile:
@@ -51,15 +55,36 @@ def scan_sources(paths: Sequence[Path], extensions: frozenset[str]) -> ScanResul
     roots = [os.path.abspath(p) for p in paths]
     seen: dict[str, SourceFile] = {}
     missing: list[str] = []
+    undecodable: list[str] = []
     for root in roots:
         if os.path.isdir(root):
-            for path in _walk(root, extensions):
-                seen.setdefault(path, _source(path))
+            found = list(_walk(root, extensions))
         elif os.path.lexists(root):
-            seen.setdefault(root, _source(root))
+            found = [root]
         else:
             missing.append(root)
-    return ScanResult(files=sorted(seen.values(), key=lambda f: f.path), roots=roots, missing_roots=missing)
+            continue
+        for path in found:
+            if not _is_utf8(path):
+                undecodable.append(path)
+            elif path not in seen:
+                seen[path] = _source(path)
+    return ScanResult(files=sorted(seen.values(), key=lambda f: f.path), roots=roots, missing_roots=missing,
+                      undecodable=sorted(set(undecodable)))
+
+
+def _is_utf8(path: str) -> bool:
+    """False for a name Python decoded with surrogate escapes (bytes that are not UTF-8)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_path(path: str) -> str:
+    """``path`` with bytes that are not UTF-8 shown as ``\\xNN``, safe to print, log or store as text."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def under_roots(path: str, roots: Sequence[str]) -> bool:
@@ -71,9 +96,17 @@ def file_sha256(path: str) -> str | None:
     """sha256 of the file's bytes (the same content hash the loader records), None if it cannot be read."""
     digest = hashlib.sha256()
     try:
-        with open(path, "rb") as fh:
-            while block := fh.read(_HASH_BLOCK):
-                digest.update(block)
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever, and a device
+        # (a link to /dev/zero) never ends: only regular files are hashed; the loader reports the rest.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return None
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            while block := fh.read(_HASH_BLOCK):
+                digest.update(block)
+        except OSError:
+            return None
     return digest.hexdigest()

@@ -29,8 +29,11 @@ def gpu_available() -> bool:
 
 def create_index(vectors: np.ndarray, ids: Sequence[int], settings: IndexSettings) -> faiss.Index:
     """A new index of the type ``settings`` choose for this many vectors, holding ``vectors`` under ``ids``."""
-    return ann_index.build_index(np.asarray(vectors, dtype=np.float32).reshape(len(ids), -1),
-                                 np.asarray(ids, dtype=np.int64), settings)
+    vectors = np.asarray(vectors, dtype=np.float32)
+    # A (0, dim) array (a first run where every file failed) stays as it is: numpy cannot reshape it to (0, -1).
+    if vectors.ndim != 2:
+        vectors = vectors.reshape(len(ids), -1)
+    return ann_index.build_index(vectors, np.asarray(ids, dtype=np.int64), settings)
 
 
 def needs_rebuild(index: faiss.Index, n_total: int, settings: IndexSettings) -> bool:
