@@ -68,6 +68,7 @@ def test_readers_see_consistent_snapshots_during_an_ingest(tmp_path: Path) -> No
     generations_seen.add(kb.manifest.generation)
     assert generations_seen <= {"gen-000001", "gen-000002"} and read_current(settings.kb_path) == "gen-000002"
     assert checks > 3
+    print(f"\n{checks} consistent snapshot reads during one ingest, generations seen: {sorted(generations_seen)}")
     # The reader opened before the ingest still answers from its own snapshot, its files deleted or not.
     assert sorted(c.text for c in opened_before.iter_chunks()) == before_texts
     _, ids = opened_before.index.search(HashEmbedder().encode_queries([before_texts[0]]), 3)
