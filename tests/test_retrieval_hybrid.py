@@ -12,7 +12,7 @@ from ingest.records import Chunk
 from retrieval.hybrid_retriever import HybridRetriever
 from retrieval.neighbour_merge import join_chunks, widen
 
-from tests.retrieval_fakes import ReverseReranker, make_retriever
+from retrieval_fakes import ReverseReranker, make_retriever
 
 
 @pytest.fixture()

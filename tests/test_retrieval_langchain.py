@@ -8,7 +8,7 @@ from pathlib import Path
 
 from retrieval.langchain_retriever import DocqaRetriever
 
-from tests.retrieval_fakes import make_retriever
+from retrieval_fakes import make_retriever
 
 
 def test_invoke_returns_documents_with_metadata(tmp_path: Path) -> None:
