@@ -23,11 +23,12 @@ from pathlib import Path
 from app.config import Settings, load_settings
 from bench.eval_data import Corpus, Question, load_questions, materialise_corpus
 from prompts.evidence_gate import EVIDENCE_FIELDS, best_evidence
+from bench.eval_data import SHARED_DIR
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-SEEDS_CORPUS = Path("/work/shared/seeds")
+SEEDS_CORPUS = SHARED_DIR / "seeds"
 SEEDS_QUESTIONS = Path(__file__).resolve().parent / "questions" / "seeds_qa.jsonl"
-CMRC_DIR = Path("/work/shared/eval/cmrc2018_trial")
+CMRC_DIR = SHARED_DIR / "eval/cmrc2018_trial"
 # Extra passages retrieved for gold-removed questions, so top_k non-gold passages remain after the removal.
 GOLD_REMOVAL_MARGIN = 10
 

@@ -19,9 +19,10 @@ import numpy as np
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from app.config import ChunkingSettings
+from bench.eval_data import SHARED_DIR
 
-EVAL_DIR = Path("/work/shared/eval")
-SEEDS_DIR = Path("/work/shared/seeds")
+EVAL_DIR = SHARED_DIR / "eval"
+SEEDS_DIR = SHARED_DIR / "seeds"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # Chinese sentence ends first so chunks end on a sentence; keep_separator="end" keeps "。" with its sentence.
 SEPARATORS = ["\n\n", "\n", "。", "！", "？", "；", ". ", "，", " ", ""]

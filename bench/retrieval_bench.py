@@ -4,8 +4,8 @@ side by side on one corpus and question set, with median latency per stage.
 The corpus goes through the real ingest code (loaders, chunker, embedder, knowledge-base writer) into
 ``<work-dir>/kb``, reused and updated incrementally by later runs; embeddings are cached there too.
 
-    .venv/bin/python -m bench.retrieval_bench --corpus /work/shared/eval/cmrc2018_trial/corpus.jsonl \
-        --questions /work/shared/eval/cmrc2018_trial/qa.jsonl --name cmrc --sample 300
+    .venv/bin/python -m bench.retrieval_bench --corpus ../shared/eval/cmrc2018_trial/corpus.jsonl \
+        --questions ../shared/eval/cmrc2018_trial/qa.jsonl --name cmrc --sample 300
 
 Writes bench/results/retrieval_<name>.json and prints a table. Hits are gold documents among the top-k passages.
 """

@@ -4,7 +4,7 @@ Reports wall-clock and process CPU time per query. On a shared, overloaded machi
 not the code: with one torch thread, CPU time is what the same query costs on an idle core.
 
     DOCQA_EMBEDDER__NUM_THREADS=1 .venv/bin/python -m bench.retrieval_latency \
-        --kb bench/results/kb-drcd/kb --questions /work/shared/eval/drcd_dev/qa.jsonl --n 20 --rerank-n 5
+        --kb bench/results/kb-drcd/kb --questions ../shared/eval/drcd_dev/qa.jsonl --n 20 --rerank-n 5
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ from ingest.loaders import load_document
 from ingest.normalize import normalize_text
 from ingest.records import ChunkDraft, LoadedDocument, PageText
 from ingest.text_structure import split_sentences
+from shared_data import SHARED_DIR
 
-SEEDS = Path("/work/shared/seeds")
+SEEDS = SHARED_DIR / "seeds"
 
 
 def doc_of(text: str, file_type: str = "markdown") -> LoadedDocument:

