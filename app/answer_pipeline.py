@@ -19,6 +19,7 @@ from prompts.grounding_check import (
     check_answer,
 )
 from prompts.language import detect_language
+from prompts.lexical_support import answer_lexical_support
 from prompts.records import Answer
 from prompts.templates import PackedPassage, build_messages
 from retrieval.results import RetrievalResult, ScoredChunk
@@ -148,7 +149,15 @@ class AnswerPipeline:
         start = time.perf_counter()
         checks = check_answer(text, packed, self.support_scorer, a.min_support_score,
                               skip=(a.refusal_zh, a.refusal_en))
+        support = answer_lexical_support(text, packed, a.zh_min_cjk_share, skip=(a.refusal_zh, a.refusal_en))
         timings["check"] = time.perf_counter() - start
+        if a.min_lexical_support > 0 and support.score is not None and support.score < a.min_lexical_support:
+            return Answer(question=question, text=refusal, refused=True, passages=passages, checks=checks,
+                          refusal_reason=(f"grounding check: only {support.covered} of the answer's "
+                                          f"{support.total} content words occur in the passages it cites "
+                                          f"(lexical support {support.score:.2f} < {a.min_lexical_support}); "
+                                          f"draft answer: {text}"),
+                          language=language, timings=timings)
         return Answer(question=question, text=text, refused=False, citations=build_citations(text, packed),
                       passages=passages, checks=checks, language=language, timings=timings)
 

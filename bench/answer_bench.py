@@ -81,6 +81,7 @@ def run_docqa(pipeline: AnswerPipeline, q: Question) -> dict:
     cited = parse_citations(raw_text)
     n_valid = len([n for n in cited if 1 <= n <= len(answer.passages)])
     return {"answer": answer.text, "raw": raw_text, "refused": answer.refused, "gated": gated, "evidence": evidence,
+            "refusal_reason": answer.refusal_reason,
             "ttft": None if gated else ttft, "tokens_per_s": answer.timings.get("tokens_per_s"),
             "seconds": time.perf_counter() - started, "citations": len(cited), "valid_citations": n_valid,
             "flagged": sum(not c.supported for c in answer.checks), "checked": len(answer.checks)}

@@ -62,24 +62,30 @@ class CrossEncoderSupportScorer:
         return [max((next(flat) for _ in group), default=0.0) for group in evidence]
 
 
-def check_answer(answer_text: str, packed: list[PackedPassage], scorer: SupportScorer, min_support: float,
-                 skip: Sequence[str] = ()) -> list[SentenceCheck]:
-    """One SentenceCheck per answer sentence (sentences equal to an entry of ``skip``, e.g. the refusal, are not
-    checked). A cited sentence is scored against the sentences of the passages it cites; an uncited one against
-    all passages, so a claim with no citation still gets flagged when nothing supports it."""
+def sentence_evidence(answer_text: str, packed: list[PackedPassage],
+                      skip: Sequence[str] = ()) -> list[tuple[str, list[int], list[str]]]:
+    """(claim, cited numbers, evidence sentences) per answer sentence worth checking. Sentences equal to an entry
+    of ``skip`` (e.g. the refusal) are left out. A cited sentence's evidence is the sentences of the passages it
+    cites; an uncited one's is all passages, so a claim with no citation is still checked."""
     by_number = {p.number: p for p in packed}
     valid = set(by_number)
-    sentences = [s for s in split_sentences(remove_invalid_citations(answer_text, valid)) if s not in skip]
-    claims, cited_lists, evidence = [], [], []
-    for sentence in sentences:
+    out = []
+    for sentence in split_sentences(remove_invalid_citations(answer_text, valid)):
+        if sentence in skip:
+            continue
         claim = remove_invalid_citations(sentence, set()).strip()
         if not any(ch.isalnum() for ch in claim):
             continue  # a bare citation or punctuation left over from splitting
         cited = [n for n in parse_citations(sentence) if n in valid]
         sources = [by_number[n] for n in cited] if cited else packed
-        claims.append(claim)
-        cited_lists.append(cited)
-        evidence.append([s for p in sources for s in split_sentences(p.text)])
-    scores = scorer.score(claims, evidence)
+        out.append((claim, cited, [s for p in sources for s in split_sentences(p.text)]))
+    return out
+
+
+def check_answer(answer_text: str, packed: list[PackedPassage], scorer: SupportScorer, min_support: float,
+                 skip: Sequence[str] = ()) -> list[SentenceCheck]:
+    """One SentenceCheck per answer sentence worth checking (see sentence_evidence)."""
+    items = sentence_evidence(answer_text, packed, skip)
+    scores = scorer.score([claim for claim, _, _ in items], [evidence for _, _, evidence in items])
     return [SentenceCheck(sentence=claim, cited=cited, support_score=score, supported=score >= min_support)
-            for claim, cited, score in zip(claims, cited_lists, scores)]
+            for (claim, cited, _), score in zip(items, scores)]
