@@ -99,6 +99,9 @@ def _write_hostile_inputs(docs: Path, base_file: Path) -> dict[str, str]:
     (docs / "loop_b.txt").symlink_to(docs / "loop_a.txt")
     os.mkfifo(docs / "pipe.txt")  # opening a FIFO for reading waits for a writer: must not hang the run
     (docs / "endless.txt").symlink_to("/dev/zero")  # a device never ends: must not be read
+    depth = 100_000  # each bs4 append walks every ancestor: this page once took half an hour to read
+    page = "<html><body>" + "<div>" * depth + "深处的字。" + "</div>" * depth + "</body></html>"
+    (docs / "nested.html").write_text(page, encoding="utf-8")
     (docs / "two\nlines.txt").write_bytes(b"")  # a newline in a name must not split its report line
     # Names in GBK bytes (a zip made on Chinese Windows, unpacked here): not UTF-8, so not storable as text.
     gbk_dir = os.fsencode(docs)
@@ -124,7 +127,7 @@ def _write_hostile_inputs(docs: Path, base_file: Path) -> dict[str, str]:
         "huge_single_line.txt": "(limits.max_chunks_per_document)",
         "loop_a.txt": "symlink loop", "loop_b.txt": "symlink loop",
         "pipe.txt": "not a regular file", "endless.txt": "not a regular file",
-        "two\nlines.txt": "empty file (0 bytes)",
+        "two\nlines.txt": "empty file (0 bytes)", "nested.html": "HTML tags nested 100002 levels deep",
         printable_path(os.fsdecode("国标文件名.txt".encode("gbk"))): "file name is not valid UTF-8",
         printable_path(os.fsdecode("国标空文件.txt".encode("gbk"))): "file name is not valid UTF-8",
     }
