@@ -151,7 +151,8 @@ class AnswerPipeline:
                               skip=(a.refusal_zh, a.refusal_en))
         support = answer_lexical_support(text, packed, a.zh_min_cjk_share, skip=(a.refusal_zh, a.refusal_en))
         timings["check"] = time.perf_counter() - start
-        if a.min_lexical_support > 0 and support.score is not None and support.score < a.min_lexical_support:
+        if (a.min_lexical_support > 0 and support.total >= a.min_lexical_tokens and support.score is not None
+                and support.score < a.min_lexical_support):
             return Answer(question=question, text=refusal, refused=True, passages=passages, checks=checks,
                           refusal_reason=(f"grounding check: only {support.covered} of the answer's "
                                           f"{support.total} content words occur in the passages it cites "

@@ -188,6 +188,9 @@ class AnswerSettings:
     # splits them the same way; 0.5 keeps the wider margin below the answerable ones. The e5 cosine support
     # gave 0.85-0.96 to the invented answers, as high as to grounded ones, so it does not veto.
     min_lexical_support: float = 0.5
+    # ... judged only for answers with at least this many content tokens: a short answer ("9秒" for a passage's
+    # "九秒") hinges on one or two tokens, and the invented explanations the check exists for had 106-159.
+    min_lexical_tokens: int = 20
     refusal_zh: str = "根据现有文档无法回答该问题。"
     refusal_en: str = "The documents do not contain the answer to this question."
     # Which retrieval score the evidence gate reads: "dense" (cosine, comparable across questions), "rerank",

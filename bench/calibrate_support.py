@@ -65,11 +65,12 @@ def score_runs(settings: Settings, run_paths: list[Path], questions_path: Path, 
     return rows
 
 
-def sweep(rows: list[dict]) -> list[dict]:
-    """Per threshold: answers to answerable / unanswerable questions the lexical check would refuse."""
+def sweep(rows: list[dict], min_tokens: int) -> list[dict]:
+    """Per threshold: answers to answerable / unanswerable questions the lexical check would refuse (answers with
+    fewer than ``min_tokens`` content tokens are not judged, as in the pipeline)."""
     out = []
     for t in THRESHOLDS:
-        vetoed = [r for r in rows if r["lexical"] is not None and r["lexical"] < t]
+        vetoed = [r for r in rows if r["lexical"] is not None and r["lexical"] < t and r["total"] >= min_tokens]
         out.append({"threshold": t,
                     "answerable_refused": sum(r["answerable"] for r in vetoed),
                     "answerable_total": sum(r["answerable"] for r in rows),
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in sorted(rows, key=lambda r: (not r["answerable"], r["qid"], r["run"])):
         print(f"| {r['run']} | {r['qid']} | {'yes' if r['answerable'] else 'no'} | {fmt(r['lexical'])} | "
               f"{r['covered']}/{r['total']} | {fmt(r['e5_min'])} | {fmt(r['e5_mean'])} |")
-    table = sweep(rows)
+    table = sweep(rows, settings.answer.min_lexical_tokens)
+    print(f"\n(answers with >= {settings.answer.min_lexical_tokens} content tokens judged)")
     print("\n| lexical threshold | answers to answerable refused | answers to unanswerable refused |")
     print("|---|---|---|")
     for s in table:

@@ -84,3 +84,14 @@ def test_pipeline_keeps_a_grounded_answer_and_the_check_can_be_turned_off():
     grounded = _pipeline("星河数据库默认监听 7341 端口[2]。").answer("星河数据库默认端口是多少？")
     assert not grounded.refused and grounded.refusal_reason == ""
     assert not _pipeline(INVENTED, min_lexical_support=0.0).answer("FlashAttention 是怎样加速的？").refused
+
+
+def test_pipeline_does_not_judge_a_short_answer_by_word_overlap():
+    # "9秒" for a passage that writes "九秒": no token in common, but far too short to be an invented explanation.
+    settings = Settings()
+    passages = [scored("月影协议规定每个节点每隔九秒发送一次心跳。", 1, dense=0.9)]
+    pipeline = AnswerPipeline(FakeRetriever(passages), ScriptedGenerator("9秒 [1]"), BigramEmbedder(), settings)
+    answer = pipeline.answer("月影协议规定心跳间隔是多少秒？")
+    assert not answer.refused and answer.text.startswith("9秒")
+    settings.answer.min_lexical_tokens = 1
+    assert pipeline.answer("月影协议规定心跳间隔是多少秒？").refused
