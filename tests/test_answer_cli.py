@@ -23,11 +23,10 @@ def _use_fake_pipeline(monkeypatch, answer: str, seen: list) -> None:
 
 def test_streams_answer_then_numbered_sources_and_flags(monkeypatch, capsys):
     seen: list = []
-    # Mostly grounded (so the lexical grounding check keeps it), with one unsupported sentence to flag.
-    _use_fake_pipeline(monkeypatch, "星河数据库默认监听 7341 端口[1]。月亮是奶酪做的[1]。", seen)
+    _use_fake_pipeline(monkeypatch, "默认端口是 7341[1]。月亮是奶酪做的[1]。", seen)
     assert ask.main(["默认端口是多少？", "--temperature", "0.7", "--max-new-tokens", "99", "--kb", "/x/kb"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("星河数据库默认监听 7341 端口[1]。")
+    assert out.startswith("默认端口是 7341[1]。")
     assert "[1] docs/星河.md, p.3 — 端口\n    星河数据库默认监听 7341 端口。" in out
     assert "! weakly supported" in out and "月亮是奶酪做的" in out
     settings = seen[0]
