@@ -62,7 +62,8 @@ def test_model_refusal_is_recognised_in_the_question_language():
 
 
 def test_unsupported_sentence_is_flagged_not_hidden():
-    pipeline, _ = make("通义千问模型由阿里云开发[1]。月球由奶酪构成[2]。")
+    # Mostly grounded, so the lexical grounding check keeps it; the one unsupported sentence is flagged.
+    pipeline, _ = make("通义千问模型由阿里云开发，它支持中文和英文[1]。月球由奶酪构成[2]。")
     answer = pipeline.answer("通义千问是谁开发的？")
     assert [c.supported for c in answer.checks] == [True, False]
     assert "月球由奶酪构成" in answer.text
