@@ -8,7 +8,7 @@ lowest and the mean). Prints both per answer and, for a range of lexical thresho
 answerable questions would be refused (false refusals) and how many to unanswerable ones (refusals gained).
 
     DOCQA_HOME=bench/results/home .venv/bin/python -m bench.calibrate_support \\
-        bench/results/answer_seeds_docqa_prompt_v2.json bench/results/answer_seeds_docqa_prompt_v3_partial.json
+        bench/results/answer_seeds_docqa_prompt_v2.json bench/results/answer_seeds_docqa_lexical*.json
 
 Writes bench/results/support_calibration.json.
 """
