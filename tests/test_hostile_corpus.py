@@ -19,7 +19,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 from answer_fakes import BigramEmbedder, ScriptedGenerator
 from fixtures.documents import pdf_bytes
