@@ -10,6 +10,7 @@ from typing import Protocol
 from app.config import AnswerSettings, GenerationSettings, LimitSettings, Settings
 from app.generation.base import Generator, load_generator
 from prompts.citations import build_citations, remove_invalid_citations
+from prompts.marker_only_answer import is_markers_only, quote_cited_sentence
 from prompts.context_packing import pack_passages, prompt_budget
 from prompts.evidence_gate import check_evidence
 from prompts.grounding_check import (
@@ -146,6 +147,8 @@ class AnswerPipeline:
                           refusal_reason="the model found no answer in the passages" if raw else "empty answer",
                           language=language, timings=timings)
         text = remove_invalid_citations(raw, {p.number for p in packed})
+        if is_markers_only(text):
+            text = quote_cited_sentence(question, text, packed, language) or text
         start = time.perf_counter()
         checks = check_answer(text, packed, self.support_scorer, a.min_support_score,
                               skip=(a.refusal_zh, a.refusal_en))

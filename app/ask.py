@@ -87,14 +87,20 @@ def main(argv: list[str] | None = None) -> int:
             answer = pipeline.answer(args.question)
             print(json.dumps(dataclasses.asdict(answer), ensure_ascii=False, indent=2, default=str))
             return 0
+        streamed: list[str] = []
         for event in pipeline.stream(args.question):
             if isinstance(event, PassagesEvent) and not event.passages:
                 print("(no passages retrieved)", file=sys.stderr)
             elif isinstance(event, TokenEvent):
+                streamed.append(event.text)
                 sys.stdout.write(event.text)
                 sys.stdout.flush()
             elif isinstance(event, DoneEvent):
                 sys.stdout.write("\n")
+                # The checks after generation may replace the streamed draft (a refusal, a quote for a bare
+                # "[1]", dropped citation numbers): show what the answer finally is.
+                if event.answer.text != "".join(streamed).strip():
+                    sys.stdout.write(f"=> {event.answer.text}\n")
                 _print_sources(event.answer)
     except QuestionError as exc:
         print(f"question rejected: {exc}", file=sys.stderr)

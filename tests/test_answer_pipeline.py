@@ -84,3 +84,17 @@ def test_passages_are_packed_to_the_context_budget():
     pipeline.answer("资料说了什么？")
     user = generator.calls[0][1]["content"]
     assert user.count("<passage id=") < 5  # the budget (characters here) holds only some of them
+
+
+def test_an_answer_of_markers_alone_becomes_a_quote_of_the_cited_passage():
+    pipeline, _ = make("[1]。")
+    answer = pipeline.answer("这个模型支持中文和英文吗？")
+    assert not answer.refused
+    assert answer.text == "资料 [1] 原文：“它支持中文和英文。” [1]"
+    assert [c.number for c in answer.citations] == [1]
+
+
+def test_markers_alone_with_nothing_to_quote_are_kept():
+    # An English question shares no word with the Chinese passage: no sentence to pick, the markers stay.
+    pipeline, _ = make("[2]")
+    assert pipeline.answer("Which city is the capital?").text == "[2]"
