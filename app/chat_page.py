@@ -9,6 +9,7 @@ can run or load in the browser.
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from app.answer_pipeline import QuestionError
 from app.components import configured_pipeline, is_loaded, load_pipeline, read_kb_status
@@ -26,16 +27,15 @@ def _session_defaults() -> None:
     st.session_state.setdefault("lang", "zh")
 
 
-def _ensure_loaded(settings: Settings, lang: str) -> str:
-    """Load models and index once per process, saying what is loading; returns an error message or ""."""
+def _ensure_loaded(settings: Settings, lang: str, slot: DeltaGenerator) -> str:
+    """Load models and index once per process, saying what is loading in ``slot``; returns an error message or ""."""
     try:
         if is_loaded(settings):
             load_pipeline(settings)
         else:
-            placeholder = st.empty()
-            with placeholder.status(t("loading", lang, what=t("loading_what", lang)), expanded=False):
+            with slot.status(t("loading", lang, what=t("loading_what", lang)), expanded=False):
                 load_pipeline(settings)
-            placeholder.empty()
+            slot.empty()
     except KnowledgeBaseError:
         return t("kb_missing", lang)
     except (GenerationError, OSError, RuntimeError) as exc:
@@ -87,9 +87,12 @@ def main() -> None:
 
     st.title(t("title", lang))
     st.caption(t("caption", lang))
-    problem = _ensure_loaded(base, lang)
+    # One slot in every run, loading or not: a conditional element here would shift the chat history's positions
+    # between runs, and Streamlit would briefly show a stale copy of the previous answer below the new history.
+    slot = st.empty()
+    problem = _ensure_loaded(base, lang, slot)
     if problem:
-        st.info(problem)
+        slot.info(problem)
 
     for entry in st.session_state.messages:
         render_entry(entry, lang)

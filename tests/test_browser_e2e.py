@@ -95,9 +95,26 @@ def browser_page(server):
         browser.close()
 
 
+def _wait_idle(page, quiet_ms: int = 1500) -> None:
+    """Wait until the page script has stopped running for ``quiet_ms``. While it runs (e.g. reloading the pipeline
+    after an upload), Streamlit shows the previous run's messages as stale and may drop them from the page, so
+    counting messages then gives a wrong count."""
+    running = page.get_by_test_id("stStatusWidgetRunningIcon")
+    deadline = time.monotonic() + WAIT_MS / 1000
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        if running.count():
+            quiet_since = time.monotonic()
+        elif (time.monotonic() - quiet_since) * 1000 >= quiet_ms:
+            return
+        page.wait_for_timeout(100)
+    raise TimeoutError("the page script never stopped running")
+
+
 def _ask_and_watch(page, question: str) -> list[str]:
     """Submit ``question``; return the successive texts of the new assistant message until the answer is final."""
     replies = page.get_by_test_id("stChatMessage").filter(has=page.get_by_test_id("stChatMessageAvatarAssistant"))
+    _wait_idle(page)
     before = replies.count()
     box = page.get_by_test_id("stChatInputTextArea")
     box.fill(question)
@@ -113,6 +130,8 @@ def _ask_and_watch(page, question: str) -> list[str]:
             if not seen or seen[-1] != text:
                 seen.append(text)
             if "▌" not in text and reply.locator(".docqa-source-title").count():
+                _wait_idle(page)
+                assert replies.count() == before + 1, "expected exactly one new answer"
                 return seen
         page.wait_for_timeout(100)
     raise TimeoutError(f"no final answer; saw {seen[-3:]}")
