@@ -63,10 +63,11 @@ class EmbedderSettings:
     # Off by default: the system promises no network at run time, so models load only from local paths or the
     # local Hugging Face cache. Turn on to let sentence-transformers fetch a configured hub model once.
     allow_download: bool = False
-    # Weights/compute type: "float32", "bfloat16" or "float16". bfloat16 ran 1.1-1.7x faster than float32 on this
-    # AVX512-BF16 CPU (bench/embedder_throughput.py) with cosine 0.9999 to the float32 vectors; CPUs without
-    # bf16 instructions run it slower, hence float32 by default.
-    dtype: str = "float32"
+    # Compute type: "auto", "float32", "bfloat16" or "float16". "auto" (ingest/compute_dtype.py) = float16 on CUDA,
+    # bfloat16 on CPUs with native bf16 instructions (AVX512-BF16/AMX), else float32. On this AVX512-BF16 CPU bf16
+    # embeds 2.7x faster than float32 on an idle machine, cosine >= 0.998 to the float32 vectors and equal
+    # retrieval hit rates (bench/PERF_RESULTS.md); CPUs without those instructions emulate bf16 and run slower.
+    dtype: str = "auto"
 
 
 @dataclass

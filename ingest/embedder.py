@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from app.config import PACKAGED_EMBEDDER, EmbedderSettings
+from ingest.compute_dtype import DTYPES, resolve_dtype
 
 
 class EmbedderError(RuntimeError):
@@ -168,7 +169,7 @@ class SentenceTransformerEmbedder:
         ]
 
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_DTYPES = {name: getattr(torch, name) for name in DTYPES}
 _LOCK = threading.Lock()
 _MODELS: dict[tuple[str, str, str], Any] = {}
 _EMBEDDERS: dict[tuple[Any, ...], SentenceTransformerEmbedder] = {}
@@ -189,15 +190,16 @@ def _resolve_model_path(settings: EmbedderSettings, models_dir: Path) -> str:
 def _load_model(settings: EmbedderSettings, models_dir: Path) -> Any:
     from sentence_transformers import SentenceTransformer
 
-    if settings.dtype not in _DTYPES:
+    dtype = resolve_dtype(settings.dtype, settings.device)
+    if dtype not in _DTYPES:
         raise EmbedderError(f"embedding model {settings.model!r}: unknown embedder dtype {settings.dtype!r} "
-                            f"(use one of {', '.join(_DTYPES)})")
+                            f"(use auto or one of {', '.join(_DTYPES)})")
     path = _resolve_model_path(settings, models_dir)
     if settings.num_threads > 0:
         torch.set_num_threads(settings.num_threads)
     try:
         model = SentenceTransformer(path, device=settings.device, local_files_only=not settings.allow_download)
-        return model.to(_DTYPES[settings.dtype])
+        return model.to(_DTYPES[dtype])
     except Exception as exc:  # the library raises many types (OSError, ValueError, HF hub errors ...)
         where = "from the local cache" if not settings.allow_download else "(downloads allowed)"
         raise EmbedderError(f"cannot load embedding model {settings.model!r} {where} on device "

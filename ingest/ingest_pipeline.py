@@ -21,6 +21,7 @@ from tqdm import tqdm
 from app.config import IndexSettings, Settings
 from ingest.catalog import Catalog, CatalogError
 from ingest.chunking import chunk_document
+from ingest.compute_dtype import resolve_dtype
 from ingest.embedding_cache import EmbeddingCache, text_hash
 from ingest.ingest_plan import IngestPlan, plan_ingest
 from ingest.ingest_report import FileFailure, IngestReport
@@ -84,7 +85,8 @@ def _default_keyword_builder(settings: Settings) -> KeywordBuilder:
 def _cache_key(embedder: "Embedder", settings: Settings) -> str:
     """Vectors depend on the model and on how passages are prepared, so all of it keys the cache."""
     s = settings.embedder
-    return f"{embedder.name}|{embedder.dimension}|{s.passage_prefix}|{s.max_seq_length}"
+    return (f"{embedder.name}|{embedder.dimension}|{s.passage_prefix}|{s.max_seq_length}"
+            f"|{resolve_dtype(s.dtype, s.device)}")
 
 
 def _known_documents(settings: Settings, rebuild: bool) -> dict[str, DocumentRecord]:

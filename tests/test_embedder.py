@@ -59,7 +59,8 @@ def tiny_st(tiny_model_dir: Path):
 
 
 def _embedder(model_dir: Path, tmp_path: Path, **overrides) -> Embedder:
-    return load_embedder(EmbedderSettings(model=str(model_dir), **overrides), tmp_path)
+    # float32 unless a test asks otherwise: these tests compare vectors to plain encode() to 1e-5.
+    return load_embedder(EmbedderSettings(model=str(model_dir), **{"dtype": "float32", **overrides}), tmp_path)
 
 
 def test_outputs_are_normalised_float32_rows(tiny_model_dir: Path, tmp_path: Path) -> None:

