@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator as EventGenerator, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,8 +21,9 @@ from prompts.grounding_check import (
 )
 from prompts.language import detect_language
 from prompts.lexical_support import answer_lexical_support
+from prompts.question_names import check_question_names
 from prompts.records import Answer
-from prompts.templates import PackedPassage, build_messages
+from prompts.templates import PackedPassage, build_messages, source_label
 from retrieval.results import RetrievalResult, ScoredChunk
 
 
@@ -56,7 +57,26 @@ class DoneEvent:
     answer: Answer
 
 
-AnswerEvent = PassagesEvent | TokenEvent | DoneEvent
+@dataclass
+class RetryEvent:
+    """The model refused and is asked once more: the TokenEvents streamed so far were a draft to discard."""
+
+    reason: str
+
+
+AnswerEvent = PassagesEvent | TokenEvent | RetryEvent | DoneEvent
+
+
+def _refuse(answer: Answer) -> Iterator[AnswerEvent]:
+    """The events of a refusal decided before generation: the refusal sentence as the only token, then done."""
+    yield TokenEvent(answer.text)
+    yield DoneEvent(answer)
+
+
+def _same_language(packed: list[PackedPassage], language: str, answer: AnswerSettings) -> bool:
+    """A retried answer must be checkable word by word against its passages, so they share the question's
+    language (an English answer over Chinese passages gets no lexical verdict: prompts/lexical_support.py)."""
+    return bool(packed) and detect_language("".join(p.text for p in packed), answer.zh_min_cjk_share) == language
 
 
 def validate_question(question: str, limits: LimitSettings) -> str:
@@ -115,36 +135,63 @@ class AnswerPipeline:
 
         gate = check_evidence(passages, answer_settings.min_evidence_score, answer_settings.evidence_score_field)
         if not gate.answerable:
-            yield TokenEvent(refusal)
-            yield DoneEvent(Answer(question=question, text=refusal, refused=True, passages=passages,
-                                   refusal_reason=f"evidence gate: {gate.reason}", language=language,
-                                   timings=timings))
+            yield from _refuse(Answer(question=question, text=refusal, refused=True, passages=passages,
+                                      refusal_reason=f"evidence gate: {gate.reason}", language=language,
+                                      timings=timings))
             return
 
         packed = self._pack(question, passages, language, generation)
+        if answer_settings.require_question_names:
+            names = check_question_names(question, language,
+                                         [p.text for p in packed] + [source_label(p.passage) for p in packed])
+            if not names.answerable:
+                yield from _refuse(Answer(question=question, text=refusal, refused=True, passages=passages,
+                                          refusal_reason=("the passages never mention "
+                                                          + ", ".join(f"'{n}'" for n in names.missing)),
+                                          language=language, timings=timings))
+                return
         messages = build_messages(question, packed, language, refusal)
+        start = time.perf_counter()
+        raw, first_token = yield from self._generate(messages, generation)
+        timings["first_token"] = first_token
+        decode_start = first_token
+        retried = False
+        if (is_refusal(raw, (answer_settings.refusal_zh, answer_settings.refusal_en))
+                and answer_settings.retry_refusals and _same_language(packed, language, answer_settings)):
+            # The small model refuses some questions its passages answer; a second attempt with no refusal option
+            # is kept only if it passes the same grounding checks as any answer.
+            yield RetryEvent("the model found no answer; asking again without the refusal option")
+            retry_start = time.perf_counter() - start
+            raw, retry_first = yield from self._generate(
+                build_messages(question, packed, language, refusal, allow_refusal=False), generation)
+            decode_start, retried = retry_start + retry_first, True
+        timings["generate"] = time.perf_counter() - start
+        generated_tokens = self.generator.count_tokens(raw) if raw else 0
+        if generated_tokens > 1 and timings["generate"] > decode_start:
+            timings["tokens_per_s"] = (generated_tokens - 1) / (timings["generate"] - decode_start)
+        timings["generated_tokens"] = float(generated_tokens)
+        yield DoneEvent(self._finish(question, raw, packed, passages, language, refusal, timings, retried))
+
+    def _generate(self, messages: list[dict],
+                  generation: GenerationSettings) -> EventGenerator[TokenEvent, None, tuple[str, float]]:
+        """Stream one generation as TokenEvents; returns its stripped text and seconds to its first token."""
         pieces: list[str] = []
         start = time.perf_counter()
+        first_token = 0.0
         for piece in self.generator.stream(messages, generation):
             if not pieces:
-                timings["first_token"] = time.perf_counter() - start
+                first_token = time.perf_counter() - start
             pieces.append(piece)
             yield TokenEvent(piece)
-        timings["generate"] = time.perf_counter() - start
-        raw = "".join(pieces).strip()
-        yield DoneEvent(self._finish(question, raw, packed, passages, language, refusal, timings))
+        return "".join(pieces).strip(), first_token
 
     def _finish(self, question: str, raw: str, packed: list[PackedPassage], passages: list[ScoredChunk],
-                language: str, refusal: str, timings: dict[str, float]) -> Answer:
+                language: str, refusal: str, timings: dict[str, float], retried: bool = False) -> Answer:
         a = self.settings.answer
-        generated_tokens = self.generator.count_tokens(raw) if raw else 0
-        decode_time = timings["generate"] - timings.get("first_token", 0.0)
-        if generated_tokens > 1 and decode_time > 0:
-            timings["tokens_per_s"] = (generated_tokens - 1) / decode_time
-        timings["generated_tokens"] = float(generated_tokens)
         if not raw or is_refusal(raw, (a.refusal_zh, a.refusal_en)):
+            reason = "the model found no answer in the passages" if raw else "empty answer"
             return Answer(question=question, text=refusal, refused=True, passages=passages,
-                          refusal_reason="the model found no answer in the passages" if raw else "empty answer",
+                          refusal_reason=reason + (" (asked twice)" if retried else ""),
                           language=language, timings=timings)
         text = remove_invalid_citations(raw, {p.number for p in packed})
         if is_markers_only(text):

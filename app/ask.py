@@ -12,6 +12,7 @@ from app.answer_pipeline import (
     DoneEvent,
     PassagesEvent,
     QuestionError,
+    RetryEvent,
     TokenEvent,
     build_pipeline,
 )
@@ -95,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
                 streamed.append(event.text)
                 sys.stdout.write(event.text)
                 sys.stdout.flush()
+            elif isinstance(event, RetryEvent):
+                sys.stdout.write(f"\n({event.reason})\n")
+                streamed.clear()
             elif isinstance(event, DoneEvent):
                 sys.stdout.write("\n")
                 # The checks after generation may replace the streamed draft (a refusal, a quote for a bare

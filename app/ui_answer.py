@@ -7,7 +7,7 @@ from typing import Iterator
 
 import streamlit as st
 
-from app.answer_pipeline import AnswerEvent, DoneEvent, PassagesEvent, TokenEvent
+from app.answer_pipeline import AnswerEvent, DoneEvent, PassagesEvent, RetryEvent, TokenEvent
 from app.ui_render import SourceView, answer_html, answer_views, escape_inline, question_html, scores_table
 from app.ui_text import t
 from prompts.records import Answer
@@ -87,6 +87,9 @@ def stream_answer(events: Iterator[AnswerEvent], lang: str) -> Answer:
         elif isinstance(event, TokenEvent):
             text += event.text
             body.html(answer_html(text, streaming=True))
+        elif isinstance(event, RetryEvent):  # the streamed draft was a refusal; a second attempt follows
+            text = ""
+            status.caption(t("retrying", lang))
         elif isinstance(event, DoneEvent):
             answer = event.answer
     status.empty()

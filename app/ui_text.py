@@ -21,6 +21,8 @@ _LABELS: dict[str, dict[str, str]] = {
                      "en": "the knowledge base, embedding model, reranker and local LLM"},
     "retrieving": {"zh": "正在检索相关段落…", "en": "Retrieving passages…"},
     "generating": {"zh": "正在生成回答…", "en": "Generating the answer…"},
+    "retrying": {"zh": "模型未找到答案，正在不带拒答选项再问一次…",
+                 "en": "The model found no answer; asking once more without the refusal option…"},
     "sources": {"zh": "出处", "en": "Sources"},
     "source": {"zh": "出处", "en": "Source"},
     "page": {"zh": "第 {page} 页", "en": "page {page}"},

@@ -30,19 +30,21 @@ class FakeRetriever:
 
 
 class ScriptedGenerator:
-    """Yields a fixed answer in pieces; counts characters as tokens; records the messages it was given."""
+    """Yields a fixed answer in pieces (given a list: one per call, the last repeated); counts characters as
+    tokens; records the messages it was given."""
 
     name = "scripted"
 
-    def __init__(self, answer: str, n_ctx: int = 4096) -> None:
-        self.answer = answer
+    def __init__(self, answer: str | list[str], n_ctx: int = 4096) -> None:
+        self.answers = [answer] if isinstance(answer, str) else list(answer)
         self.n_ctx = n_ctx
         self.calls: list[list[dict]] = []
 
     def stream(self, messages, settings):
+        answer = self.answers[min(len(self.calls), len(self.answers) - 1)]
         self.calls.append(messages)
-        for i in range(0, len(self.answer), 3):
-            yield self.answer[i:i + 3]
+        for i in range(0, len(answer), 3):
+            yield answer[i:i + 3]
 
     def count_tokens(self, text: str) -> int:
         return len(text)

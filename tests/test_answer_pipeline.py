@@ -10,6 +10,7 @@ from app.answer_pipeline import (
     DoneEvent,
     PassagesEvent,
     QuestionError,
+    RetryEvent,
     TokenEvent,
 )
 from app.config import Settings
@@ -51,6 +52,48 @@ def test_gate_refuses_without_calling_the_model():
     assert answer.refused and answer.text == Settings().answer.refusal_zh
     assert "evidence gate" in answer.refusal_reason and generator.calls == []
     assert answer.passages  # still shown, so a user can see what was close
+
+
+def test_a_name_the_passages_never_mention_is_refused_without_calling_the_model():
+    pipeline, generator = make("不该生成")
+    answer = pipeline.answer("通义千问和 GPTQ 量化有什么关系？")
+    assert answer.refused and answer.text == Settings().answer.refusal_zh and generator.calls == []
+    assert answer.refusal_reason == "the passages never mention 'GPTQ'"
+    pipeline, generator = make("不该生成", require_question_names=False)
+    assert not pipeline.answer("通义千问和 GPTQ 量化有什么关系？").refused and generator.calls
+
+
+def test_a_refusal_is_retried_once_without_the_refusal_option():
+    refusal = Settings().answer.refusal_zh
+    pipeline, generator = make([refusal, "通义千问模型由阿里云开发[1]。"])
+    events = list(pipeline.stream("通义千问是谁开发的？"))
+    retry = [i for i, e in enumerate(events) if isinstance(e, RetryEvent)]
+    assert len(retry) == 1 and "".join(e.text for e in events[:retry[0]] if isinstance(e, TokenEvent)) == refusal
+    answer = events[-1].answer
+    assert not answer.refused and answer.text == "通义千问模型由阿里云开发[1]。"
+    assert len(generator.calls) == 2
+    assert refusal in generator.calls[0][0]["content"] and refusal not in generator.calls[1][0]["content"]
+    assert generator.calls[0][1] == generator.calls[1][1]  # same passages and question
+
+
+def test_a_second_refusal_or_an_ungrounded_retry_is_a_refusal():
+    refusal = Settings().answer.refusal_zh
+    pipeline, generator = make(refusal)
+    answer = pipeline.answer("通义千问是谁开发的？")
+    assert answer.refused and answer.refusal_reason.endswith("(asked twice)") and len(generator.calls) == 2
+    invented = "通义千问由一家位于火星的量子计算公司在二十二世纪独立研发，训练数据全部来自外星文明的档案馆[1]。"
+    pipeline, _ = make([refusal, invented])
+    answer = pipeline.answer("通义千问是谁开发的？")
+    assert answer.refused and "grounding check" in answer.refusal_reason
+
+
+def test_no_retry_when_switched_off_or_across_languages():
+    refusal = Settings().answer.refusal_zh
+    pipeline, generator = make(refusal, retry_refusals=False)
+    assert pipeline.answer("通义千问是谁开发的？").refused and len(generator.calls) == 1
+    # English question over Chinese passages: a second answer could not be checked word by word.
+    pipeline, generator = make(Settings().answer.refusal_en)
+    assert pipeline.answer("Who developed Tongyi Qianwen?").refused and len(generator.calls) == 1
 
 
 def test_model_refusal_is_recognised_in_the_question_language():
