@@ -73,10 +73,8 @@ def _refuse(answer: Answer) -> Iterator[AnswerEvent]:
     yield DoneEvent(answer)
 
 
-def _same_language(packed: list[PackedPassage], language: str, answer: AnswerSettings) -> bool:
-    """A retried answer must be checkable word by word against its passages, so they share the question's
-    language (an English answer over Chinese passages gets no lexical verdict: prompts/lexical_support.py)."""
-    return bool(packed) and detect_language("".join(p.text for p in packed), answer.zh_min_cjk_share) == language
+def _passage_language(packed: list[PackedPassage], answer: AnswerSettings) -> str:
+    return detect_language("".join(p.text for p in packed), answer.zh_min_cjk_share)
 
 
 def validate_question(question: str, limits: LimitSettings) -> str:
@@ -155,22 +153,29 @@ class AnswerPipeline:
         raw, first_token = yield from self._generate(messages, generation)
         timings["first_token"] = first_token
         decode_start = first_token
-        retried = False
-        if (is_refusal(raw, (answer_settings.refusal_zh, answer_settings.refusal_en))
-                and answer_settings.retry_refusals and _same_language(packed, language, answer_settings)):
-            # The small model refuses some questions its passages answer; a second attempt with no refusal option
-            # is kept only if it passes the same grounding checks as any answer.
+        retried, unchecked = False, ""
+        if (answer_settings.retry_refusals and packed
+                and is_refusal(raw, (answer_settings.refusal_zh, answer_settings.refusal_en))):
+            # The small model refuses some questions its passages answer: ask once more without the refusal option,
+            # in the passages' language so the grounding checks can judge the second answer word by word.
             yield RetryEvent("the model found no answer; asking again without the refusal option")
+            passage_language = _passage_language(packed, answer_settings)
             retry_start = time.perf_counter() - start
             raw, retry_first = yield from self._generate(
-                build_messages(question, packed, language, refusal, allow_refusal=False), generation)
+                build_messages(question, packed, passage_language, refusal, allow_refusal=False), generation)
             decode_start, retried = retry_start + retry_first, True
+            # Across languages (English question, Chinese passages) only an answer in the passages' language can
+            # be checked word by word; another one is dropped.
+            if (raw and passage_language != language
+                    and detect_language(raw, answer_settings.zh_min_cjk_share) != passage_language):
+                unchecked, raw = raw, ""
         timings["generate"] = time.perf_counter() - start
         generated_tokens = self.generator.count_tokens(raw) if raw else 0
         if generated_tokens > 1 and timings["generate"] > decode_start:
             timings["tokens_per_s"] = (generated_tokens - 1) / (timings["generate"] - decode_start)
         timings["generated_tokens"] = float(generated_tokens)
-        yield DoneEvent(self._finish(question, raw, packed, passages, language, refusal, timings, retried))
+        yield DoneEvent(self._finish(question, raw, packed, passages, language, refusal, timings, retried,
+                                     unchecked))
 
     def _generate(self, messages: list[dict],
                   generation: GenerationSettings) -> EventGenerator[TokenEvent, None, tuple[str, float]]:
@@ -186,13 +191,20 @@ class AnswerPipeline:
         return "".join(pieces).strip(), first_token
 
     def _finish(self, question: str, raw: str, packed: list[PackedPassage], passages: list[ScoredChunk],
-                language: str, refusal: str, timings: dict[str, float], retried: bool = False) -> Answer:
+                language: str, refusal: str, timings: dict[str, float], retried: bool = False,
+                unchecked: str = "") -> Answer:
+        """The checked Answer for the model's text ``raw`` (``unchecked``: a dropped second answer, see stream)."""
         a = self.settings.answer
         if not raw or is_refusal(raw, (a.refusal_zh, a.refusal_en)):
-            reason = "the model found no answer in the passages" if raw else "empty answer"
+            if unchecked:
+                reason = ("the model found no answer; its second answer was not in the passages' language, so it "
+                          f"could not be checked against them: {unchecked}")
+            elif raw or retried:
+                reason = "the model found no answer in the passages" + (" (asked twice)" if retried else "")
+            else:
+                reason = "empty answer"
             return Answer(question=question, text=refusal, refused=True, passages=passages,
-                          refusal_reason=reason + (" (asked twice)" if retried else ""),
-                          language=language, timings=timings)
+                          refusal_reason=reason, language=language, timings=timings)
         text = remove_invalid_citations(raw, {p.number for p in packed})
         if is_markers_only(text):
             text = quote_cited_sentence(question, text, packed, language) or text

@@ -180,12 +180,14 @@ class AnswerSettings:
     min_evidence_score: float = 0.79
     # Refuse without calling the LLM when the question names something (a Chinese question's Latin-script terms,
     # an English question's words with inner capitals or digits: HyDE, vLLM, GPT-3) that none of the packed
-    # passages mentions (prompts/question_names.py). On the seeds set it refused 12 of the 15 unanswerable
-    # questions and none of the 47 answerable ones (bench/RESULTS_ANSWER.md).
+    # passages mentions (prompts/question_names.py). Seeds: 12/15 unanswerable and 0/47 answerable questions
+    # fail it; CMRC 2018 trial and DRCD dev: 0 of the 119 answerable questions that name a term
+    # (bench/RESULTS_ANSWER.md).
     require_question_names: bool = True
     # When the model answers with the refusal sentence although the passages passed both gates, ask once more
-    # without the refusal option (only where the passages share the question's language, so the lexical check
-    # can verify the second answer). Costs one more generation per refusal (bench/RESULTS_ANSWER.md).
+    # without the refusal option, in the passages' language so the lexical check can verify the second answer
+    # (across languages one in another language is dropped). One more generation per refusal
+    # (bench/RESULTS_ANSWER.md).
     retry_refusals: bool = True
     # An answer sentence whose support score against its cited passages is below this is flagged.
     min_support_score: float = 0.5

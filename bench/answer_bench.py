@@ -27,7 +27,7 @@ import time
 import unicodedata
 from pathlib import Path
 
-from app.answer_pipeline import AnswerPipeline, DoneEvent, PassagesEvent, TokenEvent
+from app.answer_pipeline import AnswerPipeline, DoneEvent, PassagesEvent, RetryEvent, TokenEvent
 from app.config import Settings, load_settings
 from app.generation.base import load_generator
 from bench.calibrate_gate import RESULTS_DIR, SEEDS_CORPUS, SEEDS_QUESTIONS, build_kb
@@ -66,6 +66,7 @@ def run_docqa(pipeline: AnswerPipeline, q: Question) -> dict:
     answer = None
     evidence = None
     field = pipeline.settings.answer.evidence_score_field
+    retried = False
     for event in pipeline.stream(q.question):
         if isinstance(event, PassagesEvent):
             evidence = best_evidence(event.passages, field)
@@ -73,16 +74,20 @@ def run_docqa(pipeline: AnswerPipeline, q: Question) -> dict:
             if ttft is None:
                 ttft = time.perf_counter() - started
             raw.append(event.text)
+        elif isinstance(event, RetryEvent):  # keep the second attempt's text; TTFT stays the first token's
+            raw, retried = [], True
         elif isinstance(event, DoneEvent):
             answer = event.answer
     assert answer is not None
     gated = answer.refusal_reason.startswith("evidence gate")
+    # Refusals decided before generation (evidence gate, name check) stream the refusal sentence at once: no TTFT.
+    before_generation = "generate" not in answer.timings
     raw_text = "".join(raw)
     cited = parse_citations(raw_text)
     n_valid = len([n for n in cited if 1 <= n <= len(answer.passages)])
     return {"answer": answer.text, "raw": raw_text, "refused": answer.refused, "gated": gated, "evidence": evidence,
-            "refusal_reason": answer.refusal_reason,
-            "ttft": None if gated else ttft, "tokens_per_s": answer.timings.get("tokens_per_s"),
+            "refusal_reason": answer.refusal_reason, "retried": retried,
+            "ttft": None if before_generation else ttft, "tokens_per_s": answer.timings.get("tokens_per_s"),
             "seconds": time.perf_counter() - started, "citations": len(cited), "valid_citations": n_valid,
             "flagged": sum(not c.supported for c in answer.checks), "checked": len(answer.checks)}
 

@@ -45,6 +45,7 @@ class CitingGenerator(RecordingGenerator):
         number = next((n for n, body in re.findall(r"<passage id=(\d+)[^>]*>(.*?)</passage>", prompt, re.S)
                        if self.keyword in body), "9")
         self.answer = self.template.format(n=number)
+        self.answers = [self.answer]
         yield from super().stream(messages, settings)
 
 

@@ -1,8 +1,10 @@
-"""``python tests/ingest_with_fake_embedder.py [--delay S] [--dim N] [--die-at STEP] -- <python -m ingest args>``
+"""``python tests/ingest_with_fake_embedder.py [--delay S] [--dim N] [--die-at STEP] [--hold-until FILE] -- <python -m
+ingest args>``
 
 Runs the real ingest CLI in a subprocess with the HashEmbedder, for the crash, lock and concurrency tests.
 ``--die-at STEP`` ends the process abruptly (``os._exit``, like SIGKILL: no cleanup runs) when the writer
 reaches that step of its commit, to test a crash at every point of the commit deterministically.
+``--hold-until FILE`` makes the embedder wait until FILE exists, so a test decides when the run may go on.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--dim", type=int, default=32)
+    parser.add_argument("--hold-until", type=Path, help="embed only once this file exists")
     parser.add_argument("--die-at", default="", help="STEP or after:STEP, STEP one of " + ", ".join(COMMIT_STEPS))
     ours, rest = parser.parse_known_args()
     if ours.die_at:
@@ -50,4 +53,4 @@ if __name__ == "__main__":
         _die_at(step, after=when == "after")
     if rest[:1] == ["--"]:
         rest = rest[1:]
-    sys.exit(main(rest, embedder_factory=lambda: HashEmbedder(ours.dim, ours.delay)))
+    sys.exit(main(rest, embedder_factory=lambda: HashEmbedder(ours.dim, ours.delay, hold_until=ours.hold_until)))

@@ -15,12 +15,15 @@ FAKE_DIM = 32
 
 
 class HashEmbedder:
-    """Deterministic passage vectors; ``delay`` seconds per batch makes a run slow enough to kill mid-way."""
+    """Deterministic passage vectors; ``delay`` seconds per batch makes a run slow enough to kill mid-way;
+    ``hold_until`` (a path) holds every batch until that file exists."""
 
-    def __init__(self, dimension: int = FAKE_DIM, delay: float = 0.0, name: str = "test-hash"):
+    def __init__(self, dimension: int = FAKE_DIM, delay: float = 0.0, name: str = "test-hash",
+                 hold_until: Path | None = None):
         self.name = f"{name}:{dimension}"
         self.dimension = dimension
         self.delay = delay
+        self.hold_until = hold_until
         self.calls = 0
         self.passages = 0
 
@@ -39,6 +42,9 @@ class HashEmbedder:
         self.passages += len(texts)
         if self.delay:
             time.sleep(self.delay)
+        deadline = time.monotonic() + 300
+        while self.hold_until is not None and not self.hold_until.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
         return self.encode_queries(texts)
 
     def token_embeddings(self, texts: list[str], is_query: bool) -> list[np.ndarray]:

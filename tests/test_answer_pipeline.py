@@ -87,13 +87,22 @@ def test_a_second_refusal_or_an_ungrounded_retry_is_a_refusal():
     assert answer.refused and "grounding check" in answer.refusal_reason
 
 
-def test_no_retry_when_switched_off_or_across_languages():
-    refusal = Settings().answer.refusal_zh
-    pipeline, generator = make(refusal, retry_refusals=False)
+def test_no_retry_when_switched_off():
+    pipeline, generator = make(Settings().answer.refusal_zh, retry_refusals=False)
     assert pipeline.answer("通义千问是谁开发的？").refused and len(generator.calls) == 1
-    # English question over Chinese passages: a second answer could not be checked word by word.
-    pipeline, generator = make(Settings().answer.refusal_en)
-    assert pipeline.answer("Who developed Tongyi Qianwen?").refused and len(generator.calls) == 1
+
+
+def test_across_languages_the_retry_asks_for_an_answer_in_the_passages_language():
+    # English question over Chinese passages: only a Chinese second answer can be checked word by word.
+    refusal_en = Settings().answer.refusal_en
+    pipeline, generator = make([refusal_en, "通义千问模型由阿里云开发[1]。"])
+    answer = pipeline.answer("Who developed Tongyi Qianwen?")
+    assert not answer.refused and answer.text == "通义千问模型由阿里云开发[1]。" and answer.language == "en"
+    assert "文档问答助手" in generator.calls[1][0]["content"] and "Who developed" in generator.calls[1][1]["content"]
+    pipeline, _ = make([refusal_en, "Alibaba Cloud developed it in 2023 [1]."])
+    answer = pipeline.answer("Who developed Tongyi Qianwen?")
+    assert answer.refused and answer.text == refusal_en
+    assert "not in the passages' language" in answer.refusal_reason and "Alibaba Cloud" in answer.refusal_reason
 
 
 def test_model_refusal_is_recognised_in_the_question_language():

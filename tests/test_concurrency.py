@@ -26,10 +26,13 @@ def test_a_second_ingest_is_refused_while_one_runs(tmp_path: Path) -> None:
     config = write_config(tmp_path / "config.toml", batch_size=2)
     kb = tmp_path / "kb"
     args = [str(tmp_path / "docs"), "--kb", str(kb), "--config", str(config), "--json"]
-    first = fake_cli(args, tmp_path, delay=0.3)
+    release = tmp_path / "release"
+    # The first run holds its embedding (and the lock) until the second has been refused, however slow the machine.
+    first = fake_cli(args, tmp_path, extra=["--hold-until", str(release)])
     pid = _wait_for_lock_holder(kb)
     second = fake_cli(args, tmp_path)
-    _, err = second.communicate(timeout=60)
+    _, err = second.communicate(timeout=120)
+    release.touch()
     assert second.returncode == 2
     assert f"another ingest is running (pid {first.pid}) on {kb}" in err and pid == str(first.pid)
     out, err = first.communicate(timeout=120)
