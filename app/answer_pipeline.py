@@ -21,6 +21,7 @@ from prompts.grounding_check import (
 )
 from prompts.language import detect_language
 from prompts.lexical_support import answer_lexical_support
+from prompts.number_support import unsupported_numbers
 from prompts.question_names import check_question_names
 from prompts.records import Answer
 from prompts.templates import PackedPassage, build_messages, source_label
@@ -206,6 +207,12 @@ class AnswerPipeline:
             return Answer(question=question, text=refusal, refused=True, passages=passages,
                           refusal_reason=reason, language=language, timings=timings)
         text = remove_invalid_citations(raw, {p.number for p in packed})
+        invented = unsupported_numbers(text, [p.text for p in packed]) if retried else []
+        if invented:  # asked without the option to refuse, the model fills gaps with plausible figures
+            return Answer(question=question, text=refusal, refused=True, passages=passages,
+                          refusal_reason=("the model found no answer; its second answer states "
+                                          f"{', '.join(invented)}, which the passages do not contain: {text}"),
+                          language=language, timings=timings)
         if is_markers_only(text):
             text = quote_cited_sentence(question, text, packed, language) or text
         start = time.perf_counter()

@@ -87,6 +87,16 @@ def test_a_second_refusal_or_an_ungrounded_retry_is_a_refusal():
     assert answer.refused and "grounding check" in answer.refusal_reason
 
 
+def test_a_retried_answer_with_a_number_the_passages_lack_is_a_refusal():
+    refusal = Settings().answer.refusal_zh
+    pipeline, _ = make([refusal, "通义千问是2019年发布的[1]。"])
+    answer = pipeline.answer("通义千问是哪一年发布的？")
+    assert answer.refused and "states 2019, which the passages do not contain" in answer.refusal_reason
+    # The first answer is not held to this: the model could still refuse there.
+    pipeline, _ = make("通义千问是2019年发布的[1]。")
+    assert not pipeline.answer("通义千问是哪一年发布的？").refused
+
+
 def test_no_retry_when_switched_off():
     pipeline, generator = make(Settings().answer.refusal_zh, retry_refusals=False)
     assert pipeline.answer("通义千问是谁开发的？").refused and len(generator.calls) == 1

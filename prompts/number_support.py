@@ -1,0 +1,26 @@
+"""Numbers an answer states that its passages do not contain.
+
+Used on the second attempt after a refusal (app/answer_pipeline.py): asked to answer without the option to refuse,
+the small model fills gaps with plausible figures ("星河数据库是2019年发布的"), and such short answers are below the
+length the lexical check judges. A figure copied from the passages is kept; one that is not there is not."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Digits with optional decimal part; thousands separators are dropped before matching ("1,024" = "1024").
+_NUMBER = re.compile(r"(?<![\d.])\d+(?:\.\d+)?(?![\d.]*\d)")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3})")
+_CITATION = re.compile(r"\[\d+\]")
+
+
+def _numbers(text: str) -> set[str]:
+    text = _THOUSANDS.sub("", unicodedata.normalize("NFKC", text))
+    return set(_NUMBER.findall(_CITATION.sub(" ", text)))
+
+
+def unsupported_numbers(answer: str, passage_texts: list[str]) -> list[str]:
+    """The numbers of ``answer`` (citation markers aside) that occur as a whole number in none of the passages."""
+    found = _numbers("\n".join(passage_texts))
+    return sorted(_numbers(answer) - found, key=answer.find)
