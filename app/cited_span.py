@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import difflib
-import re
 
+from prompts.citations import remove_invalid_citations
 from prompts.sentences import sentence_spans
 from retrieval.results import ScoredChunk
 
 # A match shorter than this many characters between an answer sentence and a passage is coincidence
 # (shared particles such as "的是"), not the span the answer was drawn from.
 MIN_HIGHLIGHT_MATCH = 4
-_CITATION_MARK = re.compile(r"\[(\d+)\]")
-
-
-def strip_citation_marks(text: str) -> str:
-    return _CITATION_MARK.sub("", text)
 
 
 def claims_citing(answer_text: str, number: int) -> list[str]:
@@ -28,7 +23,7 @@ def cited_span(passage: str, claims: list[str]) -> tuple[int, int] | None:
     ``passage``; None when no claim shares at least ``MIN_HIGHLIGHT_MATCH`` characters with it."""
     matches: list[tuple[int, int]] = []
     for claim in claims:
-        claim = strip_citation_marks(claim).strip()
+        claim = remove_invalid_citations(claim, set()).strip()
         if not claim:
             continue
         matcher = difflib.SequenceMatcher(None, passage, claim, autojunk=False)
@@ -44,6 +39,12 @@ def cited_span(passage: str, claims: list[str]) -> tuple[int, int] | None:
     while start < end and passage[start].isspace():
         start += 1
     return (start, end)
+
+
+def answer_span(passage: str, answer_text: str, number: int, question: str = "") -> tuple[int, int] | None:
+    """The span of ``passage`` that the answer's sentences citing ``[number]`` drew on. A short answer ("9秒 [1]")
+    may share no words with the passage: then the sentence(s) matching ``question``."""
+    return cited_span(passage, claims_citing(answer_text, number)) or cited_span(passage, [question])
 
 
 def chunk_span_in_context(passage: ScoredChunk) -> tuple[int, int] | None:

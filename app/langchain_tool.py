@@ -18,8 +18,8 @@ from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field
 
 from app.answer_pipeline import AnswerPipeline, QuestionError, build_pipeline
+from app.cited_span import answer_span
 from app.config import Settings, load_settings
-from app.cited_span import cited_span, claims_citing
 from ingest.kb_layout import read_current
 from ingest.knowledge_base import KnowledgeBase, KnowledgeBaseError
 from prompts.records import Answer
@@ -92,7 +92,7 @@ def format_answer(answer: Answer, max_chars: int) -> str:
     lines = [f"Answer: {answer.text}", "", "Sources:"]
     for citation in answer.citations:
         quoted = citation.quoted_text or citation.passage.text
-        span = cited_span(quoted, claims_citing(answer.text, citation.number)) or cited_span(quoted, [answer.question])
+        span = answer_span(quoted, answer.text, citation.number, answer.question)
         lines.append(f"{_source_line(citation.number, citation.passage)}: "
                      f"\"{_clip(quoted[span[0]:span[1]] if span else quoted, max_chars)}\"")
     unsupported = [c.sentence for c in answer.checks if not c.supported]

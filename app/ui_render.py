@@ -12,7 +12,7 @@ import html
 import re
 from dataclasses import dataclass
 
-from app.cited_span import chunk_span_in_context, cited_span, claims_citing
+from app.cited_span import answer_span, chunk_span_in_context
 from prompts.records import Answer, Citation
 from retrieval.results import ScoredChunk
 
@@ -112,9 +112,7 @@ def citation_view(citation: Citation, answer_text: str, page_label: str, questio
     ("9秒 [1]") may share no words with the passage; then the sentence matching the question is highlighted, and
     failing that the retrieved chunk inside its merged neighbours."""
     text = citation.quoted_text or citation.passage.text
-    span = cited_span(text, claims_citing(answer_text, citation.number))
-    if span is None and question:
-        span = cited_span(text, [question])
+    span = answer_span(text, answer_text, citation.number, question)
     if span is None and text == citation.passage.context_text:
         span = chunk_span_in_context(citation.passage)
     return SourceView(citation.number, source_title(citation.passage, page_label, citation.number),

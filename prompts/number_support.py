@@ -9,15 +9,16 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from prompts.citations import remove_invalid_citations
+
 # Digits with optional decimal part; thousands separators are dropped before matching ("1,024" = "1024").
 _NUMBER = re.compile(r"(?<![\d.])\d+(?:\.\d+)?(?![\d.]*\d)")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3})")
-_CITATION = re.compile(r"\[\d+\]")
 
 
 def _numbers(text: str) -> set[str]:
     text = _THOUSANDS.sub("", unicodedata.normalize("NFKC", text))
-    return set(_NUMBER.findall(_CITATION.sub(" ", text)))
+    return set(_NUMBER.findall(remove_invalid_citations(text, set())))
 
 
 def unsupported_numbers(answer: str, passage_texts: list[str]) -> list[str]:
