@@ -1,16 +1,17 @@
-"""Question → retrieved passages → evidence gate → grounded prompt → streamed answer → checked, cited Answer."""
+"""Question → retrieved passages → evidence gate and name check → grounded prompt → streamed answer (asked once
+more after a refusal) → checked, cited Answer."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Generator as EventGenerator, Iterator
-from dataclasses import dataclass
+from collections.abc import Generator as EventGenerator
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from app.config import AnswerSettings, GenerationSettings, LimitSettings, Settings
 from app.generation.base import Generator, load_generator
 from prompts.citations import build_citations, remove_invalid_citations
-from prompts.marker_only_answer import is_markers_only, quote_cited_sentence
 from prompts.context_packing import pack_passages, prompt_budget
 from prompts.evidence_gate import check_evidence
 from prompts.grounding_check import (
@@ -21,6 +22,7 @@ from prompts.grounding_check import (
 )
 from prompts.language import detect_language
 from prompts.lexical_support import answer_lexical_support
+from prompts.marker_only_answer import is_markers_only, quote_cited_sentence
 from prompts.number_support import unsupported_numbers
 from prompts.question_names import check_question_names
 from prompts.records import Answer
@@ -131,12 +133,13 @@ class AnswerPipeline:
         timings["retrieve"] = time.perf_counter() - start
         passages = list(result.passages)
         yield PassagesEvent(passages, {**result.timings, "retrieve": timings["retrieve"]})
+        # Every refusal below is this answer with its reason (the passages stay, so a user sees what was close).
+        refused = Answer(question=question, text=refusal, refused=True, passages=passages, language=language,
+                         timings=timings)
 
         gate = check_evidence(passages, answer_settings.min_evidence_score, answer_settings.evidence_score_field)
         if not gate.answerable:
-            yield from _refuse(Answer(question=question, text=refusal, refused=True, passages=passages,
-                                      refusal_reason=f"evidence gate: {gate.reason}", language=language,
-                                      timings=timings))
+            yield from _refuse(replace(refused, refusal_reason=f"evidence gate: {gate.reason}"))
             return
 
         packed = self._pack(question, passages, language, generation)
@@ -144,10 +147,8 @@ class AnswerPipeline:
             names = check_question_names(question, language,
                                          [p.text for p in packed] + [source_label(p.passage) for p in packed])
             if not names.answerable:
-                yield from _refuse(Answer(question=question, text=refusal, refused=True, passages=passages,
-                                          refusal_reason=("the passages never mention "
-                                                          + ", ".join(f"'{n}'" for n in names.missing)),
-                                          language=language, timings=timings))
+                missing = ", ".join(f"'{n}'" for n in names.missing)
+                yield from _refuse(replace(refused, refusal_reason=f"the passages never mention {missing}"))
                 return
         messages = build_messages(question, packed, language, refusal)
         start = time.perf_counter()
@@ -175,8 +176,7 @@ class AnswerPipeline:
         if generated_tokens > 1 and timings["generate"] > decode_start:
             timings["tokens_per_s"] = (generated_tokens - 1) / (timings["generate"] - decode_start)
         timings["generated_tokens"] = float(generated_tokens)
-        yield DoneEvent(self._finish(question, raw, packed, passages, language, refusal, timings, retried,
-                                     unchecked))
+        yield DoneEvent(self._finish(raw, packed, refused, retried, unchecked))
 
     def _generate(self, messages: list[dict],
                   generation: GenerationSettings) -> EventGenerator[TokenEvent, None, tuple[str, float]]:
@@ -191,10 +191,10 @@ class AnswerPipeline:
             yield TokenEvent(piece)
         return "".join(pieces).strip(), first_token
 
-    def _finish(self, question: str, raw: str, packed: list[PackedPassage], passages: list[ScoredChunk],
-                language: str, refusal: str, timings: dict[str, float], retried: bool = False,
+    def _finish(self, raw: str, packed: list[PackedPassage], refused: Answer, retried: bool = False,
                 unchecked: str = "") -> Answer:
-        """The checked Answer for the model's text ``raw`` (``unchecked``: a dropped second answer, see stream)."""
+        """The checked Answer for the model's text ``raw``; ``refused`` is the refusal to give, with a reason, if
+        the checks fail (``unchecked``: a dropped second answer, see stream)."""
         a = self.settings.answer
         if not raw or is_refusal(raw, (a.refusal_zh, a.refusal_en)):
             if unchecked:
@@ -204,32 +204,28 @@ class AnswerPipeline:
                 reason = "the model found no answer in the passages" + (" (asked twice)" if retried else "")
             else:
                 reason = "empty answer"
-            return Answer(question=question, text=refusal, refused=True, passages=passages,
-                          refusal_reason=reason, language=language, timings=timings)
+            return replace(refused, refusal_reason=reason)
         text = remove_invalid_citations(raw, {p.number for p in packed})
         invented = unsupported_numbers(text, [p.text for p in packed]) if retried else []
         if invented:  # asked without the option to refuse, the model fills gaps with plausible figures
-            return Answer(question=question, text=refusal, refused=True, passages=passages,
-                          refusal_reason=("the model found no answer; its second answer states "
-                                          f"{', '.join(invented)}, which the passages do not contain: {text}"),
-                          language=language, timings=timings)
+            return replace(refused, refusal_reason=("the model found no answer; its second answer states "
+                                                    f"{', '.join(invented)}, which the passages do not contain: "
+                                                    f"{text}"))
         if is_markers_only(text):
-            text = quote_cited_sentence(question, text, packed, language) or text
+            text = quote_cited_sentence(refused.question, text, packed, refused.language) or text
         start = time.perf_counter()
         checks = check_answer(text, packed, self.support_scorer, a.min_support_score,
                               skip=(a.refusal_zh, a.refusal_en))
         support = answer_lexical_support(text, packed, a.zh_min_cjk_share, skip=(a.refusal_zh, a.refusal_en))
-        timings["check"] = time.perf_counter() - start
+        refused.timings["check"] = time.perf_counter() - start
         if (a.min_lexical_support > 0 and support.total >= a.min_lexical_tokens and support.score is not None
                 and support.score < a.min_lexical_support):
-            return Answer(question=question, text=refusal, refused=True, passages=passages, checks=checks,
-                          refusal_reason=(f"grounding check: only {support.covered} of the answer's "
-                                          f"{support.total} content words occur in the passages it cites "
-                                          f"(lexical support {support.score:.2f} < {a.min_lexical_support}); "
-                                          f"draft answer: {text}"),
-                          language=language, timings=timings)
-        return Answer(question=question, text=text, refused=False, citations=build_citations(text, packed),
-                      passages=passages, checks=checks, language=language, timings=timings)
+            return replace(refused, checks=checks,
+                           refusal_reason=(f"grounding check: only {support.covered} of the answer's "
+                                           f"{support.total} content words occur in the passages it cites "
+                                           f"(lexical support {support.score:.2f} < {a.min_lexical_support}); "
+                                           f"draft answer: {text}"))
+        return replace(refused, text=text, refused=False, citations=build_citations(text, packed), checks=checks)
 
     def answer(self, question: str, generation: GenerationSettings | None = None) -> Answer:
         for event in self.stream(question, generation):
