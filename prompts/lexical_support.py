@@ -25,18 +25,6 @@ def covered_tokens(claim: str, evidence: Sequence[str]) -> tuple[int, int]:
     return len(claim_tokens & evidence_tokens), len(claim_tokens)
 
 
-class LexicalSupportScorer:
-    """SupportScorer: the share of a claim's content tokens that occur in its evidence texts (1.0 when the claim
-    has no content token, e.g. a bare number already dropped as a stopword)."""
-
-    def score(self, claims: Sequence[str], evidence: Sequence[Sequence[str]]) -> list[float]:
-        scores = []
-        for claim, group in zip(claims, evidence):
-            covered, total = covered_tokens(claim, group)
-            scores.append(covered / total if total else 1.0)
-        return scores
-
-
 @dataclass
 class LexicalSupport:
     """Token-weighted support of a whole answer. ``score`` is None when no sentence could be checked (no content

@@ -8,7 +8,7 @@ from answer_fakes import BigramEmbedder, FakeRetriever, ScriptedGenerator, score
 
 from app.answer_pipeline import AnswerPipeline
 from app.config import Settings
-from prompts.lexical_support import LexicalSupportScorer, answer_lexical_support, covered_tokens
+from prompts.lexical_support import answer_lexical_support, covered_tokens
 from prompts.templates import PackedPassage
 from retrieval.text_tokenizer import tokenize
 
@@ -27,14 +27,6 @@ def test_covered_tokens_counts_claim_tokens_found_in_the_evidence():
     assert 0 < covered < total  # reworded: the bigrams across the new word boundaries ("认端", "口是") are new
     covered, total = covered_tokens("月亮是奶酪做的。", [PORT])
     assert covered == 0 and total > 0
-
-
-def test_scorer_gives_copied_claims_full_support_and_invented_ones_little():
-    scores = LexicalSupportScorer().score(["星河数据库默认监听 7341 端口。", "月亮是奶酪做的。", "。"],
-                                          [[PORT], [PORT], [PORT]])
-    assert scores[0] == pytest.approx(1.0)
-    assert scores[1] == pytest.approx(0.0)
-    assert scores[2] == pytest.approx(1.0)  # nothing to check
 
 
 def test_answer_support_checks_each_sentence_against_the_passages_it_cites():
