@@ -217,9 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     settings: Settings = load_settings()
     if args.max_new_tokens:
         settings.generation.max_new_tokens = args.max_new_tokens
-    questions = pick_questions(args.questions, args.answerable, args.unanswerable, args.seed)
     if args.qids:
         questions = [q for q in load_questions(args.questions) if q.qid in set(args.qids)]
+    else:
+        questions = pick_questions(args.questions, args.answerable, args.unanswerable, args.seed)
     retriever, embedder, corpus = build_kb(settings, args.corpus, f"answer-{args.name}")
     generator = load_generator(settings.generation, settings.models_path)
     pipeline = AnswerPipeline(retriever, generator, embedder, settings)

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.config import Settings, load_settings
-from bench.eval_data import Corpus, Question, load_questions, materialise_corpus
+from bench.eval_data import SHARED_DIR, Corpus, Question, load_questions, materialise_corpus
 from prompts.evidence_gate import EVIDENCE_FIELDS, best_evidence
-from bench.eval_data import SHARED_DIR
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SEEDS_CORPUS = SHARED_DIR / "seeds"

@@ -32,6 +32,7 @@ import torch
 from langchain_core.embeddings import Embeddings
 
 from app.config import PACKAGED_EMBEDDER, Settings, load_settings
+from bench.eval_data import read_jsonl
 from bench.real_embeddings import EVAL_DIR, RESULTS_DIR, SEEDS_DIR
 from ingest.compute_dtype import resolve_dtype
 
@@ -40,12 +41,16 @@ SAMPLE_DIR = REPO / "data" / "sample"
 TEXT_SUFFIXES = (".txt", ".md")
 
 
-def add_one_document(folder: Path, eval_docs: int) -> None:
-    """Add the next CMRC passage as a new file: the update a user makes between two ingests."""
-    with (EVAL_DIR / "cmrc2018_trial" / "corpus.jsonl").open(encoding="utf-8") as fh:
-        for _, line in zip(range(eval_docs + 1), fh):
-            row = json.loads(line)
-    (folder / f"{row['doc_id']}.txt").write_text(f"{row['title']}\n\n{row['text']}", encoding="utf-8")
+def write_cmrc_passages(folder: Path, start: int, stop: int) -> int:
+    """Write CMRC 2018 passages ``start``..``stop - 1`` as .txt files (title, blank line, text); returns how many."""
+    written = 0
+    for index, (_, row) in enumerate(read_jsonl(EVAL_DIR / "cmrc2018_trial" / "corpus.jsonl")):
+        if index >= stop:
+            break
+        if index >= start:
+            (folder / f"{row['doc_id']}.txt").write_text(f"{row['title']}\n\n{row['text']}", encoding="utf-8")
+            written += 1
+    return written
 
 
 def build_corpus(folder: Path, eval_docs: int) -> int:
@@ -54,11 +59,7 @@ def build_corpus(folder: Path, eval_docs: int) -> int:
     files = sorted(SEEDS_DIR.glob("*.txt")) + sorted(p for p in SAMPLE_DIR.iterdir() if p.suffix in TEXT_SUFFIXES)
     for path in files:
         shutil.copy(path, folder / path.name)
-    with (EVAL_DIR / "cmrc2018_trial" / "corpus.jsonl").open(encoding="utf-8") as fh:
-        for _, line in zip(range(eval_docs), fh):
-            row = json.loads(line)
-            (folder / f"{row['doc_id']}.txt").write_text(f"{row['title']}\n\n{row['text']}", encoding="utf-8")
-    return len(files) + eval_docs
+    return len(files) + write_cmrc_passages(folder, 0, eval_docs)
 
 
 def model_path(settings: Settings) -> str:
@@ -161,7 +162,7 @@ def main() -> None:
         naive = run_naive(model, settings, corpus)
         # The common update: one new file. docqa embeds only its chunks; the naive pipeline has no incremental
         # path, so it rebuilds everything.
-        add_one_document(corpus, args.eval_docs)
+        write_cmrc_passages(corpus, args.eval_docs, args.eval_docs + 1)
         update = run_docqa(settings, corpus, embedder)
         update.pop("texts")
         naive_update = run_naive(model, settings, corpus)
