@@ -28,11 +28,20 @@ class _CountingEmbedder:
         self._inner, self._total, self._done, self._on_progress = inner, max(total, 1), 0, on_progress
         self.name, self.dimension = inner.name, inner.dimension
 
+    def _count(self, n: int) -> None:
+        self._done += n
+        self._on_progress(min(self._done / self._total, 1.0), "embed")
+
     def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         vectors = self._inner.encode_passages(texts, show_progress)
-        self._done += len(texts)
-        self._on_progress(min(self._done / self._total, 1.0), "embed")
+        self._count(len(texts))
         return vectors
+
+    def encode_passages_with_tokens(self, texts: list[str],
+                                    show_progress: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+        encoded = self._inner.encode_passages_with_tokens(texts, show_progress)
+        self._count(len(texts))
+        return encoded
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

@@ -40,6 +40,11 @@ class Embedder(Protocol):
         """(n, dimension) float32, L2-normalised."""
         ...
 
+    def encode_passages_with_tokens(self, texts: list[str],
+                                    show_progress: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+        """``encode_passages`` and ``token_embeddings(texts, is_query=False)`` from one pass over the model."""
+        ...
+
     def token_embeddings(self, texts: list[str], is_query: bool) -> list[np.ndarray]:
         """Per text, its contextual token vectors (tokens, dimension), L2-normalised, for MaxSim scoring."""
         ...
@@ -122,16 +127,26 @@ class SentenceTransformerEmbedder:
                 features["token_type_ids"] = torch.zeros_like(ids)
             yield batch, {key: value.to(self._device) for key, value in features.items()}
 
-    def _encode(self, texts: list[str], show_progress: bool) -> np.ndarray:
+    def _forward(self, texts: list[str], show_progress: bool,
+                 with_tokens: bool) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """Pooled text vectors (L2-normalised) and, with ``with_tokens``, each text's token vectors (special and
+        padding tokens left out, L2-normalised), both from the same forward passes."""
         if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
+            return np.zeros((0, self.dimension), dtype=np.float32), [] if with_tokens else None
         windows = self._windows(texts)
         sums = np.zeros((len(texts), self.dimension), dtype=np.float64)
         weights = np.zeros(len(texts), dtype=np.float64)
+        pieces: list[list[tuple[int, np.ndarray]]] = [[] for _ in texts]
         with torch.inference_mode(), tqdm(total=len(windows), desc="Embedding", unit="window",
                                           disable=not show_progress) as progress:
             for batch, features in self._batches(windows):
                 features = self._transformer(features)
+                if with_tokens:
+                    tokens = torch.nn.functional.normalize(features["token_embeddings"].float(), p=2, dim=-1)
+                    tokens_np = tokens.cpu().numpy()
+                    for row, window in enumerate(batch):
+                        keep = [i for i, tok in enumerate(window.ids) if tok not in self._special_ids]
+                        pieces[window.text_index].append((window.position, tokens_np[row, keep]))
                 for module in self._pooling_modules:
                     features = module(features)
                 pooled = features["sentence_embedding"].float().cpu().numpy()
@@ -142,31 +157,35 @@ class SentenceTransformerEmbedder:
                 progress.update(len(batch))
         means = sums / weights[:, None]
         norms = np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
-        return (means / norms).astype(np.float32)
+        vectors = (means / norms).astype(np.float32)
+        if not with_tokens:
+            return vectors, None
+        token_lists = [
+            np.concatenate([v for _, v in sorted(parts, key=lambda p: p[0])]).astype(np.float32)
+            if parts else np.zeros((0, self.dimension), dtype=np.float32)
+            for parts in pieces
+        ]
+        return vectors, token_lists
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
-        return self._encode([self._settings.query_prefix + t for t in texts], show_progress=False)
+        return self._forward([self._settings.query_prefix + t for t in texts], False, with_tokens=False)[0]
 
     def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
-        return self._encode([self._settings.passage_prefix + t for t in texts], show_progress=show_progress)
+        return self._forward([self._settings.passage_prefix + t for t in texts], show_progress, with_tokens=False)[0]
+
+    def encode_passages_with_tokens(self, texts: list[str],
+                                    show_progress: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+        vectors, tokens = self._forward([self._settings.passage_prefix + t for t in texts], show_progress,
+                                        with_tokens=True)
+        assert tokens is not None
+        return vectors, tokens
 
     def token_embeddings(self, texts: list[str], is_query: bool) -> list[np.ndarray]:
         """Token vectors of each text (prefix included, special and padding tokens left out), L2-normalised."""
         prefix = self._settings.query_prefix if is_query else self._settings.passage_prefix
-        windows = self._windows([prefix + t for t in texts])
-        pieces: list[list[tuple[int, np.ndarray]]] = [[] for _ in texts]
-        with torch.inference_mode():
-            for batch, features in self._batches(windows):
-                tokens = self._transformer(features)["token_embeddings"].float()
-                tokens = torch.nn.functional.normalize(tokens, p=2, dim=-1).cpu().numpy()
-                for row, window in enumerate(batch):
-                    keep = [i for i, tok in enumerate(window.ids) if tok not in self._special_ids]
-                    pieces[window.text_index].append((window.position, tokens[row, keep]))
-        return [
-            np.concatenate([vectors for _, vectors in sorted(parts, key=lambda p: p[0])]).astype(np.float32)
-            if parts else np.zeros((0, self.dimension), dtype=np.float32)
-            for parts in pieces
-        ]
+        tokens = self._forward([prefix + t for t in texts], False, with_tokens=True)[1]
+        assert tokens is not None
+        return tokens
 
 
 _DTYPES = {name: getattr(torch, name) for name in DTYPES}

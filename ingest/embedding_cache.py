@@ -6,12 +6,16 @@ beside the generations (not inside one): it is only a cache, any entry can be re
 
 from __future__ import annotations
 
-import hashlib
-import sqlite3
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+
+from app.config import Settings
+from ingest.compute_dtype import resolve_dtype
+from ingest.text_keyed_sqlite import hash_batches, open_store, retain_texts, text_hash
+
+__all__ = ["EmbeddingCache", "passage_fingerprint", "text_hash"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS vectors (
@@ -21,38 +25,28 @@ CREATE TABLE IF NOT EXISTS vectors (
     PRIMARY KEY (embedder, text_hash)
 ) WITHOUT ROWID;
 """
-_SQL_BATCH = 500
 
 
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def passage_fingerprint(embedder_name: str, dimension: int, settings: Settings) -> str:
+    """Passage vectors (pooled or per token) depend on the model and on how passages are prepared, so all of it
+    keys the embedding cache and the token-vector store."""
+    s = settings.embedder
+    return (f"{embedder_name}|{dimension}|{s.passage_prefix}|{s.max_seq_length}"
+            f"|{resolve_dtype(s.dtype, s.device)}")
 
 
 class EmbeddingCache:
     """Get/put float32 vectors for one embedder fingerprint (name, dimension and passage settings)."""
 
     def __init__(self, path: Path, embedder_key: str, dimension: int):
-        self._conn = sqlite3.connect(path)
-        try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.executescript(_SCHEMA)
-        except sqlite3.DatabaseError:
-            # A damaged cache is not worth failing an ingest for: start it over.
-            self._conn.close()
-            path.unlink(missing_ok=True)
-            self._conn = sqlite3.connect(path)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.executescript(_SCHEMA)
+        self._conn = open_store(path, _SCHEMA)
         self._key = embedder_key
         self._dimension = dimension
 
     def get_many(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Cached vectors for those of ``texts`` that have one, keyed by text hash."""
-        hashes = sorted({text_hash(t) for t in texts})
         found: dict[str, np.ndarray] = {}
-        for start in range(0, len(hashes), _SQL_BATCH):
-            batch = hashes[start:start + _SQL_BATCH]
-            marks = ",".join("?" * len(batch))
+        for batch, marks in hash_batches(texts):
             rows = self._conn.execute(
                 f"SELECT text_hash, vector FROM vectors WHERE embedder = ? AND text_hash IN ({marks})",
                 (self._key, *batch))
@@ -73,15 +67,7 @@ class EmbeddingCache:
     def retain(self, texts: Iterable[str]) -> int:
         """Forget every vector except those of ``texts`` (the live knowledge base's passages), so the cache does
         not grow without bound as documents change; returns how many were dropped."""
-        with self._conn:
-            self._conn.execute("CREATE TEMP TABLE IF NOT EXISTS keep (text_hash TEXT PRIMARY KEY)")
-            self._conn.execute("DELETE FROM keep")
-            self._conn.executemany("INSERT OR IGNORE INTO keep VALUES (?)", ((text_hash(t),) for t in texts))
-            dropped = self._conn.execute(
-                "DELETE FROM vectors WHERE embedder != ? OR text_hash NOT IN (SELECT text_hash FROM keep)",
-                (self._key,)).rowcount
-            self._conn.execute("DELETE FROM keep")
-        return dropped
+        return retain_texts(self._conn, "vectors", self._key, texts)
 
     def close(self) -> None:
         self._conn.close()

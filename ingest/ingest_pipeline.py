@@ -21,17 +21,17 @@ from tqdm import tqdm
 from app.config import IndexSettings, Settings
 from ingest.catalog import Catalog, CatalogError
 from ingest.chunking import chunk_document
-from ingest.compute_dtype import resolve_dtype
-from ingest.embedding_cache import EmbeddingCache, text_hash
+from ingest.embedding_cache import EmbeddingCache, passage_fingerprint, text_hash
 from ingest.ingest_plan import IngestPlan, plan_ingest
 from ingest.ingest_report import FileFailure, IngestReport
-from ingest.kb_layout import EMBEDDING_CACHE_FILE
+from ingest.kb_layout import EMBEDDING_CACHE_FILE, TOKEN_VECTORS_FILE
 from ingest.kb_lock import WriterLock
 from ingest.kb_writer import GenerationWriter, KeywordBuilder, clean_leftovers, collect_garbage, live_state
 from ingest.knowledge_base import KnowledgeBaseError
 from ingest.loaders import SUPPORTED_EXTENSIONS, LoadError, load_document
 from ingest.records import ChunkDraft, DocumentRecord
 from ingest.source_scan import SourceFile, printable_path, scan_sources
+from ingest.token_store import TokenVectorStore
 
 if TYPE_CHECKING:
     from ingest.embedder import Embedder
@@ -80,13 +80,6 @@ def _passages_per_call(settings: Settings) -> int:
 def _default_keyword_builder(settings: Settings) -> KeywordBuilder:
     from retrieval.keyword_index import build_keyword_index
     return lambda ids, texts, out_dir: build_keyword_index(ids, texts, out_dir, settings.retrieval)
-
-
-def _cache_key(embedder: "Embedder", settings: Settings) -> str:
-    """Vectors depend on the model and on how passages are prepared, so all of it keys the cache."""
-    s = settings.embedder
-    return (f"{embedder.name}|{embedder.dimension}|{s.passage_prefix}|{s.max_seq_length}"
-            f"|{resolve_dtype(s.dtype, s.device)}")
 
 
 def _known_documents(settings: Settings, rebuild: bool) -> dict[str, DocumentRecord]:
@@ -155,17 +148,31 @@ def _fail(report: IngestReport, path: str, reason: str) -> None:
     log.warning("skipped %s", failure)
 
 
-def _embed(texts: Sequence[str], embedder: "Embedder", cache: EmbeddingCache, batch_size: int,
-           report: IngestReport, progress: bool) -> dict[str, np.ndarray]:
-    """Vectors for ``texts`` keyed by text hash: from the cache, else embedded batch by batch and cached at once."""
+def _embed(texts: Sequence[str], embedder: "Embedder", cache: EmbeddingCache, tokens: TokenVectorStore | None,
+           settings: Settings, report: IngestReport, progress: bool) -> dict[str, np.ndarray]:
+    """Vectors for ``texts`` keyed by text hash: from the cache, else embedded batch by batch and cached at once.
+    With a token store, passages without stored token vectors are embedded too, storing both from one pass."""
     vectors = cache.get_many(texts)
-    report.passages_cached = len(vectors)
-    missing = list(dict.fromkeys(t for t in texts if text_hash(t) not in vectors))
+    lacking_tokens = set(tokens.missing(texts)) if tokens is not None else set()
+    distinct = list(dict.fromkeys(texts))
+    missing = [t for t in distinct if text_hash(t) not in vectors or t in lacking_tokens]
+    report.passages_cached = len(distinct) - len(missing)
+    batch_size = _passages_per_call(settings)
+    index = settings.index
     started = time.perf_counter()
     with tqdm(total=len(missing), desc="embedding", unit="passage", disable=not progress, file=sys.stderr) as bar:
         for start in range(0, len(missing), batch_size):
             batch = missing[start:start + batch_size]
-            embedded = np.ascontiguousarray(embedder.encode_passages(batch), dtype=np.float32)
+            if tokens is None:
+                embedded = embedder.encode_passages(batch)
+            else:
+                embedded, token_vectors = embedder.encode_passages_with_tokens(batch)
+                tokens.put_many(batch, token_vectors)
+                # Quantise as soon as there is enough to train on, so a big first ingest never holds all its
+                # tokens in float16.
+                tokens.quantize_if_large(index.token_pq_train_tokens, index.token_pq_bytes,
+                                         index.token_pq_max_train_tokens, index.train_seed)
+            embedded = np.ascontiguousarray(embedded, dtype=np.float32)
             faiss.normalize_L2(embedded)  # the contract says normalised; inner-product search relies on it
             cache.put_many(batch, embedded)
             vectors.update((text_hash(t), v) for t, v in zip(batch, embedded))
@@ -250,23 +257,31 @@ def _write_generation(settings: Settings, options: IngestOptions, work: Prepared
     kb_dir = settings.kb_path
     writer = GenerationWriter.start(kb_dir, name, dimension, settings.index, rebuild=options.rebuild)
     cache: EmbeddingCache | None = None
+    tokens: TokenVectorStore | None = None
     try:
         vectors: dict[str, np.ndarray] = {}
         if work.texts and embedder is not None:
-            cache = EmbeddingCache(kb_dir / EMBEDDING_CACHE_FILE, _cache_key(embedder, settings), dimension)
-            vectors = _embed(work.texts, embedder, cache, _passages_per_call(settings), report, options.progress)
+            fingerprint = passage_fingerprint(embedder.name, dimension, settings)
+            cache = EmbeddingCache(kb_dir / EMBEDDING_CACHE_FILE, fingerprint, dimension)
+            if settings.index.store_token_vectors:
+                tokens = TokenVectorStore.open(kb_dir / TOKEN_VECTORS_FILE, fingerprint, dimension)
+            vectors = _embed(work.texts, embedder, cache, tokens, settings, report, options.progress)
         _apply(writer, work.plan, work.contents, work.duplicates, vectors, report)
         manifest = writer.commit(build_keywords)
     except BaseException:
         writer.abort()
-        if cache is not None:
-            cache.close()
+        for store in (cache, tokens):
+            if store is not None:
+                store.close()
         raise
     if cache is not None:
-        try:
-            cache.retain(text for _, text in _live_texts(kb_dir))
-        finally:
-            cache.close()
+        live_texts = [text for _, text in _live_texts(kb_dir)]
+        for store in (cache, tokens):
+            if store is not None:
+                try:
+                    store.retain(live_texts)
+                finally:
+                    store.close()
     report.committed = True
     report.generation = manifest.generation
     report.chunks_total = manifest.n_chunks

@@ -5,6 +5,7 @@ kb_dir/generations/<name>/      index.faiss, catalog.sqlite3, bm25/, manifest.js
 kb_dir/generations/.incomplete-<name>/   a generation being written; removed by the next writer if left behind
 kb_dir/.lock                    held (fcntl.flock) by the one writer
 kb_dir/embedding_cache.sqlite3  passage vectors keyed by text hash, survives interrupted runs
+kb_dir/token_vectors.sqlite3    passages' compressed token vectors for the MaxSim reranker, keyed the same way
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ CURRENT_FILE = "CURRENT"
 GENERATIONS_DIR = "generations"
 LOCK_FILE = ".lock"
 EMBEDDING_CACHE_FILE = "embedding_cache.sqlite3"
+TOKEN_VECTORS_FILE = "token_vectors.sqlite3"
 INCOMPLETE_PREFIX = ".incomplete-"
 INDEX_FILE = "index.faiss"
 CATALOG_FILE = "catalog.sqlite3"

@@ -4,8 +4,8 @@
 (``ray.data.from_items``) and embeds it with ``map_batches`` over a pool of actors, each of which loads the model
 once (``load_embedder``) and embeds ``EmbedderSettings.batch_size`` texts per call. With ``ray_address`` pointing at
 a cluster this spreads an ingest over machines and GPUs (``ray_gpus_per_worker``); locally it uses
-``ray_workers`` processes. Queries and token vectors (search time, one text at a time) stay in-process: a
-round trip through Ray would only add latency.
+``ray_workers`` processes. Passages' token vectors for the reranker's store come back with their vectors; queries
+(search time, one text at a time) stay in-process: a round trip through Ray would only add latency.
 
 The vectors are those of the in-process embedder (same model, same code), so a knowledge base built either way
 is the same. On a multi-machine cluster the model cache (``Settings.models_path``) must be on a shared path.
@@ -40,14 +40,28 @@ def _default_loader(settings: EmbedderSettings, models_dir: Path) -> "Embedder":
 
 
 class _PassageBatchEmbedder:
-    """A Ray actor: loads the embedder once, then embeds one batch of texts per call."""
+    """A Ray actor: loads the embedder once, then embeds one batch of texts per call (with ``with_tokens``, also
+    their token vectors, as float16 to halve what travels back)."""
 
-    def __init__(self, settings: EmbedderSettings, models_dir: str, loader: EmbedderLoader) -> None:
+    def __init__(self, settings: EmbedderSettings, models_dir: str, loader: EmbedderLoader,
+                 with_tokens: bool) -> None:
         self._embedder = loader(settings, Path(models_dir))
+        self._with_tokens = with_tokens
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        vectors = self._embedder.encode_passages([str(t) for t in batch["text"]])
-        return {"position": batch["position"], "vector": np.asarray(vectors, dtype=np.float32)}
+        texts = [str(t) for t in batch["text"]]
+        out = {"position": batch["position"]}
+        if self._with_tokens:
+            vectors, tokens = self._embedder.encode_passages_with_tokens(texts)
+            # One object per row (token counts differ): Ray keeps it as a variable-shaped tensor column.
+            ragged = np.empty(len(tokens), dtype=object)
+            for row, vectors_of_text in enumerate(tokens):
+                ragged[row] = vectors_of_text.astype(np.float16)
+            out["tokens"] = ragged
+        else:
+            vectors = self._embedder.encode_passages(texts)
+        out["vector"] = np.asarray(vectors, dtype=np.float32)
+        return out
 
 
 def _ray() -> Any:
@@ -90,9 +104,9 @@ class RayEmbedder:
         threads = self._settings.num_threads or max(1, int(self._settings.ray_cpus_per_worker))
         return dataclasses.replace(self._settings, runner="local", num_threads=threads)
 
-    def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+    def _run(self, texts: list[str], with_tokens: bool) -> tuple[np.ndarray, list[np.ndarray]]:
         if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
+            return np.zeros((0, self.dimension), dtype=np.float32), []
         ensure_ray(self._settings)
         ray = _ray()
         s = self._settings
@@ -100,18 +114,29 @@ class RayEmbedder:
         embedded = dataset.map_batches(
             _PassageBatchEmbedder,
             fn_constructor_kwargs={"settings": self._worker_settings(), "models_dir": str(self._models_dir),
-                                   "loader": self._loader},
+                                   "loader": self._loader, "with_tokens": with_tokens},
             batch_size=s.batch_size, batch_format="numpy", concurrency=s.ray_workers,
             num_cpus=s.ray_cpus_per_worker, num_gpus=s.ray_gpus_per_worker)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        tokens: list[np.ndarray] = [np.zeros((0, self.dimension), dtype=np.float32)] * len(texts)
         seen = np.zeros(len(texts), dtype=bool)
         # Ray Data does not keep row order across actors by default; positions put every vector back in place.
         for batch in embedded.iter_batches(batch_format="numpy", batch_size=None):
             out[batch["position"]] = batch["vector"]
             seen[batch["position"]] = True
+            if with_tokens:
+                for position, vectors in zip(batch["position"], batch["tokens"]):
+                    tokens[int(position)] = np.asarray(vectors, dtype=np.float32)
         if not seen.all():
             raise RuntimeError(f"Ray returned vectors for {int(seen.sum())} of {len(texts)} passages")
-        return out
+        return out, tokens
+
+    def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        return self._run(texts, with_tokens=False)[0]
+
+    def encode_passages_with_tokens(self, texts: list[str],
+                                    show_progress: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+        return self._run(texts, with_tokens=True)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return self._local.encode_queries(texts)

@@ -15,12 +15,13 @@ from retrieval.dense_search import dense_search
 from retrieval.fusion import convex_combination, reciprocal_rank_fusion
 from retrieval.keyword_index import KeywordIndex
 from retrieval.neighbour_merge import merge_and_dedupe
-from retrieval.reranker import Reranker, build_reranker
+from retrieval.reranker import MAXSIM, Reranker, build_reranker
 from retrieval.results import RetrievalResult, ScoredChunk
 
 if TYPE_CHECKING:
     from ingest.embedder import Embedder
     from ingest.knowledge_base import KnowledgeBase
+    from ingest.token_store import TokenVectorStore
 
 FUSION_METHODS = ("rrf", "convex")
 
@@ -129,6 +130,17 @@ class HybridRetriever:
         return pool + rest
 
 
+def open_token_store(settings: Settings, kb: KnowledgeBase, embedder: Embedder) -> TokenVectorStore | None:
+    """The token vectors the ingest stored for this base and embedder, or None when there are none."""
+    from ingest.embedding_cache import passage_fingerprint
+    from ingest.kb_layout import TOKEN_VECTORS_FILE
+    from ingest.token_store import TokenVectorStore
+
+    return TokenVectorStore.open_readonly(kb.kb_dir / TOKEN_VECTORS_FILE,
+                                          passage_fingerprint(embedder.name, embedder.dimension, settings),
+                                          embedder.dimension)
+
+
 def build_retriever(settings: Settings, kb: KnowledgeBase | None = None,
                     embedder: Embedder | None = None) -> HybridRetriever:
     """Wire a retriever from settings: opens the knowledge base at ``settings.kb_path`` and loads the configured
@@ -144,6 +156,7 @@ def build_retriever(settings: Settings, kb: KnowledgeBase | None = None,
     keyword_index = KeywordIndex.load(kb.keyword_index_dir)
     reranker = None
     if settings.retrieval.rerank:
+        store = open_token_store(settings, kb, embedder) if settings.retrieval.reranker == MAXSIM else None
         reranker = build_reranker(settings.retrieval.reranker, embedder, device=settings.embedder.device,
-                                  batch_size=settings.embedder.batch_size)
+                                  batch_size=settings.embedder.batch_size, token_store=store)
     return HybridRetriever(kb, embedder, keyword_index, settings.retrieval, reranker)

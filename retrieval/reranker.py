@@ -4,6 +4,8 @@
   hub name, for users who have one.
 - ``MaxSimReranker``: the offline default needs no extra weights: ColBERT-style late interaction over the
   embedder's contextual token vectors, score = mean over query tokens of the best cosine against passage tokens.
+  Passages' token vectors come from the store the ingest filled (``ingest/token_store.py``); only passages not
+  in it are run through the encoder at query time.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from ingest.embedder import Embedder
+    from ingest.token_store import TokenVectorStore
 
 MAXSIM = "maxsim"
 
@@ -32,25 +35,40 @@ def _unit_rows(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
-def maxsim(query_tokens: np.ndarray, passage_tokens: np.ndarray) -> float:
-    """Mean over query token vectors of the maximum cosine with any passage token vector."""
-    if len(query_tokens) == 0 or len(passage_tokens) == 0:
-        return 0.0
-    similarity = _unit_rows(query_tokens) @ _unit_rows(passage_tokens).T
-    return float(similarity.max(axis=1).mean())
+def maxsim_scores(query_tokens: np.ndarray, passages: list[np.ndarray]) -> list[float]:
+    """Per passage: the mean over query token vectors of their best cosine with any of the passage's token
+    vectors; one matrix product for all passages."""
+    lengths = [len(p) for p in passages]
+    if len(query_tokens) == 0 or not any(lengths):
+        return [0.0] * len(passages)
+    similarity = _unit_rows(query_tokens) @ _unit_rows(np.concatenate([p for p in passages if len(p)])).T
+    starts = np.cumsum([0] + [n for n in lengths if n])[:-1]
+    best = iter(np.maximum.reduceat(similarity, starts, axis=1).mean(axis=0))
+    return [float(next(best)) if n else 0.0 for n in lengths]
 
 
 class MaxSimReranker:
-    def __init__(self, embedder: Embedder):
+    def __init__(self, embedder: Embedder, token_store: TokenVectorStore | None = None):
         self.embedder = embedder
+        self.token_store = token_store
         self.name = f"maxsim:{embedder.name}"
+
+    def _passage_tokens(self, passages: list[str]) -> list[np.ndarray]:
+        from ingest.text_keyed_sqlite import text_hash
+
+        stored = self.token_store.get_many(passages) if self.token_store is not None else {}
+        hashes = [text_hash(p) for p in passages]
+        missing = list(dict.fromkeys(p for p, h in zip(passages, hashes) if h not in stored))
+        if missing:
+            stored.update(zip((text_hash(p) for p in missing),
+                              self.embedder.token_embeddings(missing, is_query=False)))
+        return [stored[h] for h in hashes]
 
     def score(self, query: str, passages: list[str]) -> list[float]:
         if not passages:
             return []
         query_tokens = self.embedder.token_embeddings([query], is_query=True)[0]
-        passage_tokens = self.embedder.token_embeddings(passages, is_query=False)
-        return [maxsim(query_tokens, tokens) for tokens in passage_tokens]
+        return maxsim_scores(query_tokens, self._passage_tokens(passages))
 
 
 class CrossEncoderReranker:
@@ -69,8 +87,10 @@ class CrossEncoderReranker:
         return [float(s) for s in np.asarray(scores).reshape(len(passages), -1)[:, -1]]
 
 
-def build_reranker(model: str, embedder: Embedder, device: str = "cpu", batch_size: int = 16) -> Reranker:
-    """``"maxsim"`` → late interaction over ``embedder``; anything else → a CrossEncoder of that name/path."""
+def build_reranker(model: str, embedder: Embedder, device: str = "cpu", batch_size: int = 16,
+                   token_store: TokenVectorStore | None = None) -> Reranker:
+    """``"maxsim"`` → late interaction over ``embedder`` (passages' token vectors from ``token_store`` where it
+    has them); anything else → a CrossEncoder of that name/path."""
     if model == MAXSIM:
-        return MaxSimReranker(embedder)
+        return MaxSimReranker(embedder, token_store)
     return CrossEncoderReranker(model, device=device, batch_size=batch_size)

@@ -37,6 +37,10 @@ class HashEmbedder:
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return np.stack([self._vector(t) for t in texts]) if texts else np.zeros((0, self.dimension), np.float32)
 
+    def encode_passages_with_tokens(self, texts: list[str],
+                                    show_progress: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+        return self.encode_passages(texts), self.token_embeddings(texts, is_query=False)
+
     def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         self.calls += 1
         self.passages += len(texts)

@@ -263,3 +263,58 @@ def test_real_embedder_on_the_sample_corpus(tmp_path: Path, real_embedder, real_
 
     again = run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=lambda: real_embedder)
     assert (again.committed, again.files_skipped, again.passages_embedded) == (False, 6, 0)
+
+
+def test_token_vectors_are_stored_for_the_live_passages_and_quantized_when_many(tmp_path: Path) -> None:
+    from ingest.embedding_cache import passage_fingerprint
+    from ingest.kb_layout import TOKEN_VECTORS_FILE
+    from ingest.token_store import TokenVectorStore
+
+    settings = store_settings(tmp_path)
+    settings.index.token_pq_bytes = 8
+    docs = write_corpus(tmp_path / "docs", 3)
+    embedder = HashEmbedder()
+    _ingest(settings, [tmp_path / "docs"], embedder)
+    path = settings.kb_path / TOKEN_VECTORS_FILE
+
+    def stored() -> tuple[list[str], TokenVectorStore]:
+        live = [c.text for c in assert_consistent(settings.kb_path).iter_chunks()]
+        store = TokenVectorStore.open_readonly(path, passage_fingerprint(embedder.name, embedder.dimension,
+                                                                         settings), embedder.dimension)
+        assert store is not None
+        return live, store
+
+    live, store = stored()
+    vectors = store.get_many(live)
+    assert len(vectors) == len(set(live))
+    assert store._current_codec().description == "SQfp16"  # type: ignore[union-attr]
+
+    # A removed document's token vectors go with it; once the base holds enough tokens they are product-quantised.
+    docs[0].unlink()
+    settings.index.token_pq_train_tokens = 300
+    write_corpus(tmp_path / "more", 8, tag="more")
+    _ingest(settings, [tmp_path / "docs", tmp_path / "more"])
+    live, store = stored()
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    rows = conn.execute("SELECT COUNT(*) FROM tokens").fetchone()[0]
+    conn.close()
+    assert store.missing(live) == [] and rows == len(set(live))
+    assert store._current_codec().description == "PQ8"  # type: ignore[union-attr]
+
+
+def test_a_base_without_token_vectors_gets_them_on_rebuild_without_new_vectors(tmp_path: Path) -> None:
+    from ingest.kb_layout import TOKEN_VECTORS_FILE
+
+    settings = store_settings(tmp_path)
+    settings.index.store_token_vectors = False
+    write_corpus(tmp_path / "docs", 2)
+    first = _ingest(settings, [tmp_path / "docs"])
+    assert not (settings.kb_path / TOKEN_VECTORS_FILE).exists()
+    settings.index.store_token_vectors = True
+    embedder = HashEmbedder()
+    rebuilt = _ingest(settings, [tmp_path / "docs"], embedder, rebuild=True)
+    assert (embedder.passages, rebuilt.passages_embedded, rebuilt.passages_cached) == (first.chunks_total,
+                                                                                      first.chunks_total, 0)
+    assert (settings.kb_path / TOKEN_VECTORS_FILE).exists()

@@ -61,6 +61,18 @@ def test_ray_ingest_builds_the_same_knowledge_base(local_ray: None, tmp_path: Pa
         assert report.committed and not report.failures
         return KnowledgeBase.open(settings.kb_path)
 
+    def token_vectors(kb: KnowledgeBase, texts: list[str]) -> list[np.ndarray]:
+        from ingest.embedding_cache import passage_fingerprint
+        from ingest.kb_layout import TOKEN_VECTORS_FILE
+        from ingest.text_keyed_sqlite import text_hash
+        from ingest.token_store import TokenVectorStore
+
+        key = passage_fingerprint(kb.manifest.embedder, kb.manifest.dimension, Settings())
+        store = TokenVectorStore.open_readonly(kb.kb_dir / TOKEN_VECTORS_FILE, key, kb.manifest.dimension)
+        assert store is not None
+        found = store.get_many(texts)
+        return [found[text_hash(t)] for t in texts]
+
     ray_settings = EmbedderSettings(runner="ray", ray_workers=2, batch_size=4)
     with_ray = ingest("ray", lambda: RayEmbedder(ray_settings, tmp_path, loader=hash_loader))
     local = ingest("local", HashEmbedder)
@@ -68,6 +80,10 @@ def test_ray_ingest_builds_the_same_knowledge_base(local_ray: None, tmp_path: Pa
     assert with_ray.manifest.n_chunks == local.manifest.n_chunks == len(ids) > 0
     np.testing.assert_allclose(np.stack([with_ray.index.reconstruct(int(i)) for i in ids]),
                                np.stack([local.index.reconstruct(int(i)) for i in ids]), atol=1e-6)
+    # The reranker's token vectors come back from the Ray actors too, one array per passage, in place.
+    texts = [c.text for c in local.iter_chunks()]
+    for on_ray, in_process in zip(token_vectors(with_ray, texts), token_vectors(local, texts)):
+        np.testing.assert_allclose(on_ray, in_process, atol=1e-3)
     with_ray.close()
     local.close()
 

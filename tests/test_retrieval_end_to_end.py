@@ -75,6 +75,22 @@ def test_reranked_results_keep_every_stage_score(retriever: HybridRetriever) -> 
     assert result.timings["rerank"] > 0
 
 
+def test_reranker_reads_the_token_vectors_the_ingest_stored(retriever: HybridRetriever, real_embedder) -> None:
+    """The ingest stored every chunk's token vectors (float16 at this size) from its embedding pass; reranking
+    reads them instead of encoding the candidates, and scores as encoding them at query time would."""
+    reranker = retriever.reranker
+    assert isinstance(reranker, MaxSimReranker) and reranker.token_store is not None
+    from ingest.vector_index import index_ids
+
+    texts = [c.text for c in retriever.kb.get_chunks([int(i) for i in index_ids(retriever.kb.index)])]
+    assert len(texts) == len(DOCS) and len(reranker.token_store.get_many(texts)) == len(DOCS)
+    query = "中国最长的河有多长？"
+    stored = reranker.score(query, texts)
+    live = MaxSimReranker(real_embedder).score(query, texts)
+    assert stored == pytest.approx(live, abs=2e-3)
+    assert "长江" in texts[max(range(len(texts)), key=stored.__getitem__)]
+
+
 def test_cli_prints_json_with_sources_and_scores(kb_settings: Settings, packaged_models_dir: Path,
                                                  monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
