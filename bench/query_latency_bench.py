@@ -1,7 +1,8 @@
 """Per-stage query latency (embed, dense, BM25, fuse, rerank, merge) at ~10k chunks, and LLM TTFT / tokens/s.
 
 The 10k-chunk knowledge base is written by the real store (GenerationWriter: SQLite catalog, FAISS index,
-BM25 keyword index) and searched by the real HybridRetriever with the configured reranker.
+BM25 keyword index, and the token-vector store the MaxSim reranker reads, filled with every chunk's real token
+vectors) and searched by the real HybridRetriever with the configured reranker.
 
 Texts are all real: the shared eval corpora and seeds, chunked with the default 400/60 characters (the ~2.2k
 chunks embedded by bench/real_embeddings.py) and again with other chunk sizes (340, 460, 370, 430 ... characters)
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -98,6 +100,32 @@ def write_knowledge_base(settings: Settings, embedder_name: str, dimension: int,
         return manifest.n_chunks
     finally:
         lock.release()
+
+
+def fill_token_store(path: Path, settings: Settings, embedder: object, texts: list[str]) -> None:
+    """Real token vectors of every chunk, stored (float16, then product-quantised) as the ingest stores them.
+
+    The file is kept under bench/results and copied into each run's knowledge base: encoding ~11k passages takes
+    ~7 minutes, and the store only ever gains the texts it lacks."""
+    from ingest.embedding_cache import passage_fingerprint
+    from ingest.token_store import TokenVectorStore
+
+    index = settings.index
+    store = TokenVectorStore.open(path, passage_fingerprint(embedder.name, embedder.dimension, settings),
+                                  embedder.dimension)
+    try:
+        missing = store.missing(texts)
+        started = time.perf_counter()
+        for start in range(0, len(missing), settings.embedder.passages_per_call):
+            batch = missing[start:start + settings.embedder.passages_per_call]
+            store.put_many(batch, embedder.token_embeddings(batch, is_query=False))
+            store.quantize_if_large(index.token_pq_train_tokens, index.token_pq_bytes,
+                                    index.token_pq_max_train_tokens, index.train_seed)
+            done = start + len(batch)
+            print(f"token vectors: {done}/{len(missing)} ({done / (time.perf_counter() - started):.1f}/s)",
+                  flush=True)
+    finally:
+        store.close()
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -194,6 +222,7 @@ def main() -> None:
         return
 
     from ingest.embedder import load_embedder
+    from ingest.kb_layout import TOKEN_VECTORS_FILE
     from ingest.knowledge_base import KnowledgeBase
     from retrieval.hybrid_retriever import build_retriever
 
@@ -204,13 +233,18 @@ def main() -> None:
     rng = np.random.default_rng(0)
     questions = [real.questions[i] for i in rng.choice(len(real.questions), args.queries + args.warmup,
                                                        replace=False)]
+    token_store = RESULTS_DIR / "query_latency_token_vectors.sqlite3"
+    fill_token_store(token_store, settings, embedder, [t for doc in texts for t in doc])
     with tempfile.TemporaryDirectory() as tmp:
         settings.kb_dir = Path(tmp) / "kb"
         started = time.perf_counter()
         n_chunks = write_knowledge_base(settings, embedder.name, embedder.dimension, texts, vectors)
+        shutil.copyfile(token_store, settings.kb_path / TOKEN_VECTORS_FILE)
         write_s = time.perf_counter() - started
         kb = KnowledgeBase.open(settings.kb_path)
-        print(f"knowledge base: {n_chunks} chunks ({kb.manifest.index_type} index) written in {write_s:.1f} s")
+        token_store_mb = (settings.kb_path / TOKEN_VECTORS_FILE).stat().st_size / 1e6
+        print(f"knowledge base: {n_chunks} chunks ({kb.manifest.index_type} index) written in {write_s:.1f} s; "
+              f"token vectors {token_store_mb:.0f} MB ({token_store_mb * 1000 / n_chunks:.1f} KB per chunk)")
         configured = settings.retrieval.rerank
         stages = {}
         # Both ways, whatever the configured default: the reranker is the costly stage.
@@ -230,7 +264,8 @@ def main() -> None:
                       if args.gen_questions else [])
         kb.close()
     meta = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": platform.machine(), "cpus": os.cpu_count(),
-            "load_avg": os.getloadavg(), "chunks": n_chunks, "kb_write_s": write_s, "queries": args.queries,
+            "load_avg": os.getloadavg(), "chunks": n_chunks, "kb_write_s": write_s,
+            "token_store_mb": token_store_mb, "queries": args.queries,
             "reranker": settings.retrieval.reranker, "rerank_candidates": settings.retrieval.rerank_candidates}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"meta": meta, "stages": stages,

@@ -24,11 +24,9 @@ from app.config import Settings, load_settings
 from bench.eval_data import Question, corpus_subset, load_questions, materialise_corpus
 from bench.langchain_baseline import CachedEmbeddings, NaiveLangChainRetriever
 from bench.retrieval_metrics import KS, MethodScores
-from bench.token_vector_memo import PassageTokenMemo
 from ingest.records import Chunk
 from retrieval.fusion import convex_combination, reciprocal_rank_fusion
 from retrieval.hybrid_retriever import HybridRetriever, build_retriever
-from retrieval.reranker import MAXSIM, build_reranker
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # Fusion variants evaluated from the same dense/BM25 lists (no extra model calls) with --grid.
@@ -51,8 +49,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rerank-limit", type=int, help="evaluate the reranker on the first N questions only")
     p.add_argument("--reranker", help="reranker to evaluate (default: retrieval.reranker setting)")
     p.add_argument("--no-rerank", action="store_true", help="skip the reranker")
-    p.add_argument("--latency-questions", type=int, default=10,
-                   help="questions timed with the reranker uncached (quality runs memoise passage vectors)")
     p.add_argument("--no-baseline", action="store_true", help="skip the LangChain baseline")
     p.add_argument("--grid", action="store_true", help="also score fusion variants (RRF k, convex weights)")
     return p.parse_args(argv)
@@ -95,16 +91,15 @@ class Bench:
                 self._add_ranking(f"grid convex dense={w}",
                                   convex_combination(lists, {"dense": w, "bm25": 1 - w}), q)
 
-    def hybrid(self, method: str, q: Question, rerank: bool, timed: bool = True) -> None:
-        """Score the full retriever; ``timed=False`` when a benchmark memo makes its latency meaningless."""
+    def hybrid(self, method: str, q: Question, rerank: bool) -> None:
+        """Score the full retriever and time its stages."""
         result = self.retriever.retrieve(q.question, top_k=max(KS), rerank=rerank)
         chunks = [p.chunk for p in result.passages]
         self.scores[method].add(_doc_ids(chunks, self.doc_id_of_file), set(q.gold_doc_ids),
                                 [p.text for p in result.passages], q.answers,
-                                result.timings["total"] if timed else None)
-        if timed:
-            for stage, seconds in result.timings.items():
-                self.stage_times[method][stage].append(seconds)
+                                result.timings["total"])
+        for stage, seconds in result.timings.items():
+            self.stage_times[method][stage].append(seconds)
 
 
 def _baseline_scores(questions: list[Question], baseline: NaiveLangChainRetriever,
@@ -153,28 +148,19 @@ def run(args: argparse.Namespace, settings: Settings) -> dict:
     print(f"ingest: {report.chunks_total} chunks from {report.documents_total} documents in {ingest_seconds:.0f}s "
           f"({report.passages_embedded} passages embedded)", file=sys.stderr)
 
-    settings.retrieval.rerank = False
+    # The reranker is built as the app builds it (MaxSim reads the token vectors the ingest stored above); each
+    # question is then retrieved with and without it.
+    settings.retrieval.reranker = args.reranker or settings.retrieval.reranker
+    settings.retrieval.rerank = not args.no_rerank
     kb = KnowledgeBase.open(settings.kb_path)
     retriever = build_retriever(settings, kb=kb, embedder=embedder)
     bench = Bench(retriever, corpus.doc_id_of_file)
     rerank_n = len(questions) if args.rerank_limit is None else min(args.rerank_limit, len(questions))
-    memoised = False
-    if not args.no_rerank:
-        reranker_name = args.reranker or settings.retrieval.reranker
-        retriever.reranker = build_reranker(reranker_name, embedder, device=settings.embedder.device,
-                                            batch_size=settings.embedder.batch_size)
-        for q in questions[:args.latency_questions]:
-            result = retriever.retrieve(q.question, top_k=max(KS), rerank=True)
-            for stage, seconds in result.timings.items():
-                bench.stage_times["hybrid + rerank (uncached, latency only)"][stage].append(seconds)
-        if reranker_name == MAXSIM:
-            retriever.reranker = build_reranker(reranker_name, PassageTokenMemo(embedder))
-            memoised = True
     for i, q in enumerate(questions):
         bench.single_lists(q, args.grid)
         bench.hybrid("hybrid (fusion)", q, rerank=False)
         if not args.no_rerank and i < rerank_n:
-            bench.hybrid("hybrid + rerank", q, rerank=True, timed=not memoised)
+            bench.hybrid("hybrid + rerank", q, rerank=True)
             if rerank_n < len(questions):
                 bench.hybrid(f"hybrid (fusion), first {rerank_n}", q, rerank=False)
         if (i + 1) % 10 == 0:

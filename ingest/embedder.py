@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,10 @@ class SentenceTransformerEmbedder:
         self._device = torch.device(settings.device)
         self._bos_ids, self._eos_ids = self._special_wrapping()
         self._special_ids = set(self._tokenizer.all_special_ids)
+        # Token vectors of recent queries, kept from the pass that embedded them: the MaxSim reranker asks for the
+        # same query's tokens right after retrieval, and need not run the model over it again.
+        self._query_tokens: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._query_tokens_lock = threading.Lock()
         self._pad_id = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else 0
         self._wants_token_types = "token_type_ids" in getattr(self._tokenizer, "model_input_names", ())
         model_limit = transformer.max_seq_length or settings.max_seq_length
@@ -168,7 +173,15 @@ class SentenceTransformerEmbedder:
         return vectors, token_lists
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
-        return self._forward([self._settings.query_prefix + t for t in texts], False, with_tokens=False)[0]
+        vectors, tokens = self._forward([self._settings.query_prefix + t for t in texts], False, with_tokens=True)
+        assert tokens is not None
+        with self._query_tokens_lock:
+            for text, vectors_of_text in zip(texts, tokens):
+                self._query_tokens[text] = vectors_of_text
+                self._query_tokens.move_to_end(text)
+            while len(self._query_tokens) > _QUERY_TOKEN_MEMO:
+                self._query_tokens.popitem(last=False)
+        return vectors
 
     def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         return self._forward([self._settings.passage_prefix + t for t in texts], show_progress, with_tokens=False)[0]
@@ -182,12 +195,19 @@ class SentenceTransformerEmbedder:
 
     def token_embeddings(self, texts: list[str], is_query: bool) -> list[np.ndarray]:
         """Token vectors of each text (prefix included, special and padding tokens left out), L2-normalised."""
+        if is_query:
+            with self._query_tokens_lock:
+                known = [self._query_tokens.get(t) for t in texts]
+            if all(k is not None for k in known):
+                return [k for k in known if k is not None]
         prefix = self._settings.query_prefix if is_query else self._settings.passage_prefix
         tokens = self._forward([prefix + t for t in texts], False, with_tokens=True)[1]
         assert tokens is not None
         return tokens
 
 
+# Queries whose token vectors encode_queries keeps for a following token_embeddings call.
+_QUERY_TOKEN_MEMO = 64
 _DTYPES = {name: getattr(torch, name) for name in DTYPES}
 _LOCK = threading.Lock()
 _MODELS: dict[tuple[str, str, str], Any] = {}

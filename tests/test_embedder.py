@@ -119,6 +119,25 @@ def test_token_embeddings_cover_text_tokens_only(tiny_model_dir: Path, tiny_st, 
     np.testing.assert_allclose(vectors[0], reference, atol=1e-5)
 
 
+def test_passage_tokens_come_with_their_vectors_and_query_tokens_are_not_recomputed(
+        tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    embedder = _embedder(tiny_model_dir, tmp_path, **WINDOW_SETTINGS)
+    texts = ["w1 w2 w3", " ".join(WORDS[:13])]
+    vectors, tokens = embedder.encode_passages_with_tokens(texts)
+    np.testing.assert_allclose(vectors, embedder.encode_passages(texts), atol=1e-6)
+    for got, expected in zip(tokens, embedder.token_embeddings(texts, is_query=False)):
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+
+    fresh = embedder.token_embeddings(["w4 w5"], is_query=True)[0]
+    embedder.encode_queries(["w4 w5"])
+
+    def no_second_pass(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model ran again over a query it had just embedded")
+
+    monkeypatch.setattr(embedder, "_forward", no_second_pass)
+    np.testing.assert_allclose(embedder.token_embeddings(["w4 w5"], is_query=True)[0], fresh, atol=1e-6)
+
+
 def test_models_are_cached_per_process(tiny_model_dir: Path, tmp_path: Path) -> None:
     first = _embedder(tiny_model_dir, tmp_path, **WINDOW_SETTINGS)
     assert _embedder(tiny_model_dir, tmp_path, **WINDOW_SETTINGS) is first
