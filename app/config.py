@@ -112,12 +112,14 @@ class IndexSettings:
     # Store each chunk's token vectors at ingest (kb_dir/token_vectors.sqlite3, from the same forward pass as its
     # vector) so the MaxSim reranker reads its candidates' instead of running the encoder over them per query.
     store_token_vectors: bool = True
-    # Token vectors stay float16 until the base holds this many tokens (~170 chunks), then a product quantizer is
-    # trained on them (at most token_pq_max_train_tokens) and every chunk re-encoded with token_pq_bytes bytes per
-    # token (~190 tokens per chunk: 9 KB instead of 73 KB). PQ48 kept MaxSim's hit@1 and MRR on the seeds, CMRC and
-    # DRCD sets; PQ24 lost 1-2 points on CMRC (bench/RESULTS.md).
-    token_pq_train_tokens: int = 32_768
-    token_pq_max_train_tokens: int = 65_536
+    # Token vectors stay float16 until the base holds this many tokens (~300 chunks), then a product quantizer is
+    # trained on a sample of them (token_pq_max_train_tokens: 16k trained in ~3 s to reconstruction cosine 0.957,
+    # 65k in ~10 s to 0.959) and every chunk re-encoded with token_pq_bytes bytes per token (~200 tokens per chunk:
+    # 10 KB instead of 77 KB). PQ48 kept MaxSim's hit@1 and MRR on the seeds, CMRC and DRCD sets; PQ24 lost 1-2
+    # points (bench/RESULTS.md). The codebook is kept from then on: delete kb_dir/token_vectors.sqlite3 to retrain
+    # it on a much changed collection.
+    token_pq_train_tokens: int = 65_536
+    token_pq_max_train_tokens: int = 16_384
     token_pq_bytes: int = 48
     # How many old knowledge-base generations to keep after a successful ingest (for readers still using them).
     keep_generations: int = 2
@@ -133,8 +135,11 @@ class RetrievalSettings:
     bm25_k: int = 30
     # Reciprocal-rank-fusion constant (Cormack et al. 2009 use 60).
     rrf_k: int = 60
-    # Off by default: MaxSim must encode every candidate passage at query time, ~4 s CPU for 20 candidates on
-    # this 2-core machine (bench/RESULTS.md) against ~25 ms for fusion alone. Turn on with a GPU or a CrossEncoder.
+    # MaxSim over the token vectors stored at ingest costs ~30 ms per query at 11k chunks and raises retrieval
+    # hit@1 on the seeds (.766 -> .851) and DRCD (.940 -> .960), costing CMRC 2 of 300 first places. Off by default
+    # because the answers did not follow: on all 62 seeds questions the 1.5B LLM with reranked passages scored
+    # keyword accuracy .532 vs .574, refusal of unanswerable 13/15 vs 15/15 (bench/RESULTS_ANSWER.md). Switch it on
+    # (sidebar, --rerank, config) for retrieval, for the LangChain retriever, or with a stronger LLM.
     rerank: bool = False
     # "maxsim" = late interaction over the embedder's token vectors (offline default);
     # anything else is a sentence_transformers.CrossEncoder model path or hub name.
