@@ -110,7 +110,6 @@ def fill_token_store(path: Path, settings: Settings, embedder: object, texts: li
     from ingest.embedding_cache import passage_fingerprint
     from ingest.token_store import TokenVectorStore
 
-    index = settings.index
     store = TokenVectorStore.open(path, passage_fingerprint(embedder.name, embedder.dimension, settings),
                                   embedder.dimension)
     try:
@@ -118,9 +117,7 @@ def fill_token_store(path: Path, settings: Settings, embedder: object, texts: li
         started = time.perf_counter()
         for start in range(0, len(missing), settings.embedder.passages_per_call):
             batch = missing[start:start + settings.embedder.passages_per_call]
-            store.put_many(batch, embedder.token_embeddings(batch, is_query=False))
-            store.quantize_if_large(index.token_pq_train_tokens, index.token_pq_bytes,
-                                    index.token_pq_max_train_tokens, index.train_seed)
+            store.add(batch, embedder.token_embeddings(batch, is_query=False), settings.index)
             done = start + len(batch)
             print(f"token vectors: {done}/{len(missing)} ({done / (time.perf_counter() - started):.1f}/s)",
                   flush=True)

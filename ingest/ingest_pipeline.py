@@ -158,7 +158,6 @@ def _embed(texts: Sequence[str], embedder: "Embedder", cache: EmbeddingCache, to
     missing = [t for t in distinct if text_hash(t) not in vectors or t in lacking_tokens]
     report.passages_cached = len(distinct) - len(missing)
     batch_size = _passages_per_call(settings)
-    index = settings.index
     started = time.perf_counter()
     with tqdm(total=len(missing), desc="embedding", unit="passage", disable=not progress, file=sys.stderr) as bar:
         for start in range(0, len(missing), batch_size):
@@ -167,11 +166,7 @@ def _embed(texts: Sequence[str], embedder: "Embedder", cache: EmbeddingCache, to
                 embedded = embedder.encode_passages(batch)
             else:
                 embedded, token_vectors = embedder.encode_passages_with_tokens(batch)
-                tokens.put_many(batch, token_vectors)
-                # Quantise as soon as there is enough to train on, so a big first ingest never holds all its
-                # tokens in float16.
-                tokens.quantize_if_large(index.token_pq_train_tokens, index.token_pq_bytes,
-                                         index.token_pq_max_train_tokens, index.train_seed)
+                tokens.add(batch, token_vectors, settings.index)
             embedded = np.ascontiguousarray(embedded, dtype=np.float32)
             faiss.normalize_L2(embedded)  # the contract says normalised; inner-product search relies on it
             cache.put_many(batch, embedded)

@@ -20,6 +20,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from app.config import IndexSettings
 from ingest.text_keyed_sqlite import hash_batches, open_store, retain_texts, text_hash
 from ingest.token_codec import TokenCodec, float16_codec, train_pq_codec
 
@@ -118,6 +119,13 @@ class TokenVectorStore:
             self._conn.executemany(
                 "INSERT OR REPLACE INTO tokens (embedder, text_hash, n_tokens, codes) VALUES (?, ?, ?, ?)",
                 [(self._key, text_hash(t), len(v), codec.encode(v)) for t, v in zip(texts, token_vectors)])
+
+    def add(self, texts: Sequence[str], token_vectors: Sequence[np.ndarray], settings: IndexSettings) -> None:
+        """``put_many``, then quantise as soon as the store holds enough tokens to train on (``settings.token_pq_*``),
+        so a big first ingest never holds all its tokens in float16."""
+        self.put_many(texts, token_vectors)
+        self.quantize_if_large(settings.token_pq_train_tokens, settings.token_pq_bytes,
+                               settings.token_pq_max_train_tokens, settings.train_seed)
 
     def _write_codec(self, codec: TokenCodec) -> None:
         # A clock version: never reused, even when a codec is dropped and another made later for the same key.

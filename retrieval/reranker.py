@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from ingest.text_keyed_sqlite import text_hash
+
 if TYPE_CHECKING:
     from ingest.embedder import Embedder
     from ingest.token_store import TokenVectorStore
@@ -54,8 +56,6 @@ class MaxSimReranker:
         self.name = f"maxsim:{embedder.name}"
 
     def _passage_tokens(self, passages: list[str]) -> list[np.ndarray]:
-        from ingest.text_keyed_sqlite import text_hash
-
         stored = self.token_store.get_many(passages) if self.token_store is not None else {}
         hashes = [text_hash(p) for p in passages]
         missing = list(dict.fromkeys(p for p, h in zip(passages, hashes) if h not in stored))
