@@ -68,6 +68,11 @@ class EmbedderSettings:
     # embeds 2.7x faster than float32 on an idle machine, cosine >= 0.998 to the float32 vectors and equal
     # retrieval hit rates (bench/PERF_RESULTS.md); CPUs without those instructions emulate bf16 and run slower.
     dtype: str = "auto"
+    # Who runs the encoder: "auto", "torch" or "openvino". "auto" = OpenVINO on the CPU when the package is
+    # installed (the "openvino" extra; install.sh adds it), else PyTorch. OpenVINO embedded the ingest bench's
+    # chunks ~1.3x and a query ~2.7x faster than PyTorch in the same compute type (bench/PERF_RESULTS.md); the
+    # model is converted once into models_dir/openvino. A model OpenVINO cannot convert falls back to PyTorch.
+    backend: str = "auto"
 
 
 @dataclass

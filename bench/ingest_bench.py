@@ -7,7 +7,8 @@ Three timed runs, each with the same already-loaded embedding model (model loadi
 1. docqa: ``ingest.ingest_pipeline.run_ingest`` into an empty knowledge base (load, normalise, chunk, embed,
    FAISS + BM25 + SQLite catalog, atomic commit) — what ``python -m ingest`` does.
 2. ceiling: ``SentenceTransformer.encode`` of exactly the chunk texts docqa produced (with the passage prefix), in
-   docqa's compute type (``EmbedderSettings.dtype``), nothing else: the best any pipeline could do with it.
+   docqa's compute type (``EmbedderSettings.dtype``), in PyTorch, nothing else: the best a pipeline could do with
+   plain sentence-transformers (docqa's encoder may run in OpenVINO, ``EmbedderSettings.backend``).
 3. naive: DirectoryLoader(TextLoader) + RecursiveCharacterTextSplitter(1000, 200) + langchain_community
    ``FAISS.from_documents`` with the same model wrapped as LangChain Embeddings (no cache), loaded as a tutorial
    does (float32).
@@ -35,6 +36,7 @@ from app.config import PACKAGED_EMBEDDER, Settings, load_settings
 from bench.eval_data import read_jsonl
 from bench.real_embeddings import EVAL_DIR, RESULTS_DIR, SEEDS_DIR
 from ingest.compute_dtype import resolve_dtype
+from ingest.openvino_encoder import resolve_backend
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = REPO / "data" / "sample"
@@ -148,6 +150,7 @@ def main() -> None:
     # ceiling in docqa's compute type (its overhead is what it measures), the naive pipeline as a tutorial loads
     # it (float32, the library default).
     dtype = resolve_dtype(settings.embedder.dtype, settings.embedder.device)
+    backend = resolve_backend(settings.embedder.backend, settings.embedder.device)
     model = SentenceTransformer(model_path(settings), device=settings.embedder.device, local_files_only=True)
     ceiling_model = SentenceTransformer(model_path(settings), device=settings.embedder.device,
                                         local_files_only=True).to(getattr(torch, dtype))
@@ -167,7 +170,7 @@ def main() -> None:
         update.pop("texts")
         naive_update = run_naive(model, settings, corpus)
 
-    rows = {f"docqa ingest ({dtype})": docqa, f"raw encode, {dtype} (ceiling)": ceiling,
+    rows = {f"docqa ingest ({dtype}, {backend})": docqa, f"raw encode, {dtype} (ceiling)": ceiling,
             "naive LangChain (float32)": naive,
             "docqa re-ingest, +1 file": update, "naive rebuild, +1 file": naive_update}
     print(f"\ncorpus: {n_files} text files; model load {load_seconds:.1f} s (not included below); "
@@ -194,7 +197,7 @@ def main() -> None:
           f"{model.max_seq_length}-token window (truncated, text never embedded): {naive['chunks_over_max_seq']}")
     meta = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": platform.machine(), "cpus": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "load_avg": os.getloadavg(), "model_load_s": load_seconds,
-            "files": n_files, "embedder_dtype": dtype, "warmup_s": ceiling_warmup["seconds"]}
+            "files": n_files, "embedder_dtype": dtype, "embedder_backend": backend, "warmup_s": ceiling_warmup["seconds"]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"meta": meta, "runs": rows, "docqa_over_ceiling": ratio_ceiling,
                                     "docqa_over_ceiling_cpu": ratio_ceiling_cpu, "naive_over_docqa_wall": speedup_naive,

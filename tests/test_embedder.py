@@ -15,6 +15,7 @@ import torch
 
 from app.config import EmbedderSettings
 from ingest.embedder import Embedder, EmbedderError, load_embedder
+from ingest.openvino_encoder import openvino_installed
 
 WORDS = [f"w{i}" for i in range(40)]
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
@@ -58,9 +59,17 @@ def tiny_st(tiny_model_dir: Path):
     return SentenceTransformer(str(tiny_model_dir), device="cpu", local_files_only=True)
 
 
+# The tests that compare vectors to plain sentence-transformers run on both encoder backends.
+BOTH_BACKENDS = pytest.mark.parametrize("backend", [
+    "torch",
+    pytest.param("openvino", marks=pytest.mark.skipif(not openvino_installed(), reason="openvino not installed")),
+])
+
+
 def _embedder(model_dir: Path, tmp_path: Path, **overrides) -> Embedder:
-    # float32 unless a test asks otherwise: these tests compare vectors to plain encode() to 1e-5.
-    return load_embedder(EmbedderSettings(model=str(model_dir), **{"dtype": "float32", **overrides}), tmp_path)
+    # float32 PyTorch unless a test asks otherwise: these tests compare vectors to plain encode() to 1e-5.
+    defaults = {"dtype": "float32", "backend": "torch"}
+    return load_embedder(EmbedderSettings(model=str(model_dir), **{**defaults, **overrides}), tmp_path)
 
 
 def test_outputs_are_normalised_float32_rows(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -73,8 +82,10 @@ def test_outputs_are_normalised_float32_rows(tiny_model_dir: Path, tmp_path: Pat
     assert embedder.encode_queries([]).shape == (0, 32)
 
 
-def test_short_text_matches_sentence_transformers_with_prefix(tiny_model_dir: Path, tiny_st, tmp_path: Path) -> None:
-    embedder = _embedder(tiny_model_dir, tmp_path, **WINDOW_SETTINGS)
+@BOTH_BACKENDS
+def test_short_text_matches_sentence_transformers_with_prefix(tiny_model_dir: Path, tiny_st, tmp_path: Path,
+        backend: str) -> None:
+    embedder = _embedder(tiny_model_dir, tmp_path, **WINDOW_SETTINGS, backend=backend)
     texts = ["w1 w2 w3", "w5 w6", "w7"]
     expected_passages = tiny_st.encode(["p " + t for t in texts], normalize_embeddings=True)
     expected_queries = tiny_st.encode(["q " + t for t in texts], normalize_embeddings=True)
@@ -83,17 +94,20 @@ def test_short_text_matches_sentence_transformers_with_prefix(tiny_model_dir: Pa
     assert not np.allclose(expected_passages, expected_queries, atol=1e-3)
 
 
-def test_batch_size_and_padding_do_not_change_vectors(tiny_model_dir: Path, tmp_path: Path) -> None:
+@BOTH_BACKENDS
+def test_batch_size_and_padding_do_not_change_vectors(tiny_model_dir: Path, tmp_path: Path, backend: str) -> None:
     texts = ["w1 w2 w3 w4 w5", "w6", "w7 w8", "w9 w10 w11", "w12 w13 w14 w15 w16 w17 w18 w19 w20"]
-    one = _embedder(tiny_model_dir, tmp_path, **{**WINDOW_SETTINGS, "batch_size": 1})
-    many = _embedder(tiny_model_dir, tmp_path, **{**WINDOW_SETTINGS, "batch_size": 16})
+    one = _embedder(tiny_model_dir, tmp_path, **{**WINDOW_SETTINGS, "batch_size": 1}, backend=backend)
+    many = _embedder(tiny_model_dir, tmp_path, **{**WINDOW_SETTINGS, "batch_size": 16}, backend=backend)
     np.testing.assert_allclose(one.encode_passages(texts), many.encode_passages(texts), atol=1e-5)
 
 
-def test_long_text_is_token_weighted_mean_of_windows(tiny_model_dir: Path, tiny_st, tmp_path: Path) -> None:
+@BOTH_BACKENDS
+def test_long_text_is_token_weighted_mean_of_windows(tiny_model_dir: Path, tiny_st, tmp_path: Path,
+        backend: str) -> None:
     from sentence_transformers import SentenceTransformer
 
-    embedder = _embedder(tiny_model_dir, tmp_path, **WINDOW_SETTINGS)
+    embedder = _embedder(tiny_model_dir, tmp_path, **WINDOW_SETTINGS, backend=backend)
     words = ["p"] + WORDS[:13]  # prefix + 13 words = 14 text tokens -> windows of 6, 6 and 2
     unnormalised = SentenceTransformer(modules=[tiny_st[0], tiny_st[1]], device="cpu")
     windows = [" ".join(words[start:start + 6]) for start in range(0, len(words), 6)]
@@ -106,8 +120,9 @@ def test_long_text_is_token_weighted_mean_of_windows(tiny_model_dir: Path, tiny_
     assert float(got @ (pooled[0] / np.linalg.norm(pooled[0]))) < 0.9999
 
 
-def test_token_embeddings_cover_text_tokens_only(tiny_model_dir: Path, tiny_st, tmp_path: Path) -> None:
-    embedder = _embedder(tiny_model_dir, tmp_path, **WINDOW_SETTINGS)
+@BOTH_BACKENDS
+def test_token_embeddings_cover_text_tokens_only(tiny_model_dir: Path, tiny_st, tmp_path: Path, backend: str) -> None:
+    embedder = _embedder(tiny_model_dir, tmp_path, **WINDOW_SETTINGS, backend=backend)
     short, long = "w1 w2 w3", " ".join(WORDS[:13])
     vectors = embedder.token_embeddings([short, long], is_query=True)
     assert [v.shape for v in vectors] == [(4, 32), (14, 32)]  # "q" + words; no [CLS]/[SEP]/padding
@@ -119,9 +134,10 @@ def test_token_embeddings_cover_text_tokens_only(tiny_model_dir: Path, tiny_st, 
     np.testing.assert_allclose(vectors[0], reference, atol=1e-5)
 
 
+@BOTH_BACKENDS
 def test_passage_tokens_come_with_their_vectors_and_query_tokens_are_not_recomputed(
-        tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    embedder = _embedder(tiny_model_dir, tmp_path, **WINDOW_SETTINGS)
+        tiny_model_dir: Path, tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    embedder = _embedder(tiny_model_dir, tmp_path, **WINDOW_SETTINGS, backend=backend)
     texts = ["w1 w2 w3", " ".join(WORDS[:13])]
     vectors, tokens = embedder.encode_passages_with_tokens(texts)
     np.testing.assert_allclose(vectors, embedder.encode_passages(texts), atol=1e-6)
@@ -145,10 +161,12 @@ def test_models_are_cached_per_process(tiny_model_dir: Path, tmp_path: Path) -> 
     assert other is not first and other._model is first._model
 
 
-def test_bfloat16_gives_float32_vectors_close_to_float32(tiny_model_dir: Path, tmp_path: Path) -> None:
+@BOTH_BACKENDS
+def test_bfloat16_gives_float32_vectors_close_to_float32(tiny_model_dir: Path, tmp_path: Path, backend: str) -> None:
     texts = ["w1 w2 w3", " ".join(WORDS[:13])]
     full = _embedder(tiny_model_dir, tmp_path, **WINDOW_SETTINGS).encode_passages(texts)
-    half = _embedder(tiny_model_dir, tmp_path, **WINDOW_SETTINGS, dtype="bfloat16").encode_passages(texts)
+    half = _embedder(tiny_model_dir, tmp_path, **WINDOW_SETTINGS, dtype="bfloat16",
+                     backend=backend).encode_passages(texts)
     assert half.dtype == np.float32
     assert np.sum(full * half, axis=1).min() > 0.999
 

