@@ -54,7 +54,7 @@ def test_model_is_converted_once_and_again_when_its_files_change(tiny_model_dir:
 
     models_dir = tmp_path / "models"
     embedder = load_embedder(_settings(tiny_model_dir, backend="openvino"), models_dir)
-    vectors = embedder.encode_passages(["w1 w2 w3"])
+    assert embedder.encode_passages(["w1 w2 w3"]).shape == (1, 32)
     [ir] = _ir_folders(models_dir)
     converted_at = ir.stat().st_mtime_ns
 
@@ -75,7 +75,6 @@ def test_model_is_converted_once_and_again_when_its_files_change(tiny_model_dir:
     load_openvino_encoder(model[0].auto_model, str(tiny_model_dir), model_input_names(model[0]), "bfloat16", 1,
                           models_dir)
     assert len(_ir_folders(models_dir)) == 2
-    assert vectors.shape == (1, 32)
 
 
 @needs_openvino
