@@ -129,7 +129,7 @@ def _convert(model: torch.nn.Module, input_names: tuple[str, ...], fp16_weights:
 
 
 def _remove_stale(target: Path, prefix: str) -> None:
-    """Delete IR converted from earlier files of the same model at the same precision (a few hundred MB each)."""
+    """Delete IR converted from earlier files of the same model path at the same precision (hundreds of MB each)."""
     for folder in target.parent.glob(prefix + "*"):
         if folder != target:
             shutil.rmtree(folder, ignore_errors=True)
@@ -148,7 +148,9 @@ def load_openvino_encoder(model: torch.nn.Module, model_path: str, input_names: 
         raise OpenVinoError(f"no OpenVINO precision for compute type {dtype!r}")
     # Weights stored in float16 (half the disk) unless the encoder computes in float32.
     fp16_weights = dtype != "float32"
-    prefix = f"{Path(model_path).name}-{'f16' if fp16_weights else 'f32'}-"
+    # One IR per model path and precision; the key after the prefix changes with the model files.
+    path_tag = hashlib.sha256(model_path.encode()).hexdigest()[:8]
+    prefix = f"{Path(model_path).name}-{path_tag}-{'f16' if fp16_weights else 'f32'}-"
     target = Path(models_dir) / IR_DIR_NAME / (prefix + _cache_key(model_path, input_names, fp16_weights))
     try:
         if not (target / _IR_FILE).is_file():

@@ -71,10 +71,14 @@ def test_model_is_converted_once_and_again_when_its_files_change(tiny_model_dir:
                           models_dir)
     [new_ir] = _ir_folders(models_dir)  # converted again; the stale IR is removed
     assert new_ir != ir
-    # Another compute type keeps its own IR (float16 weights) beside it.
+    # Another compute type keeps its own IR (float16 weights) beside it, and so does another model folder of
+    # the same name.
     load_openvino_encoder(model[0].auto_model, str(tiny_model_dir), model_input_names(model[0]), "bfloat16", 1,
                           models_dir)
-    assert len(_ir_folders(models_dir)) == 2
+    namesake = _build_tiny_model(tmp_path / "other")
+    assert namesake.name == tiny_model_dir.name
+    load_openvino_encoder(model[0].auto_model, str(namesake), model_input_names(model[0]), "float32", 1, models_dir)
+    assert len(_ir_folders(models_dir)) == 3
 
 
 @needs_openvino
