@@ -59,11 +59,9 @@ def tiny_st(tiny_model_dir: Path):
     return SentenceTransformer(str(tiny_model_dir), device="cpu", local_files_only=True)
 
 
+needs_openvino = pytest.mark.skipif(not openvino_installed(), reason="openvino not installed")
 # The tests that compare vectors to plain sentence-transformers run on both encoder backends.
-BOTH_BACKENDS = pytest.mark.parametrize("backend", [
-    "torch",
-    pytest.param("openvino", marks=pytest.mark.skipif(not openvino_installed(), reason="openvino not installed")),
-])
+BOTH_BACKENDS = pytest.mark.parametrize("backend", ["torch", pytest.param("openvino", marks=needs_openvino)])
 
 
 def _embedder(model_dir: Path, tmp_path: Path, **overrides) -> Embedder:

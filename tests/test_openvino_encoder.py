@@ -17,10 +17,8 @@ import pytest
 from app.config import EmbedderSettings
 from ingest import embedder as embedder_module
 from ingest.embedder import EmbedderError, load_embedder, model_input_names
-from ingest.openvino_encoder import IR_DIR_NAME, OpenVinoError, openvino_installed, resolve_backend
-from tests.test_embedder import WINDOW_SETTINGS, _build_tiny_model
-
-needs_openvino = pytest.mark.skipif(not openvino_installed(), reason="openvino not installed")
+from ingest.openvino_encoder import IR_DIR_NAME, OpenVinoError, resolve_backend
+from tests.test_embedder import WINDOW_SETTINGS, _build_tiny_model, needs_openvino
 
 
 @pytest.fixture()
