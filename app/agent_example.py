@@ -8,7 +8,6 @@ for when the small local model does not call the tool reliably (see bench/agent_
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,13 @@ from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrou
 
 from app.chat_model_adapter import LocalChatModel
 from app.config import ConfigError, Settings, load_settings
-from app.generation.base import load_generator
-from app.langchain_tool import AGENT_INSTRUCTIONS, KnowledgeBaseTools, build_knowledge_base_tools
-from ingest.knowledge_base import KnowledgeBaseError
+from app.langchain_tool import (
+    AGENT_INSTRUCTIONS,
+    KnowledgeBaseTools,
+    build_knowledge_base_tools,
+)
+from app.wiring import build_generator
+from ingest.store.knowledge_base import KnowledgeBaseError
 
 CHAIN_PROMPT = ChatPromptTemplate.from_messages([
     ("system", "Answer the question only from the numbered passages, citing them as [n]. If they do not contain "
@@ -91,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, KnowledgeBaseError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    model = LocalChatModel(generator=load_generator(settings.generation, settings.models_path),
-                           generation=dataclasses.replace(settings.generation, max_new_tokens=args.max_new_tokens))
+    model = LocalChatModel(generator=build_generator(settings),
+                           generation=settings.generation.replace(max_new_tokens=args.max_new_tokens))
     if args.chain:
         for piece in build_chain(tools, model).stream(args.question):
             print(piece, end="", flush=True)

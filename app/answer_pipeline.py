@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from app.config import AnswerSettings, GenerationSettings, LimitSettings, Settings
-from app.generation.base import Generator, load_generator
+from app.config import AnswerSettings, GenerationSettings, Settings
+from app.generation.base import Generator
 from prompts.citations import build_citations, remove_invalid_citations
 from prompts.context_packing import pack_passages, prompt_budget
 from prompts.evidence_gate import check_evidence
@@ -27,15 +27,24 @@ from prompts.number_support import unsupported_numbers
 from prompts.question_names import check_question_names
 from prompts.records import Answer
 from prompts.templates import PackedPassage, build_messages, source_label
+from retrieval.question_check import QuestionError, validate_question
 from retrieval.results import RetrievalResult, ScoredChunk
 
-
-class QuestionError(ValueError):
-    """The question cannot be asked as given (empty or too long); the message says why."""
+__all__ = ["AnswerPipeline", "AskOptions", "QuestionError"]
 
 
 class Retriever(Protocol):
-    def retrieve(self, query: str, top_k: int | None = None) -> RetrievalResult: ...
+    def retrieve(self, query: str, top_k: int | None = None, rerank: bool | None = None) -> RetrievalResult: ...
+
+
+@dataclass
+class AskOptions:
+    """Per-question choices (the chat page's sidebar, CLI flags, API fields); None = the configured setting."""
+
+    top_k: int | None = None
+    rerank: bool | None = None
+    min_evidence_score: float | None = None
+    generation: GenerationSettings | None = None
 
 
 @dataclass
@@ -80,16 +89,6 @@ def _passage_language(packed: list[PackedPassage], answer: AnswerSettings) -> st
     return detect_language("".join(p.text for p in packed), answer.zh_min_cjk_share)
 
 
-def validate_question(question: str, limits: LimitSettings) -> str:
-    text = question.strip()
-    if not text:
-        raise QuestionError("the question is empty")
-    if len(text) > limits.max_question_chars:
-        raise QuestionError(f"the question has {len(text)} characters; the limit is {limits.max_question_chars} "
-                            f"(LimitSettings.max_question_chars) — shorten it")
-    return text
-
-
 def is_refusal(text: str, refusals: tuple[str, ...]) -> bool:
     """The model refused when its answer, citations aside, is (or starts with) one of the refusal sentences."""
     bare = remove_invalid_citations(text, set()).strip()
@@ -119,17 +118,20 @@ class AnswerPipeline:
                                generation.max_new_tokens, overhead)
         return pack_passages(passages, budget, self.generator.count_tokens)
 
-    def stream(self, question: str, generation: GenerationSettings | None = None) -> Iterator[AnswerEvent]:
+    def stream(self, question: str, options: AskOptions | None = None) -> Iterator[AnswerEvent]:
         """Yield a PassagesEvent, then TokenEvents as the answer is generated, then one DoneEvent."""
         question = validate_question(question, self.settings.limits)
-        generation = generation or self.settings.generation
+        options = options or AskOptions()
+        generation = options.generation or self.settings.generation
         answer_settings = self.settings.answer
+        min_evidence = (answer_settings.min_evidence_score if options.min_evidence_score is None
+                        else options.min_evidence_score)
         language = detect_language(question, answer_settings.zh_min_cjk_share)
         refusal = self._refusal(language)
         timings: dict[str, float] = {}
 
         start = time.perf_counter()
-        result = self.retriever.retrieve(question)
+        result = self.retriever.retrieve(question, top_k=options.top_k, rerank=options.rerank)
         timings["retrieve"] = time.perf_counter() - start
         passages = list(result.passages)
         yield PassagesEvent(passages, {**result.timings, "retrieve": timings["retrieve"]})
@@ -137,7 +139,7 @@ class AnswerPipeline:
         refused = Answer(question=question, text=refusal, refused=True, passages=passages, language=language,
                          timings=timings)
 
-        gate = check_evidence(passages, answer_settings.min_evidence_score, answer_settings.evidence_score_field)
+        gate = check_evidence(passages, min_evidence, answer_settings.evidence_score_field)
         if not gate.answerable:
             yield from _refuse(replace(refused, refusal_reason=f"evidence gate: {gate.reason}"))
             return
@@ -227,8 +229,8 @@ class AnswerPipeline:
                                            f"draft answer: {text}"))
         return replace(refused, text=text, refused=False, citations=build_citations(text, packed), checks=checks)
 
-    def answer(self, question: str, generation: GenerationSettings | None = None) -> Answer:
-        for event in self.stream(question, generation):
+    def answer(self, question: str, options: AskOptions | None = None) -> Answer:
+        for event in self.stream(question, options):
             if isinstance(event, DoneEvent):
                 return event.answer
         raise RuntimeError("the answer stream ended without an answer")
@@ -238,16 +240,3 @@ def build_support_scorer(answer: AnswerSettings, embedder, device: str = "cpu") 
     if answer.support_scorer == "embedder":
         return EmbeddingSupportScorer(embedder)
     return CrossEncoderSupportScorer(answer.support_scorer, device=device)
-
-
-def build_pipeline(settings: Settings) -> AnswerPipeline:
-    """Wire the configured knowledge base, embedder, retriever and LLM into a pipeline (models load once)."""
-    from ingest.embedder import load_embedder
-    from ingest.knowledge_base import KnowledgeBase
-    from retrieval.hybrid_retriever import build_retriever
-
-    embedder = load_embedder(settings.embedder, settings.models_path)
-    kb = KnowledgeBase.open(settings.kb_path)
-    retriever = build_retriever(settings, kb=kb, embedder=embedder)
-    generator = load_generator(settings.generation, settings.models_path)
-    return AnswerPipeline(retriever, generator, embedder, settings)

@@ -9,14 +9,15 @@ import sys
 from pathlib import Path
 
 from app.answer_pipeline import (
+    AskOptions,
     DoneEvent,
     PassagesEvent,
     QuestionError,
     RetryEvent,
     TokenEvent,
-    build_pipeline,
 )
 from app.config import ConfigError, load_settings
+from app.wiring import build_pipeline, kb_notices
 from prompts.records import Answer
 
 _EXCERPT_CHARS = 160
@@ -26,16 +27,21 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m app.ask", description=__doc__)
     p.add_argument("question", help="the question (Chinese or English)")
     p.add_argument("--kb", type=Path, help="knowledge base folder (default: Settings.kb_path)")
+    p.add_argument("--config", type=Path, help="TOML settings file")
     p.add_argument("--json", action="store_true", help="print the whole Answer as JSON instead of streaming")
     p.add_argument("--backend", choices=["llama_cpp", "transformers", "openai"])
     p.add_argument("--model", help="GGUF path, HF model path/name, or server model name")
     p.add_argument("--temperature", type=float)
     p.add_argument("--top-p", type=float)
-    p.add_argument("--top-k", type=int)
+    p.add_argument("--top-k", type=int, help="sampling top-k of the LLM (GenerationSettings.top_k)")
     p.add_argument("--repetition-penalty", type=float)
     p.add_argument("--no-repeat-ngram-size", type=int)
     p.add_argument("--max-new-tokens", type=int)
-    p.add_argument("--top-k-passages", type=int, help="passages to retrieve (RetrievalSettings.top_k)")
+    p.add_argument("--passages", "--top-k-passages", type=int, dest="passages",
+                   help="passages to retrieve (RetrievalSettings.top_k)")
+    switch = p.add_mutually_exclusive_group()
+    switch.add_argument("--rerank", action="store_true", help="rerank the candidates (default: retrieval.rerank)")
+    switch.add_argument("--no-rerank", action="store_true", help="skip the reranker")
     return p
 
 
@@ -67,29 +73,26 @@ def _print_sources(answer: Answer) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    flags = ("backend", "model", "temperature", "top_p", "top_k", "repetition_penalty", "no_repeat_ngram_size",
+             "max_new_tokens")
+    generation = {flag: getattr(args, flag) for flag in flags if getattr(args, flag) is not None}
     try:
-        settings = load_settings()
+        settings = load_settings(args.config, generation=generation, **({"kb_dir": args.kb} if args.kb else {}))
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    if args.kb:
-        settings.kb_dir = args.kb
-    if args.top_k_passages:
-        settings.retrieval.top_k = args.top_k_passages
-    gen = settings.generation
-    for flag, field in (("backend", "backend"), ("model", "model"), ("temperature", "temperature"),
-                        ("top_p", "top_p"), ("top_k", "top_k"), ("repetition_penalty", "repetition_penalty"),
-                        ("no_repeat_ngram_size", "no_repeat_ngram_size"), ("max_new_tokens", "max_new_tokens")):
-        if getattr(args, flag) is not None:
-            setattr(gen, field, getattr(args, flag))
+    rerank = True if args.rerank else False if args.no_rerank else None
+    options = AskOptions(top_k=args.passages, rerank=rerank)
     try:
-        pipeline = build_pipeline(settings)
+        pipeline = build_pipeline(settings, with_reranker=rerank)
+        for notice in kb_notices(pipeline.retriever):
+            print(f"note: {notice}", file=sys.stderr)
         if args.json:
-            answer = pipeline.answer(args.question)
+            answer = pipeline.answer(args.question, options)
             print(json.dumps(dataclasses.asdict(answer), ensure_ascii=False, indent=2, default=str))
             return 0
         streamed: list[str] = []
-        for event in pipeline.stream(args.question):
+        for event in pipeline.stream(args.question, options):
             if isinstance(event, PassagesEvent) and not event.passages:
                 print("(no passages retrieved)", file=sys.stderr)
             elif isinstance(event, TokenEvent):

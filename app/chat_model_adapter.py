@@ -8,7 +8,6 @@ ToolMessages raise). ``LocalChatModel`` renders tools, tool calls and tool resul
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any, Callable, Iterator, Sequence
 
@@ -30,9 +29,14 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
-from app.config import GenerationSettings, Settings
-from app.generation.base import Generator, load_generator
-from app.tool_call_format import ChatTurn, ToolCall, parse_reply, safe_prefix_length, to_plain_messages
+from app.config import GenerationSettings
+from app.tool_call_format import (
+    ChatTurn,
+    ToolCall,
+    parse_reply,
+    safe_prefix_length,
+    to_plain_messages,
+)
 
 
 def _text(content: Any) -> str:
@@ -75,20 +79,13 @@ class LocalChatModel(BaseChatModel):
     generator: Any  # app.generation.base.Generator (a Protocol, so not a pydantic type)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
 
-    @classmethod
-    def from_settings(cls, settings: Settings, **generation_overrides: Any) -> "LocalChatModel":
-        """The configured LLM (loaded once per process), decoding with ``settings.generation`` plus overrides
-        (e.g. ``max_new_tokens=256``)."""
-        generator: Generator = load_generator(settings.generation, settings.models_path)
-        return cls(generator=generator, generation=dataclasses.replace(settings.generation, **generation_overrides))
-
     @property
     def _llm_type(self) -> str:
         return "docqa-local"
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"model": getattr(self.generator, "name", "?"), **dataclasses.asdict(self.generation)}
+        return {"model": getattr(self.generator, "name", "?"), **self.generation.model_dump()}
 
     def bind_tools(self, tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool], *,
                    tool_choice: str | None = None, **kwargs: Any) -> Runnable[LanguageModelInput, AIMessage]:

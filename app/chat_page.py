@@ -11,15 +11,20 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from app.answer_pipeline import QuestionError
-from app.components import configured_pipeline, is_loaded, load_pipeline, read_kb_status
+from app.answer_pipeline import AskOptions, QuestionError
+from app.components import is_loaded, load_pipeline, read_kb_status
 from app.config import ConfigError, Settings, load_settings
 from app.generation.base import GenerationError
 from app.ui_answer import ChatEntry, render_entry, stream_answer
 from app.ui_render import escape_inline
-from app.ui_sidebar import render_kb_status, render_language_choice, render_settings, render_upload
+from app.ui_sidebar import (
+    render_kb_status,
+    render_language_choice,
+    render_settings,
+    render_upload,
+)
 from app.ui_text import choose_language, t
-from ingest.knowledge_base import KnowledgeBaseError
+from ingest.store.knowledge_base import KnowledgeBaseError
 
 
 def _session_defaults() -> None:
@@ -43,12 +48,11 @@ def _ensure_loaded(settings: Settings, lang: str, slot: DeltaGenerator) -> str:
     return ""
 
 
-def _answer(question: str, base: Settings, chosen: Settings, lang: str) -> ChatEntry:
+def _answer(question: str, base: Settings, chosen: AskOptions, lang: str) -> ChatEntry:
     """Stream the answer to ``question`` into an assistant message; returns the entry to keep in the history."""
     with st.chat_message("assistant"):
         try:
-            pipeline = configured_pipeline(load_pipeline(base), chosen)
-            answer = stream_answer(pipeline.stream(question, chosen.generation), lang)
+            answer = stream_answer(load_pipeline(base).stream(question, chosen), lang)
         except KnowledgeBaseError:
             message = t("kb_missing", lang)
         except QuestionError as exc:

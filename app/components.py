@@ -3,26 +3,25 @@
 Streamlit reruns the page script on every interaction; ``st.cache_resource`` keeps one loaded pipeline per
 (knowledge-base generation, settings) so models load once, and a new generation committed by an upload or by
 ``python -m ingest`` is picked up on the next question. Per-question knobs from the sidebar (top-k, rerank,
-evidence threshold) give a light view of the cached pipeline instead of a reload.
+evidence threshold, decoding) are passed with each question (``AskOptions``), never by changing the pipeline.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import streamlit as st
 
-from app.answer_pipeline import AnswerPipeline, build_pipeline
+from app.answer_pipeline import AnswerPipeline
 from app.config import Settings
-from ingest.catalog import Catalog, CatalogError
-from ingest.knowledge_base import KnowledgeBaseError
-from ingest.kb_layout import generation_paths, read_current
-from ingest.manifest import Manifest, ManifestError, read_manifest
+from app.wiring import build_pipeline
 from ingest.records import DocumentRecord
+from ingest.store.catalog import Catalog, CatalogError
+from ingest.store.kb_layout import generation_paths, read_current
+from ingest.store.knowledge_base import KnowledgeBaseError
+from ingest.store.manifest import Manifest, ManifestError, read_manifest
 
 
 @dataclass
@@ -51,14 +50,13 @@ def read_kb_status(kb_dir: Path) -> KnowledgeBaseStatus | None:
 
 def settings_key(settings: Settings) -> str:
     """A stable text form of the settings that decide what gets loaded (used as a cache key)."""
-    return json.dumps(dataclasses.asdict(settings), default=str, sort_keys=True)
+    return json.dumps(settings.model_dump(mode="json"), sort_keys=True)
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
 def _cached_pipeline(key: str, generation: str, _settings: Settings) -> AnswerPipeline:
     # The reranker is always built so the sidebar can switch reranking on and off without a reload.
-    settings = dataclasses.replace(_settings, retrieval=dataclasses.replace(_settings.retrieval, rerank=True))
-    return build_pipeline(settings)
+    return build_pipeline(_settings, with_reranker=True)
 
 
 # (settings key, generation) pairs loaded in this process, so the page can say what a first load is doing.
@@ -86,10 +84,3 @@ def load_pipeline(settings: Settings) -> AnswerPipeline:
 def is_loaded(settings: Settings) -> bool:
     """Whether ``load_pipeline`` will return at once (models and this generation already loaded)."""
     return _key(settings) in _loaded
-
-
-def configured_pipeline(base: AnswerPipeline, settings: Settings) -> AnswerPipeline:
-    """A pipeline sharing ``base``'s loaded components but using ``settings`` for retrieval and the answer gate."""
-    retriever = copy.copy(base.retriever)
-    retriever.settings = settings.retrieval
-    return AnswerPipeline(retriever, base.generator, None, settings, support_scorer=base.support_scorer)

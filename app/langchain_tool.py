@@ -17,13 +17,14 @@ from typing import Any
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field
 
-from app.answer_pipeline import AnswerPipeline, QuestionError, build_pipeline
+from app.answer_pipeline import AnswerPipeline, QuestionError
 from app.cited_span import answer_span
 from app.config import Settings, load_settings
-from ingest.kb_layout import read_current
-from ingest.knowledge_base import KnowledgeBase, KnowledgeBaseError
+from app.wiring import build_pipeline, build_retriever
+from ingest.store.kb_layout import read_current
+from ingest.store.knowledge_base import KnowledgeBase, KnowledgeBaseError
 from prompts.records import Answer
-from retrieval.hybrid_retriever import HybridRetriever, build_retriever
+from retrieval.hybrid_retriever import HybridRetriever
 from retrieval.langchain_retriever import DocqaRetriever, to_document
 from retrieval.results import ScoredChunk
 
@@ -142,7 +143,7 @@ def build_knowledge_base_tools(kb_dir: Path | str | None = None, settings: Setti
     """
     settings = settings or load_settings()
     if kb_dir is not None:
-        settings = dataclasses.replace(settings, kb_dir=Path(kb_dir))
+        settings = settings.replace(kb_dir=Path(kb_dir))
     try:
         if pipeline is None and read_current(settings.kb_path) is None:  # checked before any model loads
             raise KnowledgeBaseError(f"{settings.kb_path}: no knowledge base here yet (run `python -m ingest`)")

@@ -7,8 +7,21 @@ from typing import Iterator
 
 import streamlit as st
 
-from app.answer_pipeline import AnswerEvent, DoneEvent, PassagesEvent, RetryEvent, TokenEvent
-from app.ui_render import SourceView, answer_html, answer_views, escape_inline, question_html, scores_table
+from app.answer_pipeline import (
+    AnswerEvent,
+    DoneEvent,
+    PassagesEvent,
+    RetryEvent,
+    TokenEvent,
+)
+from app.ui_render import (
+    SourceView,
+    answer_html,
+    answer_views,
+    escape_inline,
+    question_html,
+    scores_table,
+)
 from app.ui_text import t
 from prompts.records import Answer
 

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 from pathlib import Path
 
 import streamlit as st
 
+from app.answer_pipeline import AskOptions
 from app.components import KnowledgeBaseStatus
 from app.config import Settings
 from app.ui_render import escape_inline
 from app.ui_text import AUTO, t
 from app.upload_ingest import UploadOutcome, ingest_uploads
-from ingest.kb_lock import KnowledgeBaseLockedError
-from ingest.knowledge_base import KnowledgeBaseError
-from ingest.loaders import SUPPORTED_EXTENSIONS
+from ingest.loaders.document_loader import SUPPORTED_EXTENSIONS
+from ingest.store.kb_lock import KnowledgeBaseLockedError
+from ingest.store.knowledge_base import KnowledgeBaseError
 
 # Ranges the sidebar offers; the configured value is the starting point. Wider values stay possible via config.
 TOP_K_RANGE = (1, 20)
@@ -58,8 +58,8 @@ def render_kb_status(status: KnowledgeBaseStatus | None, llm: str, lang: str) ->
             st.markdown(f"- {escape_inline(Path(doc.path).name)} ({doc.n_chunks})")
 
 
-def render_settings(base: Settings, lang: str) -> Settings:
-    """Widgets for the per-question knobs, starting at the configured values; returns the settings to use."""
+def render_settings(base: Settings, lang: str) -> AskOptions:
+    """Widgets for the per-question knobs, starting at the configured values; returns the options to ask with."""
     r, g, a = base.retrieval, base.generation, base.answer
     sidebar = st.sidebar
     with sidebar.expander(t("retrieval_settings", lang), expanded=False):
@@ -83,13 +83,11 @@ def render_settings(base: Settings, lang: str) -> Settings:
         max_tokens = st.number_input(t("max_tokens", lang), MIN_NEW_TOKENS, g.n_ctx,
                                      int(_clamp(g.max_new_tokens, (MIN_NEW_TOKENS, g.n_ctx))), step=16,
                                      key="set_max_tokens")
-    return dataclasses.replace(
-        base,
-        retrieval=dataclasses.replace(r, top_k=int(top_k), rerank=bool(rerank)),
-        answer=dataclasses.replace(a, min_evidence_score=float(min_evidence)),
-        generation=dataclasses.replace(g, temperature=float(temperature), top_p=float(top_p),
-                                       top_k=int(sampling_top_k), repetition_penalty=float(repetition),
-                                       no_repeat_ngram_size=int(no_repeat), max_new_tokens=int(max_tokens)),
+    return AskOptions(
+        top_k=int(top_k), rerank=bool(rerank), min_evidence_score=float(min_evidence),
+        generation=g.replace(temperature=float(temperature), top_p=float(top_p), top_k=int(sampling_top_k),
+                             repetition_penalty=float(repetition), no_repeat_ngram_size=int(no_repeat),
+                             max_new_tokens=int(max_tokens)),
     )
 
 

@@ -11,12 +11,13 @@ import numpy as np
 
 from app.config import Settings
 from app.upload import UploadFailure, save_uploads, settle
-from ingest.ingest_pipeline import IngestOptions, run_ingest
-from ingest.ingest_report import IngestReport
-from ingest.loaders import SUPPORTED_EXTENSIONS
+from app.wiring import load_embedder, run_ingest
+from ingest.loaders.document_loader import SUPPORTED_EXTENSIONS
+from ingest.pipeline.ingest_pipeline import IngestOptions
+from ingest.pipeline.ingest_report import IngestReport
 
 if TYPE_CHECKING:
-    from ingest.embedder import Embedder
+    from ingest.embedding.embedder import Embedder
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -78,9 +79,7 @@ def ingest_uploads(files: Iterable[tuple[str, bytes]], settings: Settings,
         planned = run_ingest(settings, paths, IngestOptions(dry_run=True, progress=False))
         on_progress(0.1, "chunk")
         if embedder is None:
-            from ingest.embedder import load_embedder
-
-            embedder = load_embedder(settings.embedder, settings.models_path)
+            embedder = load_embedder(settings)
         counting = _CountingEmbedder(embedder, planned.chunks_added, on_progress)
         report = run_ingest(settings, paths, IngestOptions(progress=False), embedder_factory=lambda: counting)
     except BaseException:

@@ -38,8 +38,8 @@ from langgraph.errors import GraphRecursionError
 from app.answer_pipeline import AnswerPipeline
 from app.chat_model_adapter import LocalChatModel
 from app.config import load_settings
-from app.generation.base import load_generator
 from app.langchain_tool import AGENT_INSTRUCTIONS, build_knowledge_base_tools
+from app.wiring import build_generator
 from bench.answer_bench import keyword_hit
 from bench.calibrate_gate import RESULTS_DIR, SEEDS_CORPUS, SEEDS_QUESTIONS, build_kb
 from bench.eval_data import Question, load_questions
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings()
     retriever, embedder, _ = build_kb(settings, SEEDS_CORPUS, "answer-seeds")
-    generator = load_generator(settings.generation, settings.models_path)
+    generator = build_generator(settings)
     pipeline = AnswerPipeline(retriever, generator, embedder, settings)
     tools = build_knowledge_base_tools(settings=settings, pipeline=pipeline)
     recorder = RecordingGenerator(generator)

@@ -3,7 +3,7 @@
 Data: real e5 passage embeddings of the shared eval corpora + seeds (bench/real_embeddings.py), grown to N with
 vectors sampled around them (bench/sampled_vectors.py explains the sampling and why it is conservative).
 Queries: real e5 embeddings of the eval questions, and the same questions perturbed by the calibrated noise.
-Each index type is built with ingest/ann_index.py (the code the knowledge base uses).
+Each index type is built with ingest/store/ann_index.py (the code the knowledge base uses).
 
 Run: ``OMP_WAIT_POLICY=PASSIVE nice -n 10 .venv/bin/python -m bench.ann_bench --sizes 100000 1000000``
 (PASSIVE: on a CPU shared with other jobs, OpenMP's default spin-waiting made FAISS training ~3x slower.)
@@ -27,7 +27,7 @@ import numpy as np
 from app.config import IndexSettings
 from bench.real_embeddings import RESULTS_DIR, load_real_corpus
 from bench.sampled_vectors import corpus_of_size
-from ingest.ann_index import apply_search_params, build_index
+from ingest.store.ann_index import apply_search_params, build_index
 
 K = 10
 

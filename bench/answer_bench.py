@@ -27,9 +27,15 @@ import time
 import unicodedata
 from pathlib import Path
 
-from app.answer_pipeline import AnswerPipeline, DoneEvent, PassagesEvent, RetryEvent, TokenEvent
+from app.answer_pipeline import (
+    AnswerPipeline,
+    DoneEvent,
+    PassagesEvent,
+    RetryEvent,
+    TokenEvent,
+)
 from app.config import Settings, load_settings
-from app.generation.base import load_generator
+from app.wiring import build_generator
 from bench.calibrate_gate import RESULTS_DIR, SEEDS_CORPUS, SEEDS_QUESTIONS, build_kb
 from bench.eval_data import Question, load_questions
 from prompts.citations import parse_citations
@@ -222,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         questions = pick_questions(args.questions, args.answerable, args.unanswerable, args.seed)
     retriever, embedder, corpus = build_kb(settings, args.corpus, f"answer-{args.name}")
-    generator = load_generator(settings.generation, settings.models_path)
+    generator = build_generator(settings)
     pipeline = AnswerPipeline(retriever, generator, embedder, settings)
 
     systems: dict[str, list[dict]] = {}

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from app.config import load_settings
-from ingest.chunking import chunk_document
-from ingest.loaders import load_document
+from ingest.chunking.chunker import chunk_document
+from ingest.loaders.document_loader import load_document
 
 PATTERNS = {
     "mixed": "检索增强生成先检索再回答，温度设为 0.7 时输出更多样。LoRA uses rank r = 8, e.g. on q_proj. ",

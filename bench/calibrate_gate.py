@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.config import Settings, load_settings
-from bench.eval_data import SHARED_DIR, Corpus, Question, load_questions, materialise_corpus
+from bench.eval_data import (
+    SHARED_DIR,
+    Corpus,
+    Question,
+    load_questions,
+    materialise_corpus,
+)
 from prompts.evidence_gate import EVIDENCE_FIELDS, best_evidence
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -43,18 +49,16 @@ class Observation:
 def build_kb(settings: Settings, corpus_path: Path, name: str):
     """Ingest ``corpus_path`` with the real pipeline into bench/results/kb-<name> (incremental, cached) and
     return (retriever, embedder, corpus)."""
-    from ingest.embedder import load_embedder
-    from ingest.ingest_pipeline import IngestOptions, run_ingest
-    from ingest.knowledge_base import KnowledgeBase
-    from retrieval.hybrid_retriever import build_retriever
+    from app.wiring import build_retriever, load_embedder, run_ingest
+    from ingest.pipeline.ingest_pipeline import IngestOptions
 
     work_dir = RESULTS_DIR / f"kb-{name}"
     work_dir.mkdir(parents=True, exist_ok=True)
     settings.kb_dir = work_dir / "kb"
     corpus = materialise_corpus(corpus_path, work_dir)
-    embedder = load_embedder(settings.embedder, settings.models_path)
+    embedder = load_embedder(settings)
     run_ingest(settings, [corpus.folder], IngestOptions(progress=False), embedder_factory=lambda: embedder)
-    retriever = build_retriever(settings, kb=KnowledgeBase.open(settings.kb_path), embedder=embedder)
+    retriever = build_retriever(settings, embedder)
     return retriever, embedder, corpus
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from app.answer_pipeline import AnswerPipeline, is_refusal
 from app.config import Settings, load_settings
-from app.generation.base import load_generator
+from app.wiring import build_generator
 from bench.calibrate_gate import RESULTS_DIR, SEEDS_CORPUS, SEEDS_QUESTIONS, build_kb
 from bench.eval_data import load_questions
 from prompts.citations import remove_invalid_citations
@@ -37,7 +37,7 @@ THRESHOLDS = (0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7)
 def score_runs(settings: Settings, run_paths: list[Path], questions_path: Path, corpus: Path) -> list[dict]:
     questions = {q.qid: q for q in load_questions(questions_path)}
     retriever, embedder, _ = build_kb(settings, corpus, "answer-seeds")
-    generator = load_generator(settings.generation, settings.models_path)  # its tokenizer sizes the packing
+    generator = build_generator(settings)  # its tokenizer sizes the packing
     pipeline = AnswerPipeline(retriever, generator, embedder, settings)
     e5 = EmbeddingSupportScorer(embedder)
     a = settings.answer

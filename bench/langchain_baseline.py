@@ -16,10 +16,10 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from ingest.embedding_cache import EmbeddingCache
+from ingest.embedding.embedding_cache import EmbeddingCache
 
 if TYPE_CHECKING:
-    from ingest.embedder import Embedder
+    from ingest.embedding.embedder import Embedder
 
 TUTORIAL_CHUNK_SIZE = 1000
 TUTORIAL_CHUNK_OVERLAP = 200
@@ -34,7 +34,7 @@ class CachedEmbeddings(Embeddings):
         self.cache = EmbeddingCache(cache_path, f"langchain-baseline|{embedder.name}", embedder.dimension)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        from ingest.embedding_cache import text_hash
+        from ingest.embedding.embedding_cache import text_hash
 
         found = self.cache.get_many(texts)
         missing = list(dict.fromkeys(t for t in texts if text_hash(t) not in found))

@@ -32,9 +32,15 @@ from pathlib import Path
 import numpy as np
 
 from app.config import ChunkingSettings, Settings, load_settings
-from bench.real_embeddings import EVAL_DIR, RESULTS_DIR, SEEDS_DIR, chunk_texts, load_real_corpus
+from bench.real_embeddings import (
+    EVAL_DIR,
+    RESULTS_DIR,
+    SEEDS_DIR,
+    chunk_texts,
+    load_real_corpus,
+)
 from bench.sampled_vectors import AroundRealSampler
-from ingest.openvino_encoder import resolve_backend
+from ingest.embedding.openvino_encoder import resolve_backend
 from ingest.records import ChunkDraft, DocumentRecord
 
 STAGES = ("embed", "dense", "bm25", "fuse", "rerank", "merge", "total")
@@ -83,9 +89,9 @@ def collection(target: int) -> tuple[list[list[str]], list[np.ndarray]]:
 def write_knowledge_base(settings: Settings, embedder_name: str, dimension: int,
                          texts: list[list[str]], vectors: list[np.ndarray]) -> int:
     """Store the collection through the real writer; returns the number of chunks."""
-    from ingest.kb_lock import WriterLock
-    from ingest.kb_writer import GenerationWriter
-    from retrieval.keyword_index import build_keyword_index
+    from ingest.store.kb_lock import WriterLock
+    from ingest.store.kb_writer import GenerationWriter
+    from ingest.store.keyword_index import build_keyword_index
 
     lock = WriterLock(settings.kb_path)
     lock.acquire()
@@ -108,10 +114,10 @@ def fill_token_store(path: Path, settings: Settings, embedder: object, texts: li
 
     The file is kept under bench/results and copied into each run's knowledge base: encoding ~11k passages takes
     ~7 minutes, and the store only ever gains the texts it lacks."""
-    from ingest.embedding_cache import passage_fingerprint
-    from ingest.token_store import TokenVectorStore
+    from ingest.embedding.embedding_cache import passage_fingerprint
+    from ingest.store.token_store import TokenVectorStore
 
-    store = TokenVectorStore.open(path, passage_fingerprint(embedder.name, embedder.dimension, settings),
+    store = TokenVectorStore.open(path, passage_fingerprint(embedder.name, embedder.dimension, settings.embedder),
                                   embedder.dimension)
     try:
         missing = store.missing(texts)
@@ -147,10 +153,10 @@ def time_retrieval(retriever: object, questions: list[str], warmup: int) -> dict
 
 def time_generation(settings: Settings, retriever: object, embedder: object, questions: list[str]) -> list[dict]:
     from app.answer_pipeline import AnswerPipeline, DoneEvent
-    from app.generation.base import load_generator
+    from app.wiring import build_generator
 
     started = time.perf_counter()
-    generator = load_generator(settings.generation, settings.models_path)
+    generator = build_generator(settings)
     load_s = time.perf_counter() - started
     pipeline = AnswerPipeline(retriever, generator, embedder, settings)
     runs = []
@@ -179,9 +185,9 @@ def time_prompt_eval(settings: Settings, passages: list[str], counts: list[int])
     """Time to the first token for prompts of 1, 2, 4 ... real passages: prompt evaluation speed of the LLM."""
     import dataclasses
 
-    from app.generation.base import load_generator
+    from app.wiring import build_generator
 
-    generator = load_generator(settings.generation, settings.models_path)
+    generator = build_generator(settings)
     one_token = dataclasses.replace(settings.generation, max_new_tokens=1)
     # Untimed first call: llama.cpp pages the model file in on first use.
     list(generator.stream([{"role": "user", "content": passages[0]}], one_token))
@@ -219,13 +225,12 @@ def main() -> None:
         print(f"wrote {out}")
         return
 
-    from ingest.embedder import load_embedder
-    from ingest.kb_layout import TOKEN_VECTORS_FILE
-    from ingest.knowledge_base import KnowledgeBase
-    from retrieval.hybrid_retriever import build_retriever
+    from app.wiring import build_retriever, load_embedder
+    from ingest.store.kb_layout import TOKEN_VECTORS_FILE
+    from ingest.store.knowledge_base import KnowledgeBase
 
     settings = load_settings()
-    embedder = load_embedder(settings.embedder, settings.models_path)
+    embedder = load_embedder(settings)
     texts, vectors = collection(args.chunks)
     real = load_real_corpus()
     rng = np.random.default_rng(0)
@@ -248,7 +253,7 @@ def main() -> None:
         # Both ways, whatever the configured default: the reranker is the costly stage.
         for rerank in (configured, not configured):
             settings.retrieval.rerank = rerank
-            retriever = build_retriever(settings, kb=kb, embedder=embedder)
+            retriever = build_retriever(settings, embedder)
             label = f"rerank {'on: ' + retriever.reranker.name if rerank else 'off'}" + \
                 (" (configured default)" if rerank == configured else "")
             stages[label] = time_retrieval(retriever, questions, args.warmup)
@@ -257,7 +262,7 @@ def main() -> None:
             for stage, p in stages[label].items():
                 print(f"| {stage} | {p['p50_ms']:.1f} | {p['p95_ms']:.1f} |", flush=True)
         settings.retrieval.rerank = configured
-        retriever = build_retriever(settings, kb=kb, embedder=embedder)
+        retriever = build_retriever(settings, embedder)
         generation = (time_generation(settings, retriever, embedder, questions[:args.gen_questions])
                       if args.gen_questions else [])
         kb.close()

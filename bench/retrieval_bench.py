@@ -21,12 +21,13 @@ from collections import defaultdict
 from pathlib import Path
 
 from app.config import Settings, load_settings
+from app.wiring import build_retriever
 from bench.eval_data import Question, corpus_subset, load_questions, materialise_corpus
 from bench.langchain_baseline import CachedEmbeddings, NaiveLangChainRetriever
 from bench.retrieval_metrics import KS, MethodScores
 from ingest.records import Chunk
 from retrieval.fusion import convex_combination, reciprocal_rank_fusion
-from retrieval.hybrid_retriever import HybridRetriever, build_retriever
+from retrieval.hybrid_retriever import HybridRetriever
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # Fusion variants evaluated from the same dense/BM25 lists (no extra model calls) with --grid.
@@ -128,9 +129,8 @@ def _print_table(name: str, summaries: dict[str, dict[str, float]],
 
 
 def run(args: argparse.Namespace, settings: Settings) -> dict:
-    from ingest.embedder import load_embedder
-    from ingest.ingest_pipeline import IngestOptions, run_ingest
-    from ingest.knowledge_base import KnowledgeBase
+    from app.wiring import load_embedder, run_ingest
+    from ingest.pipeline.ingest_pipeline import IngestOptions
 
     work_dir = args.work_dir or RESULTS_DIR / f"kb-{args.name}"
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace, settings: Settings) -> dict:
     if args.corpus_docs is not None:
         only = corpus_subset(args.corpus, {d for q in questions for d in q.gold_doc_ids}, args.corpus_docs, args.seed)
     corpus = materialise_corpus(args.corpus, work_dir, only)
-    embedder = load_embedder(settings.embedder, settings.models_path)
+    embedder = load_embedder(settings)
 
     started = time.perf_counter()
     report = run_ingest(settings, [corpus.folder], IngestOptions(progress=True), embedder_factory=lambda: embedder)
@@ -152,8 +152,7 @@ def run(args: argparse.Namespace, settings: Settings) -> dict:
     # question is then retrieved with and without it.
     settings.retrieval.reranker = args.reranker or settings.retrieval.reranker
     settings.retrieval.rerank = not args.no_rerank
-    kb = KnowledgeBase.open(settings.kb_path)
-    retriever = build_retriever(settings, kb=kb, embedder=embedder)
+    retriever = build_retriever(settings, embedder)
     bench = Bench(retriever, corpus.doc_id_of_file)
     rerank_n = len(questions) if args.rerank_limit is None else min(args.rerank_limit, len(questions))
     for i, q in enumerate(questions):

@@ -18,8 +18,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from app.config import load_settings
+from app.wiring import build_retriever
 from bench.eval_data import load_questions
-from retrieval.hybrid_retriever import build_retriever
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

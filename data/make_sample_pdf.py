@@ -2,7 +2,7 @@
 
 The PDF is committed; run this only to change it:  python data/make_sample_pdf.py [--chromium /usr/bin/chromium]
 Chromium-printed CJK PDFs are a realistic test of text extraction: pypdf returns some characters as Kangxi
-radicals, which ingest/normalize.py maps back.
+radicals, which ingest/chunking/normalize.py maps back.
 """
 
 from __future__ import annotations

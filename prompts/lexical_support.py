@@ -3,7 +3,7 @@
 Embedding cosines are high for any on-topic text (0.88-0.92 for sentences the model invented about a term the
 passages merely mention), so they cannot tell a grounded answer from an invented one. Word overlap can: an answer
 copied or paraphrased from its passages reuses their words, an explanation from the model's own knowledge brings
-new ones. Tokens are the keyword-search tokens (retrieval/text_tokenizer.py: rjieba words + CJK bigrams + English
+new ones. Tokens are the keyword-search tokens (ingest/store/text_tokenizer.py: rjieba words + CJK bigrams + English
 words + numbers, stopwords dropped), compared as sets.
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ingest.store.text_tokenizer import tokenize
 from prompts.grounding_check import sentence_evidence
 from prompts.language import detect_language
 from prompts.templates import PackedPassage
-from retrieval.text_tokenizer import tokenize
 
 
 def covered_tokens(claim: str, evidence: Sequence[str]) -> tuple[int, int]:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import re
 
+from ingest.store.text_tokenizer import tokenize
 from prompts.citations import parse_citations, remove_invalid_citations
 from prompts.sentences import split_sentences
 from prompts.templates import PackedPassage
-from retrieval.text_tokenizer import tokenize
 
 _NOT_CONTENT = re.compile(r"[\s\W_]+")
 _QUOTE = {"zh": "资料 [{n}] 原文：“{sentence}” [{n}]", "en": 'Passage [{n}] says: "{sentence}" [{n}]'}

@@ -9,25 +9,23 @@ from typing import TYPE_CHECKING, Protocol
 
 import faiss
 
-from app.config import RetrievalSettings, Settings
 from ingest.records import Chunk
+from ingest.settings import LimitSettings
+from ingest.store.keyword_index import KeywordIndex
 from retrieval.dense_search import dense_search
 from retrieval.fusion import convex_combination, reciprocal_rank_fusion
-from retrieval.keyword_index import KeywordIndex
 from retrieval.neighbour_merge import merge_and_dedupe
-from retrieval.reranker import MAXSIM, Reranker, build_reranker
+from retrieval.question_check import validate_question
+from retrieval.reranker import Reranker
 from retrieval.results import RetrievalResult, ScoredChunk
+from retrieval.settings import RetrievalSettings
 
 if TYPE_CHECKING:
-    from ingest.embedder import Embedder
-    from ingest.knowledge_base import KnowledgeBase
-    from ingest.token_store import TokenVectorStore
-
-FUSION_METHODS = ("rrf", "convex")
+    from ingest.embedding.embedder import Embedder
 
 
 class ChunkSource(Protocol):
-    """What retrieval needs from a knowledge base (``ingest.knowledge_base.KnowledgeBase`` provides it)."""
+    """What retrieval needs from a knowledge base (``ingest.store.knowledge_base.KnowledgeBase`` provides it)."""
 
     index: faiss.Index
 
@@ -38,14 +36,13 @@ class ChunkSource(Protocol):
 
 class HybridRetriever:
     def __init__(self, kb: ChunkSource, embedder: Embedder, keyword_index: KeywordIndex,
-                 settings: RetrievalSettings, reranker: Reranker | None = None):
-        if settings.fusion not in FUSION_METHODS:
-            raise ValueError(f"retrieval.fusion must be one of {FUSION_METHODS}, got {settings.fusion!r}")
+                 settings: RetrievalSettings, reranker: Reranker | None = None, limits: LimitSettings | None = None):
         self.kb = kb
         self.embedder = embedder
         self.keyword_index = keyword_index
         self.settings = settings
         self.reranker = reranker
+        self.limits = limits or LimitSettings()
 
     def dense(self, query: str, k: int | None = None) -> list[tuple[int, float]]:
         vector = self.embedder.encode_queries([query])[0]
@@ -64,8 +61,7 @@ class HybridRetriever:
     def retrieve(self, query: str, top_k: int | None = None, rerank: bool | None = None) -> RetrievalResult:
         """The ``top_k`` best passages for ``query``; ``rerank`` overrides whether the reranker runs.
         ``timings`` holds seconds per stage: embed, dense, bm25, fuse, rerank, merge, total."""
-        if not query.strip():
-            raise ValueError("empty query: ask a question with some words in it")
+        query = validate_question(query, self.limits)
         top_k = self.settings.top_k if top_k is None else top_k
         use_reranker = self.reranker is not None and (self.settings.rerank if rerank is None else rerank)
         timings: dict[str, float] = {}
@@ -128,35 +124,3 @@ class HybridRetriever:
             passage.rerank_score = score
         pool.sort(key=lambda p: (-(p.rerank_score or 0.0), p.fused_rank or 0))
         return pool + rest
-
-
-def open_token_store(settings: Settings, kb: KnowledgeBase, embedder: Embedder) -> TokenVectorStore | None:
-    """The token vectors the ingest stored for this base and embedder, or None when there are none."""
-    from ingest.embedding_cache import passage_fingerprint
-    from ingest.kb_layout import TOKEN_VECTORS_FILE
-    from ingest.token_store import TokenVectorStore
-
-    return TokenVectorStore.open_readonly(kb.kb_dir / TOKEN_VECTORS_FILE,
-                                          passage_fingerprint(embedder.name, embedder.dimension, settings),
-                                          embedder.dimension)
-
-
-def build_retriever(settings: Settings, kb: KnowledgeBase | None = None,
-                    embedder: Embedder | None = None) -> HybridRetriever:
-    """Wire a retriever from settings: opens the knowledge base at ``settings.kb_path`` and loads the configured
-    embedder unless given; the reranker is built only when ``settings.retrieval.rerank`` is on."""
-    from ingest.embedder import load_embedder
-    from ingest.knowledge_base import KnowledgeBase
-
-    if embedder is None:
-        embedder = load_embedder(settings.embedder, settings.models_path)
-    if kb is None:
-        kb = KnowledgeBase.open(settings.kb_path, embedder=embedder.name, dimension=embedder.dimension,
-                                index_settings=settings.index)
-    keyword_index = KeywordIndex.load(kb.keyword_index_dir)
-    reranker = None
-    if settings.retrieval.rerank:
-        store = open_token_store(settings, kb, embedder) if settings.retrieval.reranker == MAXSIM else None
-        reranker = build_reranker(settings.retrieval.reranker, embedder, device=settings.embedder.device,
-                                  batch_size=settings.embedder.batch_size, token_store=store)
-    return HybridRetriever(kb, embedder, keyword_index, settings.retrieval, reranker)

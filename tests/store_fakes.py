@@ -63,9 +63,9 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from app.config import Settings  # noqa: E402
-from ingest.kb_layout import generation_paths, read_current  # noqa: E402
-from ingest.knowledge_base import KnowledgeBase  # noqa: E402
-from ingest.vector_index import index_ids  # noqa: E402
+from ingest.store.kb_layout import read_current  # noqa: E402
+from ingest.store.knowledge_base import KnowledgeBase  # noqa: E402
+from ingest.store.vector_index import index_ids  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 FAKE_SCRIPT = Path(__file__).resolve().parent / "ingest_with_fake_embedder.py"
@@ -122,14 +122,13 @@ def fake_cli(args: list[str], tmp_path: Path, delay: float = 0.0, extra: list[st
 
 def assert_consistent(kb_dir: Path) -> KnowledgeBase | None:
     """Open the live generation (None if there is none) and check catalog, FAISS and BM25 hold the same ids."""
-    from retrieval.keyword_index import KeywordIndex
     if read_current(kb_dir) is None:
         return None
     kb = KnowledgeBase.open(kb_dir)
     catalog_ids = kb.chunk_ids()
     assert sorted(index_ids(kb.index).tolist()) == catalog_ids
-    assert kb.keyword_index_dir == generation_paths(kb_dir, kb.manifest.generation).keyword_dir
-    assert len(KeywordIndex.load(kb.keyword_index_dir)) == len(catalog_ids)
+    assert not kb.notices  # the keyword index was read from disk, not rebuilt
+    assert len(kb.keyword_index) == len(catalog_ids)
     assert len(catalog_ids) == kb.manifest.n_chunks == len({c.chunk_id for c in kb.iter_chunks()})
     for doc in kb.documents():
         assert doc.n_chunks == sum(1 for c in kb.iter_chunks() if c.doc_id == doc.content_hash)

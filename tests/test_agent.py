@@ -17,8 +17,7 @@ from app.answer_pipeline import AnswerPipeline
 from app.chat_model_adapter import LocalChatModel
 from app.config import GenerationSettings, Settings
 from app.langchain_tool import build_knowledge_base_tools
-from ingest.knowledge_base import KnowledgeBase
-from retrieval.hybrid_retriever import build_retriever
+from app.wiring import build_retriever
 
 QUESTION = "星河数据库默认监听哪个端口？"
 CALL = {"name": "search_knowledge_base", "args": {"question": QUESTION}, "id": "call_1", "type": "tool_call"}
@@ -54,7 +53,7 @@ def kb_tools(tmp_path):
     # The evidence gate is calibrated on e5 cosines; the hash embedder's cosines are lower, so it stays open here.
     settings.answer.min_evidence_score = 0.0
     ingest_with_hash_embedder(settings, [write_corpus(tmp_path / "docs")])
-    retriever = build_retriever(settings, kb=KnowledgeBase.open(settings.kb_path), embedder=HashEmbedder())
+    retriever = build_retriever(settings, HashEmbedder())
     pipeline = AnswerPipeline(retriever, CitingGenerator("星河数据库默认监听 7341 端口 [{n}]。", "7341"),
                               BigramEmbedder(), settings)
     return build_knowledge_base_tools(settings=settings, pipeline=pipeline)

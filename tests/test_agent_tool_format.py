@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from app.tool_call_format import ChatTurn, ToolCall, parse_reply, safe_prefix_length, to_plain_messages
+from app.tool_call_format import (
+    ChatTurn,
+    ToolCall,
+    parse_reply,
+    safe_prefix_length,
+    to_plain_messages,
+)
 
 NAMES = {"search_knowledge_base"}
 

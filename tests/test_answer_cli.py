@@ -12,12 +12,12 @@ from app.config import Settings
 
 
 def _use_fake_pipeline(monkeypatch, answer: str, seen: list) -> None:
-    def build(settings: Settings) -> AnswerPipeline:
+    def build(settings: Settings, with_reranker: bool | None = None) -> AnswerPipeline:
         seen.append(settings)
         passages = [scored("星河数据库默认监听 7341 端口。", 1, source="docs/星河.md", page=3, heading=["端口"])]
         return AnswerPipeline(FakeRetriever(passages), ScriptedGenerator(answer), BigramEmbedder(), settings)
 
-    monkeypatch.setattr(ask, "load_settings", Settings)
+    monkeypatch.setattr(ask, "load_settings", lambda config=None, **overrides: Settings(**overrides))
     monkeypatch.setattr(ask, "build_pipeline", build)
 
 

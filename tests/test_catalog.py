@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.catalog import Catalog, CatalogError
 from ingest.records import ChunkDraft, DocumentRecord
+from ingest.store.catalog import Catalog, CatalogError
 
 
 def _drafts(n: int, prefix: str = "text") -> list[ChunkDraft]:

@@ -26,7 +26,7 @@ def page(tmp_path, monkeypatch):
     settings = load_settings()
     ingest_with_hash_embedder(settings, [write_corpus(tmp_path / "docs")])  # so the sidebar has a base to show
     pipeline = fake_pipeline(settings)
-    monkeypatch.setattr(components, "build_pipeline", lambda settings: pipeline)
+    monkeypatch.setattr(components, "build_pipeline", lambda settings, **options: pipeline)
     st.cache_resource.clear()
     components._loaded.clear()
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
@@ -149,7 +149,7 @@ def test_a_short_answer_highlights_the_sentence_matching_the_question(tmp_path, 
     ingest_with_hash_embedder(settings, [write_corpus(tmp_path / "docs")])
     pipeline = fake_pipeline(settings, answer="9秒 [1]")
     pipeline.retriever.passages[0].chunk.text = "月影协议是一种心跳协议。月影协议规定每个节点每隔九秒发送一次心跳。"
-    monkeypatch.setattr(components, "build_pipeline", lambda s: pipeline)
+    monkeypatch.setattr(components, "build_pipeline", lambda s, **options: pipeline)
     st.cache_resource.clear()
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     _ask(at, "月影协议规定心跳间隔是多少秒？")

@@ -7,15 +7,15 @@ import re
 from pathlib import Path
 
 import pytest
+from fixtures.documents import SAMPLE_DIR
+from shared_data import SHARED_DIR
 
 from app.config import ChunkingSettings, LimitSettings
-from fixtures.documents import SAMPLE_DIR
-from ingest.chunking import chunk_document
-from ingest.loaders import load_document
-from ingest.normalize import normalize_text
+from ingest.chunking.chunker import chunk_document
+from ingest.chunking.normalize import normalize_text
+from ingest.chunking.text_structure import split_sentences
+from ingest.loaders.document_loader import load_document
 from ingest.records import ChunkDraft, LoadedDocument, PageText
-from ingest.text_structure import split_sentences
-from shared_data import SHARED_DIR
 
 SEEDS = SHARED_DIR / "seeds"
 

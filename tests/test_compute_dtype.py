@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-import ingest.compute_dtype as compute_dtype
-from ingest.compute_dtype import cpu_has_native_bf16, resolve_dtype
+import ingest.embedding.compute_dtype as compute_dtype
+from ingest.embedding.compute_dtype import cpu_has_native_bf16, resolve_dtype
 
 FLAGS = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f {extra}\nbugs\t\t: spectre_v1\n"
 

@@ -6,16 +6,25 @@ import json
 import time
 from pathlib import Path
 
-from ingest.ingest_pipeline import IngestOptions, run_ingest
-from ingest.kb_layout import LOCK_FILE, read_current
-from ingest.knowledge_base import KnowledgeBase
-from store_fakes import HashEmbedder, assert_consistent, fake_cli, store_settings, write_config, write_corpus
+from store_fakes import (
+    HashEmbedder,
+    assert_consistent,
+    fake_cli,
+    store_settings,
+    write_config,
+    write_corpus,
+)
+
+from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
+from ingest.store.kb_layout import LOCK_FILE, read_current
+from ingest.store.knowledge_base import KnowledgeBase
 
 
 def _wait_for_lock_holder(kb_dir: Path, timeout: float = 60.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if (kb_dir / LOCK_FILE).exists() and (pid := (kb_dir / LOCK_FILE).read_text().strip()):
+        owner = kb_dir / (LOCK_FILE + ".owner")
+        if owner.exists() and (pid := owner.read_text().strip()):
             return pid
         time.sleep(0.05)
     raise AssertionError("the first ingest never took the lock")

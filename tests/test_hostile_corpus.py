@@ -22,20 +22,25 @@ from pathlib import Path
 import pytest
 from answer_fakes import BigramEmbedder, ScriptedGenerator
 from fixtures.documents import pdf_bytes
-from store_fakes import HashEmbedder, assert_consistent, fake_cli, store_settings, write_config, write_corpus
+from store_fakes import (
+    HashEmbedder,
+    assert_consistent,
+    fake_cli,
+    store_settings,
+    write_config,
+    write_corpus,
+)
 
-import ingest.ingest_pipeline as ingest_pipeline
+import ingest.pipeline.ingest_pipeline as ingest_pipeline
 from app.answer_pipeline import AnswerPipeline
 from app.config import Settings
 from app.ui_render import answer_html, answer_views, passage_view
-from ingest.ingest_pipeline import IngestOptions, run_ingest
-from ingest.ingest_report import FileFailure
-from ingest.knowledge_base import KnowledgeBase
-from ingest.source_scan import printable_path
-from ingest.vector_index import stored_vectors
+from app.wiring import build_retriever
+from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
+from ingest.pipeline.ingest_report import FileFailure
+from ingest.pipeline.source_scan import printable_path
+from ingest.store.vector_index import stored_vectors
 from prompts.templates import system_prompt
-from retrieval.hybrid_retriever import build_retriever
-from retrieval.keyword_index import KeywordIndex
 
 # Readable text in the encodings Chinese files really come in: each must load and be found by its sentence.
 ENCODED_GOOD = {
@@ -187,7 +192,7 @@ def test_one_ingest_over_every_hostile_input_reports_each_and_loses_nothing(tmp_
     assert report["passages_embedded"] == len(new_texts - {t for c in before.values() for t, _ in c})
 
     kb = assert_consistent(settings.kb_path)
-    keyword = KeywordIndex.load(kb.keyword_index_dir)
+    keyword = kb.keyword_index
     stored_paths = {d.path for d in kb.documents()}
     assert not any(path in stored_paths for path in expected_paths)
     assert str(docs / "ignored.xlsx") not in stored_paths
@@ -307,7 +312,7 @@ def _prompt_for(tmp_path: Path, files: dict[str, str]) -> tuple[list[dict], Answ
     report = run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=HashEmbedder)
     assert report.committed and not report.failures
     embedder = HashEmbedder()
-    retriever = build_retriever(settings, kb=KnowledgeBase.open(settings.kb_path), embedder=embedder)
+    retriever = build_retriever(settings, embedder)
     generator = ScriptedGenerator(ANSWER)
     pipeline = AnswerPipeline(retriever, generator, BigramEmbedder(), settings)
     answer = pipeline.answer(QUESTION)

@@ -7,10 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ingest.__main__ import SAMPLE_CORPUS, build_parser
-from ingest.kb_layout import read_current
-from ingest.kb_lock import WriterLock
 from store_fakes import REPO, assert_consistent, fake_cli, write_config, write_corpus
+
+from app.ingest_cli import SAMPLE_CORPUS, build_parser
+from ingest.store.kb_layout import read_current
+from ingest.store.kb_lock import WriterLock
 
 
 def _run(args: list[str], tmp_path: Path) -> tuple[int, str, str]:
@@ -101,7 +102,7 @@ def test_help_runs_without_loading_models() -> None:
 
 
 def test_device_cuda_without_a_gpu_falls_back_to_cpu_with_a_message(tmp_path: Path) -> None:
-    from ingest.vector_index import gpu_available
+    from ingest.store.vector_index import gpu_available
 
     write_corpus(tmp_path / "docs", 2)
     kb = tmp_path / "kb"

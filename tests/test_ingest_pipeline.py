@@ -10,13 +10,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from store_fakes import HashEmbedder, assert_consistent, store_settings, write_corpus
 
 from app.config import Settings
-from ingest.ingest_pipeline import IngestOptions, run_ingest
-from ingest.ingest_report import IngestReport
-from ingest.kb_layout import generations_dir, read_current
-from ingest.knowledge_base import KnowledgeBase, KnowledgeBaseError
-from store_fakes import HashEmbedder, assert_consistent, store_settings, write_corpus
+from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
+from ingest.pipeline.ingest_report import IngestReport
+from ingest.store.kb_layout import generations_dir, read_current
+from ingest.store.knowledge_base import KnowledgeBase, KnowledgeBaseError
 
 
 def _ingest(settings: Settings, paths: list[Path], embedder: HashEmbedder | None = None,
@@ -195,7 +195,7 @@ def test_embedding_cache_spares_work_and_rebuild_changes_embedder(tmp_path: Path
 def test_embedding_cache_keeps_only_the_live_passages(tmp_path: Path) -> None:
     import sqlite3
 
-    from ingest.kb_layout import EMBEDDING_CACHE_FILE
+    from ingest.store.kb_layout import EMBEDDING_CACHE_FILE
 
     settings = store_settings(tmp_path)
     docs = write_corpus(tmp_path / "docs", 3)
@@ -234,7 +234,7 @@ def test_an_outgrown_flat_index_is_rebuilt_as_ann(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_real_embedder_on_the_sample_corpus(tmp_path: Path, real_embedder, real_embedder_settings,
                                             packaged_models_dir: Path) -> None:
-    from ingest.__main__ import SAMPLE_CORPUS
+    from app.ingest_cli import SAMPLE_CORPUS
 
     settings = store_settings(tmp_path)
     settings.chunking = Settings().chunking
@@ -266,9 +266,9 @@ def test_real_embedder_on_the_sample_corpus(tmp_path: Path, real_embedder, real_
 
 
 def test_token_vectors_are_stored_for_the_live_passages_and_quantized_when_many(tmp_path: Path) -> None:
-    from ingest.embedding_cache import passage_fingerprint
-    from ingest.kb_layout import TOKEN_VECTORS_FILE
-    from ingest.token_store import TokenVectorStore
+    from ingest.embedding.embedding_cache import passage_fingerprint
+    from ingest.store.kb_layout import TOKEN_VECTORS_FILE
+    from ingest.store.token_store import TokenVectorStore
 
     settings = store_settings(tmp_path)
     settings.index.token_pq_bytes = 8
@@ -280,7 +280,7 @@ def test_token_vectors_are_stored_for_the_live_passages_and_quantized_when_many(
     def stored() -> tuple[list[str], TokenVectorStore]:
         live = [c.text for c in assert_consistent(settings.kb_path).iter_chunks()]
         store = TokenVectorStore.open_readonly(path, passage_fingerprint(embedder.name, embedder.dimension,
-                                                                         settings), embedder.dimension)
+                                                                         settings.embedder), embedder.dimension)
         assert store is not None
         return live, store
 
@@ -305,7 +305,7 @@ def test_token_vectors_are_stored_for_the_live_passages_and_quantized_when_many(
 
 
 def test_a_base_without_token_vectors_gets_them_on_rebuild_without_new_vectors(tmp_path: Path) -> None:
-    from ingest.kb_layout import TOKEN_VECTORS_FILE
+    from ingest.store.kb_layout import TOKEN_VECTORS_FILE
 
     settings = store_settings(tmp_path)
     settings.index.store_token_vectors = False

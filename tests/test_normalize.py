@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.normalize import normalize_text, unwrap_pdf_lines
+from ingest.chunking.normalize import normalize_text, unwrap_pdf_lines
 
 
 @pytest.mark.parametrize("raw, expected", [

@@ -1,4 +1,4 @@
-"""ingest/ray_embedding.py on a real local Ray instance (ray.init(num_cpus=2)).
+"""ingest/embedding/ray_embedding.py on a real local Ray instance (ray.init(num_cpus=2)).
 
 The logic tests use the HashEmbedder inside the Ray actors (fast); the slow test runs the real embedder in
 the actors and checks it gives the in-process embedder's vectors.
@@ -6,14 +6,13 @@ the actors and checks it gives the in-process embedder's vectors.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from app.config import ConfigError, EmbedderSettings, Settings
-from ingest.ray_embedding import RayEmbedder, load_ingest_embedder
+from app.config import ConfigError, EmbedderSettings, Settings, load_settings
+from ingest.embedding.ray_embedding import RayEmbedder, load_ingest_embedder
 
 ray = pytest.importorskip("ray", reason="Ray Data is the optional 'scale' extra")
 
@@ -46,9 +45,10 @@ def test_ray_vectors_come_back_in_input_order(local_ray: None, tmp_path: Path) -
 
 
 def test_ray_ingest_builds_the_same_knowledge_base(local_ray: None, tmp_path: Path) -> None:
-    from ingest.ingest_pipeline import IngestOptions, run_ingest
-    from ingest.knowledge_base import KnowledgeBase
     from store_fakes import HashEmbedder
+
+    from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
+    from ingest.store.knowledge_base import KnowledgeBase
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -62,12 +62,12 @@ def test_ray_ingest_builds_the_same_knowledge_base(local_ray: None, tmp_path: Pa
         return KnowledgeBase.open(settings.kb_path)
 
     def token_vectors(kb: KnowledgeBase, texts: list[str]) -> list[np.ndarray]:
-        from ingest.embedding_cache import passage_fingerprint
-        from ingest.kb_layout import TOKEN_VECTORS_FILE
-        from ingest.text_keyed_sqlite import text_hash
-        from ingest.token_store import TokenVectorStore
+        from ingest.embedding.embedding_cache import passage_fingerprint
+        from ingest.store.kb_layout import TOKEN_VECTORS_FILE
+        from ingest.store.text_keyed_sqlite import text_hash
+        from ingest.store.token_store import TokenVectorStore
 
-        key = passage_fingerprint(kb.manifest.embedder, kb.manifest.dimension, Settings())
+        key = passage_fingerprint(kb.manifest.embedder, kb.manifest.dimension, Settings().embedder)
         store = TokenVectorStore.open_readonly(kb.kb_dir / TOKEN_VECTORS_FILE, key, kb.manifest.dimension)
         assert store is not None
         found = store.get_many(texts)
@@ -94,14 +94,14 @@ def test_no_texts_needs_no_ray_job(tmp_path: Path) -> None:
 
 
 def test_unknown_runner_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="unknown EmbedderSettings.runner 'spark'"):
-        load_ingest_embedder(EmbedderSettings(runner="spark"), tmp_path)
+    with pytest.raises(ConfigError, match=r"embedder\.runner: Input should be 'local' or 'ray' \(got 'spark'\)"):
+        load_settings(embedder={"runner": "spark"}, data_dir=tmp_path)
 
 
 @pytest.mark.slow
 def test_real_embedder_on_ray_matches_in_process(local_ray: None, real_embedder, packaged_models_dir: Path,
                                                  real_embedder_settings: EmbedderSettings) -> None:
-    ray_settings = dataclasses.replace(real_embedder_settings, runner="ray", ray_workers=1, batch_size=4)
+    ray_settings = real_embedder_settings.replace(runner="ray", ray_workers=1, batch_size=4)
     embedder = load_ingest_embedder(ray_settings, packaged_models_dir)
     assert isinstance(embedder, RayEmbedder)
     assert embedder.name == real_embedder.name

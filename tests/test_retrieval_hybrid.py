@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from retrieval_fakes import ReverseReranker, make_retriever
 
 from app.config import RetrievalSettings
 from ingest.records import Chunk
 from retrieval.hybrid_retriever import HybridRetriever
+from retrieval.question_check import QuestionError
 from retrieval.neighbour_merge import join_chunks, widen
-
-from retrieval_fakes import ReverseReranker, make_retriever
 
 
 @pytest.fixture()
@@ -63,13 +63,13 @@ def test_reranker_sees_only_the_candidate_pool_and_decides_the_order(retriever: 
 
 
 def test_empty_query_is_refused(retriever: HybridRetriever) -> None:
-    with pytest.raises(ValueError, match="empty query"):
+    with pytest.raises(QuestionError, match="the question is empty"):
         retriever.retrieve("   ")
 
 
-def test_unknown_fusion_method_is_a_clear_error(retriever: HybridRetriever) -> None:
-    with pytest.raises(ValueError, match="retrieval.fusion"):
-        HybridRetriever(retriever.kb, retriever.embedder, retriever.keyword_index, RetrievalSettings(fusion="max"))
+def test_an_overlong_query_is_refused_before_it_is_embedded(retriever: HybridRetriever) -> None:
+    with pytest.raises(QuestionError, match="100000 characters; the limit is 2000"):
+        retriever.retrieve("问" * 100_000)
 
 
 def test_convex_fusion_also_ranks_the_obvious_hit_first(retriever: HybridRetriever) -> None:

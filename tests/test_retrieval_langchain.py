@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from langchain_core.documents import Document
-
 from pathlib import Path
 
-from retrieval.langchain_retriever import DocqaRetriever
-
+from langchain_core.documents import Document
 from retrieval_fakes import make_retriever
+
+from retrieval.langchain_retriever import DocqaRetriever
 
 
 def test_invoke_returns_documents_with_metadata(tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.text_keyed_sqlite import text_hash
-from ingest.token_codec import train_pq_codec
-from ingest.token_store import TokenVectorStore
+from ingest.store.text_keyed_sqlite import text_hash
+from ingest.store.token_codec import train_pq_codec
+from ingest.store.token_store import TokenVectorStore
 from retrieval.reranker import MaxSimReranker, maxsim_scores
 
 DIM = 32

@@ -12,8 +12,8 @@ from store_fakes import HashEmbedder
 from app.config import LimitSettings, Settings
 from app.upload import UploadError, sanitize_filename, save_upload, save_uploads, settle
 from app.upload_ingest import ingest_uploads
-from ingest.knowledge_base import KnowledgeBase
-from ingest.loaders import SUPPORTED_EXTENSIONS
+from ingest.loaders.document_loader import SUPPORTED_EXTENSIONS
+from ingest.store.knowledge_base import KnowledgeBase
 
 DOC = "星河数据库默认监听 7341 端口。".encode()
 

@@ -10,9 +10,21 @@ import numpy as np
 import pytest
 
 from app.config import IndexSettings
-from ingest.vector_index import (VectorIndexError, add_vectors, add_vectors_on_device, create_index, gpu_available,
-                                 index_ids, index_type, load_index, needs_rebuild, remove_vectors, save_index,
-                                 stored_vectors, to_device)
+from ingest.store.vector_index import (
+    VectorIndexError,
+    add_vectors,
+    add_vectors_on_device,
+    create_index,
+    gpu_available,
+    index_ids,
+    index_type,
+    load_index,
+    needs_rebuild,
+    remove_vectors,
+    save_index,
+    stored_vectors,
+    to_device,
+)
 
 
 def _vectors(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:

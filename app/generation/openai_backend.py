@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
-from app.config import GenerationSettings
+from app.generation.settings import GenerationSettings
 from app.generation.base import GenerationError, Message
 
 # Characters per token when the server offers no /tokenize endpoint: deliberately low (CJK is ~1 char/token)

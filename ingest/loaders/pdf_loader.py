@@ -8,8 +8,8 @@ import logging
 from pypdf import PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError
 
-from ingest.load_error import LoadError
-from ingest.normalize import normalize_text
+from ingest.chunking.normalize import normalize_text
+from ingest.loaders.load_error import LoadError
 from ingest.records import PageText
 
 

@@ -3,7 +3,7 @@
 kb_dir/CURRENT                  name of the live generation (replaced atomically with os.replace)
 kb_dir/generations/<name>/      index.faiss, catalog.sqlite3, bm25/, manifest.json
 kb_dir/generations/.incomplete-<name>/   a generation being written; removed by the next writer if left behind
-kb_dir/.lock                    held (fcntl.flock) by the one writer
+kb_dir/.lock                    held (filelock) by the one writer; .lock.owner names its pid
 kb_dir/embedding_cache.sqlite3  passage vectors keyed by text hash, survives interrupted runs
 kb_dir/token_vectors.sqlite3    passages' compressed token vectors for the MaxSim reranker, keyed the same way
 """

@@ -7,7 +7,7 @@ find a passage missing (a base built before this store, a reader on an older gen
 reranker then encodes that passage itself, so every entry is an acceleration, never a requirement.
 
 Codes are float16 until the store holds ``train_tokens`` tokens; then a product quantizer is trained on them and
-every row is re-encoded in one transaction (``ingest/token_codec.py``).
+every row is re-encoded in one transaction (``ingest/store/token_codec.py``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,14 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from app.config import IndexSettings
-from ingest.text_keyed_sqlite import hash_batches, open_store, retain_texts, text_hash
-from ingest.token_codec import TokenCodec, float16_codec, train_pq_codec
+from ingest.settings import IndexSettings
+from ingest.store.text_keyed_sqlite import (
+    hash_batches,
+    open_store,
+    retain_texts,
+    text_hash,
+)
+from ingest.store.token_codec import TokenCodec, float16_codec, train_pq_codec
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS codecs (

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from ingest.pipeline.source_scan import ScanResult, SourceFile, file_sha256, under_roots
 from ingest.records import DocumentRecord
-from ingest.source_scan import ScanResult, SourceFile, file_sha256, under_roots
 
 
 @dataclass

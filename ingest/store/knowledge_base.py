@@ -6,20 +6,27 @@ generation and flips CURRENT, so an open KnowledgeBase keeps seeing the same con
 
 from __future__ import annotations
 
+import logging
+import tempfile
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import faiss
 
-from app.config import IndexSettings
-from ingest.catalog import Catalog, CatalogError
-from ingest.kb_layout import generation_paths, read_current
-from ingest.manifest import Manifest, ManifestError, read_manifest
 from ingest.records import Chunk, DocumentRecord
-from ingest.vector_index import VectorIndexError, load_index, to_device
-
+from ingest.settings import IndexSettings
+from ingest.store.catalog import Catalog, CatalogError
+from ingest.store.kb_layout import generation_paths, read_current
+from ingest.store.keyword_index import (
+    KeywordIndex,
+    KeywordIndexError,
+    build_keyword_index,
+)
+from ingest.store.manifest import Manifest, ManifestError, read_manifest
+from ingest.store.vector_index import VectorIndexError, load_index, to_device
 
 _OPEN_ATTEMPTS = 3
+log = logging.getLogger(__name__)
 
 
 class KnowledgeBaseError(Exception):
@@ -28,11 +35,13 @@ class KnowledgeBaseError(Exception):
 
 class KnowledgeBase:
     def __init__(self, kb_dir: Path, manifest: Manifest, index: faiss.Index, catalog: Catalog,
-                 keyword_index_dir: Path):
+                 keyword_index: KeywordIndex, notices: list[str] | None = None):
         self.kb_dir = kb_dir
         self.manifest = manifest
         self.index = index
-        self.keyword_index_dir = keyword_index_dir
+        self.keyword_index = keyword_index
+        # One line per thing repaired while opening (e.g. a keyword index rebuilt from the catalog), for the faces.
+        self.notices = notices or []
         self._catalog = catalog
 
     @classmethod
@@ -79,10 +88,11 @@ class KnowledgeBase:
             raise KnowledgeBaseError(f"knowledge base {kb_dir} is damaged: {exc}") from exc
         try:
             check_agreement(manifest, index, catalog)
+            keyword_index, notices = _open_keyword_index(paths.keyword_dir, catalog, index_settings)
         except KnowledgeBaseError:
             catalog.close()
             raise
-        return cls(kb_dir, manifest, to_device(index, index_settings), catalog, paths.keyword_dir)
+        return cls(kb_dir, manifest, to_device(index, index_settings), catalog, keyword_index, notices)
 
     def get_chunks(self, ids: Sequence[int]) -> list[Chunk]:
         """Chunks for ``ids`` in the same order; unknown ids (e.g. FAISS's -1 padding) are skipped."""
@@ -109,6 +119,23 @@ class KnowledgeBase:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _open_keyword_index(keyword_dir: Path, catalog: Catalog,
+                        settings: IndexSettings) -> tuple[KeywordIndex, list[str]]:
+    """The generation's keyword index; a missing or damaged one is derived again from the catalog in memory (the
+    next ingest writes it back), with a notice."""
+    try:
+        return KeywordIndex.load(keyword_dir), []
+    except KeywordIndexError as exc:
+        problem = str(exc)
+    chunks = list(catalog.iter_chunks())
+    with tempfile.TemporaryDirectory(prefix="docqa-bm25-") as tmp:
+        build_keyword_index([c.chunk_id for c in chunks], [c.text for c in chunks], Path(tmp), settings)
+        rebuilt = KeywordIndex.load(Path(tmp))
+    notice = f"{problem} — rebuilt from the catalog for this session; the next `python -m ingest` writes it back"
+    log.warning(notice)
+    return rebuilt, [notice]
 
 
 def check_agreement(manifest: Manifest, index: faiss.Index, catalog: Catalog) -> None:

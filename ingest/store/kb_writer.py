@@ -19,14 +19,34 @@ from typing import Callable, Sequence
 import faiss
 import numpy as np
 
-from app.config import IndexSettings
-from ingest.catalog import Catalog, CatalogError
-from ingest.kb_layout import (INCOMPLETE_PREFIX, MANIFEST_FILE, GenerationPaths, fsync_dir, generation_name,
-                              generation_number, generation_paths, generations_dir, read_current, write_current)
-from ingest.knowledge_base import KnowledgeBaseError, check_agreement
-from ingest.manifest import Manifest, ManifestError, read_manifest, write_manifest
-from ingest.vector_index import (VectorIndexError, add_vectors_on_device, create_index, index_ids, index_type,
-                                 load_index, needs_rebuild, remove_vectors, save_index, stored_vectors)
+from ingest.settings import IndexSettings
+from ingest.store.catalog import Catalog, CatalogError
+from ingest.store.kb_layout import (
+    INCOMPLETE_PREFIX,
+    MANIFEST_FILE,
+    GenerationPaths,
+    fsync_dir,
+    generation_name,
+    generation_number,
+    generation_paths,
+    generations_dir,
+    read_current,
+    write_current,
+)
+from ingest.store.knowledge_base import KnowledgeBaseError, check_agreement
+from ingest.store.manifest import Manifest, ManifestError, read_manifest, write_manifest
+from ingest.store.vector_index import (
+    VectorIndexError,
+    add_vectors_on_device,
+    create_index,
+    index_ids,
+    index_type,
+    load_index,
+    needs_rebuild,
+    remove_vectors,
+    save_index,
+    stored_vectors,
+)
 
 log = logging.getLogger(__name__)
 

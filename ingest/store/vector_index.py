@@ -1,6 +1,6 @@
 """The knowledge base's FAISS index as the store uses it: create, update by chunk id, check, save and load.
 
-Which index type to build (flat, HNSW, IVF, IVF-PQ) and how, and moving to a GPU, live in ``ingest/ann_index.py``;
+Which index type to build (flat, HNSW, IVF, IVF-PQ) and how, and moving to a GPU, live in ``ingest/store/ann_index.py``;
 this module adds what the store needs on top: reading a file with a clear error, listing the ids an index holds
 (for the catalog/index agreement check), and deciding when the collection has outgrown its index type.
 Saved indexes are always CPU indexes (``faiss.write_index``; no pickle).
@@ -14,8 +14,8 @@ from typing import Sequence
 import faiss
 import numpy as np
 
-from app.config import IndexSettings
-from ingest import ann_index
+from ingest.settings import IndexSettings
+from ingest.store import ann_index
 
 
 class VectorIndexError(Exception):

@@ -6,8 +6,8 @@ import re
 
 from bs4 import BeautifulSoup
 
-from ingest.load_error import LoadError
-from ingest.normalize import normalize_text
+from ingest.chunking.normalize import normalize_text
+from ingest.loaders.load_error import LoadError
 
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 # The charset declaration must be near the top (the HTML standard says within the first 1024 bytes).

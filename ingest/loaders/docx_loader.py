@@ -10,8 +10,8 @@ import docx
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 
-from ingest.load_error import LoadError
-from ingest.normalize import normalize_text
+from ingest.chunking.normalize import normalize_text
+from ingest.loaders.load_error import LoadError
 
 _HEADING_STYLE = re.compile(r"^Heading (\d)$")
 

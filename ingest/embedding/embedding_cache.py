@@ -11,9 +11,14 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from app.config import Settings
-from ingest.compute_dtype import resolve_dtype
-from ingest.text_keyed_sqlite import hash_batches, open_store, retain_texts, text_hash
+from ingest.embedding.compute_dtype import resolve_dtype
+from ingest.settings import EmbedderSettings
+from ingest.store.text_keyed_sqlite import (
+    hash_batches,
+    open_store,
+    retain_texts,
+    text_hash,
+)
 
 __all__ = ["EmbeddingCache", "passage_fingerprint", "text_hash"]
 
@@ -27,10 +32,9 @@ CREATE TABLE IF NOT EXISTS vectors (
 """
 
 
-def passage_fingerprint(embedder_name: str, dimension: int, settings: Settings) -> str:
+def passage_fingerprint(embedder_name: str, dimension: int, s: EmbedderSettings) -> str:
     """Passage vectors (pooled or per token) depend on the model and on how passages are prepared, so all of it
     keys the embedding cache and the token-vector store."""
-    s = settings.embedder
     return (f"{embedder_name}|{dimension}|{s.passage_prefix}|{s.max_seq_length}"
             f"|{resolve_dtype(s.dtype, s.device)}")
 

@@ -7,7 +7,6 @@ import json
 import re
 from dataclasses import dataclass, field
 
-
 # Control characters (a newline) in a file name are shown escaped, so each failure stays on one line.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 

@@ -13,17 +13,16 @@ is the same. On a multi-machine cluster the model cache (``Settings.models_path`
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from app.config import ConfigError, EmbedderSettings
+from ingest.settings import EmbedderSettings
 
 if TYPE_CHECKING:
-    from ingest.embedder import Embedder
+    from ingest.embedding.embedder import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ class RayUnavailableError(RuntimeError):
 
 
 def _default_loader(settings: EmbedderSettings, models_dir: Path) -> "Embedder":
-    from ingest.embedder import load_embedder
+    from ingest.embedding.embedder import load_embedder
     return load_embedder(settings, models_dir)
 
 
@@ -102,7 +101,7 @@ class RayEmbedder:
     def _worker_settings(self) -> EmbedderSettings:
         """Each actor gets as many torch threads as CPUs it reserves (the default, all cores, oversubscribes)."""
         threads = self._settings.num_threads or max(1, int(self._settings.ray_cpus_per_worker))
-        return dataclasses.replace(self._settings, runner="local", num_threads=threads)
+        return self._settings.replace(runner="local", num_threads=threads)
 
     def _run(self, texts: list[str], with_tokens: bool) -> tuple[np.ndarray, list[np.ndarray]]:
         if not texts:
@@ -147,9 +146,6 @@ class RayEmbedder:
 
 def load_ingest_embedder(settings: EmbedderSettings, models_dir: Path) -> "Embedder":
     """The embedder the ingest uses: ``RayEmbedder`` when ``runner="ray"``, else the in-process embedder."""
-    runner = settings.runner.lower()
-    if runner == "ray":
+    if settings.runner == "ray":
         return RayEmbedder(settings, models_dir)
-    if runner != "local":
-        raise ConfigError(f"unknown EmbedderSettings.runner {settings.runner!r}: use 'local' or 'ray'")
     return _default_loader(settings, models_dir)

@@ -18,23 +18,37 @@ import faiss
 import numpy as np
 from tqdm import tqdm
 
-from app.config import IndexSettings, Settings
-from ingest.catalog import Catalog, CatalogError
-from ingest.chunking import chunk_document
-from ingest.embedding_cache import EmbeddingCache, passage_fingerprint, text_hash
-from ingest.ingest_plan import IngestPlan, plan_ingest
-from ingest.ingest_report import FileFailure, IngestReport
-from ingest.kb_layout import EMBEDDING_CACHE_FILE, TOKEN_VECTORS_FILE
-from ingest.kb_lock import WriterLock
-from ingest.kb_writer import GenerationWriter, KeywordBuilder, clean_leftovers, collect_garbage, live_state
-from ingest.knowledge_base import KnowledgeBaseError
-from ingest.loaders import SUPPORTED_EXTENSIONS, LoadError, load_document
+from ingest.chunking.chunker import chunk_document
+from ingest.embedding.embedding_cache import (
+    EmbeddingCache,
+    passage_fingerprint,
+    text_hash,
+)
+from ingest.loaders.document_loader import (
+    SUPPORTED_EXTENSIONS,
+    LoadError,
+    load_document,
+)
+from ingest.pipeline.ingest_plan import IngestPlan, plan_ingest
+from ingest.pipeline.ingest_report import FileFailure, IngestReport
+from ingest.pipeline.source_scan import SourceFile, printable_path, scan_sources
 from ingest.records import ChunkDraft, DocumentRecord
-from ingest.source_scan import SourceFile, printable_path, scan_sources
-from ingest.token_store import TokenVectorStore
+from ingest.settings import IndexSettings, IngestConfig
+from ingest.store.catalog import Catalog, CatalogError
+from ingest.store.kb_layout import EMBEDDING_CACHE_FILE, TOKEN_VECTORS_FILE
+from ingest.store.kb_lock import WriterLock
+from ingest.store.kb_writer import (
+    GenerationWriter,
+    KeywordBuilder,
+    clean_leftovers,
+    collect_garbage,
+    live_state,
+)
+from ingest.store.knowledge_base import KnowledgeBaseError
+from ingest.store.token_store import TokenVectorStore
 
 if TYPE_CHECKING:
-    from ingest.embedder import Embedder
+    from ingest.embedding.embedder import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -61,28 +75,27 @@ class IngestSetupError(Exception):
     """Something the run needs cannot be set up (e.g. the embedding model does not load)."""
 
 
-def _default_embedder(settings: Settings) -> "Embedder":
-    from app.config import ConfigError
-    from ingest.embedder import EmbedderError
-    from ingest.ray_embedding import RayUnavailableError, load_ingest_embedder
+def _default_embedder(settings: IngestConfig) -> "Embedder":
+    from ingest.embedding.embedder import EmbedderError
+    from ingest.embedding.ray_embedding import RayUnavailableError, load_ingest_embedder
     try:
         return load_ingest_embedder(settings.embedder, settings.models_path)
-    except (EmbedderError, RayUnavailableError, ConfigError) as exc:
+    except (EmbedderError, RayUnavailableError) as exc:
         raise IngestSetupError(str(exc)) from exc
 
 
-def _passages_per_call(settings: Settings) -> int:
+def _passages_per_call(settings: IngestConfig) -> int:
     """Passages handed to the embedder per call (it length-sorts each call into batches); Ray starts a job per call."""
     s = settings.embedder
-    return s.ray_job_passages if s.runner.lower() == "ray" else max(s.batch_size, s.passages_per_call)
+    return s.ray_job_passages if s.runner == "ray" else max(s.batch_size, s.passages_per_call)
 
 
-def _default_keyword_builder(settings: Settings) -> KeywordBuilder:
-    from retrieval.keyword_index import build_keyword_index
-    return lambda ids, texts, out_dir: build_keyword_index(ids, texts, out_dir, settings.retrieval)
+def _default_keyword_builder(settings: IngestConfig) -> KeywordBuilder:
+    from ingest.store.keyword_index import build_keyword_index
+    return lambda ids, texts, out_dir: build_keyword_index(ids, texts, out_dir, settings.index)
 
 
-def _known_documents(settings: Settings, rebuild: bool) -> dict[str, DocumentRecord]:
+def _known_documents(settings: IngestConfig, rebuild: bool) -> dict[str, DocumentRecord]:
     if rebuild:
         return {}
     live = live_state(settings.kb_path)
@@ -99,7 +112,7 @@ def _known_documents(settings: Settings, rebuild: bool) -> dict[str, DocumentRec
         catalog.close()
 
 
-def _load_contents(plan: IngestPlan, known_hashes: set[str], settings: Settings, report: IngestReport,
+def _load_contents(plan: IngestPlan, known_hashes: set[str], settings: IngestConfig, report: IngestReport,
                    progress: bool) -> tuple[list[LoadedContent], list[tuple[SourceFile, str]]]:
     """Load and chunk new/changed files whose content is not stored yet.
 
@@ -149,7 +162,7 @@ def _fail(report: IngestReport, path: str, reason: str) -> None:
 
 
 def _embed(texts: Sequence[str], embedder: "Embedder", cache: EmbeddingCache, tokens: TokenVectorStore | None,
-           settings: Settings, report: IngestReport, progress: bool) -> dict[str, np.ndarray]:
+           settings: IngestConfig, report: IngestReport, progress: bool) -> dict[str, np.ndarray]:
     """Vectors for ``texts`` keyed by text hash: from the cache, else embedded batch by batch and cached at once.
     With a token store, passages without stored token vectors are embedded too, storing both from one pass."""
     vectors = cache.get_many(texts)
@@ -246,7 +259,7 @@ class PreparedWork:
         return bool(self.contents or self.duplicates or self.plan.touched or self.plan.removed)
 
 
-def _write_generation(settings: Settings, options: IngestOptions, work: PreparedWork, embedder: "Embedder | None",
+def _write_generation(settings: IngestConfig, options: IngestOptions, work: PreparedWork, embedder: "Embedder | None",
                       name: str, dimension: int, build_keywords: KeywordBuilder, report: IngestReport) -> None:
     """Embed the new chunks (through the cache), apply every change to a new generation and commit it."""
     kb_dir = settings.kb_path
@@ -256,7 +269,7 @@ def _write_generation(settings: Settings, options: IngestOptions, work: Prepared
     try:
         vectors: dict[str, np.ndarray] = {}
         if work.texts and embedder is not None:
-            fingerprint = passage_fingerprint(embedder.name, dimension, settings)
+            fingerprint = passage_fingerprint(embedder.name, dimension, settings.embedder)
             cache = EmbeddingCache(kb_dir / EMBEDDING_CACHE_FILE, fingerprint, dimension)
             if settings.index.store_token_vectors:
                 tokens = TokenVectorStore.open(kb_dir / TOKEN_VECTORS_FILE, fingerprint, dimension)
@@ -283,7 +296,7 @@ def _write_generation(settings: Settings, options: IngestOptions, work: Prepared
     report.documents_total = manifest.n_documents
 
 
-def _prepare(settings: Settings, paths: Sequence[Path], options: IngestOptions, report: IngestReport) -> PreparedWork:
+def _prepare(settings: IngestConfig, paths: Sequence[Path], options: IngestOptions, report: IngestReport) -> PreparedWork:
     """Scan, compare with the catalog, load and chunk what is new."""
     scan = scan_sources(paths, SUPPORTED_EXTENSIONS)
     for root in scan.missing_roots:
@@ -298,7 +311,7 @@ def _prepare(settings: Settings, paths: Sequence[Path], options: IngestOptions, 
     return PreparedWork(plan, contents, duplicates)
 
 
-def run_ingest(settings: Settings, paths: Sequence[Path], options: IngestOptions | None = None,
+def run_ingest(settings: IngestConfig, paths: Sequence[Path], options: IngestOptions | None = None,
                embedder_factory: Callable[[], "Embedder"] | None = None,
                keyword_builder: KeywordBuilder | None = None) -> IngestReport:
     """Bring the knowledge base at ``settings.kb_path`` in line with the files under ``paths``.

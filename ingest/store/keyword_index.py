@@ -13,8 +13,8 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-from app.config import RetrievalSettings
-from retrieval.text_tokenizer import TokenizerOptions, tokenize
+from ingest.settings import IndexSettings
+from ingest.store.text_tokenizer import TokenizerOptions, tokenize
 
 _META_FILE = "keyword_index.json"
 _IDS_FILE = "chunk_ids.npy"
@@ -27,11 +27,11 @@ class KeywordIndexError(Exception):
 
 
 def build_keyword_index(ids: Sequence[int], texts: Sequence[str], out_dir: Path,
-                        settings: RetrievalSettings | None = None) -> None:
+                        settings: IndexSettings | None = None) -> None:
     """Tokenise ``texts`` and write a BM25 index for them into ``out_dir`` (created if needed)."""
     if len(ids) != len(texts):
         raise ValueError(f"build_keyword_index: {len(ids)} ids but {len(texts)} texts")
-    settings = settings or RetrievalSettings()
+    settings = settings or IndexSettings()
     options = TokenizerOptions(cjk_bigrams=settings.bm25_cjk_bigrams)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ import re
 
 from charset_normalizer import CharsetMatch, from_bytes
 
-from ingest.load_error import LoadError
+from ingest.loaders.load_error import LoadError
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),

@@ -13,14 +13,14 @@ import re
 import stat
 from pathlib import Path
 
-from app.config import LimitSettings
-from ingest.docx_loader import read_docx
-from ingest.html_loader import declared_charset, read_html
-from ingest.load_error import LoadError
-from ingest.normalize import normalize_text
-from ingest.pdf_loader import read_pdf
+from ingest.chunking.normalize import normalize_text
+from ingest.loaders.docx_loader import read_docx
+from ingest.loaders.html_loader import declared_charset, read_html
+from ingest.loaders.load_error import LoadError
+from ingest.loaders.pdf_loader import read_pdf
+from ingest.loaders.text_decoding import decode_text
 from ingest.records import LoadedDocument, PageText
-from ingest.text_decoding import decode_text
+from ingest.settings import LimitSettings
 
 __all__ = ["LoadError", "SUPPORTED_EXTENSIONS", "load_document"]
 

@@ -24,9 +24,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from app.config import ChunkingSettings
+from ingest.chunking.text_structure import (
+    Block,
+    hard_split,
+    parse_blocks,
+    split_sentences,
+    trim,
+)
 from ingest.records import ChunkDraft, LoadedDocument
-from ingest.text_structure import Block, hard_split, parse_blocks, split_sentences, trim
+from ingest.settings import ChunkingSettings
 
 _CLAUSE_END = "，、,：:；;）) \n"
 

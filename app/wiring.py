@@ -1,0 +1,95 @@
+"""The composition root: the one place that loads the models, opens the knowledge base (with the embedder check and
+the index settings), and builds the retriever, reranker, LLM and answer pipeline. Every face — the CLIs, the chat
+page, the LangChain tool, the agent example, uploads, the HTTP server and the benchmarks — gets its parts here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.config import Settings
+from app.generation.base import Generator
+from app.generation.factory import load_generator
+from retrieval.hybrid_retriever import HybridRetriever
+from retrieval.reranker import MAXSIM, Reranker, build_reranker
+
+if TYPE_CHECKING:
+    from app.answer_pipeline import AnswerPipeline
+    from ingest.embedding.embedder import Embedder
+    from ingest.pipeline.ingest_pipeline import IngestOptions
+    from ingest.pipeline.ingest_report import IngestReport
+    from ingest.store.knowledge_base import KnowledgeBase
+    from ingest.store.token_store import TokenVectorStore
+
+
+def load_embedder(settings: Settings) -> Embedder:
+    """The configured embedder, loaded once per process (converted/traced on first use)."""
+    from ingest.embedding.embedder import load_embedder as load
+
+    return load(settings.embedder, settings.models_path)
+
+
+def open_knowledge_base(settings: Settings, embedder: Embedder) -> KnowledgeBase:
+    """The live generation of the configured base, refused when another embedder built it; index search
+    parameters (nprobe, efSearch) and the device come from ``settings.index``."""
+    from ingest.store.knowledge_base import KnowledgeBase
+
+    return KnowledgeBase.open(settings.kb_path, embedder=embedder.name, dimension=embedder.dimension,
+                              index_settings=settings.index)
+
+
+def open_token_store(settings: Settings, kb: KnowledgeBase, embedder: Embedder) -> TokenVectorStore | None:
+    """The token vectors the ingest stored for this base and embedder, or None when there are none."""
+    from ingest.embedding.embedding_cache import passage_fingerprint
+    from ingest.store.kb_layout import TOKEN_VECTORS_FILE
+    from ingest.store.token_store import TokenVectorStore
+
+    return TokenVectorStore.open_readonly(kb.kb_dir / TOKEN_VECTORS_FILE,
+                                          passage_fingerprint(embedder.name, embedder.dimension, settings.embedder),
+                                          embedder.dimension)
+
+
+def build_reranker_for(settings: Settings, kb: KnowledgeBase, embedder: Embedder) -> Reranker:
+    store = open_token_store(settings, kb, embedder) if settings.retrieval.reranker == MAXSIM else None
+    return build_reranker(settings.retrieval.reranker, embedder, device=settings.embedder.device,
+                          batch_size=settings.embedder.batch_size, token_store=store)
+
+
+def build_retriever(settings: Settings, embedder: Embedder | None = None,
+                    with_reranker: bool | None = None) -> HybridRetriever:
+    """A retriever over the configured base. The reranker is built when ``with_reranker`` (default: the
+    ``retrieval.rerank`` setting) so that ``retrieve(..., rerank=True)`` can use it per call."""
+    embedder = embedder or load_embedder(settings)
+    kb = open_knowledge_base(settings, embedder)
+    build = settings.retrieval.rerank if with_reranker is None else with_reranker
+    reranker = build_reranker_for(settings, kb, embedder) if build else None
+    return HybridRetriever(kb, embedder, kb.keyword_index, settings.retrieval, reranker, settings.limits)
+
+
+def build_generator(settings: Settings) -> Generator:
+    """The configured LLM, loaded once per process."""
+    return load_generator(settings.generation, settings.models_path)
+
+
+def build_pipeline(settings: Settings, with_reranker: bool | None = None,
+                   generator: Generator | None = None) -> AnswerPipeline:
+    """Embedder, base, retriever and LLM wired into an answer pipeline (models load once per process)."""
+    from app.answer_pipeline import AnswerPipeline
+
+    embedder = load_embedder(settings)
+    retriever = build_retriever(settings, embedder, with_reranker)
+    return AnswerPipeline(retriever, generator or build_generator(settings), embedder, settings)
+
+
+def kb_notices(retriever: object) -> list[str]:
+    """What opening the base repaired (one line each), for the faces to show; none for a retriever without a base."""
+    return list(getattr(getattr(retriever, "kb", None), "notices", []))
+
+
+def run_ingest(settings: Settings, paths: Sequence[Path], options: IngestOptions | None = None,
+               embedder_factory: Callable[[], Embedder] | None = None) -> IngestReport:
+    """The incremental ingest of ``paths`` into the configured base (the embedder loads only if work needs it)."""
+    from ingest.pipeline.ingest_pipeline import run_ingest as run
+
+    return run(settings, paths, options, embedder_factory=embedder_factory)

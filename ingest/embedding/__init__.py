@@ -1,0 +1,1 @@
+"""The embedder: model conversion, compute type, OpenVINO encoder, embedding cache, Ray runner."""

@@ -1,0 +1,1 @@
+"""File loaders: one per format, each returning the document's text with its pages."""

@@ -1,0 +1,1 @@
+"""The ingest pipeline that joins loaders, chunking, embedding and the store."""

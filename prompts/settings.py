@@ -1,0 +1,44 @@
+"""Settings of the answer checks and the prompt: context budget, refusal gates, grounding checks, languages."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ingest.settings import SettingsSection
+
+
+class AnswerSettings(SettingsSection):
+    # Tokens of the LLM's own tokenizer given to the numbered passages; on a 2-core CPU every 1000 prompt tokens
+    # add ~10 s before the first answer token (bench/RESULTS_ANSWER.md).
+    context_budget_tokens: int = Field(1024, ge=64)
+    # Refuse without calling the LLM when the best evidence (evidence_score_field) scores below this: set so that
+    # almost no answerable question is refused; it only catches off-topic questions (bench/calibrate_gate.py).
+    min_evidence_score: float = Field(0.79, ge=-1, le=1)
+    # Refuse without calling the LLM when the question names something (Latin-script terms of a Chinese question,
+    # inner-capital/digit words of an English one) that no packed passage mentions (prompts/question_names.py).
+    require_question_names: bool = True
+    # When the model refuses although the passages passed the gates, ask once more without the refusal option
+    # (bench/RESULTS_ANSWER.md weighs what it wins against what it invents).
+    retry_refusals: bool = True
+    # An answer sentence whose support score against its cited passages is below this is flagged.
+    min_support_score: float = Field(0.5, ge=-1, le=1)
+    # Refuse an answer when fewer than this share of its content tokens occur in the passages it cites; <= 0 turns
+    # the check off. Calibrated on saved answers (bench/calibrate_support.py, bench/RESULTS_ANSWER.md).
+    min_lexical_support: float = Field(0.7, le=1)
+    # ... judged only for answers with at least this many content tokens (a short answer hinges on one or two).
+    min_lexical_tokens: int = Field(20, ge=1)
+    refusal_zh: str = Field("根据现有文档无法回答该问题。", min_length=1)
+    refusal_en: str = Field("The documents do not contain the answer to this question.", min_length=1)
+    # Which retrieval score the evidence gate reads: "dense" (cosine, comparable across questions), "rerank",
+    # "fused", "bm25" or "score" (the most refined stage available).
+    evidence_score_field: Literal["dense", "rerank", "fused", "bm25", "score"] = "dense"
+    # How answer sentences are checked against their cited passages: "embedder" (cosine with the retrieval
+    # embedder) or a sentence_transformers.CrossEncoder model path / hub name.
+    support_scorer: str = "embedder"
+    # A question is answered in Chinese when at least this share of its letters are CJK characters.
+    zh_min_cjk_share: float = Field(0.2, ge=0, le=1)
+    # Characters of each passage the LangChain tool hands an agent: the packaged LLM's 4k-token context must hold
+    # several tool results plus the conversation.
+    tool_passage_chars: int = Field(300, ge=1)
