@@ -6,13 +6,14 @@ from __future__ import annotations
 import time
 from collections.abc import Generator as EventGenerator
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from app.config import AnswerSettings, GenerationSettings, Settings
 from app.generation.base import Generator
 from prompts.citations import build_citations, remove_invalid_citations
 from prompts.context_packing import pack_passages, prompt_budget
+from prompts.conversation import Turn
 from prompts.evidence_gate import check_evidence
 from prompts.grounding_check import (
     CrossEncoderSupportScorer,
@@ -45,6 +46,8 @@ class AskOptions:
     rerank: bool | None = None
     min_evidence_score: float | None = None
     generation: GenerationSettings | None = None
+    # The conversation so far, oldest first (follow-up questions are answered in its context).
+    history: list[Turn] = field(default_factory=list)
 
 
 @dataclass
