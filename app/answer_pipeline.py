@@ -15,6 +15,8 @@ from prompts.citations import build_citations, remove_invalid_citations
 from prompts.context_packing import pack_passages, prompt_budget
 from prompts.conversation import Turn
 from prompts.evidence_gate import check_evidence
+from prompts.history_window import fit_history, with_history
+from app.standalone_question import REWRITTEN, StandaloneQuestion, standalone_question
 from prompts.grounding_check import (
     CrossEncoderSupportScorer,
     EmbeddingSupportScorer,
@@ -28,6 +30,7 @@ from prompts.number_support import unsupported_numbers
 from prompts.question_names import check_question_names
 from prompts.records import Answer
 from prompts.templates import PackedPassage, build_messages, source_label
+from retrieval.multi_query import fuse_results
 from retrieval.question_check import QuestionError, validate_question
 from retrieval.results import RetrievalResult, ScoredChunk
 
@@ -56,6 +59,8 @@ class PassagesEvent:
 
     passages: list[ScoredChunk]
     timings: dict[str, float]
+    # What was searched for: the message, or a follow-up's standalone form.
+    standalone_question: str = ""
 
 
 @dataclass
@@ -132,30 +137,36 @@ class AnswerPipeline:
         language = detect_language(question, answer_settings.zh_min_cjk_share)
         refusal = self._refusal(language)
         timings: dict[str, float] = {}
+        # A follow-up is retrieved, gated and answered as its standalone form; the history never reaches retrieval.
+        standalone = self._standalone(question, options.history, generation)
+        if standalone.seconds:
+            timings["rewrite"] = standalone.seconds
+        searched = standalone.text
 
         start = time.perf_counter()
-        result = self.retriever.retrieve(question, top_k=options.top_k, rerank=options.rerank)
+        result = self._retrieve(question, standalone, options)
         timings["retrieve"] = time.perf_counter() - start
         passages = list(result.passages)
-        yield PassagesEvent(passages, {**result.timings, "retrieve": timings["retrieve"]})
+        yield PassagesEvent(passages, {**result.timings, "retrieve": timings["retrieve"]}, searched)
         # Every refusal below is this answer with its reason (the passages stay, so a user sees what was close).
         refused = Answer(question=question, text=refusal, refused=True, passages=passages, language=language,
-                         timings=timings)
+                         timings=timings, standalone_question=searched, follow_up=standalone.method)
 
         gate = check_evidence(passages, min_evidence, answer_settings.evidence_score_field)
         if not gate.answerable:
             yield from _refuse(replace(refused, refusal_reason=f"evidence gate: {gate.reason}"))
             return
 
-        packed = self._pack(question, passages, language, generation)
+        packed = self._pack(searched, passages, language, generation)
         if answer_settings.require_question_names:
-            names = check_question_names(question, language,
+            names = check_question_names(searched, language,
                                          [p.text for p in packed] + [source_label(p.passage) for p in packed])
             if not names.answerable:
                 missing = ", ".join(f"'{n}'" for n in names.missing)
                 yield from _refuse(replace(refused, refusal_reason=f"the passages never mention {missing}"))
                 return
-        messages = build_messages(question, packed, language, refusal)
+        history = options.history
+        messages = self._with_history(build_messages(searched, packed, language, refusal), history, generation)
         start = time.perf_counter()
         raw, first_token = yield from self._generate(messages, generation)
         timings["first_token"] = first_token
@@ -168,8 +179,9 @@ class AnswerPipeline:
             yield RetryEvent("the model found no answer; asking again without the refusal option")
             passage_language = _passage_language(packed, answer_settings)
             retry_start = time.perf_counter() - start
-            raw, retry_first = yield from self._generate(
-                build_messages(question, packed, passage_language, refusal, allow_refusal=False), generation)
+            raw, retry_first = yield from self._generate(self._with_history(
+                build_messages(searched, packed, passage_language, refusal, allow_refusal=False), history,
+                generation), generation)
             decode_start, retried = retry_start + retry_first, True
             # Across languages (English question, Chinese passages) only an answer in the passages' language can
             # be checked word by word; another one is dropped.
@@ -182,6 +194,32 @@ class AnswerPipeline:
             timings["tokens_per_s"] = (generated_tokens - 1) / (timings["generate"] - decode_start)
         timings["generated_tokens"] = float(generated_tokens)
         yield DoneEvent(self._finish(raw, packed, refused, retried, unchecked))
+
+    def _standalone(self, question: str, history: list[Turn], generation: GenerationSettings) -> StandaloneQuestion:
+        limits = self.settings.limits
+        return standalone_question(question, history, self.generator, generation, self.settings.dialogue,
+                                   self.settings.answer, limits.max_question_chars)
+
+    def _retrieve(self, question: str, standalone: StandaloneQuestion, options: AskOptions) -> RetrievalResult:
+        """Passages for the standalone question; a rewrite is fused with the message's own retrieval (the
+        rewrite's scores come first: the evidence gate judges the standalone question)."""
+        retrieve = self.retriever.retrieve
+        if standalone.method != REWRITTEN:
+            return retrieve(standalone.text, top_k=options.top_k, rerank=options.rerank)
+        dialogue = self.settings.dialogue
+        results = [retrieve(standalone.text, top_k=options.top_k, rerank=options.rerank),
+                   retrieve(question, top_k=options.top_k, rerank=options.rerank)]
+        top_k = max(len(r.passages) for r in results)
+        return fuse_results(results, [1.0, dialogue.original_weight], dialogue.fusion_rrf_k, top_k)
+
+    def _with_history(self, messages: list[dict], history: list[Turn], generation: GenerationSettings) -> list[dict]:
+        """The earlier turns that fit beside the packed passages (already in ``messages``, so they always fit)
+        and within ``dialogue.history_budget_tokens``, oldest dropped first."""
+        if not history:
+            return messages
+        room = self.generator.n_ctx - generation.max_new_tokens - self.generator.count_prompt_tokens(messages)
+        budget = min(self.settings.dialogue.history_budget_tokens, room)
+        return with_history(messages, fit_history(history, budget, self.generator.count_tokens))
 
     def _generate(self, messages: list[dict],
                   generation: GenerationSettings) -> EventGenerator[TokenEvent, None, tuple[str, float]]:

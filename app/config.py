@@ -32,11 +32,11 @@ from ingest.settings import (
     LimitSettings,
     SettingsSection,
 )
-from prompts.settings import AnswerSettings
+from prompts.settings import AnswerSettings, DialogueSettings
 from retrieval.settings import RetrievalSettings
 
 __all__ = ["PACKAGED_EMBEDDER", "PACKAGED_LLM", "AnswerSettings", "ChunkingSettings", "ConfigError",
-           "EmbedderSettings", "GenerationSettings", "IndexSettings", "LimitSettings", "RetrievalSettings",
+           "DialogueSettings", "EmbedderSettings", "GenerationSettings", "IndexSettings", "LimitSettings", "RetrievalSettings",
            "Settings", "load_settings"]
 
 ENV_PREFIX = "DOCQA_"
@@ -67,6 +67,7 @@ class Settings(SettingsSection):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    dialogue: DialogueSettings = Field(default_factory=DialogueSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
 
     @model_validator(mode="before")

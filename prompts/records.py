@@ -33,5 +33,9 @@ class Answer:
     checks: list[SentenceCheck] = field(default_factory=list)
     refusal_reason: str = ""
     language: str = "zh"
-    # Seconds per stage: retrieve, first_token, generate, check ...
+    # Seconds per stage: rewrite, retrieve, first_token, generate, check ...
     timings: dict[str, float] = field(default_factory=dict)
+    # The question retrieved and judged: the message itself, or for a follow-up its standalone form (and how it
+    # was made: app/standalone_question.py).
+    standalone_question: str = ""
+    follow_up: str = ""

@@ -42,3 +42,31 @@ class AnswerSettings(SettingsSection):
     # Characters of each passage the LangChain tool hands an agent: the packaged LLM's 4k-token context must hold
     # several tool results plus the conversation.
     tool_passage_chars: int = Field(300, ge=1)
+
+
+class DialogueSettings(SettingsSection):
+    """How a follow-up message is answered in the context of the conversation (app/answer_pipeline.py)."""
+
+    # What a message that depends on the conversation is retrieved with: "rewrite" (the local LLM writes a
+    # standalone question; retrieval fuses it with the message), "append" (the previous question + the message),
+    # "off" (the message alone). bench/RESULTS_DIALOGUE.md compares the three.
+    follow_up: Literal["rewrite", "append", "off"] = "rewrite"
+    # A message this short (CJK characters of a Chinese one, words of an English one) is taken as a follow-up.
+    short_message_chars_zh: int = Field(6, ge=0)
+    short_message_words_en: int = Field(3, ge=0)
+    # The rewrite: greedy, capped; the prompt sees the last turns only, each answer clipped.
+    rewrite_max_new_tokens: int = Field(48, ge=8)
+    rewrite_history_turns: int = Field(2, ge=1)
+    rewrite_answer_chars: int = Field(160, ge=0)
+    # The rewrite guard (prompts/rewrite_guard.py): share of the message's own content tokens the rewrite must
+    # keep, share of the rewrite's content tokens that may come from neither the message nor the conversation,
+    # and the longest rewrite accepted.
+    min_kept_share: float = Field(0.6, ge=0, le=1)
+    max_new_token_share: float = Field(0.25, ge=0, le=1)
+    max_rewrite_chars: int = Field(200, ge=10)
+    # Fusing the retrievals of the standalone question and of the message (reciprocal rank fusion).
+    fusion_rrf_k: int = Field(60, ge=0)
+    original_weight: float = Field(0.5, ge=0)
+    # Tokens of earlier turns placed in the answer prompt (the oldest drop first; the passages are packed first,
+    # so they always fit). 0 = none: the standalone question alone carries the context.
+    history_budget_tokens: int = Field(256, ge=0)
