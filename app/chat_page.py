@@ -8,6 +8,8 @@ can run or load in the browser.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
@@ -15,7 +17,7 @@ from app.answer_pipeline import AskOptions, QuestionError
 from app.components import is_loaded, load_pipeline, read_kb_status
 from app.config import ConfigError, Settings, load_settings
 from app.generation.base import GenerationError
-from app.ui_answer import ChatEntry, render_entry, stream_answer
+from app.ui_answer import ChatEntry, conversation, render_entry, stream_answer
 from app.ui_render import escape_inline
 from app.ui_sidebar import (
     render_kb_status,
@@ -101,10 +103,12 @@ def main() -> None:
     for entry in st.session_state.messages:
         render_entry(entry, lang)
     if question:
+        # The conversation so far goes with the question, so a follow-up ("那其中…") is answered in its context.
+        asked = replace(chosen, history=conversation(st.session_state.messages))
         user = ChatEntry("user", question)
         st.session_state.messages.append(user)
         render_entry(user, lang)
-        st.session_state.messages.append(_answer(question, base, chosen, lang))
+        st.session_state.messages.append(_answer(question, base, asked, lang))
 
 
 main()

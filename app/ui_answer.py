@@ -23,6 +23,7 @@ from app.ui_render import (
     scores_table,
 )
 from app.ui_text import t
+from prompts.conversation import Turn
 from prompts.records import Answer
 
 _SCORE_STAGES = ("score_dense", "score_bm25", "score_fused", "score_rerank")
@@ -36,6 +37,23 @@ class ChatEntry:
     text: str
     answer: Answer | None = None
     error: str = ""
+
+
+def conversation(entries: list[ChatEntry]) -> list[Turn]:
+    """The page's messages as the pipeline's history: each answered question with its answer and cited passages
+    (a message that ended in an error is left out)."""
+    turns = []
+    for asked, reply in zip(entries, entries[1:]):
+        if asked.role == "user" and reply.role == "assistant" and reply.answer is not None:
+            cited = [c.passage for c in reply.answer.citations]
+            turns.append(Turn(asked.text, reply.answer.text, cited))
+    return turns
+
+
+def searched_for(answer: Answer) -> str:
+    """The standalone question a follow-up was searched for; "" when the message was used as it is."""
+    standalone = answer.standalone_question
+    return standalone if standalone and standalone != answer.question else ""
 
 
 def render_sources(views: list[SourceView], lang: str) -> None:
@@ -52,14 +70,18 @@ def render_sources(views: list[SourceView], lang: str) -> None:
 
 def _timings_caption(answer: Answer, lang: str) -> str:
     parts = [f"{t('t_' + stage, lang)} {answer.timings[stage]:.2f} s"
-             for stage in ("retrieve", "first_token", "generate") if stage in answer.timings]
+             for stage in ("rewrite", "retrieve", "first_token", "generate") if stage in answer.timings]
     if "tokens_per_s" in answer.timings:
         parts.append(f"{answer.timings['tokens_per_s']:.1f} tok/s")
     return f"{t('timings', lang)}: " + " · ".join(parts) if parts else ""
 
 
 def render_answer_details(answer: Answer, lang: str) -> None:
-    """Everything below the answer text: refusal notice, unsupported sentences, sources, timings."""
+    """Everything below the answer text: the standalone question, refusal notice, unsupported sentences, sources,
+    timings."""
+    standalone = searched_for(answer)
+    if standalone:
+        st.caption(t("searched_for", lang, question=escape_inline(standalone)))
     if answer.refused:
         st.warning(t("refused", lang))
         if answer.passages:

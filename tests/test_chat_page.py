@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
-from app_fakes import fake_pipeline, ingest_with_hash_embedder, write_corpus
+from app_fakes import ANSWER, fake_pipeline, ingest_with_hash_embedder, write_corpus
 from streamlit.testing.v1 import AppTest
 
 import app.components as components
@@ -90,6 +90,26 @@ def test_history_is_kept_and_new_chat_clears_it(page):
     assert [m.name for m in at.chat_message] == ["user", "assistant", "user", "assistant"]
     at.sidebar.button(key="new_chat").click().run()
     assert len(at.chat_message) == 0
+
+
+def test_a_follow_up_gets_the_conversation_and_new_chat_resets_it(page):
+    at, pipeline = page
+    standalone = "RAG 为什么要先检索相关段落？"
+    pipeline.generator.answers = [ANSWER, standalone, ANSWER, ANSWER]
+    _ask(at, "什么是 RAG？")
+    _ask(at, "它为什么要先检索？")
+    # The follow-up was rewritten from the conversation (the rewrite prompt holds the first turn), searched for as
+    # its standalone form and the message itself, and the page says what it searched for.
+    rewrite_prompt = pipeline.generator.calls[1][-1]["content"]
+    assert "什么是 RAG？" in rewrite_prompt and "RAG 先检索相关段落" in rewrite_prompt
+    assert pipeline.retriever.calls == ["什么是 RAG？", standalone, "它为什么要先检索？"]
+    assert f"检索问题：{standalone}" in [c.value for c in at.chat_message[3].caption]
+    at.sidebar.button(key="new_chat").click().run()
+    assert at.session_state.messages == []
+    # After New chat the same message is a first message again: no rewrite, no history.
+    _ask(at, "它为什么要先检索？")
+    assert pipeline.retriever.calls[-1] == "它为什么要先检索？" and len(pipeline.generator.calls) == 4
+    assert [m["role"] for m in pipeline.generator.calls[-1]] == ["system", "user"]
 
 
 def test_sidebar_settings_reach_the_pipeline(page):
