@@ -14,17 +14,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from app.answer_pipeline import (
-    AnswerPipeline,
-    AskOptions,
-    DoneEvent,
-    QuestionError,
-    RetryEvent,
-    TokenEvent,
-)
+from app.answer_pipeline import AnswerPipeline, DoneEvent, QuestionError, RetryEvent, TokenEvent
 from app.config import ConfigError, load_settings
+from app.conversation import Conversation
 from app.wiring import build_pipeline, kb_notices
-from prompts.conversation import Turn
 from prompts.records import Answer
 
 PROMPT = "docqa> "
@@ -53,10 +46,9 @@ class ChatSession:
     """One terminal conversation: the turns so far, and the last answer for /sources."""
 
     def __init__(self, pipeline: AnswerPipeline, write: Callable[[str], None], as_json: bool = False) -> None:
-        self.pipeline = pipeline
+        self.conversation = Conversation(pipeline)
         self.write = write
         self.as_json = as_json
-        self.history: list[Turn] = []
         self.last: Answer | None = None
 
     def handle(self, line: str) -> bool:
@@ -67,7 +59,8 @@ class ChatSession:
         if text in ("/quit", "/exit"):
             return False
         if text == "/new":
-            self.history, self.last = [], None
+            self.conversation.reset()
+            self.last = None
             self.write("(new conversation)\n")
         elif text == "/sources":
             self.write(self._sources())
@@ -89,16 +82,14 @@ class ChatSession:
             self.write("\n(stopped)\n")
             return
         self.last = answer
-        self.history.append(Turn(question, answer.text, [c.passage for c in answer.citations]))
 
     def _answer(self, question: str) -> Answer:
-        options = AskOptions(history=list(self.history))
         if self.as_json:
-            answer = self.pipeline.answer(question, options)
+            answer = self.conversation.ask(question)
             self.write(json.dumps(dataclasses.asdict(answer), ensure_ascii=False, default=str) + "\n")
             return answer
         streamed: list[str] = []
-        for event in self.pipeline.stream(question, options):
+        for event in self.conversation.stream(question):
             if isinstance(event, TokenEvent):
                 streamed.append(event.text)
                 self.write(event.text)

@@ -23,12 +23,13 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.messages.tool import tool_call_chunk
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
+from app.answer_pipeline import AskOptions
 from app.config import GenerationSettings
 from app.tool_call_format import (
     ChatTurn,
@@ -37,6 +38,7 @@ from app.tool_call_format import (
     safe_prefix_length,
     to_plain_messages,
 )
+from prompts.conversation import Turn
 
 
 def _text(content: Any) -> str:
@@ -135,3 +137,46 @@ class LocalChatModel(BaseChatModel):
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
         return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
+
+
+def messages_to_conversation(messages: Sequence[BaseMessage]) -> tuple[list[Turn], str]:
+    """LangChain messages as (the conversation so far, the new question): each human message followed by an AI
+    reply is one earlier turn; the last human message is the question. System messages, tool calls and tool
+    results are not part of a document conversation and are left out."""
+    pending: str | None = None
+    turns: list[Turn] = []
+    for message in messages:
+        if isinstance(message, HumanMessage):
+            pending = _text(message.content)
+        elif isinstance(message, AIMessage) and pending is not None and not message.tool_calls:
+            turns.append(Turn(pending, _text(message.content)))
+            pending = None
+    if pending is None:
+        raise ValueError("the conversation must end with a human message (the question)")
+    return turns, pending
+
+
+class DocumentChatModel(BaseChatModel):
+    """A chat model that answers from the documents: the last human message is answered by the grounded pipeline
+    in the context of the earlier turns (a follow-up is rewritten into a standalone question first), so
+    ``prompt | DocumentChatModel(pipeline=…)`` or ``model.invoke([human, ai, human])`` is a conversational RAG
+    chain. The reply's ``response_metadata`` carries the standalone question, refusal and cited sources."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    pipeline: Any  # app.answer_pipeline.AnswerPipeline (from app.wiring.build_pipeline)
+
+    @property
+    def _llm_type(self) -> str:
+        return "docqa-documents"
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        history, question = messages_to_conversation(messages)
+        answer = self.pipeline.answer(question, AskOptions(history=history))
+        metadata = {"standalone_question": answer.standalone_question, "follow_up": answer.follow_up,
+                    "refused": answer.refused, "refusal_reason": answer.refusal_reason,
+                    "sources": [{"number": c.number, "source": c.passage.chunk.source, "page": c.passage.chunk.page,
+                                 "text": c.quoted_text} for c in answer.citations]}
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=answer.text,
+                                                                        response_metadata=metadata))])

@@ -209,3 +209,35 @@ def test_history_never_crowds_out_the_passages():
     kept_questions = [m["content"] for m in prompt[1:-1] if m["role"] == "user"]
     assert kept_questions[-1] == TURN.question and len(kept_questions) < 21
     assert "问题0" not in "".join(kept_questions)
+
+
+def test_the_python_api_keeps_the_conversation_and_resets_it():
+    from app.conversation import Conversation
+
+    pipeline, generator, retriever = make(["37 道 [1]。", "青鸾评测集中有多少道题是有答案的？", "其余 375 道有答案 [1]。",
+                                           "其余 375 道有答案 [1]。"])
+    chat = Conversation(pipeline)
+    chat.ask("青鸾评测集里有多少道拒答题？")
+    answer = chat.ask(MESSAGE)
+    assert answer.standalone_question == "青鸾评测集中有多少道题是有答案的？"
+    assert [t.question for t in chat.history] == ["青鸾评测集里有多少道拒答题？", MESSAGE]
+    assert chat.history[0].passages and chat.history[0].passages[0].chunk.chunk_id == 1
+    chat.reset()
+    assert chat.ask(MESSAGE).follow_up == FIRST and retriever.calls[-1] == MESSAGE
+
+
+def test_the_langchain_document_chat_model_answers_a_follow_up_from_the_messages():
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+    from app.chat_model_adapter import DocumentChatModel, messages_to_conversation
+
+    pipeline, _, retriever = make(["青鸾评测集中有多少道题是有答案的？", "其余 375 道有答案 [1]。"])
+    model = DocumentChatModel(pipeline=pipeline)
+    reply = model.invoke([SystemMessage("be brief"), HumanMessage(TURN.question), AIMessage(TURN.answer),
+                          HumanMessage(MESSAGE)])
+    assert "375" in reply.content
+    assert reply.response_metadata["standalone_question"] == "青鸾评测集中有多少道题是有答案的？"
+    assert reply.response_metadata["sources"][0]["source"] == "docs/note.md"
+    assert retriever.calls[0] == "青鸾评测集中有多少道题是有答案的？"
+    with pytest.raises(ValueError, match="end with a human message"):
+        messages_to_conversation([HumanMessage("q"), AIMessage("a")])
