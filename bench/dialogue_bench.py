@@ -1,0 +1,255 @@
+"""Dialogue benchmark: follow-up questions answered with the conversation, over the seed documents.
+
+Each dialogue (bench/questions/dialogues_seeds.jsonl) has earlier turns and a last turn that cannot be understood
+without them, plus the standalone form of that last turn. The earlier turns are answered once by the real
+pipeline (cached in bench/results/dialogue_history.json) and become the history. The last turn is then run in
+four ways:
+
+- ``standalone``: the standalone form asked as a first message (the reference: what a perfect rewrite would get);
+- ``rewrite`` (the default): the follow-up with history; the local LLM rewrites it, retrieval fuses both forms;
+- ``append``: the follow-up with the previous question prepended, no LLM rewrite;
+- ``off``: the follow-up alone.
+
+Stage 1 (all dialogues, cheap): what each mode retrieves (gold-document hit@1 / hit@5), and for ``rewrite`` the
+standalone form written, whether the guard kept it, and the rewrite's seconds. Stage 2 (``--answer N``
+dialogues, the LLM answers): the last turn answered in each mode, interleaved per dialogue (standalone, rewrite,
+append, off), scored with the answer bench's rules (bench/answer_bench.py): keyword accuracy, refusal of the
+unanswerable follow-ups, false refusals, time to first token from the message (rewrite included).
+
+    .venv/bin/python -m bench.dialogue_bench --answer 12
+
+Writes bench/results/dialogue_seeds.json and prints tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.answer_pipeline import AnswerPipeline, AskOptions, DoneEvent, RetryEvent, TokenEvent
+from app.config import Settings, load_settings
+from app.conversation import Conversation
+from app.standalone_question import REWRITTEN, standalone_question
+from app.wiring import build_generator
+from bench.answer_bench import keyword_hit
+from bench.calibrate_gate import RESULTS_DIR, SEEDS_CORPUS, build_kb, doc_id_of
+from prompts.conversation import Turn
+
+DIALOGUES = Path(__file__).resolve().parent / "questions" / "dialogues_seeds.jsonl"
+HISTORY_CACHE = RESULTS_DIR / "dialogue_history.json"
+MODES = ("standalone", "rewrite", "append", "off")
+
+
+@dataclass
+class Dialogue:
+    did: str
+    lang: str
+    turns: list[str]
+    question: str
+    standalone: str
+    answers: list[str]
+    gold_doc_ids: list[str]
+    answerable: bool
+    base_qid: str = ""
+    answer_match: str = "any"
+    history: list[Turn] = field(default_factory=list)
+
+
+def load_dialogues(path: Path) -> list[Dialogue]:
+    return [Dialogue(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def with_mode(pipeline: AnswerPipeline, mode: str) -> None:
+    pipeline.settings.dialogue = pipeline.settings.dialogue.replace(follow_up=mode)
+
+
+def answer_history(pipeline: AnswerPipeline, dialogues: list[Dialogue]) -> None:
+    """The earlier turns of every dialogue, answered by the real pipeline (default mode) once and cached."""
+    cache = json.loads(HISTORY_CACHE.read_text(encoding="utf-8")) if HISTORY_CACHE.exists() else {}
+    with_mode(pipeline, "rewrite")
+    for i, d in enumerate(dialogues):
+        key = "\n".join(d.turns)
+        if key not in cache:
+            chat = Conversation(pipeline)
+            for question in d.turns:
+                chat.ask(question)
+            cache[key] = [{"question": t.question, "answer": t.answer,
+                           "chunk_ids": [p.chunk.chunk_id for p in t.passages]} for t in chat.history]
+            HISTORY_CACHE.parent.mkdir(parents=True, exist_ok=True)
+            HISTORY_CACHE.write_text(json.dumps(cache, ensure_ascii=False, indent=1), encoding="utf-8")
+            print(f"  history {i + 1}/{len(dialogues)} {d.did}: {cache[key][-1]['answer'][:50]!r}", file=sys.stderr)
+        kb = pipeline.retriever.kb
+        d.history = [Turn(t["question"], t["answer"],
+                          [_as_passage(c) for c in kb.get_chunks(t["chunk_ids"])]) for t in cache[key]]
+
+
+def _as_passage(chunk):
+    from retrieval.results import ScoredChunk
+
+    return ScoredChunk(chunk=chunk)
+
+
+def gold_ranks(passages, d: Dialogue, corpus) -> int | None:
+    gold = set(d.gold_doc_ids)
+    return next((rank for rank, p in enumerate(passages, 1) if doc_id_of(p, corpus) in gold), None)
+
+
+def retrieval_stage(pipeline: AnswerPipeline, d: Dialogue, corpus) -> dict:
+    """What each mode searches for and retrieves (the rewrite through the real LLM and guard)."""
+    settings = pipeline.settings
+    row: dict = {"did": d.did}
+    for mode in MODES:
+        with_mode(pipeline, "rewrite" if mode == "standalone" else mode)
+        message, history = (d.standalone, []) if mode == "standalone" else (d.question, d.history)
+        standalone = standalone_question(message, history, pipeline.generator, settings.generation,
+                                         settings.dialogue, settings.answer, settings.limits.max_question_chars)
+        passages = pipeline._retrieve(message, standalone, AskOptions()).passages
+        row[mode] = {"searched": standalone.text, "method": standalone.method, "rank": gold_ranks(passages, d, corpus)}
+        if mode == "rewrite":
+            row[mode].update(rewrite=standalone.rewrite, seconds=standalone.seconds, reason=standalone.reason,
+                             cues=standalone.cues)
+    return row
+
+
+def answer_stage(pipeline: AnswerPipeline, d: Dialogue, mode: str) -> dict:
+    with_mode(pipeline, "rewrite" if mode == "standalone" else mode)
+    message, history = (d.standalone, []) if mode == "standalone" else (d.question, d.history)
+    started = time.perf_counter()
+    ttft, answer, retried = None, None, False
+    for event in pipeline.stream(message, AskOptions(history=list(history))):
+        if isinstance(event, TokenEvent) and ttft is None:
+            ttft = time.perf_counter() - started
+        elif isinstance(event, RetryEvent):
+            retried = True
+        elif isinstance(event, DoneEvent):
+            answer = event.answer
+    assert answer is not None
+    before_generation = "generate" not in answer.timings
+    hit = not answer.refused and keyword_hit(answer.text, d.answers)
+    return {"did": d.did, "mode": mode, "answer": answer.text, "refused": answer.refused, "hit": hit,
+            "refusal_reason": answer.refusal_reason, "searched": answer.standalone_question,
+            "follow_up": answer.follow_up, "retried": retried, "rewrite_s": answer.timings.get("rewrite"),
+            "ttft": None if before_generation else ttft, "seconds": time.perf_counter() - started}
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def summarise_retrieval(rows: list[dict], dialogues: dict[str, Dialogue]) -> dict:
+    out = {}
+    answerable = [r for r in rows if dialogues[r["did"]].answerable]
+    for mode in MODES:
+        ranks = [r[mode]["rank"] for r in answerable]
+        out[mode] = {"hit@1": sum(x == 1 for x in ranks) / max(1, len(ranks)),
+                     "hit@5": sum(x is not None and x <= 5 for x in ranks) / max(1, len(ranks)), "n": len(ranks)}
+    rewrites = [r["rewrite"] for r in rows]
+    out["rewrite_stats"] = {
+        "kept": sum(r["method"] == REWRITTEN for r in rewrites), "n": len(rewrites),
+        "discarded": sum(r["method"] == "rewrite discarded" for r in rewrites),
+        "not_detected": sum(r["method"] == "independent" and not r["cues"] for r in rewrites),
+        "median_rewrite_s": _median([r["seconds"] for r in rewrites if r["seconds"]]),
+        "p90_rewrite_s": (sorted(s for r in rewrites if (s := r["seconds"]))[int(0.9 * (len(rewrites) - 1))]
+                          if any(r["seconds"] for r in rewrites) else None)}
+    return out
+
+
+def summarise_answers(rows: list[dict], dialogues: dict[str, Dialogue]) -> dict:
+    out = {}
+    for mode in MODES:
+        mine = [r for r in rows if r["mode"] == mode]
+        answerable = [r for r in mine if dialogues[r["did"]].answerable]
+        unanswerable = [r for r in mine if not dialogues[r["did"]].answerable]
+        out[mode] = {
+            "keyword_accuracy": sum(r["hit"] for r in answerable) / max(1, len(answerable)),
+            "refusal_unanswerable": sum(r["refused"] for r in unanswerable) / max(1, len(unanswerable)),
+            "false_refusal": sum(r["refused"] for r in answerable) / max(1, len(answerable)),
+            "median_ttft_s": _median([r["ttft"] for r in mine if r["ttft"] is not None]),
+            "median_rewrite_s": _median([r["rewrite_s"] for r in mine if r["rewrite_s"]]),
+            "n_answerable": len(answerable), "n_unanswerable": len(unanswerable)}
+    return out
+
+
+def print_tables(result: dict) -> None:
+    r = result.get("retrieval_summary")
+    if r:
+        print("\nretrieval of the last turn (answerable dialogues, gold document):")
+        print(f"{'mode':12} {'hit@1':>6} {'hit@5':>6}   n")
+        for mode in MODES:
+            print(f"{mode:12} {r[mode]['hit@1']:6.3f} {r[mode]['hit@5']:6.3f} {r[mode]['n']:3d}")
+        print("rewrite:", json.dumps(r["rewrite_stats"]))
+    a = result.get("answer_summary")
+    if a:
+        print("\nlast-turn answers:")
+        print(f"{'mode':12} {'kw acc':>7} {'refuse-u':>8} {'false-ref':>9} {'ttft':>6} {'rewrite':>7}   n(a/u)")
+        for mode in MODES:
+            s = a[mode]
+            ttft = f"{s['median_ttft_s']:.2f}" if s["median_ttft_s"] else "-"
+            rw = f"{s['median_rewrite_s']:.2f}" if s["median_rewrite_s"] else "-"
+            print(f"{mode:12} {s['keyword_accuracy']:7.3f} {s['refusal_unanswerable']:8.3f} "
+                  f"{s['false_refusal']:9.3f} {ttft:>6} {rw:>7}   {s['n_answerable']}/{s['n_unanswerable']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.dialogue_bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dialogues", type=Path, default=DIALOGUES)
+    p.add_argument("--limit", type=int, help="only the first N dialogues of stage 1")
+    p.add_argument("--answer", type=int, default=0,
+                   help="stage 2 on N dialogues: the first N answerable ones and (N+2)//3 unanswerable ones")
+    p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    p.add_argument("--max-new-tokens", type=int, default=96)
+    p.add_argument("--name", default="seeds")
+    args = p.parse_args(argv)
+
+    settings: Settings = load_settings()
+    settings.generation.max_new_tokens = args.max_new_tokens
+    dialogues = load_dialogues(args.dialogues)[:args.limit]
+    by_id = {d.did: d for d in dialogues}
+    retriever, embedder, corpus = build_kb(settings, SEEDS_CORPUS, "answer-seeds")
+    pipeline = AnswerPipeline(retriever, build_generator(settings), embedder, settings)
+    out = RESULTS_DIR / f"dialogue_{args.name}.json"
+    result: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv),
+                    "load_average_start": os.getloadavg(), "dialogue_settings": settings.dialogue.model_dump(),
+                    "max_new_tokens": args.max_new_tokens}
+
+    def save() -> None:
+        result["load_average_now"] = os.getloadavg()
+        out.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+
+    answer_history(pipeline, dialogues)
+    result["retrieval_rows"] = []
+    for i, d in enumerate(dialogues):
+        result["retrieval_rows"].append(retrieval_stage(pipeline, d, corpus))
+        rw = result["retrieval_rows"][-1]["rewrite"]
+        print(f"  retrieval {i + 1}/{len(dialogues)} {d.did}: {rw['method']}: {rw['searched'][:60]!r} "
+              f"({rw['seconds']:.2f} s)", file=sys.stderr)
+        result["retrieval_summary"] = summarise_retrieval(result["retrieval_rows"], by_id)
+        save()
+    if args.answer:
+        answerable = [d for d in dialogues if d.answerable][:args.answer]
+        unanswerable = [d for d in dialogues if not d.answerable][:(args.answer + 2) // 3]
+        picked = [d for pair in zip(answerable, unanswerable + [None] * len(answerable)) for d in pair if d]
+        result["answer_rows"] = []
+        for i, d in enumerate(picked):
+            for mode in args.modes:  # interleaved per dialogue: load drifts hit every mode alike
+                result["answer_rows"].append(answer_stage(pipeline, d, mode))
+                row = result["answer_rows"][-1]
+                print(f"  answer {i + 1}/{len(picked)} {d.did} {mode}: hit={row['hit']} refused={row['refused']} "
+                      f"{row['answer'][:50]!r}", file=sys.stderr)
+            result["answer_summary"] = summarise_answers(result["answer_rows"], by_id)
+            save()
+    save()
+    print_tables(result)
+    print(f"\nwritten {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
