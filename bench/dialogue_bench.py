@@ -65,6 +65,18 @@ def load_dialogues(path: Path) -> list[Dialogue]:
     return [Dialogue(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def pick(dialogues: list[Dialogue], limit: int | None) -> list[Dialogue]:
+    """All dialogues, or the first ``limit`` in the order answerable, answerable, answerable, unanswerable, ...
+    (a CPU run cannot afford all of them; every slice keeps both kinds)."""
+    answerable = [d for d in dialogues if d.answerable]
+    unanswerable = [d for d in dialogues if not d.answerable]
+    mixed: list[Dialogue] = []
+    while answerable or unanswerable:
+        mixed += answerable[:3] + unanswerable[:1]
+        answerable, unanswerable = answerable[3:], unanswerable[1:]
+    return mixed[:limit]
+
+
 def with_mode(pipeline: AnswerPipeline, mode: str) -> None:
     pipeline.settings.dialogue = pipeline.settings.dialogue.replace(follow_up=mode)
 
@@ -200,19 +212,20 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.dialogue_bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dialogues", type=Path, default=DIALOGUES)
-    p.add_argument("--limit", type=int, help="only the first N dialogues of stage 1")
-    p.add_argument("--answer", type=int, default=0,
-                   help="stage 2 on N dialogues: the first N answerable ones and (N+2)//3 unanswerable ones")
+    p.add_argument("--limit", type=int, help="stage 1 on N dialogues (3 answerable : 1 unanswerable)")
+    p.add_argument("--answer", type=int, default=0, help="stage 2 on the first N of those dialogues")
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--name", default="seeds")
+    p.add_argument("--corpus", type=Path, default=SEEDS_CORPUS,
+                   help="the seed documents (default ../shared/seeds beside the repository)")
     args = p.parse_args(argv)
 
     settings: Settings = load_settings()
     settings.generation.max_new_tokens = args.max_new_tokens
-    dialogues = load_dialogues(args.dialogues)[:args.limit]
+    dialogues = pick(load_dialogues(args.dialogues), args.limit)
     by_id = {d.did: d for d in dialogues}
-    retriever, embedder, corpus = build_kb(settings, SEEDS_CORPUS, "answer-seeds")
+    retriever, embedder, corpus = build_kb(settings, args.corpus, "answer-seeds")
     pipeline = AnswerPipeline(retriever, build_generator(settings), embedder, settings)
     out = RESULTS_DIR / f"dialogue_{args.name}.json"
     result: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv),
@@ -233,9 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         result["retrieval_summary"] = summarise_retrieval(result["retrieval_rows"], by_id)
         save()
     if args.answer:
-        answerable = [d for d in dialogues if d.answerable][:args.answer]
-        unanswerable = [d for d in dialogues if not d.answerable][:(args.answer + 2) // 3]
-        picked = [d for pair in zip(answerable, unanswerable + [None] * len(answerable)) for d in pair if d]
+        picked = dialogues[:args.answer]
         result["answer_rows"] = []
         for i, d in enumerate(picked):
             for mode in args.modes:  # interleaved per dialogue: load drifts hit every mode alike

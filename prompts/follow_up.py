@@ -10,21 +10,23 @@ from dataclasses import dataclass
 
 from prompts.language import _CJK, detect_language
 
-# Chinese references to something said before. "那" alone also opens elided questions ("那英文版呢？").
-_ZH_REFERENCE = re.compile(
-    r"它们?|这(?:个|些|种|款|类|样|篇|份|里|项|套|步|一点)|那(?:个|些|种|款|类|样|篇|份|里|项|套|么)?|其中|其|"
-    r"后者|前者|上述|上面|前面|刚才|该(?:方法|模型|技术|工具|文档|数据集|参数|项)|此(?:方法|处|外)?|"
-    r"第[一二三四五六七八九十两\d]+(?:种|个|条|项|点|步|类|部分)|他们?|她们?")
-# Openings that leave the subject out ("有多少…", "为什么…", "还有呢") and the bare "…呢？" question.
-_ZH_ELIDED_START = re.compile(r"^(?:那|还|也|又|再|另外|所以|为什么|为啥|怎么|如何|有多少|多少|有没有|是否|是不是|"
-                              r"能不能|可以|可不可以|需要|用了|用的是|有哪些|哪些|哪个|哪种|什么时候|谁)")
+# Chinese references to something said before. Strong ones refer back wherever they stand; weak ones
+# (demonstratives, ordinals) only at the start of the message: "困惑度这个指标…" or "…时，第二步…" refer inside the
+# message itself.
+_ZH_STRONG = re.compile(r"它们?|其中|这样|那样|后者|前者|上述|上面(?:提到|说)的?|刚才|他们|她们")
+_ZH_WEAK = re.compile(
+    r"那?(?:这|那)(?:一)?(?:个|些|种|款|类|样|篇|份|项|套|步|点)|这里|那里|该(?:方法|模型|技术|工具|文档|数据集|参数|项)|"
+    r"此|(?:第[一二三四五六七八九十两\d]+|最后一|另一)(?:种|个|条|项|点|步|类|部分|任务|阶段)")
+_ZH_WEAK_WITHIN = 2  # characters a weak reference may follow ("那这个…", "而该方法…")
+# Openings that leave the subject out ("有多少…", "那…", "还有呢") and the bare "…呢？" question.
+_ZH_ELIDED_START = re.compile(r"^(?:那|还|也|又|再|另外|所以|有多少|多少|有没有|是否|是不是|能不能|可以|可不可以|"
+                              r"需要|用了|用的是)")
 _ZH_TRAILING_NE = re.compile(r"呢\s*[？?]?\s*$")
 _EN_REFERENCE = re.compile(
     r"\b(?:it|its|it's|itself|this|that|these|those|they|them|their|theirs|he|she|his|her|"
-    r"the latter|the former|the (?:first|second|third|last|other) (?:one|kind|type|method|option|step)s?|"
+    r"the latter|the former|the (?:first|second|third|last|other) (?:one|kind|type|method|option|step)s?(?! of\b)|"
     r"the same|such|one|ones)\b", re.IGNORECASE)
-_EN_ELIDED_START = re.compile(r"^\s*(?:and|also|so|then|but|what about|how about|what else|why|why not|"
-                              r"how come|in what way|any other)\b", re.IGNORECASE)
+_EN_ELIDED_START = re.compile(r"^\s*(?:and|also|so|then|but|what about|how about|any other)\b", re.IGNORECASE)
 _EN_WORD = re.compile(r"[A-Za-z0-9]+(?:['-][A-Za-z0-9]+)*")
 
 
@@ -36,10 +38,16 @@ class FollowUpCheck:
     cues: list[str]
 
 
+def _zh_references(message: str) -> list[re.Match[str]]:
+    start = len(message) - len(message.lstrip())
+    weak = [m for m in _ZH_WEAK.finditer(message) if m.start() - start <= _ZH_WEAK_WITHIN]
+    return sorted([*_ZH_STRONG.finditer(message), *weak], key=lambda m: m.start())
+
+
 def reference_spans(message: str, language: str) -> list[tuple[int, int]]:
     """Where the message's pronouns and demonstratives are (the rewrite guard ignores these words)."""
-    pattern = _ZH_REFERENCE if language == "zh" else _EN_REFERENCE
-    return [m.span() for m in pattern.finditer(message)]
+    found = _zh_references(message) if language == "zh" else list(_EN_REFERENCE.finditer(message))
+    return [m.span() for m in found]
 
 
 def detect_follow_up(message: str, zh_min_cjk_share: float, short_chars_zh: int,
@@ -48,12 +56,12 @@ def detect_follow_up(message: str, zh_min_cjk_share: float, short_chars_zh: int,
     language = detect_language(message, zh_min_cjk_share)
     cues: list[str] = []
     if language == "zh":
-        cues += [f"reference '{m.group()}'" for m in _ZH_REFERENCE.finditer(message)]
+        cues += [f"reference '{m.group()}'" for m in _zh_references(message)]
         if _ZH_ELIDED_START.search(message.strip()):
             cues.append("elided subject")
         if _ZH_TRAILING_NE.search(message):
             cues.append("'…呢' question")
-        if len(_CJK.findall(message)) <= short_chars_zh:
+        if len(_CJK.findall(message)) <= short_chars_zh and not _EN_WORD.search(message):  # a named term stands
             cues.append("short message")
     else:
         cues += [f"reference '{m.group().lower()}'" for m in _EN_REFERENCE.finditer(message)]
