@@ -81,24 +81,28 @@ def with_mode(pipeline: AnswerPipeline, mode: str) -> None:
     pipeline.settings.dialogue = pipeline.settings.dialogue.replace(follow_up=mode)
 
 
-def answer_history(pipeline: AnswerPipeline, dialogues: list[Dialogue]) -> None:
-    """The earlier turns of every dialogue, answered by the real pipeline (default mode) once and cached."""
+def answer_history(pipeline: AnswerPipeline, d: Dialogue) -> None:
+    """The earlier turns of a dialogue, answered by the real pipeline (default mode) once and cached."""
     cache = json.loads(HISTORY_CACHE.read_text(encoding="utf-8")) if HISTORY_CACHE.exists() else {}
     with_mode(pipeline, "rewrite")
-    for i, d in enumerate(dialogues):
-        key = "\n".join(d.turns)
-        if key not in cache:
-            chat = Conversation(pipeline)
-            for question in d.turns:
-                chat.ask(question)
-            cache[key] = [{"question": t.question, "answer": t.answer,
-                           "chunk_ids": [p.chunk.chunk_id for p in t.passages]} for t in chat.history]
-            HISTORY_CACHE.parent.mkdir(parents=True, exist_ok=True)
-            HISTORY_CACHE.write_text(json.dumps(cache, ensure_ascii=False, indent=1), encoding="utf-8")
-            print(f"  history {i + 1}/{len(dialogues)} {d.did}: {cache[key][-1]['answer'][:50]!r}", file=sys.stderr)
-        kb = pipeline.retriever.kb
-        d.history = [Turn(t["question"], t["answer"],
-                          [_as_passage(c) for c in kb.get_chunks(t["chunk_ids"])]) for t in cache[key]]
+    key = "\n".join(d.turns)
+    if key not in cache:
+        chat = Conversation(pipeline)
+        for question in d.turns:
+            chat.ask(question)
+        cache[key] = [{"question": t.question, "answer": t.answer,
+                       "chunk_ids": [p.chunk.chunk_id for p in t.passages]} for t in chat.history]
+        HISTORY_CACHE.parent.mkdir(parents=True, exist_ok=True)
+        HISTORY_CACHE.write_text(json.dumps(cache, ensure_ascii=False, indent=1), encoding="utf-8")
+        print(f"  history {d.did}: {cache[key][-1]['answer'][:50]!r}", file=sys.stderr)
+    kb = pipeline.retriever.kb
+    d.history = [Turn(t["question"], t["answer"],
+                      [_as_passage(c) for c in kb.get_chunks(t["chunk_ids"])]) for t in cache[key]]
+
+
+def questions_only(d: Dialogue) -> None:
+    """History without answers: enough for the modes that call no LLM (off, append, standalone)."""
+    d.history = [Turn(question, "") for question in d.turns]
 
 
 def _as_passage(chunk):
@@ -112,11 +116,11 @@ def gold_ranks(passages, d: Dialogue, corpus) -> int | None:
     return next((rank for rank, p in enumerate(passages, 1) if doc_id_of(p, corpus) in gold), None)
 
 
-def retrieval_stage(pipeline: AnswerPipeline, d: Dialogue, corpus) -> dict:
+def retrieval_stage(pipeline: AnswerPipeline, d: Dialogue, corpus, modes=MODES) -> dict:
     """What each mode searches for and retrieves (the rewrite through the real LLM and guard)."""
     settings = pipeline.settings
     row: dict = {"did": d.did}
-    for mode in MODES:
+    for mode in modes:
         with_mode(pipeline, "rewrite" if mode == "standalone" else mode)
         message, history = (d.standalone, []) if mode == "standalone" else (d.question, d.history)
         standalone = standalone_question(message, history, pipeline.generator, settings.generation,
@@ -158,10 +162,14 @@ def summarise_retrieval(rows: list[dict], dialogues: dict[str, Dialogue]) -> dic
     out = {}
     answerable = [r for r in rows if dialogues[r["did"]].answerable]
     for mode in MODES:
-        ranks = [r[mode]["rank"] for r in answerable]
+        ranks = [r[mode]["rank"] for r in answerable if mode in r]
+        if not ranks:
+            continue
         out[mode] = {"hit@1": sum(x == 1 for x in ranks) / max(1, len(ranks)),
                      "hit@5": sum(x is not None and x <= 5 for x in ranks) / max(1, len(ranks)), "n": len(ranks)}
-    rewrites = [r["rewrite"] for r in rows]
+    rewrites = [r["rewrite"] for r in rows if "rewrite" in r]
+    if not rewrites:
+        return out
     out["rewrite_stats"] = {
         "kept": sum(r["method"] == REWRITTEN for r in rewrites), "n": len(rewrites),
         "discarded": sum(r["method"] == "rewrite discarded" for r in rewrites),
@@ -193,9 +201,9 @@ def print_tables(result: dict) -> None:
     if r:
         print("\nretrieval of the last turn (answerable dialogues, gold document):")
         print(f"{'mode':12} {'hit@1':>6} {'hit@5':>6}   n")
-        for mode in MODES:
+        for mode in (m for m in MODES if m in r):
             print(f"{mode:12} {r[mode]['hit@1']:6.3f} {r[mode]['hit@5']:6.3f} {r[mode]['n']:3d}")
-        print("rewrite:", json.dumps(r["rewrite_stats"]))
+        print("rewrite:", json.dumps(r.get("rewrite_stats")))
     a = result.get("answer_summary")
     if a:
         print("\nlast-turn answers:")
@@ -208,6 +216,15 @@ def print_tables(result: dict) -> None:
                   f"{s['false_refusal']:9.3f} {ttft:>6} {rw:>7}   {s['n_answerable']}/{s['n_unanswerable']}")
 
 
+class _NoLLM:
+    """Stands in for the LLM in a --no-llm run, where nothing may call it."""
+
+    name, n_ctx = "none", 4096
+
+    def stream(self, messages, settings):
+        raise RuntimeError("--no-llm: this mode needs the LLM")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.dialogue_bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -217,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--name", default="seeds")
+    p.add_argument("--no-llm", action="store_true",
+                   help="stage 1 for the modes that call no LLM only (standalone, append, off); no LLM is loaded")
     p.add_argument("--corpus", type=Path, default=SEEDS_CORPUS,
                    help="the seed documents (default ../shared/seeds beside the repository)")
     args = p.parse_args(argv)
@@ -226,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     dialogues = pick(load_dialogues(args.dialogues), args.limit)
     by_id = {d.did: d for d in dialogues}
     retriever, embedder, corpus = build_kb(settings, args.corpus, "answer-seeds")
-    pipeline = AnswerPipeline(retriever, build_generator(settings), embedder, settings)
+    generator = _NoLLM() if args.no_llm else build_generator(settings)
+    pipeline = AnswerPipeline(retriever, generator, embedder, settings)
     out = RESULTS_DIR / f"dialogue_{args.name}.json"
     result: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv),
                     "load_average_start": os.getloadavg(), "dialogue_settings": settings.dialogue.model_dump(),
@@ -236,13 +256,17 @@ def main(argv: list[str] | None = None) -> int:
         result["load_average_now"] = os.getloadavg()
         out.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
 
-    answer_history(pipeline, dialogues)
     result["retrieval_rows"] = []
     for i, d in enumerate(dialogues):
-        result["retrieval_rows"].append(retrieval_stage(pipeline, d, corpus))
-        rw = result["retrieval_rows"][-1]["rewrite"]
-        print(f"  retrieval {i + 1}/{len(dialogues)} {d.did}: {rw['method']}: {rw['searched'][:60]!r} "
-              f"({rw['seconds']:.2f} s)", file=sys.stderr)
+        if args.no_llm:
+            questions_only(d)
+            result["retrieval_rows"].append(retrieval_stage(pipeline, d, corpus, ("standalone", "append", "off")))
+        else:
+            answer_history(pipeline, d)
+            result["retrieval_rows"].append(retrieval_stage(pipeline, d, corpus))
+            rw = result["retrieval_rows"][-1]["rewrite"]
+            print(f"  retrieval {i + 1}/{len(dialogues)} {d.did}: {rw['method']}: {rw['searched'][:60]!r} "
+                  f"({rw['seconds']:.2f} s)", file=sys.stderr)
         result["retrieval_summary"] = summarise_retrieval(result["retrieval_rows"], by_id)
         save()
     if args.answer:
