@@ -37,11 +37,12 @@ from app.config import Settings, load_settings
 from app.conversation import Conversation
 from app.standalone_question import REWRITTEN, standalone_question
 from app.wiring import build_generator
-from bench.answer_bench import keyword_hit
-from bench.calibrate_gate import RESULTS_DIR, SEEDS_CORPUS, build_kb, doc_id_of
+from bench.lib.answer_scoring import keyword_hit
+from bench.lib.bench_kb import build_kb
+from bench.lib.paths import QUESTIONS_DIR, RESULTS_DIR, SEEDS_DIR
 from prompts.conversation import Turn
 
-DIALOGUES = Path(__file__).resolve().parent / "questions" / "dialogues_seeds.jsonl"
+DIALOGUES = QUESTIONS_DIR / "dialogues_seeds.jsonl"
 HISTORY_CACHE = RESULTS_DIR / "dialogue_history.json"
 MODES = ("standalone", "rewrite", "append", "off")
 
@@ -109,6 +110,10 @@ def _as_passage(chunk):
     from retrieval.results import ScoredChunk
 
     return ScoredChunk(chunk=chunk)
+
+
+def doc_id_of(passage, corpus) -> str:
+    return corpus.doc_id_of_file.get(Path(passage.chunk.source).name, passage.chunk.source)
 
 
 def gold_ranks(passages, d: Dialogue, corpus) -> int | None:
@@ -236,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="seeds")
     p.add_argument("--no-llm", action="store_true",
                    help="stage 1 for the modes that call no LLM only (standalone, append, off); no LLM is loaded")
-    p.add_argument("--corpus", type=Path, default=SEEDS_CORPUS,
+    p.add_argument("--corpus", type=Path, default=SEEDS_DIR,
                    help="the seed documents (default ../shared/seeds beside the repository)")
     args = p.parse_args(argv)
 
