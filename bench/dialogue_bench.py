@@ -241,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="seeds")
     p.add_argument("--no-llm", action="store_true",
                    help="stage 1 for the modes that call no LLM only (standalone, append, off); no LLM is loaded")
+    p.add_argument("--questions-only", action="store_true",
+                   help="stage 1 with the earlier questions as the history, without their answers (no LLM answers "
+                        "for the history: only the rewrite calls the LLM)")
     p.add_argument("--corpus", type=Path, default=SEEDS_DIR,
                    help="the seed documents (default ../shared/seeds beside the repository)")
     args = p.parse_args(argv)
@@ -263,7 +266,13 @@ def main(argv: list[str] | None = None) -> int:
 
     result["retrieval_rows"] = []
     for i, d in enumerate(dialogues):
-        if args.no_llm:
+        if args.questions_only:
+            questions_only(d)
+            result["retrieval_rows"].append(retrieval_stage(pipeline, d, corpus))
+            rw = result["retrieval_rows"][-1]["rewrite"]
+            print(f"  retrieval {i + 1}/{len(dialogues)} {d.did}: {rw['method']}: {rw['searched'][:60]!r} "
+                  f"({rw['seconds']:.2f} s)", file=sys.stderr)
+        elif args.no_llm:
             questions_only(d)
             result["retrieval_rows"].append(retrieval_stage(pipeline, d, corpus, ("standalone", "append", "off")))
         else:

@@ -60,7 +60,7 @@ def test_the_real_terminal_chat_with_the_packaged_models(real_app_settings, real
     from app_fakes import page_env
 
     child = _spawn(["-m", "app.chat"], page_env(real_app_settings))
-    child.timeout = 600
+    child.timeout = 1500  # the real LLM on a shared 2-core CPU
     child.expect_exact("docqa> ")
     child.sendline("星河数据库默认监听哪个端口？")
     child.expect_exact("7341")
