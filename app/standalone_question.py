@@ -71,6 +71,7 @@ def standalone_question(message: str, history: list[Turn], generator: Generator,
                             min(dialogue.max_rewrite_chars, max_chars))
     if not verdict.accepted:
         return StandaloneQuestion(message, DISCARDED, check.cues, verdict.reason, rewrite, seconds)
-    if rewrite == message:
-        return StandaloneQuestion(message, INDEPENDENT, check.cues, "", rewrite, seconds)
+    if rewrite == message:  # the model echoed the message: nothing was resolved
+        return StandaloneQuestion(message, DISCARDED, check.cues, "the rewrite repeats the message", rewrite,
+                                  seconds)
     return StandaloneQuestion(rewrite, REWRITTEN, check.cues, "", rewrite, seconds)

@@ -241,3 +241,9 @@ def test_the_langchain_document_chat_model_answers_a_follow_up_from_the_messages
     assert retriever.calls[0] == "青鸾评测集中有多少道题是有答案的？"
     with pytest.raises(ValueError, match="end with a human message"):
         messages_to_conversation([HumanMessage("q"), AIMessage("a")])
+
+
+def test_a_rewrite_that_only_repeats_the_message_counts_as_discarded():
+    pipeline, _, retriever = make([MESSAGE, "其余 375 道有答案 [1]。"])
+    answer = pipeline.answer(MESSAGE, AskOptions(history=[TURN]))
+    assert answer.follow_up == DISCARDED and retriever.calls == [MESSAGE]
