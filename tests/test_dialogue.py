@@ -57,6 +57,10 @@ def guard(rewrite: str, message: str = MESSAGE, history=HISTORY_TEXTS):
 
 def test_the_guard_accepts_a_rewrite_that_makes_the_message_explicit():
     assert guard("青鸾评测集中有多少道题是有答案的？").accepted
+    # Reordered phrases keep the message's words (a real rewrite of the packaged LLM, once discarded wrongly).
+    assert guard("Nucleus sampler 的俗称是什么？", "它还有什么俗称？", ["Nucleus sampler 是怎样挑选候选词的？"]).accepted
+    assert not guard("Nucleus sampler 是怎样挑选候选词的？", "它还有什么俗称？",
+                     ["Nucleus sampler 是怎样挑选候选词的？"]).accepted
     assert guard("How many questions of the Qingluan set have answers?", "How many of them have answers?",
                  ["How many questions are in the Qingluan set?", "412 [1]."]).accepted
 
