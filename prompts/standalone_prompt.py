@@ -42,7 +42,8 @@ def _clip(text: str, chars: int) -> str:
 
 def _block(turns: list[tuple[str, str]], message: str, language: str) -> str:
     q, a, _, conv, last = _LABELS[language]
-    lines = [conv] + [f"{q}{question}\n{a}{answer}" for question, answer in turns]
+    # A turn whose answer is unknown (an HTTP client that sends back only its questions) shows the question only.
+    lines = [conv] + [f"{q}{question}" + (f"\n{a}{answer}" if answer else "") for question, answer in turns]
     return "\n".join(lines) + f"\n{last}{message}"
 
 
