@@ -221,6 +221,29 @@ def print_tables(result: dict) -> None:
                   f"{s['false_refusal']:9.3f} {ttft:>6} {rw:>7}   {s['n_answerable']}/{s['n_unanswerable']}")
 
 
+def rejudge(path: Path, dialogues: dict[str, Dialogue], settings: Settings) -> None:
+    """Apply the current rewrite guard to the rewrites a saved run stored (the guard is deterministic; the LLM's
+    rewrites are what cost the time) and print each decision."""
+    from prompts.rewrite_guard import check_rewrite
+
+    rows = json.loads(path.read_text(encoding="utf-8"))["retrieval_rows"]
+    dialogue, answer = settings.dialogue, settings.answer
+    kept = 0
+    for row in rows:
+        d, rw = dialogues[row["did"]], row["rewrite"]
+        if not rw.get("rewrite"):
+            continue
+        history = [t for t in d.turns]
+        verdict = check_rewrite(d.question, rw["rewrite"], history, answer.zh_min_cjk_share, dialogue.min_kept_share,
+                                dialogue.max_new_token_share, dialogue.max_rewrite_chars)
+        unchanged = rw["rewrite"].strip() == d.question.strip()
+        kept += verdict.accepted and not unchanged
+        state = "echo" if unchanged else "kept" if verdict.accepted else f"discarded ({verdict.reason})"
+        print(f"{d.did} {rw['seconds']:6.1f} s  {d.question} -> {rw['rewrite']}  [{state}]  "
+              f"standalone: {d.standalone}")
+    print(f"kept {kept} of {sum(1 for r in rows if r['rewrite'].get('rewrite'))} rewrites")
+
+
 class _NoLLM:
     """Stands in for the LLM in a --no-llm run, where nothing may call it."""
 
@@ -246,9 +269,13 @@ def main(argv: list[str] | None = None) -> int:
                         "for the history: only the rewrite calls the LLM)")
     p.add_argument("--corpus", type=Path, default=SEEDS_DIR,
                    help="the seed documents (default ../shared/seeds beside the repository)")
+    p.add_argument("--rejudge", type=Path, help="re-apply the current rewrite guard to a saved run's rewrites, exit")
     args = p.parse_args(argv)
 
     settings: Settings = load_settings()
+    if args.rejudge:
+        rejudge(args.rejudge, {d.did: d for d in load_dialogues(args.dialogues)}, settings)
+        return 0
     settings.generation.max_new_tokens = args.max_new_tokens
     dialogues = pick(load_dialogues(args.dialogues), args.limit)
     by_id = {d.did: d for d in dialogues}

@@ -61,7 +61,7 @@ class DialogueSettings(SettingsSection):
     # The rewrite guard (prompts/rewrite_guard.py): share of the message's own content tokens the rewrite must
     # keep, share of the rewrite's content tokens that may come from neither the message nor the conversation,
     # and the longest rewrite accepted.
-    min_kept_share: float = Field(0.6, ge=0, le=1)
+    min_kept_share: float = Field(0.8, ge=0, le=1)
     max_new_token_share: float = Field(0.25, ge=0, le=1)
     max_rewrite_chars: int = Field(200, ge=10)
     # Fusing the retrievals of the standalone question and of the message (reciprocal rank fusion).
