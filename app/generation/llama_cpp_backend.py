@@ -62,6 +62,27 @@ class LlamaCppGenerator:
     def count_prompt_tokens(self, messages: list[Message]) -> int:
         return len(self._prompt_tokens(messages))
 
+    def yes_probability(self, messages: list[Message], yes: tuple[str, ...], no: tuple[str, ...]) -> float:
+        """P(the next token after the chat prompt starts one of ``yes``) / P(it starts one of ``yes`` or ``no``):
+        a calibratable yes/no verdict from one forward pass (prompts/evidence_verification.py)."""
+        import numpy as np
+
+        tokens = self._prompt_tokens(messages)
+        if len(tokens) >= self.n_ctx:
+            raise GenerationError(f"{self.name}: prompt of {len(tokens)} tokens does not fit n_ctx={self.n_ctx}")
+
+        def first_tokens(words: tuple[str, ...]) -> set[int]:
+            return {self._llm.tokenize(w.encode("utf-8"), add_bos=False, special=False)[0] for w in words}
+
+        with self._lock:
+            self._llm.reset()
+            self._llm.eval(tokens)
+            logits = np.asarray(self._llm.scores[self._llm.n_tokens - 1], dtype=np.float64)
+        probs = np.exp(logits - logits.max())
+        p_yes = float(sum(probs[t] for t in first_tokens(yes)))
+        p_no = float(sum(probs[t] for t in first_tokens(no)))
+        return p_yes / (p_yes + p_no) if p_yes + p_no > 0 else 0.5
+
     def stream(self, messages: list[Message], settings: GenerationSettings) -> Iterator[str]:
         tokens = self._prompt_tokens(messages)
         if len(tokens) >= self.n_ctx:
