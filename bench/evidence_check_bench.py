@@ -21,9 +21,11 @@ from prompts.evidence_match import _tokens, match_constraints
 from prompts.language import detect_language
 from prompts.question_constraints import question_constraints
 from prompts.sentences import split_sentences
+from prompts.settings import AnswerSettings
 
 RESULTS = Path(__file__).resolve().parent / "results"
-KINDS = ("year", "date", "relative_time", "unit", "relation", "name")
+KINDS = ("year", "date", "relative_time", "unit", "relation", "name", "proper_noun")
+DEFAULT_KINDS = tuple(k for k in AnswerSettings().evidence_checks if k != "coverage")
 FOLDERS = {"drcd": "drcd_dev", "cmrc": "cmrc2018_trial", "squad": "squad2_dev_b"}
 
 
@@ -46,11 +48,40 @@ def evidence_for(case: Case, docs, neighbours: int) -> str:
     return title + "\n" + "".join(sentences[max(0, i - neighbours):i + neighbours + 1])
 
 
+def verify(rows: list[dict], per_group: int) -> None:
+    """p(yes) of the LLM verification for ``per_group`` rows of each (kind, language, half), interleaved so a
+    stopped run is balanced; saved after every score."""
+    import time
+
+    from app.config import load_settings
+    from app.wiring import build_generator
+    from prompts.evidence_verification import verify_evidence
+
+    generator = build_generator(load_settings())
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["kind"], r["lang"], r["half"]), []).append(r)
+    out = RESULTS / "evidence_verify.json"
+    done = []
+    for i in range(per_group):
+        for key, members in sorted(groups.items()):
+            if i < len(members):
+                r = members[i]
+                t = time.perf_counter()
+                r["p_yes"] = verify_evidence(generator, r["question"], r["evidence"], r["lang"])
+                r["verify_s"] = time.perf_counter() - t
+                done.append(r)
+                print(f"{len(done)} {key} p_yes={r['p_yes']:.3f} {r['verify_s']:.1f}s", file=sys.stderr)
+                out.write_text(json.dumps(done, ensure_ascii=False), encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.evidence_check_bench", description=__doc__)
     p.add_argument("--per-dataset", type=int, default=300)
     p.add_argument("--neighbours", type=int, default=1)
     p.add_argument("--max-false-refusal", type=float, default=0.05)
+    p.add_argument("--verify", type=int, default=0,
+                   help="also score N cases per group and half with the local LLM's yes/no verification")
     args = p.parse_args(argv)
     docs = {}
     for folder in FOLDERS.values():
@@ -66,7 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         cov = match_constraints(cons, ev, frozenset(), 0, 1).coverage
         rows.append({"qid": c.question.qid, "kind": c.kind, "dataset": c.dataset, "lang": lang, "half": c.half,
                      "noise": c.noise, "failed": failed, "coverage": cov})
+        rows[-1]["evidence"] = ev
+        rows[-1]["question"] = c.question.question
     RESULTS.mkdir(exist_ok=True)
+    if args.verify:
+        verify(rows, args.verify)
     (RESULTS / "evidence_check.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
 
     def rate(sel, pred):
@@ -83,19 +118,23 @@ def main(argv: list[str] | None = None) -> int:
     for k in KINDS:
         cells = [rate([r for r in rows if g(r)], lambda r, k=k: r["failed"][k]) for g in groups.values()]
         print(f"| {k} | " + " | ".join(f"{v:.3f} (n={n})" for v, n in cells) + " |")
+    def refuses(r):  # the default kinds (AnswerSettings.evidence_checks), without coverage
+        return any(r["failed"][k] for k in DEFAULT_KINDS)
+
     chosen = {}
     for lang in ("zh", "en"):
         tune = [r for r in rows if r["lang"] == lang and r["half"] == "tune"]
         best = (0.0, -1.0)
         for t in [x / 100 for x in range(0, 101, 2)]:
             fr = rate([r for r in tune if r["kind"] == "noisy"],
-                      lambda r: any(r["failed"].values()) or (r["coverage"] is not None and r["coverage"] < t))[0]
+                      lambda r: refuses(r) or (r["coverage"] is not None and r["coverage"] < t))[0]
             nm = rate([r for r in tune if r["kind"] == "near_miss"],
-                      lambda r: any(r["failed"].values()) or (r["coverage"] is not None and r["coverage"] < t))[0]
+                      lambda r: refuses(r) or (r["coverage"] is not None and r["coverage"] < t))[0]
             if fr <= args.max_false_refusal and nm >= best[1]:
                 best = (t, nm)
         chosen[lang] = best[0]
     print(f"\nCoverage threshold chosen on the tuning half (false refusal <= {args.max_false_refusal}): {chosen}\n")
+    print(f"default kinds: {DEFAULT_KINDS}\n")
     print("| all checks + coverage | half | " + " | ".join(groups) + " |")
     print("|---|---" + "|---" * len(groups) + "|")
     for half in ("tune", "report"):
@@ -103,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             cells = []
             for g in groups.values():
                 sel = [r for r in rows if g(r) and r["half"] == half]
-                cells.append(rate(sel, lambda r: any(r["failed"].values()) or (
+                cells.append(rate(sel, lambda r: refuses(r) or (
                     use_cov and r["coverage"] is not None and r["coverage"] < chosen[r["lang"]])))
             print(f"| {label} | {half} | " + " | ".join(f"{v:.3f} (n={n})" for v, n in cells) + " |")
     return 0

@@ -38,10 +38,10 @@ from prompts.records import Answer
 RESULTS = Path(__file__).resolve().parent / "results"
 FOLDERS = {"drcd": "drcd_dev", "cmrc": "cmrc2018_trial", "squad": "squad2_dev_b"}
 # Variants of the finishing checks: name -> AnswerSettings changes.
+# The LLM verification is applied offline: its p(yes) is stored per answer, so any threshold can be scored.
 VARIANTS = {
     "before (today)": {"evidence_checks": (), "min_verification_yes": 0.0},
     "constraints": {"min_verification_yes": 0.0},
-    "constraints + LLM verify": {},
 }
 
 
@@ -116,13 +116,33 @@ def run_case(settings: Settings, retriever: CaseRetriever, generator, embedder, 
             row["variants"][f"{name}, retry {'on' if retry else 'off'}"] = {
                 "refused": answer.refused, "text": answer.text, "reason": answer.refusal_reason,
                 "added_s": time.perf_counter() - t if name != "before (today)" else 0.0}
-    # The verification score of the first answer's evidence, for calibration.
+    # The LLM's verdict on each answer the constraint checks let through (applied offline, see summarise).
     packed = before._pack(q.question, passages, language, settings.generation)
-    if row["first"] and hasattr(generator, "yes_probability"):
-        evidence = cited_evidence(row["first"], packed, settings.answer.evidence_neighbours)
-        row["p_yes_first"] = verify_evidence(generator, q.question, evidence, language)
+    scores: dict[str, float] = {}
+    for name, v in row["variants"].items():
+        if name.startswith("constraints") and not v["refused"] and hasattr(generator, "yes_probability"):
+            if v["text"] not in scores:
+                t = time.perf_counter()
+                evidence = cited_evidence(v["text"], packed, settings.answer.evidence_neighbours)
+                scores[v["text"]] = verify_evidence(generator, q.question, evidence, language)
+                v["verify_s"] = time.perf_counter() - t
+            v["p_yes"] = scores[v["text"]]
     row["passage_language"] = _passage_language(packed, settings.answer)
     return row
+
+
+def with_verification(rows: list[dict], threshold: float) -> list[dict]:
+    """Rows with '<constraints variant> + LLM verify @t' added: refused when the constraints refused or p(yes) < t."""
+    out = []
+    for r in rows:
+        variants = dict(r["variants"])
+        for name, v in r["variants"].items():
+            if name.startswith("constraints"):
+                refused = v["refused"] or v.get("p_yes", 1.0) < threshold
+                variants[name.replace("constraints", f"constraints + LLM verify @{threshold:g}")] = {
+                    **v, "refused": refused, "added_s": v["added_s"] + v.get("verify_s", 0.0)}
+        out.append({**r, "variants": variants})
+    return out
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -149,19 +169,44 @@ def summarise(rows: list[dict]) -> dict:
     return out
 
 
+THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
+
+
+def report(rows: list[dict]) -> None:
+    """Every variant on each half, the verification at several thresholds (choose on 'tune', read 'report')."""
+    for half in ("tune", "report"):
+        sel = [r for r in rows if r["half"] == half]
+        if not sel:
+            continue
+        summary = {}
+        for t in THRESHOLDS:
+            summary.update(summarise(with_verification(sel, t)))
+        print(f"\n### {half} half: {len(sel)} questions\n")
+        groups = sorted({g for v in summary.values() for g in v if g != "mean_added_s"})
+        print("| variant | " + " | ".join(groups) + " | added s/question |")
+        print("|---" * (len(groups) + 2) + "|")
+        for name, v in summary.items():
+            cells = []
+            for g in groups:
+                c = v.get(g)
+                cells.append("-" if c is None else f"refused {c['refusal']:.2f} (n={c['n']})" if "refusal" in c
+                             else f"acc {c['accuracy']:.2f}, false ref. {c['false_refusal']:.2f} (n={c['n']})")
+            print(f"| {name} | " + " | ".join(cells) + f" | {v['mean_added_s']:.2f} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.near_miss_bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--near-miss", type=int, default=30, help="near-miss questions per dataset (drcd, cmrc, squad)")
     p.add_argument("--noisy", type=int, default=10, help="noisy answerable questions per dataset and noise level")
-    p.add_argument("--half", choices=["tune", "report"], default="report")
+    p.add_argument("--half", choices=["tune", "report", "both"], default="both")
     p.add_argument("--bases-only", action="store_true", help="build (embed) the bases and stop")
-    p.add_argument("--min-verification-yes", type=float, help="AnswerSettings.min_verification_yes for the "
-                   "'+ LLM verify' variant (default: the configured one)")
+    p.add_argument("--report", type=Path, help="only print the tables of a saved run")
     args = p.parse_args(argv)
+    if args.report:
+        report(json.loads(args.report.read_text(encoding="utf-8"))["rows"])
+        return 0
     settings = load_settings()
-    if args.min_verification_yes is not None:
-        settings.answer = settings.answer.replace(min_verification_yes=args.min_verification_yes)
     pool = near_miss_cases(10_000) + noisy_cases(10_000, 1) + noisy_cases(10_000, 4)
     both: list[Case] = []
     for kind, dataset, noise, n in ([("near_miss", d, 0.0, args.near_miss) for d in ("drcd", "cmrc", "squad")] +
@@ -173,13 +218,14 @@ def main(argv: list[str] | None = None) -> int:
     bases = dataset_bases(settings, both)
     if args.bases_only:
         return 0
-    cases = [c for c in both if c.half == args.half]
+    cases = [c for c in both if args.half in ("both", c.half)]
     generator = build_generator(settings)
     embedder = next(iter(bases.values())).retriever.embedder
     out = RESULTS / f"near_miss_{args.half}.json"
+    # Interleave halves too, so a run stopped early has both.
     rows = []
     # Interleave datasets so a stopped run still covers every group.
-    order = sorted(cases, key=lambda c: [x.question.qid for x in cases if x.dataset == c.dataset
+    order = sorted(cases, key=lambda c: [x.question.qid for x in cases if x.dataset == c.dataset and x.half == c.half
                                          and x.kind == c.kind and x.noise == c.noise].index(c.question.qid))
     for i, case in enumerate(order):
         rows.append(run_case(settings, bases[case.dataset], generator, embedder, case))
@@ -188,9 +234,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{ {k: v['refused'] for k, v in r['variants'].items()} } p_yes={r.get('p_yes_first')}",
               file=sys.stderr)
         out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "load": os.getloadavg(),
-                                   "answer_settings": vars(settings.answer), "summary": summarise(rows),
-                                   "rows": rows}, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
-    print(json.dumps(summarise(rows), indent=1))
+                                   "answer_settings": vars(settings.answer), "rows": rows},
+                                  ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+    report(rows)
     print(f"written {out}")
     return 0
 

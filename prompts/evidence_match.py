@@ -102,7 +102,7 @@ def _has_count_in(unit: str, evidence: str) -> bool:
 def match_constraints(constraints: QuestionConstraints, evidence: str, checks: frozenset[str],
                       min_coverage: float, min_coverage_tokens: int) -> EvidenceMatch:
     """Check ``evidence`` against the constraints whose kind is in ``checks`` ("year", "date", "relative_time",
-    "unit", "relation", "name", "coverage")."""
+    "unit", "relation", "name", "proper_noun", "coverage")."""
     text = unicodedata.normalize("NFKC", evidence)
     lang = constraints.language
     missing: list[str] = []
@@ -134,8 +134,8 @@ def match_constraints(constraints: QuestionConstraints, evidence: str, checks: f
             missing.append("the question asks how many, and the cited passages give no number")
         if constraints.relation == "when" and not time.search(text):
             missing.append("the question asks when, and the cited passages give no time")
-    if "name" in checks:
-        absent_names = [n for n in constraints.names if not _has_name(n, text, lang)]
+    for kind, names in (("name", constraints.names), ("proper_noun", constraints.proper_nouns)):
+        absent_names = [n for n in names if not _has_name(n, text, lang)] if kind in checks else []
         if absent_names:
             missing.append("the cited passages do not mention " + ", ".join(f"'{n}'" for n in absent_names))
     coverage = None

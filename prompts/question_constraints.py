@@ -69,7 +69,8 @@ class QuestionConstraints:
     relative_times: list[str] = field(default_factory=list)
     units: list[str] = field(default_factory=list)  # the unit of a "how many X" (not a classifier)
     relation: str = ""  # "when", "how_many" or "" (who/what/where are not checked: any noun answers them)
-    names: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)  # quoted titles, Latin/coined terms (GPT-3, 《紅樓夢》)
+    proper_nouns: list[str] = field(default_factory=list)  # English capitalised words (Kublai, Warsaw)
     content_tokens: list[str] = field(default_factory=list)  # for question–evidence coverage
 
 
@@ -108,9 +109,14 @@ _TWO_CHAR_UNITS = frozenset({"公里", "公尺", "公分", "公斤", "公頃", "
 def _names(text: str, language: str) -> list[str]:
     names = [q.strip() for q in _QUOTED.findall(text)]
     names += question_names(text, language)
-    if language == "en":
-        names += [w for w in _CAPITALISED.findall(text) if w not in _EN_SKIP]
     return list(dict.fromkeys(n for n in names if n))
+
+
+def _proper_nouns(text: str, language: str) -> list[str]:
+    if language != "en":
+        return []
+    words = (re.sub(r"'s?$", "", w) for w in _CAPITALISED.findall(text) if w not in _EN_SKIP)
+    return list(dict.fromkeys(w for w in words if len(w) > 1))
 
 
 def _relation(text: str, language: str) -> str:
@@ -136,5 +142,6 @@ def question_constraints(question: str, language: str) -> QuestionConstraints:
         units=_units(text, language),
         relation=_relation(text, language),
         names=_names(text, language),
+        proper_nouns=_proper_nouns(text, language),
         content_tokens=list(dict.fromkeys(t for t in tokenize(text, COVERAGE_TOKENS) if not _QUESTION_WORD.search(t))),
     )

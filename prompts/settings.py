@@ -24,10 +24,11 @@ class AnswerSettings(SettingsSection):
     retry_refusals: bool = True
     # Does the evidence an answer cites answer THIS question (prompts/evidence_match.py)? The constraint kinds held
     # against the cited sentences and their neighbours: "year", "date", "relative_time", "unit" (多少人 needs a
-    # count of people), "relation" (a "when" needs a time, a "how many" a number), "name" (the question's names),
-    # "coverage" (min_question_coverage of the question's words). Chosen by bench/RESULTS_NEAR_MISS.md.
-    evidence_checks: tuple[Literal["year", "date", "relative_time", "unit", "relation", "name", "coverage"], ...] = (
-        "year", "date", "relative_time", "unit", "relation")
+    # count of people), "relation" (a "when" needs a time, a "how many" a number), "name" (quoted titles, coined
+    # and Latin terms), "proper_noun" (an English question's capitalised words), "coverage" (min_question_coverage
+    # of the question's words). Chosen by bench/RESULTS_NEAR_MISS.md.
+    evidence_checks: tuple[Literal["year", "date", "relative_time", "unit", "relation", "name", "proper_noun",
+                                   "coverage"], ...] = ("year", "date", "relative_time", "unit", "relation", "name")
     # Sentences either side of an answer's anchor sentence that count as its evidence.
     evidence_neighbours: int = Field(1, ge=0)
     min_question_coverage: float = Field(0.0, ge=0, le=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prompts.evidence_match import match_constraints
 from prompts.question_constraints import question_constraints
 
-ALL = frozenset({"year", "date", "relative_time", "unit", "relation", "name", "coverage"})
+ALL = frozenset({"year", "date", "relative_time", "unit", "relation", "name", "proper_noun", "coverage"})
 
 
 def check(question: str, evidence: str, language: str = "zh", kinds: frozenset[str] = ALL,
@@ -58,13 +58,19 @@ def test_relation_when_needs_a_time_and_how_many_a_number():
 
 
 def test_names_of_the_question_must_occur_in_the_evidence():
-    assert "Kublai" in question_constraints("What did Kublai Khan found?", "en").names
     assert "紅樓夢" in question_constraints("《紅樓夢》的作者是誰？", "zh").names
-    assert not check("What did Kublai Khan found?", "Genghis Khan founded the empire.", "en",
-                     frozenset({"name"})).matches
-    assert check("What did Kublai Khan found?", "Kublai Khan founded the Yuan dynasty.", "en",
-                 frozenset({"name"})).matches
+    assert "GPT-3" in question_constraints("GPT-3 有多少参数？", "zh").names
     assert not check("《紅樓夢》的作者是誰？", "《水滸傳》的作者是施耐庵。", kinds=frozenset({"name"})).matches
+    assert check("《紅樓夢》的作者是誰？", "《紅樓夢》的作者是曹雪芹。", kinds=frozenset({"name"})).matches
+    assert not check("How large is GPT-3?", "GPT-2 has 1.5 billion parameters.", "en", frozenset({"name"})).matches
+
+
+def test_english_proper_nouns_must_occur_in_the_evidence():
+    assert question_constraints("What did Kublai Khan's court adopt?", "en").proper_nouns == ["Kublai", "Khan"]
+    assert not check("What did Kublai Khan found?", "Genghis Khan founded the empire.", "en",
+                     frozenset({"proper_noun"})).matches
+    assert check("What did Kublai Khan found?", "Kublai Khan founded the Yuan dynasty.", "en",
+                 frozenset({"proper_noun"})).matches
 
 
 def test_coverage_counts_the_question_words_in_the_evidence():

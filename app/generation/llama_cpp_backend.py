@@ -77,7 +77,10 @@ class LlamaCppGenerator:
         with self._lock:
             self._llm.reset()
             self._llm.eval(tokens)
-            logits = np.asarray(self._llm.scores[self._llm.n_tokens - 1], dtype=np.float64)
+            # llama-cpp-python 0.3 no longer copies logits into Llama.scores (only with logits_all): read the last
+            # token's row from the context.
+            logits = np.ctypeslib.as_array(self._llm._ctx.get_logits(), shape=(self._llm.n_vocab(),))
+            logits = logits.astype(np.float64)
         probs = np.exp(logits - logits.max())
         p_yes = float(sum(probs[t] for t in first_tokens(yes)))
         p_no = float(sum(probs[t] for t in first_tokens(no)))
