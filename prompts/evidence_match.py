@@ -99,11 +99,20 @@ def _has_count_in(unit: str, evidence: str) -> bool:
     return re.search(pattern, evidence) is not None
 
 
+def cited_passages(answer: str, packed: list[PackedPassage]) -> str:
+    """The whole passages ``answer`` cites (all when it cites none), with their source labels."""
+    by_number = {p.number: p for p in packed}
+    cited = [n for n in parse_citations(answer) if n in by_number] or list(by_number)
+    return "\n".join(source_label(by_number[n].passage) + "\n" + by_number[n].text for n in cited)
+
+
 def match_constraints(constraints: QuestionConstraints, evidence: str, checks: frozenset[str],
-                      min_coverage: float, min_coverage_tokens: int) -> EvidenceMatch:
+                      min_coverage: float, min_coverage_tokens: int, passages: str | None = None) -> EvidenceMatch:
     """Check ``evidence`` against the constraints whose kind is in ``checks`` ("year", "date", "relative_time",
-    "unit", "relation", "name", "proper_noun", "coverage")."""
+    "unit", "relation", "name", "proper_noun", "coverage"). Names are looked for in ``passages`` (the whole cited
+    passages) when given: a passage names its subject once and then says "it", so the anchor sentence need not."""
     text = unicodedata.normalize("NFKC", evidence)
+    name_text = unicodedata.normalize("NFKC", passages) if passages is not None else text
     lang = constraints.language
     missing: list[str] = []
     if "year" in checks and constraints.years:
@@ -135,7 +144,7 @@ def match_constraints(constraints: QuestionConstraints, evidence: str, checks: f
         if constraints.relation == "when" and not time.search(text):
             missing.append("the question asks when, and the cited passages give no time")
     for kind, names in (("name", constraints.names), ("proper_noun", constraints.proper_nouns)):
-        absent_names = [n for n in names if not _has_name(n, text, lang)] if kind in checks else []
+        absent_names = [n for n in names if not _has_name(n, name_text, lang)] if kind in checks else []
         if absent_names:
             missing.append("the cited passages do not mention " + ", ".join(f"'{n}'" for n in absent_names))
     coverage = None

@@ -35,12 +35,16 @@ RELATIVE_TIMES_ZH = ("去年", "今年", "明年", "前年", "後年", "后年",
 RELATIVE_TIMES_EN = ("last year", "this year", "next year", "last month", "this month", "next month", "last week",
                      "this week", "yesterday", "today", "tomorrow", "this season", "last season")
 # "How many X" / "多少X": the count asked for, and the unit it is counted in.
-_HOW_MANY_ZH = re.compile(r"(?:多少|幾|几)(?:[個个])?([^\s，。？?、的是有在和與与為为了]{1,2})")
+_HOW_MANY_ZH = re.compile(r"(?:多少|幾|几)([個个])?([^\s，。？?、的是有在和與与為为了]{1,2})")
 _HOW_MANY_EN = re.compile(r"\bhow\s+(?:many|much)\s+([a-z]+)?", re.IGNORECASE)
 # Units that are classifiers or vague, so any count satisfies them ("多少个", "幾次", "how many times").
 GENERIC_UNITS_ZH = frozenset("個个名位次種种項项件條条座家所支隻只張张本部")
-_WHEN_ZH = re.compile(r"何時|何时|什么时候|什麼時候|哪一?年|何年|哪一?天|哪一?月|幾月|几月|幾年|几年|哪個朝代|哪个朝代|"
-                      r"何日|幾號|几号|哪一?個?時期|哪一?个?时期|何時期|年代")
+# After 多少 these are not units: 年/歲 (a year or an age), 时 (多少时: "at what value"), 钱 (money is written in 元,
+# 万, 美元 …), 倍/度/分 (written with many words).
+AMBIGUOUS_UNITS_ZH = frozenset("年歲岁时時钱錢倍度分")
+# 什么时候 is left out: it as often asks for a condition ("什么时候用 BERT 就够了") as for a time.
+_WHEN_ZH = re.compile(r"何時|何时|哪一?年|何年|哪一?天|哪一?月|幾月|几月|哪個朝代|哪个朝代|"
+                      r"何日|幾號|几号|哪一?個?時期|哪一?个?时期|何時期|哪個年代|哪个年代")
 _WHEN_EN = re.compile(r"^\s*(?:in\s+)?when\b|\bwhat\s+(?:year|century|date|decade|month|day|time\s+period|era)\b|"
                       r"\bwhich\s+(?:year|century|date|decade|month|era)\b|\bhow\s+long\s+ago\b", re.IGNORECASE)
 _HOW_MANY_REL_ZH = re.compile(r"多少|幾|几")
@@ -91,9 +95,9 @@ def _dates(text: str) -> list[tuple[int, int]]:
 def _units(text: str, language: str) -> list[str]:
     if language == "zh":
         units = []
-        for unit in _HOW_MANY_ZH.findall(text):
-            # 多少人 → 人, 多少公里 → 公里; a classifier first (多少名球员) leaves nothing to require.
-            if unit[0] in GENERIC_UNITS_ZH or unit[0] in "年歲岁":
+        for classifier, unit in _HOW_MANY_ZH.findall(text):
+            # 多少人 → 人, 多少公里 → 公里; a classifier first (多少名球员, 几个专家) leaves nothing to require.
+            if classifier or unit[0] in GENERIC_UNITS_ZH or unit[0] in AMBIGUOUS_UNITS_ZH:
                 continue
             units.append(unit if len(unit) == 2 and unit in _TWO_CHAR_UNITS else unit[0])
         return list(dict.fromkeys(units))

@@ -59,7 +59,9 @@ def test_a_name_the_passages_never_mention_is_refused_without_calling_the_model(
     answer = pipeline.answer("通义千问和 GPTQ 量化有什么关系？")
     assert answer.refused and answer.text == Settings().answer.refusal_zh and generator.calls == []
     assert answer.refusal_reason == "the passages never mention 'GPTQ'"
-    pipeline, generator = make("不该生成", require_question_names=False)
+    # With the gate off the model is called (the evidence check, which would still see the name missing from
+    # the cited passage, is off here too).
+    pipeline, generator = make("不该生成", require_question_names=False, evidence_checks=())
     assert not pipeline.answer("通义千问和 GPTQ 量化有什么关系？").refused and generator.calls
 
 
