@@ -200,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--near-miss", type=int, default=30, help="near-miss questions per dataset (drcd, cmrc, squad)")
     p.add_argument("--noisy", type=int, default=10, help="noisy answerable questions per dataset and noise level")
     p.add_argument("--half", choices=["tune", "report", "both"], default="both")
+    p.add_argument("--datasets", nargs="+", default=["drcd", "cmrc", "squad"], choices=["drcd", "cmrc", "squad"])
     p.add_argument("--bases-only", action="store_true", help="build (embed) the bases and stop")
     p.add_argument("--report", type=Path, help="only print the tables of a saved run")
     args = p.parse_args(argv)
@@ -211,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     both: list[Case] = []
     for kind, dataset, noise, n in ([("near_miss", d, 0.0, args.near_miss) for d in ("drcd", "cmrc", "squad")] +
                                     [("noisy", d, z, args.noisy) for d in ("drcd", "squad") for z in (0.5, 0.8)]):
+        if dataset not in args.datasets:
+            continue
         for half in ("tune", "report"):
             both += [c for c in pool if c.kind == kind and c.dataset == dataset and c.half == half
                      and abs(c.noise - noise) < 1e-9][:n]
