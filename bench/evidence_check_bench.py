@@ -16,8 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-from bench.near_miss_sets import EVAL_DIR, Case, load_docs, near_miss_cases, noisy_cases
-from prompts.evidence_match import _tokens, match_constraints
+from bench.lib.near_miss_sets import EVAL_DIR, Case, load_docs, near_miss_cases, noisy_cases
+from prompts.evidence_match import coverage_tokens, match_constraints
 from prompts.language import detect_language
 from prompts.question_constraints import question_constraints
 from prompts.sentences import split_sentences
@@ -33,7 +33,7 @@ def evidence_for(case: Case, docs, neighbours: int) -> str:
     """The window a model's answer would be checked against (see module doc) and its whole paragraph, each with
     the document title."""
     q = case.question
-    q_tokens = _tokens(q.question)
+    q_tokens = coverage_tokens(q.question)
     best = (-1, "", [], 0)
     for doc_id in case.doc_ids:
         doc = docs[doc_id]
@@ -42,7 +42,7 @@ def evidence_for(case: Case, docs, neighbours: int) -> str:
             if case.kind == "noisy":
                 score = 1 if (doc_id == q.gold_doc_ids[0] and any(a and a in s for a in q.answers)) else -1
             else:
-                score = len(q_tokens & _tokens(s))
+                score = len(q_tokens & coverage_tokens(s))
             if score > best[0]:
                 best = (score, doc.title.replace("_", " "), sentences, i)
     _, title, sentences, i = best

@@ -1,7 +1,7 @@
 """Near-miss benchmark: docqa's full pipeline (real embedder, retrieval, gates, local LLM) on near-miss questions
 (right output: a refusal) and noisy answerable ones (right output: an answer holding an expected string).
 
-Each question gets its own small knowledge base (bench/near_miss_sets.py). To embed each passage once, one base per
+Each question gets its own small knowledge base (bench/lib/near_miss_sets.py). To embed each passage once, one base per
 dataset holds every document the sampled questions need, and a question's retrieval keeps only its own documents
 (dense scores are the same cosines a one-question base gives; BM25 statistics are the dataset's).
 
@@ -27,12 +27,11 @@ from pathlib import Path
 from app.answer_pipeline import AnswerPipeline, PassagesEvent, RetryEvent, TokenEvent, _passage_language
 from app.config import Settings, load_settings
 from app.wiring import build_generator
-from bench.answer_bench import keyword_hit
-from bench.calibrate_gate import build_kb, doc_id_of
-from bench.near_miss_sets import EVAL_DIR, Case, load_docs, near_miss_cases, noisy_cases
+from bench.lib.answer_scoring import keyword_hit
+from bench.lib.bench_kb import build_kb
+from bench.lib.near_miss_sets import EVAL_DIR, Case, load_docs, near_miss_cases, noisy_cases
 from prompts.evidence_match import cited_evidence
 from prompts.evidence_verification import verify_evidence
-from prompts.language import detect_language
 from prompts.records import Answer
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -43,6 +42,10 @@ VARIANTS = {
     "before (today)": {"evidence_checks": (), "min_verification_yes": 0.0},
     "constraints": {"min_verification_yes": 0.0},
 }
+
+
+def doc_id_of(passage, corpus) -> str:
+    return corpus.doc_id_of_file.get(Path(passage.chunk.source).name, passage.chunk.source)
 
 
 class CaseRetriever:

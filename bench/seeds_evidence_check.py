@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 from app.config import AnswerSettings
-from bench.calibrate_gate import SEEDS_CORPUS, SEEDS_QUESTIONS
-from bench.eval_data import load_questions
-from prompts.evidence_match import _tokens, match_constraints
+from bench.lib.eval_data import load_questions
+from bench.lib.paths import SEEDS_DIR, SEEDS_QUESTIONS
+from prompts.evidence_match import coverage_tokens, match_constraints
 from prompts.language import detect_language
 from prompts.question_constraints import question_constraints
 from prompts.sentences import split_sentences
@@ -29,18 +29,18 @@ def window(sentences: list[str], i: int, neighbours: int) -> str:
 def main() -> int:
     settings = AnswerSettings()
     docs = {p.name: split_sentences(p.read_text(encoding="utf-8", errors="replace"))
-            for p in sorted(Path(os.environ.get("DOCQA_SEEDS_DIR", SEEDS_CORPUS)).iterdir()) if p.is_file()}
+            for p in sorted(Path(os.environ.get("DOCQA_SEEDS_DIR", SEEDS_DIR)).iterdir()) if p.is_file()}
     refused = {True: [], False: []}
     for q in load_questions(SEEDS_QUESTIONS):
         lang = detect_language(q.question, settings.zh_min_cjk_share)
-        q_tokens = _tokens(q.question)
+        q_tokens = coverage_tokens(q.question)
         best = (-1, "", "", "")
         for name, sentences in docs.items():
             if q.answerable and name not in q.gold_doc_ids:
                 continue
             for i, s in enumerate(sentences):
                 holds = any(a.lower() in s.lower() for a in q.answers if a) if q.answerable else True
-                score = len(q_tokens & _tokens(s)) + (1000 if holds else 0)
+                score = len(q_tokens & coverage_tokens(s)) + (1000 if holds else 0)
                 if score > best[0]:
                     best = (score, name, window(sentences, i, settings.evidence_neighbours), "".join(sentences))
         match = match_constraints(question_constraints(q.question, lang), best[1] + "\n" + best[2],

@@ -17,8 +17,8 @@ from prompts.citations import parse_citations, remove_invalid_citations
 from prompts.question_constraints import (
     COVERAGE_TOKENS,
     QuestionConstraints,
-    _dates,
-    _years,
+    dates_in,
+    years_in,
 )
 from prompts.sentences import split_sentences
 from prompts.templates import PackedPassage, source_label
@@ -48,7 +48,7 @@ class EvidenceMatch:
         return not self.missing
 
 
-def _tokens(text: str) -> set[str]:
+def coverage_tokens(text: str) -> set[str]:
     return set(tokenize(text, COVERAGE_TOKENS))
 
 
@@ -56,10 +56,10 @@ def anchor_window(passage_text: str, claim: str, neighbours: int) -> str:
     """The sentence of ``passage_text`` sharing most tokens with ``claim``, with ``neighbours`` sentences on each
     side; the whole passage when no sentence shares any."""
     sentences = split_sentences(passage_text)
-    claim_tokens = _tokens(claim)
+    claim_tokens = coverage_tokens(claim)
     best, best_overlap = -1, 0
     for i, sentence in enumerate(sentences):
-        overlap = len(claim_tokens & _tokens(sentence))
+        overlap = len(claim_tokens & coverage_tokens(sentence))
         if overlap > best_overlap:
             best, best_overlap = i, overlap
     if best < 0:
@@ -76,7 +76,7 @@ def cited_evidence(answer: str, packed: list[PackedPassage], neighbours: int) ->
     for sentence in split_sentences(answer) or [answer]:
         cited = [n for n in parse_citations(sentence) if n in by_number] or all_cited or list(by_number)
         claim = remove_invalid_citations(sentence, set())
-        if not _tokens(claim):
+        if not coverage_tokens(claim):
             continue
         for n in cited:
             pieces.append(anchor_window(by_number[n].text, claim, neighbours))
@@ -116,14 +116,14 @@ def match_constraints(constraints: QuestionConstraints, evidence: str, checks: f
     lang = constraints.language
     missing: list[str] = []
     if "year" in checks and constraints.years:
-        given = _years(text, lang) if lang == "en" else list(dict.fromkeys(re.findall(r"(?<!\d)(1\d{3}|20\d{2})(?!\d)", text)))
+        given = years_in(text, lang) if lang == "en" else list(dict.fromkeys(re.findall(r"(?<!\d)(1\d{3}|20\d{2})(?!\d)", text)))
         absent = [y for y in constraints.years if y not in given]
         if absent:
             other = [y for y in given if y not in constraints.years]
             missing.append(f"the cited passages give {', '.join(other)}, not {', '.join(absent)}" if other
                            else f"the cited passages say nothing of {', '.join(absent)}")
     if "date" in checks and constraints.dates:
-        given_dates = set(_dates(text))
+        given_dates = set(dates_in(text))
         absent_dates = [d for d in constraints.dates if d not in given_dates]
         if absent_dates:
             missing.append("the cited passages do not give the date " +
@@ -149,7 +149,7 @@ def match_constraints(constraints: QuestionConstraints, evidence: str, checks: f
             missing.append("the cited passages do not mention " + ", ".join(f"'{n}'" for n in absent_names))
     coverage = None
     if constraints.content_tokens and len(constraints.content_tokens) >= min_coverage_tokens:
-        have = _tokens(text)
+        have = coverage_tokens(text)
         coverage = sum(t in have for t in constraints.content_tokens) / len(constraints.content_tokens)
         if "coverage" in checks and coverage < min_coverage:
             missing.append(f"the cited passages hold only {coverage:.0%} of the question's words "

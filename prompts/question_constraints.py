@@ -78,13 +78,13 @@ class QuestionConstraints:
     content_tokens: list[str] = field(default_factory=list)  # for question–evidence coverage
 
 
-def _years(text: str, language: str) -> list[str]:
+def years_in(text: str, language: str) -> list[str]:
     years = _YEAR_ZH.findall(text) if language == "zh" else _YEAR_EN.findall(text)
     years += ["".join(_CN_DIGITS[c] for c in m) for m in _YEAR_CN.findall(text)]
     return list(dict.fromkeys(years))
 
 
-def _dates(text: str) -> list[tuple[int, int]]:
+def dates_in(text: str) -> list[tuple[int, int]]:
     dates = [(int(m), int(d)) for m, d in _DATE_ZH.findall(text)]
     for month1, day1, day2, month2 in _DATE_EN.findall(text):
         month, day = (month1, day1) if month1 else (month2, day2)
@@ -140,8 +140,8 @@ def question_constraints(question: str, language: str) -> QuestionConstraints:
     lowered = text.lower()
     return QuestionConstraints(
         language=language,
-        years=_years(text, language),
-        dates=_dates(text),
+        years=years_in(text, language),
+        dates=dates_in(text),
         relative_times=[r for r in relative if r in lowered],
         units=_units(text, language),
         relation=_relation(text, language),

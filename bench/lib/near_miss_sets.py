@@ -19,10 +19,11 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.eval_data import SHARED_DIR, Question, load_questions, read_jsonl
+from bench.lib.eval_data import Question, load_questions, read_jsonl
+from bench.lib.paths import EVAL_DIR as DEFAULT_EVAL_DIR
 
 # ../shared/eval beside the repository; DOCQA_EVAL_DIR points elsewhere (a worktree lies one level deeper).
-EVAL_DIR = Path(os.environ.get("DOCQA_EVAL_DIR", SHARED_DIR / "eval"))
+EVAL_DIR = Path(os.environ.get("DOCQA_EVAL_DIR", DEFAULT_EVAL_DIR))
 
 
 @dataclass
