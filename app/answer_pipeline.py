@@ -15,7 +15,7 @@ from prompts.citations import build_citations, remove_invalid_citations
 from prompts.context_packing import pack_passages, prompt_budget
 from prompts.conversation import Turn
 from prompts.evidence_gate import check_evidence
-from prompts.evidence_match import cited_evidence, cited_passages, match_constraints
+from prompts.evidence_match import cited_anchors, cited_evidence, cited_passages, match_constraints
 from prompts.evidence_verification import verify_evidence
 from prompts.grounding_check import (
     CrossEncoderSupportScorer,
@@ -255,7 +255,8 @@ class AnswerPipeline:
             # the relation asked can be compared.
             checks -= {"name", "coverage", "relative_time", "unit"}
         match = match_constraints(question_constraints(question, language), evidence, checks,
-                                  a.min_question_coverage, a.min_coverage_tokens, cited_passages(text, packed))
+                                  a.min_question_coverage, a.min_coverage_tokens, cited_passages(text, packed),
+                                  cited_anchors(text, packed))
         if not match.matches:
             return "; ".join(match.missing)
         scorer = getattr(self.generator, "yes_probability", None)

@@ -31,7 +31,7 @@ FOLDERS = {"drcd": "drcd_dev", "cmrc": "cmrc2018_trial", "squad": "squad2_dev_b"
 
 def evidence_for(case: Case, docs, neighbours: int) -> str:
     """The window a model's answer would be checked against (see module doc) and its whole paragraph, each with
-    the document title."""
+    the document title, and the anchor sentence alone."""
     q = case.question
     q_tokens = coverage_tokens(q.question)
     best = (-1, "", [], 0)
@@ -47,7 +47,7 @@ def evidence_for(case: Case, docs, neighbours: int) -> str:
                 best = (score, doc.title.replace("_", " "), sentences, i)
     _, title, sentences, i = best
     return (title + "\n" + "".join(sentences[max(0, i - neighbours):i + neighbours + 1]),
-            title + "\n" + "".join(sentences))
+            title + "\n" + "".join(sentences), sentences[i])
 
 
 def verify(rows: list[dict], per_group: int) -> None:
@@ -94,8 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     for c in cases:
         lang = detect_language(c.question.question, 0.2)
         cons = question_constraints(c.question.question, lang)
-        ev, paragraph = evidence_for(c, docs, args.neighbours)
-        failed = {k: not match_constraints(cons, ev, frozenset([k]), 0, 1, paragraph).matches for k in KINDS}
+        ev, paragraph, anchor = evidence_for(c, docs, args.neighbours)
+        failed = {k: not match_constraints(cons, ev, frozenset([k]), 0, 1, paragraph, [anchor]).matches
+                  for k in KINDS}
         cov = match_constraints(cons, ev, frozenset(), 0, 1).coverage
         rows.append({"qid": c.question.qid, "kind": c.kind, "dataset": c.dataset, "lang": lang, "half": c.half,
                      "noise": c.noise, "failed": failed, "coverage": cov})

@@ -99,6 +99,19 @@ def _has_count_in(unit: str, evidence: str) -> bool:
     return re.search(pattern, evidence) is not None
 
 
+def cited_anchors(answer: str, packed: list[PackedPassage]) -> list[str]:
+    """The anchor sentences alone (no neighbours): the sentences the answer's words come from."""
+    by_number = {p.number: p for p in packed}
+    all_cited = [n for n in parse_citations(answer) if n in by_number]
+    anchors = []
+    for sentence in split_sentences(answer) or [answer]:
+        claim = remove_invalid_citations(sentence, set())
+        if coverage_tokens(claim):
+            for n in [n for n in parse_citations(sentence) if n in by_number] or all_cited or list(by_number):
+                anchors.append(anchor_window(by_number[n].text, claim, 0))
+    return anchors
+
+
 def cited_passages(answer: str, packed: list[PackedPassage]) -> str:
     """The whole passages ``answer`` cites (all when it cites none), with their source labels."""
     by_number = {p.number: p for p in packed}
@@ -107,10 +120,14 @@ def cited_passages(answer: str, packed: list[PackedPassage]) -> str:
 
 
 def match_constraints(constraints: QuestionConstraints, evidence: str, checks: frozenset[str],
-                      min_coverage: float, min_coverage_tokens: int, passages: str | None = None) -> EvidenceMatch:
+                      min_coverage: float, min_coverage_tokens: int, passages: str | None = None,
+                      anchors: list[str] | None = None) -> EvidenceMatch:
     """Check ``evidence`` against the constraints whose kind is in ``checks`` ("year", "date", "relative_time",
     "unit", "relation", "name", "proper_noun", "coverage"). Names are looked for in ``passages`` (the whole cited
-    passages) when given: a passage names its subject once and then says "it", so the anchor sentence need not."""
+    passages) when given: a passage names its subject once and then says "it", so the anchor sentence need not.
+    An anchor sentence (``anchors``) that states years of its own is about those years: it must hold the year
+    asked, whatever its neighbours say (an answer quoting 2019's figure next to a sentence about 2020 is no
+    answer for 2020)."""
     text = unicodedata.normalize("NFKC", evidence)
     name_text = unicodedata.normalize("NFKC", passages) if passages is not None else text
     lang = constraints.language
@@ -118,6 +135,10 @@ def match_constraints(constraints: QuestionConstraints, evidence: str, checks: f
     if "year" in checks and constraints.years:
         given = years_in(text, lang) if lang == "en" else list(dict.fromkeys(re.findall(r"(?<!\d)(1\d{3}|20\d{2})(?!\d)", text)))
         absent = [y for y in constraints.years if y not in given]
+        for anchor in anchors or []:
+            own = years_in(unicodedata.normalize("NFKC", anchor), lang)
+            if own and not absent and not set(own) & set(constraints.years):
+                absent, given = list(constraints.years), own
         if absent:
             other = [y for y in given if y not in constraints.years]
             missing.append(f"the cited passages give {', '.join(other)}, not {', '.join(absent)}" if other

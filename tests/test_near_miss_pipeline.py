@@ -39,6 +39,14 @@ def test_an_answer_citing_another_year_is_refused_naming_what_is_missing():
     assert answer.passages  # the closest passages are still shown
 
 
+def test_an_answer_quoting_another_years_sentence_is_refused_though_its_neighbour_names_the_year():
+    # Seen with the packaged model: asked for 2020, it gave the 2019 figure from the sentence before 2020's.
+    passages = [scored("2019年，松湖机场旅客吞吐量为1820万人次。2020年受疫情影响，松湖机场旅客吞吐量下降至1130万人次。", 1)]
+    answer = make("1820万人次 [1]", passages=passages).answer("2020年松湖机场的旅客吞吐量是多少？")
+    assert answer.refused and "give 2019, not 2020" in answer.refusal_reason
+    assert not make("1130万人次 [1]", passages=passages).answer("2020年松湖机场的旅客吞吐量是多少？").refused
+
+
 def test_an_answer_citing_the_asked_year_stands():
     answer = make("2020年浦东机场旅客吞吐量为3047万人次[1]。").answer("2020年浦东机场的旅客吞吐量是多少？")
     assert not answer.refused and "3047" in answer.text
