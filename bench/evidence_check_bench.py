@@ -47,7 +47,7 @@ def evidence_for(case: Case, docs, neighbours: int) -> str:
                 best = (score, doc.title.replace("_", " "), sentences, i)
     _, title, sentences, i = best
     return (title + "\n" + "".join(sentences[max(0, i - neighbours):i + neighbours + 1]),
-            title + "\n" + "".join(sentences), sentences[i])
+            title + "\n" + "".join(sentences), sentences[i] if sentences else "")
 
 
 def verify(rows: list[dict], per_group: int) -> None:
