@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from answer_fakes import BigramEmbedder, FakeRetriever, ScriptedGenerator, scored
+from answer_fakes import FakeRetriever, ScriptedGenerator, scored
+from fake_embedder import FakeEmbedder
 
 from app.answer_pipeline import (
     AnswerPipeline,
@@ -24,7 +25,7 @@ def make(answer: str, passages=PASSAGES, **answer_overrides) -> tuple[AnswerPipe
     for key, value in answer_overrides.items():
         setattr(settings.answer, key, value)
     generator = ScriptedGenerator(answer)
-    return AnswerPipeline(FakeRetriever(list(passages)), generator, BigramEmbedder(), settings), generator
+    return AnswerPipeline(FakeRetriever(list(passages)), generator, FakeEmbedder(dimension=256), settings), generator
 
 
 def test_events_come_in_order_and_the_answer_is_cited_and_checked():

@@ -4,7 +4,8 @@ the backend, and the answer pipeline with the real model over fixed passages."""
 from __future__ import annotations
 
 import pytest
-from answer_fakes import BigramEmbedder, FakeRetriever, scored
+from answer_fakes import FakeRetriever, scored
+from fake_embedder import FakeEmbedder
 
 from app.answer_pipeline import AnswerPipeline
 from app.config import GenerationSettings, Settings
@@ -65,7 +66,7 @@ def test_no_repeat_ngram_changes_a_repetitive_greedy_output(generator):
 
 
 def _pipeline(settings, generator, passages) -> AnswerPipeline:
-    return AnswerPipeline(FakeRetriever(passages), generator, BigramEmbedder(), settings)
+    return AnswerPipeline(FakeRetriever(passages), generator, FakeEmbedder(dimension=256), settings)
 
 
 def test_grounded_chinese_answer_cites_its_passage(settings, generator):

@@ -7,7 +7,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from store_fakes import HashEmbedder, assert_consistent
+from fake_embedder import FakeEmbedder
+from store_fakes import assert_consistent
 
 from app.config import IndexSettings
 from ingest.records import ChunkDraft, DocumentRecord
@@ -22,7 +23,7 @@ from ingest.store.kb_writer import GenerationWriter, clean_leftovers, collect_ga
 from ingest.store.keyword_index import build_keyword_index
 from ingest.store.knowledge_base import KnowledgeBase, KnowledgeBaseError
 
-EMBEDDER = HashEmbedder(16)
+EMBEDDER = FakeEmbedder(16)
 
 
 def _commit(kb_dir: Path, docs: dict[str, list[str]], remove: tuple[str, ...] = (), keep: int = 2,
