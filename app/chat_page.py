@@ -24,7 +24,8 @@ from app.ui_sidebar import (
     render_upload,
 )
 from app.ui_text import choose_language, t
-from ingest.store.knowledge_base import KnowledgeBaseError
+from app.wiring import kb_notices
+from ingest.store.knowledge_base import KnowledgeBaseError, KnowledgeBaseMissingError
 
 
 def _session_defaults() -> None:
@@ -36,16 +37,24 @@ def _ensure_loaded(settings: Settings, lang: str, slot: DeltaGenerator) -> str:
     """Load models and index once per process, saying what is loading in ``slot``; returns an error message or ""."""
     try:
         if is_loaded(settings):
-            load_pipeline(settings)
+            pipeline = load_pipeline(settings)
         else:
             with slot.status(t("loading", lang, what=t("loading_what", lang)), expanded=False):
-                load_pipeline(settings)
+                pipeline = load_pipeline(settings)
             slot.empty()
-    except KnowledgeBaseError:
-        return t("kb_missing", lang)
+    except KnowledgeBaseError as exc:
+        return _kb_problem(exc, lang)
     except (GenerationError, OSError, RuntimeError) as exc:
         return t("error", lang, error=escape_inline(str(exc)))
-    return ""
+    # What opening the base repaired, in the CLI's words.
+    return "\n\n".join(escape_inline(notice) for notice in kb_notices(pipeline.retriever))
+
+
+def _kb_problem(exc: KnowledgeBaseError, lang: str) -> str:
+    """No base yet: how to add documents; a damaged or unreadable one: the same line the CLI prints."""
+    if isinstance(exc, KnowledgeBaseMissingError):
+        return t("kb_missing", lang)
+    return t("error", lang, error=escape_inline(str(exc)))
 
 
 def _answer(question: str, base: Settings, chosen: AskOptions, lang: str) -> ChatEntry:
@@ -53,8 +62,8 @@ def _answer(question: str, base: Settings, chosen: AskOptions, lang: str) -> Cha
     with st.chat_message("assistant"):
         try:
             answer = stream_answer(load_pipeline(base).stream(question, chosen), lang)
-        except KnowledgeBaseError:
-            message = t("kb_missing", lang)
+        except KnowledgeBaseError as exc:
+            message = _kb_problem(exc, lang)
         except QuestionError as exc:
             message = t("error", lang, error=escape_inline(str(exc)))
         except (GenerationError, OSError, RuntimeError, ValueError) as exc:
