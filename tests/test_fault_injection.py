@@ -284,3 +284,22 @@ def test_a_damaged_live_generation_is_refused_by_the_writer_and_the_old_files_st
         _ingest(settings, [docs])
     live.index.write_bytes(data)
     assert _documents(settings.kb_path) == documents
+
+
+def test_every_face_applies_the_shared_question_bound(base, monkeypatch, capsys):
+    from app.ask import main as ask_main
+    from app.retrieval_cli import main as retrieval_main
+    from app.wiring import build_retriever
+    from retrieval.question_check import QuestionError
+    settings, _, _ = base
+    monkeypatch.setattr("app.wiring.load_embedder", lambda s: HashEmbedder())
+    monkeypatch.setattr("app.wiring.build_generator", lambda s: pytest.fail("the LLM must not load"))
+    huge = "量化" * 50_000
+    limit = str(settings.limits.max_question_chars)
+    for face in (retrieval_main, ask_main):
+        assert face([huge, "--kb", str(settings.kb_path)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("question rejected:") and limit in err[0]
+    retriever = build_retriever(settings, HashEmbedder())
+    with pytest.raises(QuestionError):
+        retriever.retrieve(huge)

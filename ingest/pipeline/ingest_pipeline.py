@@ -47,7 +47,12 @@ from ingest.store.kb_writer import (
     live_state,
     repair_pointer,
 )
-from ingest.store.knowledge_base import KnowledgeBaseError, damaged_message, keyword_index_problem
+from ingest.store.knowledge_base import (
+    KnowledgeBaseError,
+    check_generation_files,
+    damaged_message,
+    keyword_index_problem,
+)
 from ingest.store.store_files import describe_os_problem
 from ingest.store.token_store import TokenVectorStore
 
@@ -104,15 +109,18 @@ def _default_keyword_builder(settings: IngestConfig) -> KeywordBuilder:
 
 
 def _known_documents(settings: IngestConfig, rebuild: bool) -> dict[str, DocumentRecord]:
-    if rebuild:
-        return {}
-    live = live_state(settings.kb_path)
+    return {} if rebuild else _known_documents_of(settings.kb_path)
+
+
+def _known_documents_of(kb_dir: Path) -> dict[str, DocumentRecord]:
+    live = live_state(kb_dir)
     if live is None:
         return {}
+    check_generation_files(kb_dir, live.paths)  # damage anywhere in the catalog is named before it is read
     try:
         catalog = Catalog.open_readonly(live.paths.catalog)
     except CatalogError as exc:
-        raise KnowledgeBaseError(damaged_message(settings.kb_path, exc)) from exc
+        raise KnowledgeBaseError(damaged_message(kb_dir, exc)) from exc
     try:
         return {doc.path: doc for doc in catalog.documents()}
     finally:
@@ -326,6 +334,20 @@ def _report_blind_spots(scan: ScanResult, known: dict[str, DocumentRecord], repo
         _fail(report, printable_path(root), f"{reason}{detail}")
 
 
+def _warn_rebuild_drops(kb_dir: Path, plan: IngestPlan) -> None:
+    """A rebuild keeps only what is under the paths given: say how many documents of the old base that drops."""
+    try:
+        known = _known_documents_of(kb_dir)
+    except KnowledgeBaseError:
+        return  # a damaged base: what it held cannot be counted
+    kept = {source.path for source in plan.unchanged} | {s.path for s, _ in plan.new + plan.changed}
+    dropped = sorted(set(known) - kept)
+    if dropped:
+        log.warning("--rebuild keeps only the paths given: %d document(s) of the previous knowledge base are not "
+                    "under them and will be left out (e.g. %s); the previous generation stays on disk until "
+                    "garbage collection", len(dropped), printable_path(dropped[0]))
+
+
 def _keyword_index_needs_writing(live: LiveState) -> str:
     """Why the live generation's keyword index must be written again ("" when it is fine)."""
     problem = keyword_index_problem(live.paths, live.manifest)
@@ -375,6 +397,8 @@ def _run_locked(settings: IngestConfig, paths: Sequence[Path], options: IngestOp
         for name in clean_leftovers(kb_dir):
             log.info("removed %s left by an interrupted ingest", name)
     work = _prepare(settings, paths, options, report)
+    if options.rebuild:
+        _warn_rebuild_drops(kb_dir, work.plan)
     live = None if options.rebuild else live_state(kb_dir)  # a rebuild ignores (even a damaged) base
     if options.dry_run:
         report.files_added = sum(len(c.sources) for c in work.contents) + len(work.duplicates)
