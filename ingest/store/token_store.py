@@ -74,7 +74,9 @@ class TokenVectorStore:
         try:
             conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
             conn.execute("SELECT 1 FROM codecs LIMIT 1")
-        except sqlite3.Error:
+        except sqlite3.Error as exc:
+            log.warning("%s: unreadable (%s); the reranker encodes passages itself until the next "
+                        "`python -m ingest` starts the store over", path, exc)
             return None
         return cls(conn, embedder_key, dimension)
 
