@@ -42,19 +42,12 @@ def _ensure_loaded(settings: Settings, lang: str, slot: DeltaGenerator) -> str:
             with slot.status(t("loading", lang, what=t("loading_what", lang)), expanded=False):
                 pipeline = load_pipeline(settings)
             slot.empty()
-    except KnowledgeBaseError as exc:
-        return _kb_problem(exc, lang)
-    except (GenerationError, OSError, RuntimeError) as exc:
+    except KnowledgeBaseMissingError:
+        return t("kb_missing", lang)
+    except (KnowledgeBaseError, GenerationError, OSError, RuntimeError) as exc:
         return t("error", lang, error=escape_inline(str(exc)))
     # What opening the base repaired, in the CLI's words.
     return "\n\n".join(escape_inline(notice) for notice in kb_notices(pipeline.retriever))
-
-
-def _kb_problem(exc: KnowledgeBaseError, lang: str) -> str:
-    """No base yet: how to add documents; a damaged or unreadable one: the same line the CLI prints."""
-    if isinstance(exc, KnowledgeBaseMissingError):
-        return t("kb_missing", lang)
-    return t("error", lang, error=escape_inline(str(exc)))
 
 
 def _answer(question: str, base: Settings, chosen: AskOptions, lang: str) -> ChatEntry:
@@ -62,8 +55,10 @@ def _answer(question: str, base: Settings, chosen: AskOptions, lang: str) -> Cha
     with st.chat_message("assistant"):
         try:
             answer = stream_answer(load_pipeline(base).stream(question, chosen), lang)
+        except KnowledgeBaseMissingError:
+            message = t("kb_missing", lang)
         except KnowledgeBaseError as exc:
-            message = _kb_problem(exc, lang)
+            message = t("error", lang, error=escape_inline(str(exc)))
         except QuestionError as exc:
             message = t("error", lang, error=escape_inline(str(exc)))
         except (GenerationError, OSError, RuntimeError, ValueError) as exc:

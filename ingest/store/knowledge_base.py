@@ -16,6 +16,7 @@ import faiss
 
 from ingest.records import Chunk, DocumentRecord
 from ingest.settings import IndexSettings
+from ingest.store.ann_index import to_device
 from ingest.store.catalog import Catalog, CatalogError
 from ingest.store.kb_layout import (
     CATALOG_FILE,
@@ -36,7 +37,7 @@ from ingest.store.keyword_index import (
 )
 from ingest.store.manifest import Manifest, ManifestError, read_manifest
 from ingest.store.store_files import StoreFileError, permission_message, verify_file, verify_files
-from ingest.store.vector_index import VectorIndexError, load_index, to_device
+from ingest.store.vector_index import VectorIndexError, load_index
 
 _OPEN_ATTEMPTS = 3
 log = logging.getLogger(__name__)
