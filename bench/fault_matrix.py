@@ -56,6 +56,7 @@ class Cell:
     outcome: str = ""
     exit_code: int | None = None
     lost: int = 0
+    generation_deleted: bool = False  # the live generation of before the cell is gone (only GC of older ones may delete)
     message: str = ""  # the notice or error line (or what went wrong)
 
 
@@ -66,9 +67,11 @@ class Matrix:
     def counts(self) -> dict[str, int]:
         out = {"cells": len(self.cells), "ok": 0, "recovered": 0, "refused": 0, "failed": 0,
                "documents_lost": sum(c.lost for c in self.cells), "cells_losing_documents": 0}
+        out["generations_deleted"] = 0
         for cell in self.cells:
             out[cell.outcome] += 1
             out["cells_losing_documents"] += cell.lost > 0
+            out["generations_deleted"] += cell.generation_deleted
         return out
 
 
@@ -293,6 +296,7 @@ def run_cell(pristine: Path, work: Path, expected: dict[str, list[str]], relativ
     shutil.copytree(pristine, root, symlinks=True)
     target = root / "kb" / relative
     original, mode = target.read_bytes(), target.stat().st_mode & 0o7777
+    live_before = max(p.name for p in (root / "kb" / "generations").iterdir() if p.name.startswith("gen-"))
     damage(target, fault)
     if face == "page":
         status, errors, notes = run_page_face(root)
@@ -306,6 +310,8 @@ def run_cell(pristine: Path, work: Path, expected: dict[str, list[str]], relativ
         code, _, stderr = run_cli_face(face, root)
         cell.exit_code = code
         cell.outcome, cell.message = classify_cli(face, code, stderr)
+    # Documents re-ingested from their sources would hide a deleted generation: check the folder itself too.
+    cell.generation_deleted = not (root / "kb" / "generations" / live_before).is_dir()
     cell.lost = lost_documents(root, relative, original, mode, expected)
     _make_removable(root)
     return cell
@@ -353,7 +359,8 @@ def run_matrix(files: list[str] | None, faults: list[str], faces: list[str], pro
                     matrix.cells.append(cell)
                     if progress:
                         print(f"[{len(matrix.cells)}/{total}] {relative} {fault} {face}: {cell.outcome}"
-                              f"{' LOST ' + str(cell.lost) if cell.lost else ''} {cell.message[:140]}",
+                              f"{' LOST ' + str(cell.lost) if cell.lost else ''}"
+                              f"{' GEN-DELETED' if cell.generation_deleted else ''} {cell.message[:140]}",
                               file=sys.__stderr__, flush=True)
     return matrix
 
@@ -365,8 +372,8 @@ def print_table(matrix: Matrix) -> None:
     for cell in matrix.cells:
         rows.setdefault((cell.file, cell.fault), {})[cell.face] = cell
     for (file, fault), by_face in rows.items():
-        marks = [by_face[f].outcome + (f" LOST {by_face[f].lost}" if by_face[f].lost else "") if f in by_face
-                 else "" for f in FACES]
+        marks = [by_face[f].outcome + (f" LOST {by_face[f].lost}" if by_face[f].lost else "")
+                 + (" GEN-DELETED" if by_face[f].generation_deleted else "") if f in by_face else "" for f in FACES]
         print(f"| {file} ({fault}) | " + " | ".join(marks) + " |")
     print()
     print(json.dumps(matrix.counts()))
@@ -394,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print_table(matrix)
         print(json.dumps(counts))
-    return 0 if counts["failed"] == 0 and counts["documents_lost"] == 0 else 1
+    return 0 if counts["failed"] == counts["documents_lost"] == counts["generations_deleted"] == 0 else 1
 
 
 if __name__ == "__main__":
