@@ -12,7 +12,7 @@ from typing import Protocol
 from app.config import AnswerSettings, GenerationSettings, Settings
 from app.generation.base import Generator
 from prompts.citations import build_citations, remove_invalid_citations
-from prompts.context_packing import pack_passages, prompt_budget
+from prompts.context_packing import pack_passages, pack_sentences, prompt_budget
 from prompts.conversation import Turn
 from prompts.evidence_gate import check_evidence
 from prompts.grounding_check import (
@@ -119,6 +119,10 @@ class AnswerPipeline:
             build_messages(question, [], language, self._refusal(language)))
         budget = prompt_budget(self.settings.answer.context_budget_tokens, self.generator.n_ctx,
                                generation.max_new_tokens, overhead)
+        a = self.settings.answer
+        if a.packing == "sentences":
+            return pack_sentences(passages, question, budget, self.generator.count_tokens, a.focus_sentences,
+                                  a.neighbour_sentences)
         return pack_passages(passages, budget, self.generator.count_tokens)
 
     def stream(self, question: str, options: AskOptions | None = None) -> Iterator[AnswerEvent]:

@@ -1,9 +1,11 @@
-"""Fit the best passages into a token budget measured with the model's own tokenizer, cutting only at sentence ends."""
+"""Fit the best passages into a token budget measured with the model's own tokenizer: whole passages cut only at
+sentence ends (``pack_passages``), or the sentences of each that bear on the question (``pack_sentences``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from prompts.sentence_selection import question_tokens, select_excerpts
 from prompts.sentences import sentence_spans
 from prompts.templates import PackedPassage, render_passage
 from retrieval.results import ScoredChunk
@@ -54,4 +56,26 @@ def pack_passages(passages: list[ScoredChunk], budget_tokens: int, count_tokens:
         if prefix:
             packed.append(PackedPassage(number, passage, prefix, trimmed=True))
             remaining -= count_tokens(render_passage(number, passage, prefix)) + 1
+    return packed
+
+
+def pack_sentences(passages: list[ScoredChunk], question: str, budget_tokens: int, count_tokens: TokenCounter,
+                   focus: int, neighbours: int) -> list[PackedPassage]:
+    """Like ``pack_passages`` but each passage contributes only the sentences that bear on ``question`` (its
+    ``focus`` best-matching sentences with ``neighbours`` either side; prompts/sentence_selection.py), so the same
+    evidence costs far fewer prompt tokens. When the richest excerpt does not fit, a leaner one is tried; a passage
+    none of whose excerpts fit is skipped."""
+    wanted = question_tokens(question)
+    packed: list[PackedPassage] = []
+    remaining = budget_tokens
+    for passage in passages:
+        number = len(packed) + 1
+        for excerpt in select_excerpts(passage.text, wanted, focus, neighbours):
+            cost = count_tokens(render_passage(number, passage, excerpt.text)) + 1  # +1: the joining newline
+            if cost <= remaining:
+                whole = excerpt.text == passage.text.strip()
+                packed.append(PackedPassage(number, passage, excerpt.text, trimmed=not whole,
+                                            spans=() if whole else excerpt.spans))
+                remaining -= cost
+                break
     return packed

@@ -13,6 +13,13 @@ class AnswerSettings(SettingsSection):
     # Tokens of the LLM's own tokenizer given to the numbered passages; on a 2-core CPU every 1000 prompt tokens
     # add ~10 s before the first answer token (bench/RESULTS_ANSWER.md).
     context_budget_tokens: int = Field(1024, ge=64)
+    # What of each passage goes into the prompt: "sentences" (those sharing words with the question, with their
+    # neighbours: prompts/sentence_selection.py) or "chunks" (whole passages, trimmed at sentence ends to fit).
+    # Sentences cut the prompt tokens, hence the wait for the first answer token (bench/RESULTS_TTFT.md).
+    packing: Literal["sentences", "chunks"] = "sentences"
+    # Sentence packing: the best-matching sentences kept per passage, and the sentences kept either side of each.
+    focus_sentences: int = Field(2, ge=1)
+    neighbour_sentences: int = Field(1, ge=0)
     # Refuse without calling the LLM when the best evidence (evidence_score_field) scores below this: set so that
     # almost no answerable question is refused; it only catches off-topic questions (bench/calibrate_gate.py).
     min_evidence_score: float = Field(0.79, ge=-1, le=1)

@@ -142,10 +142,22 @@ def test_question_limits_are_clear_errors():
 
 def test_passages_are_packed_to_the_context_budget():
     long_passages = [scored("这是一句很长的资料内容。" * 40, i, dense=0.9) for i in range(1, 6)]
-    pipeline, generator = make("答[1]。", passages=long_passages, context_budget_tokens=1200)
+    pipeline, generator = make("答[1]。", passages=long_passages, context_budget_tokens=1200, packing="chunks")
     pipeline.answer("资料说了什么？")
     user = generator.calls[0][1]["content"]
     assert user.count("<passage id=") < 5  # the budget (characters here) holds only some of them
+
+
+def test_sentence_packing_sends_the_bearing_sentences_and_cites_their_offsets():
+    passage = scored("今天天气很好。大家去公园散步。长城全长约两万一千公里。湖边有很多鸭子。晚上下了雨。", 1, dense=0.9)
+    pipeline, generator = make("长城全长约两万一千公里[1]。", passages=[passage], focus_sentences=1,
+                               neighbour_sentences=0)
+    answer = pipeline.answer("长城全长多少公里？")
+    user = generator.calls[0][1]["content"]
+    assert "长城全长约两万一千公里。" in user and "鸭子" not in user
+    [citation] = answer.citations
+    [(start, end)] = citation.spans
+    assert passage.text[start:end] == citation.quoted_text == "长城全长约两万一千公里。"
 
 
 def test_an_answer_of_markers_alone_becomes_a_quote_of_the_cited_passage():
