@@ -125,6 +125,21 @@ class AnswerPipeline:
                                   a.neighbour_sentences)
         return pack_passages(passages, budget, self.generator.count_tokens)
 
+    def warm_up(self) -> None:
+        """Evaluate the prompt text every question shares (system prompt, the opening of the user message) once,
+        now, for both languages and the retry prompt, so the first question is no slower than later ones
+        (generators without a prompt cache have nothing to warm)."""
+        embedder = getattr(self.retriever, "embedder", None)
+        if embedder is not None:  # the first inference of a compiled encoder is slower than later ones
+            embedder.encode_queries(["warm up"])
+        warm = getattr(self.generator, "warm_up", None)
+        if warm is None:
+            return
+        a = self.settings.answer
+        for language, refusal in (("en", a.refusal_en), ("zh", a.refusal_zh)):
+            for allow in (False, True):  # the answer prompt last: it is what the next question needs
+                warm([build_messages(q, [], language, refusal, allow_refusal=allow) for q in ("1", "2")])
+
     def stream(self, question: str, options: AskOptions | None = None) -> Iterator[AnswerEvent]:
         """Yield a PassagesEvent, then TokenEvents as the answer is generated, then one DoneEvent."""
         question = validate_question(question, self.settings.limits)
