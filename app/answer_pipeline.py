@@ -117,9 +117,9 @@ class AnswerPipeline:
               generation: GenerationSettings) -> list[PackedPassage]:
         overhead = self.generator.count_prompt_tokens(
             build_messages(question, [], language, self._refusal(language)))
-        budget = prompt_budget(self.settings.answer.context_budget_tokens, self.generator.n_ctx,
-                               generation.max_new_tokens, overhead)
         a = self.settings.answer
+        budget = prompt_budget(a.sentence_budget_tokens if a.packing == "sentences" else a.context_budget_tokens,
+                               self.generator.n_ctx, generation.max_new_tokens, overhead)
         if a.packing == "sentences":
             return pack_sentences(passages, question, budget, self.generator.count_tokens, a.focus_sentences,
                                   a.neighbour_sentences)

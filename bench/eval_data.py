@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 from collections.abc import Iterator
@@ -10,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # The published eval sets and seed documents lie beside the repository (../shared), as in CI.
-SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+# The shared project notes and eval data next to the checkout; DOCQA_SHARED_DIR when the checkout is elsewhere (a
+# git worktree).
+SHARED_DIR = Path(os.environ.get("DOCQA_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")
 
 
 @dataclass

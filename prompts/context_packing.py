@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prompts.sentence_selection import question_tokens, select_excerpts
+from prompts.sentence_selection import Excerpt, question_tokens, select_excerpts
 from prompts.sentences import sentence_spans
 from prompts.templates import PackedPassage, render_passage
 from retrieval.results import ScoredChunk
@@ -61,21 +61,39 @@ def pack_passages(passages: list[ScoredChunk], budget_tokens: int, count_tokens:
 
 def pack_sentences(passages: list[ScoredChunk], question: str, budget_tokens: int, count_tokens: TokenCounter,
                    focus: int, neighbours: int) -> list[PackedPassage]:
-    """Like ``pack_passages`` but each passage contributes only the sentences that bear on ``question`` (its
-    ``focus`` best-matching sentences with ``neighbours`` either side; prompts/sentence_selection.py), so the same
-    evidence costs far fewer prompt tokens. When the richest excerpt does not fit, a leaner one is tried; a passage
-    none of whose excerpts fit is skipped."""
+    """Like ``pack_passages`` but each passage contributes only the sentences that bear on ``question``
+    (prompts/sentence_selection.py), so the same evidence costs far fewer prompt tokens.
+
+    Breadth first: every passage (best first) gets its leanest excerpt (its best sentence) while the budget lasts;
+    then, best passage first, each is enriched to the richest excerpt the room left allows (``focus``
+    best-matching sentences with ``neighbours`` either side)."""
     wanted = question_tokens(question)
-    packed: list[PackedPassage] = []
+    chosen: list[tuple[int, ScoredChunk, list[Excerpt], int, int]] = []  # number, passage, candidates, pick, cost
     remaining = budget_tokens
+
+    def cost(number: int, passage: ScoredChunk, excerpt: Excerpt) -> int:
+        return count_tokens(render_passage(number, passage, excerpt.text)) + 1  # +1: the joining newline
+
     for passage in passages:
-        number = len(packed) + 1
-        for excerpt in select_excerpts(passage.text, wanted, focus, neighbours):
-            cost = count_tokens(render_passage(number, passage, excerpt.text)) + 1  # +1: the joining newline
-            if cost <= remaining:
-                whole = excerpt.text == passage.text.strip()
-                packed.append(PackedPassage(number, passage, excerpt.text, trimmed=not whole,
-                                            spans=() if whole else excerpt.spans))
-                remaining -= cost
+        candidates = select_excerpts(passage.text, wanted, focus, neighbours)
+        if not candidates:
+            continue
+        number = len(chosen) + 1
+        leanest = cost(number, passage, candidates[-1])
+        if leanest <= remaining:
+            chosen.append((number, passage, candidates, len(candidates) - 1, leanest))
+            remaining -= leanest
+    for slot, (number, passage, candidates, pick, spent) in enumerate(chosen):
+        for richer in range(pick):
+            extra = cost(number, passage, candidates[richer]) - spent
+            if extra <= remaining:
+                chosen[slot] = (number, passage, candidates, richer, spent + extra)
+                remaining -= extra
                 break
+    packed = []
+    for number, passage, candidates, pick, _ in chosen:
+        excerpt = candidates[pick]
+        whole = excerpt.text == passage.text.strip()
+        packed.append(PackedPassage(number, passage, excerpt.text, trimmed=not whole,
+                                    spans=() if whole else excerpt.spans))
     return packed

@@ -83,3 +83,12 @@ def test_sentence_packing_costs_fewer_tokens_than_whole_chunks():
     sentences = pack_sentences(passages, "长城有多长？", 10_000, count, focus=1, neighbours=1)
     assert len(sentences) == len(whole)
     assert sum(len(p.text) for p in sentences) < 0.6 * sum(len(p.text) for p in whole)
+
+
+def test_every_passage_gets_its_best_sentence_before_the_best_passage_gets_more():
+    passages = [scored("".join(FILLER[:2] + [FACT] + FILLER[2:]), i) for i in range(3)]
+    lean = sum(block_cost(i + 1, p, FACT) for i, p in enumerate(passages))
+    packed = pack_sentences(passages, "长城有多长？", lean + 12, count, focus=1, neighbours=1)
+    assert [p.text for p in packed] == [FACT] * 3  # not room for neighbours: breadth wins over depth
+    roomy = pack_sentences(passages, "长城有多长？", lean + 40, count, focus=1, neighbours=1)
+    assert roomy[0].text == FILLER[1] + FACT + FILLER[2] and roomy[2].text == FACT  # the best passage enriched first
