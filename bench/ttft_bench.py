@@ -49,12 +49,15 @@ class PromptRecorder:
     def __init__(self, generator) -> None:
         self._generator = generator
         self.prompt_tokens: list[int] = []
+        self.passages_text: list[str] = []
 
     def __getattr__(self, name: str):
         return getattr(self._generator, name)
 
     def stream(self, messages, settings):
         self.prompt_tokens.append(self._generator.count_prompt_tokens(messages))
+        user = messages[-1]["content"]
+        self.passages_text.append(user[:user.rfind("</passages>")])
         yield from self._generator.stream(messages, settings)
 
 
@@ -68,14 +71,18 @@ def percentile(values: list[float], q: float) -> float | None:
 def summarise(rows: list[dict], questions: list[Question]) -> dict:
     tokens = [r["prompt_tokens"] for r in rows if r["prompt_tokens"]]
     if rows and "refused" not in rows[0]:  # --tokens-only
+        covered = [r["answer_in_prompt"] for r in rows if r["answer_in_prompt"] is not None]
         return {"n": len(rows), "prompt_tokens_mean": statistics.mean(tokens) if tokens else None,
-                "prompt_tokens_p50": percentile(tokens, 0.5)}
+                "prompt_tokens_p50": percentile(tokens, 0.5),
+                "answer_in_prompt": sum(covered) / len(covered) if covered else None}
     by_qid = {q.qid: q for q in questions}
     answerable = [r for r in rows if by_qid[r["qid"]].answerable]
     unanswerable = [r for r in rows if not by_qid[r["qid"]].answerable]
     ttfts = [r["ttft"] for r in rows if r.get("ttft") is not None]
     return {
         "n": len(rows), "n_generated": len(ttfts),
+        "answer_in_prompt": (statistics.mean(r["answer_in_prompt"] for r in rows if r["answer_in_prompt"] is not None)
+                             if any(r["answer_in_prompt"] is not None for r in rows) else None),
         "prompt_tokens_mean": statistics.mean(tokens) if tokens else None,
         "prompt_tokens_p50": percentile(tokens, 0.5),
         "ttft_p50_s": percentile(ttfts, 0.5), "ttft_p95_s": percentile(ttfts, 0.95),
@@ -94,15 +101,18 @@ def pipelines(settings: Settings, retriever, embedder, generator: PromptRecorder
             "after": AnswerPipeline(retriever, generator, embedder, settings)}
 
 
-def packed_tokens(pipeline: AnswerPipeline, generator, q: Question) -> int | None:
-    """Prompt tokens the pipeline would send for ``q`` (no generation): None when it refuses before the LLM."""
+def packed_prompt(pipeline: AnswerPipeline, generator, q: Question) -> dict:
+    """Prompt tokens the pipeline would send for ``q`` (no generation), and whether an expected answer string is
+    in the packed passages (a load-independent bound on what the model can answer from them)."""
+    from prompts.language import detect_language
     from prompts.templates import build_messages
 
     result = pipeline.retriever.retrieve(q.question)
-    language = "zh" if any("\u4e00" <= c <= "\u9fff" for c in q.question) else "en"
+    language = detect_language(q.question, pipeline.settings.answer.zh_min_cjk_share)
     packed = pipeline._pack(q.question, list(result.passages), language, pipeline.settings.generation)
-    return generator.count_prompt_tokens(build_messages(q.question, packed, language,
-                                                        pipeline._refusal(language)))
+    tokens = generator.count_prompt_tokens(build_messages(q.question, packed, language, pipeline._refusal(language)))
+    return {"prompt_tokens": tokens,
+            "answer_in_prompt": keyword_hit("\n".join(p.text for p in packed), q.answers) if q.answerable else None}
 
 
 def run_questions(name: str, settings: Settings, corpus: Path, questions: list[Question], generator: PromptRecorder,
@@ -115,12 +125,15 @@ def run_questions(name: str, settings: Settings, corpus: Path, questions: list[Q
     for i, q in enumerate(questions):
         for system, pipeline in systems.items():  # interleaved: before, after, before, after ...
             if tokens_only:
-                rows[system].append({"qid": q.qid, "prompt_tokens": packed_tokens(pipeline, generator, q)})
+                rows[system].append({"qid": q.qid, **packed_prompt(pipeline, generator, q)})
                 continue
             generator.prompt_tokens.clear()
+            generator.passages_text.clear()
             row = run_docqa(pipeline, q)
             # The first prompt of the question (a retry's second prompt is not on the way to the first token).
             row["prompt_tokens"] = generator.prompt_tokens[0] if generator.prompt_tokens else None
+            row["answer_in_prompt"] = (keyword_hit(generator.passages_text[0], q.answers)
+                                       if q.answerable and generator.passages_text else None)
             rows[system].append({"qid": q.qid, **row})
         print(f"  {name} {i + 1}/{len(questions)} {q.qid}: " + " | ".join(
             f"{s} {r[-1]['prompt_tokens']} tok" + (f" ttft {r[-1]['ttft']:.2f}s {r[-1]['answer'][:30]!r}"
@@ -155,7 +168,7 @@ def time_ingest() -> float | None:
     return elapsed if done.returncode == 0 else None
 
 
-COLUMNS = ["prompt_tokens_mean", "ttft_p50_s", "ttft_p95_s", "total_p50_s", "keyword_accuracy",
+COLUMNS = ["prompt_tokens_mean", "answer_in_prompt", "ttft_p50_s", "ttft_p95_s", "total_p50_s", "keyword_accuracy",
            "refusal_unanswerable", "false_refusal"]
 
 
