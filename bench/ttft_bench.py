@@ -31,9 +31,11 @@ from pathlib import Path
 from app.answer_pipeline import AnswerPipeline
 from app.config import Settings, load_settings
 from app.wiring import build_generator
-from bench.answer_bench import keyword_hit, pick_questions, run_docqa
-from bench.calibrate_gate import CMRC_DIR, RESULTS_DIR, SEEDS_CORPUS, SEEDS_QUESTIONS, build_kb
-from bench.eval_data import Question, load_questions
+from bench.lib.answer_scoring import keyword_hit
+from bench.lib.bench_kb import build_kb
+from bench.lib.docqa_runs import pick_questions, run_docqa
+from bench.lib.eval_data import Question, load_questions
+from bench.lib.paths import CMRC_DIR, RESULTS_DIR, SEEDS_DIR, SEEDS_QUESTIONS
 
 REPO = Path(__file__).resolve().parent.parent
 # The settings before this work: whole chunks, 1024 tokens of passages (prompts/settings.py at issue #19's start).
@@ -204,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                     "after_settings": settings.answer.model_dump(), "generation": settings.generation.model_dump(),
                     "sets": {}}
     out = RESULTS_DIR / f"{args.name}{'_tokens' if args.tokens_only else ''}.json"
-    for name, corpus, questions in (("seeds", SEEDS_CORPUS, seeds), ("cmrc", CMRC_DIR / "corpus.jsonl", cmrc)):
+    for name, corpus, questions in (("seeds", SEEDS_DIR, seeds), ("cmrc", CMRC_DIR / "corpus.jsonl", cmrc)):
         if not questions:
             continue
         rows = run_questions(name, settings, corpus, questions, generator, args.tokens_only)

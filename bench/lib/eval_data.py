@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 from collections.abc import Iterator
@@ -11,9 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # The published eval sets and seed documents lie beside the repository (../shared), as in CI.
-# The shared project notes and eval data next to the checkout; DOCQA_SHARED_DIR when the checkout is elsewhere (a
-# git worktree).
-SHARED_DIR = Path(os.environ.get("DOCQA_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")
 
 
 @dataclass
