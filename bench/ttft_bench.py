@@ -1,10 +1,12 @@
 """Time to first token and start-up, before/after issue #19, side by side on the same questions.
 
 "before": whole chunks packed into a 1024-token budget (AnswerSettings.packing="chunks"); "after": the configured
-settings (sentence packing and its budget). Both run in one process on the same loaded LLM, interleaved per
-question (before, after, before, after ...) so a busy machine slows both alike; the prompt prefix every question
-shares is warmed first (AnswerPipeline.warm_up), as the chat page does. Per system: prompt tokens per question
-(load-independent), TTFT p50/p95 (question → first token, questions that reached the LLM), total answer time,
+settings, so a candidate is tried through the environment, e.g. ``DOCQA_ANSWER__PACKING=sentences`` or
+``DOCQA_ANSWER__CONTEXT_BUDGET_TOKENS=640`` (bench/RESULTS_TTFT.md lists the ones measured). Both run in one
+process on the same loaded LLM, interleaved per question (before, after, before, after ...) so a busy machine slows
+both alike; the prompt prefix every question shares is warmed first (AnswerPipeline.warm_up), as the chat page does. Per system: prompt tokens per question
+and the share of answerable questions whose expected answer is in the packed passages (both load-independent),
+TTFT p50/p95 (question → first token, questions that reached the LLM), total answer time,
 keyword accuracy, refusal rate on unanswerable questions and false refusals on answerable ones (the rules of
 bench/answer_bench.py). Start-up: wall time of ``python -m app.ask`` from launch to the first answer byte, and of
 ``python -m ingest`` on one small file, in fresh processes. Load averages are recorded with the figures.

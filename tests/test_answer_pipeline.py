@@ -150,8 +150,8 @@ def test_passages_are_packed_to_the_context_budget():
 
 def test_sentence_packing_sends_the_bearing_sentences_and_cites_their_offsets():
     passage = scored("今天天气很好。大家去公园散步。长城全长约两万一千公里。湖边有很多鸭子。晚上下了雨。", 1, dense=0.9)
-    pipeline, generator = make("长城全长约两万一千公里[1]。", passages=[passage], focus_sentences=1,
-                               neighbour_sentences=0)
+    pipeline, generator = make("长城全长约两万一千公里[1]。", passages=[passage], packing="sentences",
+                               focus_sentences=1, neighbour_sentences=0)
     answer = pipeline.answer("长城全长多少公里？")
     user = generator.calls[0][1]["content"]
     assert "长城全长约两万一千公里。" in user and "鸭子" not in user
