@@ -127,7 +127,7 @@ class AnswerPipeline:
 
     def warm_up(self) -> None:
         """Evaluate the prompt text every question shares (system prompt, the opening of the user message) once,
-        now, for both languages and the retry prompt, so the first question is no slower than later ones
+        now, for both languages, so the first question is no slower than later ones
         (generators without a prompt cache have nothing to warm)."""
         embedder = getattr(self.retriever, "embedder", None)
         if embedder is not None:  # the first inference of a compiled encoder is slower than later ones
@@ -136,9 +136,10 @@ class AnswerPipeline:
         if warm is None:
             return
         a = self.settings.answer
+        # The answer prompts only (a retry follows an answer that was slow anyway); Chinese last, as the likelier
+        # next question.
         for language, refusal in (("en", a.refusal_en), ("zh", a.refusal_zh)):
-            for allow in (False, True):  # the answer prompt last: it is what the next question needs
-                warm([build_messages(q, [], language, refusal, allow_refusal=allow) for q in ("1", "2")])
+            warm([build_messages(q, [], language, refusal) for q in ("1", "2")])
 
     def stream(self, question: str, options: AskOptions | None = None) -> Iterator[AnswerEvent]:
         """Yield a PassagesEvent, then TokenEvents as the answer is generated, then one DoneEvent."""

@@ -172,3 +172,15 @@ def test_markers_alone_with_nothing_to_quote_are_kept():
     # An English question shares no word with the Chinese passage: no sentence to pick, the markers stay.
     pipeline, _ = make("[2]")
     assert pipeline.answer("Which city is the capital?").text == "[2]"
+
+
+def test_warm_up_hands_the_generator_prompts_that_differ_only_in_the_question():
+    pipeline, generator = make("答[1]。")
+    calls = []
+    generator.warm_up = calls.append  # a generator with a prompt cache (llama_cpp) has this method
+    pipeline.warm_up()
+    assert len(calls) == 2  # English and Chinese answer prompts
+    for first, second in calls:
+        assert first[0] == second[0]  # the same system message
+        assert first[1]["content"] != second[1]["content"]  # the question differs
+    assert "资料" in calls[-1][0][0]["content"]  # Chinese last: its state is what the cache holds afterwards

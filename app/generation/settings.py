@@ -32,7 +32,8 @@ class GenerationSettings(SettingsSection):
     use_mmap: bool = True
     use_mlock: bool = False
     # Keep the evaluated state of the prompt prefix shared by every question (system prompt, instructions), per
-    # language, so a question after a retry or a language switch does not evaluate it again (llama_cpp only).
+    # language, so a question after a retry or a language switch does not evaluate it again (llama_cpp only; each
+    # kept state holds llama-cpp-python's logits rows for the prefix too: ~70 MB for the packaged model).
     keep_prefix_state: bool = True
     # Greedy decoding by default: factual QA wants the most likely answer, not variety.
     temperature: float = Field(0.0, ge=0, le=2)
