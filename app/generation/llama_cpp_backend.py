@@ -84,7 +84,9 @@ class LlamaCppGenerator:
         with self._lock:
             self._llm.reset()
             self._llm.eval(prefix)
-            if self._keep_prefix_state:
+            # llama-cpp-python restores a state's logits rows into a buffer of n_batch rows: a longer prefix cannot
+            # be kept (it is still evaluated now, and reused while nothing else was evaluated in between).
+            if self._keep_prefix_state and len(prefix) <= self._llm.n_batch:
                 self._prefix_states = [(p, s) for p, s in self._prefix_states if p != prefix]
                 self._prefix_states.append((prefix, self._llm.save_state()))
         return len(prefix)
