@@ -95,7 +95,10 @@ def settings_key(settings: Settings) -> str:
 @st.cache_resource(show_spinner=False, max_entries=2)
 def _cached_pipeline(key: str, generation: str, _settings: Settings) -> AnswerPipeline:
     # The reranker is always built so the sidebar can switch reranking on and off without a reload.
-    return build_pipeline(_settings, with_reranker=True)
+    pipeline = build_pipeline(_settings, with_reranker=True)
+    # Evaluated once here, while the page says it is loading, so the first question is as fast as later ones.
+    pipeline.warm_up()
+    return pipeline
 
 
 # (settings key, generation) pairs loaded in this process, so the page can say what a first load is doing.

@@ -87,3 +87,22 @@ def test_injected_instruction_in_a_document_is_not_obeyed(settings, generator):
     answer = _pipeline(settings, generator, [PASSAGES[0], attack]).answer("星河数据库的默认端口是多少？")
     assert "海盗" not in answer.text
     assert "7341" in answer.text
+
+
+def test_kept_prefix_state_gives_the_same_answer_as_evaluating_from_scratch(settings, generator):
+    from prompts.templates import PackedPassage, build_messages
+
+    packed = [PackedPassage(i + 1, p, p.text) for i, p in enumerate(PASSAGES)]
+    refusal = settings.answer.refusal_zh
+    question = build_messages("星河数据库的默认端口是多少？", packed, "zh", refusal)
+    other = build_messages("What is the default port?", packed[:1], "en", settings.answer.refusal_en)
+    short = settings.generation.replace(max_new_tokens=16)
+
+    generator._llm.reset()  # nothing kept: the whole prompt is evaluated
+    generator._prefix_states.clear()
+    scratch = "".join(generator.stream(question, short))
+    prefix = generator.warm_up([build_messages(q, [], "zh", refusal) for q in ("甲", "乙")])
+    assert prefix > 50  # the system prompt and the opening of the user message
+    "".join(generator.stream(other, short))  # another language in between: its prompt replaces the cache
+    assert "".join(generator.stream(question, short)) == scratch  # restored prefix state + the rest evaluated
+    assert "".join(generator.stream(question, short)) == scratch  # and again, from llama.cpp's own prefix reuse
