@@ -5,7 +5,7 @@ document is lost.
     python -m bench.fault_matrix                      # the full matrix (~5 min on 2 shared cores)
     python -m bench.fault_matrix --files CURRENT --faults deleted --faces ingest_change --json
 
-The base is built by the real ingest with the fast stand-in embedder (tests/store_fakes.py): two generations,
+The base is built by the real ingest with the fast stand-in embedder (tests/fake_embedder.py): two generations,
 an embedding cache, token vectors. For each cell a fresh copy is damaged, the face runs in this process (the real
 CLI ``main`` functions, the real chat page under Streamlit's AppTest; only the embedder and the LLM are stand-ins),
 and then the base is checked: it must open and hold every old document with the same chunk texts, either as it
@@ -84,7 +84,8 @@ def _config(root: Path) -> Path:
 
 def build_base(root: Path) -> dict[str, list[str]]:
     """Two ingests into ``root/kb`` from ``root/docs``; returns every document's chunk texts (path -> texts)."""
-    from store_fakes import HashEmbedder, write_corpus
+    from fake_embedder import FakeEmbedder
+    from store_fakes import write_corpus
 
     from app.ingest_cli import main as ingest_main
     docs = root / "docs"
@@ -92,10 +93,10 @@ def build_base(root: Path) -> dict[str, list[str]]:
     config = _config(root)
     with _captured():
         assert ingest_main(["--quiet", "--kb", str(root / "kb"), "--config", str(config), str(docs)],
-                           embedder_factory=HashEmbedder) == 0
+                           embedder_factory=FakeEmbedder) == 0
         write_corpus(docs / "more", 2, tag="增补")
         assert ingest_main(["--quiet", "--kb", str(root / "kb"), "--config", str(config), str(docs)],
-                           embedder_factory=HashEmbedder) == 0
+                           embedder_factory=FakeEmbedder) == 0
     return documents_of(root / "kb")
 
 
@@ -179,16 +180,17 @@ class _Generator:
 
 def _patch_models() -> None:
     """The embedder and the LLM are stand-ins everywhere the faces get them (app/wiring.py)."""
-    from store_fakes import HashEmbedder
+    from fake_embedder import FakeEmbedder
 
     import app.wiring as wiring
-    wiring.load_embedder = lambda settings: HashEmbedder()
+    wiring.load_embedder = lambda settings: FakeEmbedder()
     wiring.build_generator = lambda settings: _Generator()
 
 
 def run_cli_face(face: str, root: Path) -> tuple[int | None, str, str]:
     """(exit code or None for an escaped exception, stdout, stderr)."""
-    from store_fakes import HashEmbedder, write_corpus
+    from fake_embedder import FakeEmbedder
+    from store_fakes import write_corpus
 
     kb, config, docs = str(root / "kb"), str(root / "docqa.toml"), root / "docs"
     with _captured() as (out, err):
@@ -197,7 +199,7 @@ def run_cli_face(face: str, root: Path) -> tuple[int | None, str, str]:
                 from app.ingest_cli import main
                 if face == "ingest_change":
                     write_corpus(docs / "new", 1, tag="新增")
-                code = main(["--quiet", "--kb", kb, "--config", config, str(docs)], embedder_factory=HashEmbedder)
+                code = main(["--quiet", "--kb", kb, "--config", config, str(docs)], embedder_factory=FakeEmbedder)
             elif face == "retrieval":
                 from app.retrieval_cli import main
                 code = main([QUESTION, "--kb", kb, "--config", config, "--rerank"])

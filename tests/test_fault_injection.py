@@ -18,11 +18,16 @@ import threading
 from pathlib import Path
 
 import pytest
-from store_fakes import HashEmbedder, store_settings, write_corpus
+from fake_embedder import FakeEmbedder
+from store_fakes import store_settings, write_corpus
 
 from app.ingest_cli import main as ingest_main
 from app.upload_ingest import ingest_uploads
-from ingest.pipeline.ingest_pipeline import IngestOptions, KnowledgeBaseWriteError, run_ingest
+from ingest.pipeline.ingest_pipeline import (
+    IngestOptions,
+    KnowledgeBaseWriteError,
+    run_ingest,
+)
 from ingest.store.kb_layout import committed_generations, generation_paths, read_current
 from ingest.store.kb_lock import KnowledgeBaseLockedError
 from ingest.store.knowledge_base import KnowledgeBase, KnowledgeBaseError
@@ -39,7 +44,7 @@ def _documents(kb_dir: Path) -> dict[str, list[str]]:
 
 
 def _ingest(settings, paths, **options):
-    return run_ingest(settings, paths, IngestOptions(progress=False, **options), embedder_factory=HashEmbedder)
+    return run_ingest(settings, paths, IngestOptions(progress=False, **options), embedder_factory=FakeEmbedder)
 
 
 @pytest.fixture
@@ -98,7 +103,7 @@ def test_a_damaged_current_with_no_complete_generation_stops_without_deleting(ba
     for name in committed_generations(kb_dir):
         (generation_paths(kb_dir, name).manifest).write_text("{", encoding="utf-8")
     before = sorted(p.relative_to(kb_dir) for p in kb_dir.rglob("*"))
-    code = ingest_main(["--quiet", "--kb", str(kb_dir), str(docs)], embedder_factory=HashEmbedder)
+    code = ingest_main(["--quiet", "--kb", str(kb_dir), str(docs)], embedder_factory=FakeEmbedder)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "no generation" in err[0] and "nothing was deleted" in err[0]
     assert sorted(p.relative_to(kb_dir) for p in kb_dir.rglob("*") if p.name != ".lock") == \
@@ -181,7 +186,7 @@ def test_racing_uploads_of_one_name_never_delete_each_others_file(tmp_path):
 
     def first() -> None:
         first_done.append(ingest_uploads([("报告.md", "第一版：星河数据库监听 7341 端口。".encode())], settings,
-                                         embedder=HashEmbedder(hold_until=release)))
+                                         embedder=FakeEmbedder(hold_until=release)))
 
     thread = threading.Thread(target=first)
     thread.start()
@@ -191,7 +196,7 @@ def test_racing_uploads_of_one_name_never_delete_each_others_file(tmp_path):
             break
         threading.Event().wait(0.05)
     with pytest.raises(KnowledgeBaseLockedError):
-        ingest_uploads([("报告.md", "第二版：端口改为 8000。".encode())], settings, embedder=HashEmbedder())
+        ingest_uploads([("报告.md", "第二版：端口改为 8000。".encode())], settings, embedder=FakeEmbedder())
     release.touch()
     thread.join(60)
     assert first_done and first_done[0].ingested == ["报告.md"]
@@ -200,7 +205,7 @@ def test_racing_uploads_of_one_name_never_delete_each_others_file(tmp_path):
     texts = [t for ts in _documents(settings.kb_path).values() for t in ts]
     assert any("第一版" in t for t in texts)
     # A failing new version puts back exactly its own predecessor.
-    outcome = ingest_uploads([("报告.md", b"\x00\x01\x02binary\x00" * 50)], settings, embedder=HashEmbedder())
+    outcome = ingest_uploads([("报告.md", b"\x00\x01\x02binary\x00" * 50)], settings, embedder=FakeEmbedder())
     assert outcome.failures and upload.read_text(encoding="utf-8").startswith("第一版")
     assert [p.name for p in settings.upload_path.iterdir()] == ["报告.md"]
 
@@ -237,7 +242,7 @@ def test_a_full_disk_is_named_as_such_and_loses_nothing(tmp_path, tmpfs, capsys)
     config = tmp_path / "docqa.toml"
     config.write_text("[chunking]\nchunk_size = 80\nchunk_overlap = 10\nmin_chunk_chars = 10\n", encoding="utf-8")
     code = ingest_main(["--quiet", "--kb", str(settings.kb_path), "--config", str(config), str(docs)],
-                       embedder_factory=HashEmbedder)
+                       embedder_factory=FakeEmbedder)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: disk full: "), err
     assert _documents(settings.kb_path) == documents
@@ -256,7 +261,7 @@ def test_the_page_shows_the_same_message_as_the_cli(base, monkeypatch, capsys):
     live = generation_paths(settings.kb_path, read_current(settings.kb_path))
     data = live.catalog.read_bytes()
     live.catalog.write_bytes(data[: len(data) // 2])
-    monkeypatch.setattr("app.wiring.load_embedder", lambda s: HashEmbedder())
+    monkeypatch.setattr("app.wiring.load_embedder", lambda s: FakeEmbedder())
     assert retrieval_main(["量化", "--kb", str(settings.kb_path)]) == 2
     cli_line = capsys.readouterr().err.strip()
     assert cli_line.startswith("error: knowledge base") and "catalog.sqlite3: damaged" in cli_line
@@ -292,7 +297,7 @@ def test_every_face_applies_the_shared_question_bound(base, monkeypatch, capsys)
     from app.wiring import build_retriever
     from retrieval.question_check import QuestionError
     settings, _, _ = base
-    monkeypatch.setattr("app.wiring.load_embedder", lambda s: HashEmbedder())
+    monkeypatch.setattr("app.wiring.load_embedder", lambda s: FakeEmbedder())
     monkeypatch.setattr("app.wiring.build_generator", lambda s: pytest.fail("the LLM must not load"))
     huge = "量化" * 50_000
     limit = str(settings.limits.max_question_chars)
@@ -300,7 +305,7 @@ def test_every_face_applies_the_shared_question_bound(base, monkeypatch, capsys)
         assert face([huge, "--kb", str(settings.kb_path)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("question rejected:") and limit in err[0]
-    retriever = build_retriever(settings, HashEmbedder())
+    retriever = build_retriever(settings, FakeEmbedder())
     with pytest.raises(QuestionError):
         retriever.retrieve(huge)
 

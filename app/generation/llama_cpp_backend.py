@@ -7,9 +7,9 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from app.generation.settings import GenerationSettings
 from app.generation.base import GenerationError, Message, resolve_model
 from app.generation.no_repeat_ngram import NoRepeatNGramProcessor
+from app.generation.settings import GenerationSettings
 
 
 class LlamaCppGenerator:

@@ -7,7 +7,13 @@ import random
 import time
 from pathlib import Path
 
-from app.answer_pipeline import AnswerPipeline, DoneEvent, PassagesEvent, RetryEvent, TokenEvent
+from app.answer_pipeline import (
+    AnswerPipeline,
+    DoneEvent,
+    PassagesEvent,
+    RetryEvent,
+    TokenEvent,
+)
 from bench.lib.eval_data import Question, load_questions
 from prompts.citations import parse_citations
 from prompts.evidence_gate import best_evidence

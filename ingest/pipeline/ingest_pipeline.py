@@ -32,7 +32,13 @@ from ingest.loaders.document_loader import (
 )
 from ingest.pipeline.ingest_plan import IngestPlan, plan_ingest
 from ingest.pipeline.ingest_report import FileFailure, IngestReport
-from ingest.pipeline.source_scan import ScanResult, SourceFile, printable_path, scan_sources, under_roots
+from ingest.pipeline.source_scan import (
+    ScanResult,
+    SourceFile,
+    printable_path,
+    scan_sources,
+    under_roots,
+)
 from ingest.records import ChunkDraft, DocumentRecord
 from ingest.settings import IndexSettings, IngestConfig
 from ingest.store.catalog import Catalog, CatalogError

@@ -34,7 +34,12 @@ from ingest.store.kb_layout import (
     read_current,
     write_current,
 )
-from ingest.store.knowledge_base import KnowledgeBaseError, damaged_message, resolve_live, verify_generation
+from ingest.store.knowledge_base import (
+    KnowledgeBaseError,
+    damaged_message,
+    resolve_live,
+    verify_generation,
+)
 from ingest.store.manifest import Manifest, ManifestError, read_manifest, write_manifest
 from ingest.store.store_files import tree_checksums
 from ingest.store.vector_index import (
@@ -43,7 +48,6 @@ from ingest.store.vector_index import (
     create_index,
     index_ids,
     index_type,
-    load_index,
     needs_rebuild,
     remove_vectors,
     stored_vectors,

@@ -36,7 +36,12 @@ from ingest.store.keyword_index import (
     build_keyword_index,
 )
 from ingest.store.manifest import Manifest, ManifestError, read_manifest
-from ingest.store.store_files import StoreFileError, permission_message, verify_file, verify_files
+from ingest.store.store_files import (
+    StoreFileError,
+    permission_message,
+    verify_file,
+    verify_files,
+)
 from ingest.store.vector_index import VectorIndexError, load_index
 
 _OPEN_ATTEMPTS = 3
