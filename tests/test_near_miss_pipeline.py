@@ -3,7 +3,8 @@ the refusal sentence, a marker-only quote beside the point, the LLM verification
 
 from __future__ import annotations
 
-from answer_fakes import BigramEmbedder, FakeRetriever, ScriptedGenerator, scored
+from answer_fakes import FakeRetriever, ScriptedGenerator, scored
+from fake_embedder import FakeEmbedder
 
 from app.answer_pipeline import AnswerPipeline, is_refusal
 from app.config import Settings
@@ -16,7 +17,7 @@ AIRPORT = [scored("浦东机场是上海的国际机场。2020年，浦东机场
 def make(answer, passages=AIRPORT, generator=None, **answer_overrides) -> AnswerPipeline:
     settings = Settings()
     settings.answer = settings.answer.replace(**answer_overrides)
-    return AnswerPipeline(FakeRetriever(list(passages)), generator or ScriptedGenerator(answer), BigramEmbedder(),
+    return AnswerPipeline(FakeRetriever(list(passages)), generator or ScriptedGenerator(answer), FakeEmbedder(dimension=256),
                           settings)
 
 
