@@ -15,7 +15,12 @@ from prompts.citations import build_citations, remove_invalid_citations
 from prompts.context_packing import pack_passages, pack_sentences, prompt_budget
 from prompts.conversation import Turn
 from prompts.evidence_gate import check_evidence
-from prompts.evidence_match import cited_anchors, cited_evidence, cited_passages, match_constraints
+from prompts.evidence_match import (
+    cited_anchors,
+    cited_evidence,
+    cited_passages,
+    match_constraints,
+)
 from prompts.evidence_verification import verify_evidence
 from prompts.grounding_check import (
     CrossEncoderSupportScorer,
