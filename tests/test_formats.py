@@ -265,8 +265,22 @@ def _blank_pdf(path: Path, pages: int) -> Path:
 
 @needs_ocr
 def test_thousand_page_scan_stops_at_the_ocr_page_limit(tmp_path):
-    reason = _reason(_blank_pdf(tmp_path / "scan.pdf", 1000), ocr=OcrSettings())
+    from PIL import Image
+
+    from bench.scanned_pages import image_pdf
+    pages = [Image.new("RGB", (30, 40), "white")] * 1000
+    reason = _reason(image_pdf(pages, tmp_path / "scan.pdf", 10), ocr=OcrSettings())
     assert "1000 scanned page(s) need OCR, over the limit of 300" in reason
+
+
+@needs_ocr
+def test_blank_pages_of_a_text_pdf_are_not_sent_to_ocr(tmp_path):
+    """Thin pages without an image (blank, title only) keep their text without rendering or OCR."""
+    calls = []
+    doc_path = _blank_pdf(tmp_path / "blank.pdf", 400)
+    with pytest.raises(LoadError, match="no extractable text in 400 page"):
+        load_document(doc_path, LIMITS, OcrSettings(), on_page=lambda d, t: calls.append(d))
+    assert calls == []
 
 
 def test_pdf_over_the_page_limit(tmp_path):

@@ -1,7 +1,8 @@
 """PDF pages to text with pypdf, one ``PageText`` per page (1-based page numbers).
 
-Decided page by page: a page whose text layer is empty or thinner than ``OcrSettings.thin_text_chars`` is
-rendered with pypdfium2 and read by OCR (when the "ocr" extra is installed); pages with text keep their text.
+Decided page by page: a page whose text layer is empty or thinner than ``OcrSettings.thin_text_chars`` and that
+holds an image is rendered with pypdfium2 and read by OCR (when the "ocr" extra is installed); pages with text
+keep their text, and blank or title-only pages of a text PDF are not rendered at all (no OCR cost for them).
 """
 
 from __future__ import annotations
@@ -48,39 +49,54 @@ def _is_thin(text: str, ocr: OcrSettings) -> bool:
     return sum(1 for ch in text if not ch.isspace()) < max(ocr.thin_text_chars, 1)
 
 
-def _ocr_pages(data: bytes, path: str, numbers: list[int], limits: LimitSettings, ocr: OcrSettings,
+def _open_pdfium(data: bytes, path: str):
+    import pypdfium2
+
+    try:
+        return pypdfium2.PdfDocument(data, password="")
+    except Exception as exc:  # pdfium's own error type for files pypdf accepted
+        raise LoadError(path, f"cannot render pages for OCR ({type(exc).__name__}: {exc})") from exc
+
+
+def _with_images(document, numbers: list[int]) -> list[int]:
+    """The pages among ``numbers`` that hold an image: only those can be scans worth recognising."""
+    import pypdfium2.raw
+
+    out = []
+    for number in numbers:
+        page = document[number - 1]
+        try:
+            if next(page.get_objects(filter=(pypdfium2.raw.FPDF_PAGEOBJ_IMAGE,)), None) is not None:
+                out.append(number)
+        finally:
+            page.close()
+    return out
+
+
+def _ocr_pages(document, path: str, numbers: list[int], limits: LimitSettings, ocr: OcrSettings,
                on_page: PageProgress) -> dict[int, str]:
     """Text recognised on the pages ``numbers`` (1-based), each rendered at ``ocr.dpi`` or lower if the image
     would exceed ``limits.max_image_pixels``."""
-    import pypdfium2
-
     try:
         engine = load_ocr_engine(ocr)
     except OcrUnavailable as exc:
         raise LoadError(path, f"{len(numbers)} page(s) need OCR but {exc}") from exc
     out: dict[int, str] = {}
-    try:
-        document = pypdfium2.PdfDocument(data, password="")
-    except Exception as exc:  # pdfium's own error type for files pypdf accepted
-        raise LoadError(path, f"cannot render pages for OCR ({type(exc).__name__}: {exc})") from exc
-    try:
-        for done, number in enumerate(numbers, 1):
-            page = document[number - 1]
+    for done, number in enumerate(numbers, 1):
+        page = document[number - 1]
+        try:
             width, height = page.get_size()
             scale = ocr.dpi / POINTS_PER_INCH
             pixels = width * scale * height * scale
             if pixels > limits.max_image_pixels:
                 scale *= (limits.max_image_pixels / pixels) ** 0.5
-            try:
-                image = page.render(scale=scale).to_pil()
-            except Exception as exc:
-                raise LoadError(path, f"page {number}: cannot render for OCR ({type(exc).__name__}: {exc})") from exc
-            finally:
-                page.close()
-            out[number] = ocr_page(image, engine, ocr)
-            on_page(done, len(numbers))
-    finally:
-        document.close()
+            image = page.render(scale=scale).to_pil()
+        except Exception as exc:
+            raise LoadError(path, f"page {number}: cannot render for OCR ({type(exc).__name__}: {exc})") from exc
+        finally:
+            page.close()
+        out[number] = ocr_page(image, engine, ocr)
+        on_page(done, len(numbers))
     return out
 
 
@@ -104,10 +120,15 @@ def read_pdf(data: bytes, path: str, limits: LimitSettings | None = None, ocr: O
         pages.append(PageText(text=normalize_text(raw, pdf_lines=True), page=number))
     thin = [p.page for p in pages if p.page is not None and _is_thin(p.text, ocr)]
     if thin and installed_engine(ocr) is not None:
-        if len(thin) > limits.max_ocr_pages:
-            raise LoadError(path, f"{len(thin)} scanned page(s) need OCR, over the limit of {limits.max_ocr_pages} "
-                                  "(limits.max_ocr_pages)")
-        recognised = _ocr_pages(data, path, thin, limits, ocr, on_page)
+        document = _open_pdfium(data, path)
+        try:
+            scanned = _with_images(document, thin)
+            if len(scanned) > limits.max_ocr_pages:
+                raise LoadError(path, f"{len(scanned)} scanned page(s) need OCR, over the limit of "
+                                      f"{limits.max_ocr_pages} (limits.max_ocr_pages)")
+            recognised = _ocr_pages(document, path, scanned, limits, ocr, on_page)
+        finally:
+            document.close()
         for page in pages:
             if page.page in recognised and len(recognised[page.page]) > len(page.text):
                 page.text = recognised[page.page]
