@@ -5,7 +5,7 @@ retrieval hit@5 on the OCR'd pages against the same pages ingested as text.
         --dpis 300 150 --noisy
     PYTHONPATH=. .venv/bin/python -m bench.ocr_bench --pages 24 --engines auto --dpis 300 --retrieval
 
-Pages come from bench/scanned_pages.py (Noto CJK, Chinese/English/two-column/table), written as image-only PDFs
+Pages come from bench/lib/scanned_pages.py (Noto CJK, Chinese/English/two-column/table), written as image-only PDFs
 and read through the real loader (``load_document``: pypdfium2 rendering, OCR, reading order). CER compares the
 text with all whitespace removed (layout spaces are not characters a reader needs). Prints a table and writes
 bench/results/ocr_<name>.json.
@@ -18,34 +18,13 @@ import json
 import os
 import tempfile
 import time
-import unicodedata
 from pathlib import Path
 
-from bench.scanned_pages import at_dpi, degrade, image_pdf, make_pages
+from bench.lib.paths import RESULTS_DIR
+from bench.lib.scanned_pages import at_dpi, char_accuracy, degrade, image_pdf, make_pages
 from ingest.loaders.document_loader import load_document
 from ingest.settings import LimitSettings, OcrSettings
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-
-
-def _squash(text: str) -> str:
-    return "".join(unicodedata.normalize("NFKC", text).split())
-
-
-def _edit_distance(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
-
-def char_accuracy(truth: str, got: str) -> float:
-    """1 − CER over the text without whitespace (floored at 0)."""
-    t, g = _squash(truth), _squash(got)
-    return max(0.0, 1 - _edit_distance(t, g) / max(len(t), 1))
 
 
 def memoise_ocr() -> None:

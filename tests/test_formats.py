@@ -267,7 +267,7 @@ def _blank_pdf(path: Path, pages: int) -> Path:
 def test_thousand_page_scan_stops_at_the_ocr_page_limit(tmp_path):
     from PIL import Image
 
-    from bench.scanned_pages import image_pdf
+    from bench.lib.scanned_pages import image_pdf
     pages = [Image.new("RGB", (30, 40), "white")] * 1000
     reason = _reason(image_pdf(pages, tmp_path / "scan.pdf", 10), ocr=OcrSettings())
     assert "1000 scanned page(s) need OCR, over the limit of 300" in reason
@@ -341,15 +341,14 @@ def test_ingest_of_a_folder_with_bad_files_loses_nothing_else(tmp_path):
 
 @pytest.fixture(scope="module")
 def scanned_pages():
-    from bench.scanned_pages import make_pages
+    from bench.lib.scanned_pages import make_pages
     return make_pages(3, seed=11)
 
 
 @pytest.mark.slow
 @needs_ocr
 def test_ocr_image_end_to_end(tmp_path, scanned_pages):
-    from bench.ocr_bench import char_accuracy
-    from bench.scanned_pages import at_dpi
+    from bench.lib.scanned_pages import at_dpi, char_accuracy
     page = scanned_pages[0]
     path = tmp_path / "page.png"
     at_dpi(page.image, 200).save(path)
@@ -365,17 +364,12 @@ def test_ocr_only_the_scanned_pages_of_a_pdf(tmp_path, scanned_pages):
     """Page 1 has a text layer and keeps it; page 2 is an image and is recognised; progress is per OCR page."""
     from pypdf import PdfReader, PdfWriter
 
-    from bench.scanned_pages import at_dpi, image_pdf
-    text_pdf = tmp_path / "text.pdf"
-    from PIL import Image, ImageDraw, ImageFont
-    from bench.scanned_pages import FONT_PATH
-    img = Image.new("RGB", (1240, 1754), "white")
-    ImageDraw.Draw(img).text((100, 100), "x", font=ImageFont.truetype(FONT_PATH, 30), fill="black")
+    from bench.lib.scanned_pages import at_dpi, image_pdf
     scan = image_pdf([at_dpi(scanned_pages[1].image, 200)], tmp_path / "scan.pdf", 200)
     writer = PdfWriter()
-    writer.add_blank_page(595, 842)
-    writer.pages[0].merge_page(PdfReader(_text_layer_pdf(tmp_path / "layer.pdf")).pages[0])
+    writer.append(PdfReader(_text_layer_pdf(tmp_path / "layer.pdf")))
     writer.append(PdfReader(scan))
+    text_pdf = tmp_path / "mixed.pdf"
     with open(text_pdf, "wb") as fh:
         writer.write(fh)
     calls = []

@@ -10,6 +10,7 @@ has one right page.
 from __future__ import annotations
 
 import random
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -196,3 +197,23 @@ def image_pdf(images: list[Image.Image], path: Path, dpi: int) -> Path:
     first, *rest = [im.convert("RGB") for im in images]
     first.save(path, "PDF", resolution=float(dpi), save_all=True, append_images=rest)
     return path
+
+
+def _squash(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text).split())
+
+
+def _edit_distance(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def char_accuracy(truth: str, got: str) -> float:
+    """1 − CER over the text without whitespace (floored at 0)."""
+    t, g = _squash(truth), _squash(got)
+    return max(0.0, 1 - _edit_distance(t, g) / max(len(t), 1))
