@@ -93,6 +93,19 @@ def test_a_record_longer_than_a_chunk_is_cut_between_fields_repeating_its_key(tm
     assert all(len(d.text) <= 120 for d in drafts)
 
 
+def test_a_merged_title_row_above_the_header_is_text_not_the_header(tmp_path):
+    import xlsxwriter
+    path = tmp_path / "report.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("汇总")
+    sheet.merge_range(0, 0, 0, 2, "2024年销售报表")
+    sheet.write_row(1, 0, ["地区", "销量", "负责人"])
+    sheet.write_row(2, 0, ["华东", 820, "王伟"])
+    book.close()
+    text = load_document(path, LIMITS).pages[0].text
+    assert "2024年销售报表\n地区: 华东；销量: 820；负责人: 王伟" in text
+
+
 def test_xlsx_over_the_row_limit(tmp_path):
     reason = _reason(_workbook(tmp_path / "big.xlsx", rows=50), LimitSettings(max_rows=20))
     assert "more than 20 rows" in reason and "limits.max_rows" in reason

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import warnings
 
-from PIL import Image, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from ingest.loaders.load_error import LoadError
 from ingest.loaders.ocr_engine import OcrUnavailable, load_ocr_engine
@@ -50,6 +50,8 @@ def read_image(data: bytes, path: str, limits: LimitSettings, ocr: OcrSettings,
             if frame.width * frame.height > limits.max_image_pixels:
                 raise LoadError(path, f"frame {number} is {frame.width}x{frame.height}, over limits.max_image_pixels")
             frame.load()
+            if n_frames == 1:
+                frame = ImageOps.exif_transpose(frame)  # a phone photo stored sideways with an orientation tag
             pages.append(PageText(text=ocr_page(frame, engine, ocr), page=number if n_frames > 1 else None))
             on_page(number, n_frames)
     except LoadError:

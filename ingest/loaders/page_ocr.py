@@ -15,6 +15,11 @@ from ingest.settings import OcrSettings
 
 def ocr_page(image: Image.Image, engine: OcrEngine, settings: OcrSettings) -> str:
     """The text on ``image`` in reading order, lines wrapped by the layout re-joined as for a PDF text layer."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # A screenshot with a transparent background: converted as is, transparent pixels turn black, and so
+        # would black text on them. Put it on white paper first.
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
     rgb = np.asarray(image.convert("RGB"))
     lines = [ln for ln in engine.recognise(rgb) if ln.score >= settings.min_confidence and ln.text.strip()]
     return normalize_text("\n".join(reading_order(lines)), pdf_lines=True)

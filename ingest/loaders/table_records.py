@@ -1,7 +1,8 @@
 """Rows of a table (a sheet, a CSV file) to records that carry their header: ``列名: 值；列名: 值``.
 
 One record per line, so the record chunker (ingest/chunking/record_chunker.py) can keep each row whole and
-never cut one row's fields away from its header. The first non-empty row is the header; empty rows and columns
+never cut one row's fields away from its header. The first non-empty row is the header (rows above it holding one value only, like a merged title, are
+kept as text lines); empty rows and columns
 are dropped; a row longer than the header gets names for its extra cells (a ragged CSV loses nothing).
 """
 
@@ -43,25 +44,30 @@ def _column_name(index: int) -> str:
     return f"列{index + 1}"
 
 
+def _escape(line: str) -> str:
+    return _LINE_START_ESCAPES[line[0]] + line[1:] if line[:1] in _LINE_START_ESCAPES else line
+
+
 def table_records(rows: list[list[str]]) -> TableRecords:
     """Records from rows of cell texts (already ``cell_text``-ed)."""
     rows = [r for r in rows if any(c for c in r)]
     if not rows:
         return TableRecords([], [], 0)
+    titles = []
+    # A title above the table (often merged across it, so filled into every column) is text, not the header.
+    while len(rows) > 1 and len({c for c in rows[0] if c}) == 1 and len({c for c in rows[1] if c}) > 1:
+        titles.append(next(c for c in rows.pop(0) if c))
     width = max(len(r) for r in rows)
     used = [i for i in range(width) if any(i < len(r) and r[i] for r in rows)]
     header_row = rows[0]
     header = [header_row[i] if i < len(header_row) and header_row[i] else _column_name(i) for i in used]
     n_header = len(header_row)
-    records, ragged = [], 0
+    records, ragged = [_escape(t) for t in titles], 0
     for row in rows[1:]:
         if len(row) != n_header and any(row[n_header:]) or len(row) < n_header:
             ragged += 1
         fields = [f"{name}: {row[i]}" for name, i in zip(header, used) if i < len(row) and row[i]]
-        line = FIELD_SEPARATOR.join(fields)
-        if line[:1] in _LINE_START_ESCAPES:
-            line = _LINE_START_ESCAPES[line[0]] + line[1:]
-        records.append(line)
+        records.append(_escape(FIELD_SEPARATOR.join(fields)))
     if len(rows) == 1:  # a header alone is still content: keep it as one record
         records.append(FIELD_SEPARATOR.join(header))
     return TableRecords(header, records, ragged)
