@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> None:
         settings.generation.n_threads = args.threads
         started = time.perf_counter()
         report = run_ingest(settings, [work / "docs"], IngestOptions(progress=False))
-        result["ingest"] = {"rows": 2200, "chunks": report.chunks_total, "seconds": round(time.perf_counter() - started, 1),
+        result["ingest"] = {"rows": 2200, "chunks": report.chunks_total,
+                            "seconds": round(time.perf_counter() - started, 1),
                             "failures": [str(f) for f in report.failures], "load_avg": os.getloadavg()[0]}
         print(json.dumps(result["ingest"], ensure_ascii=False), flush=True)
         retriever = build_retriever(settings)

@@ -115,7 +115,8 @@ def load_document(path: Path, limits: LimitSettings, ocr: OcrSettings | None = N
     """Load ``path`` as normalised text (one ``PageText`` per PDF page or slide, else one for the file).
 
     Scanned PDF pages and images are read by OCR as ``ocr`` says; ``on_page(done, total)`` follows the pages
-    recognised. Raises ``LoadError`` for a missing, unreadable, oversized, empty, binary, encrypted or corrupt file, or an
+    recognised. Raises ``LoadError`` for a missing, unreadable, oversized, empty, binary, encrypted or corrupt file,
+    or an
     unsupported extension.
     """
     path = Path(path)

@@ -1,9 +1,9 @@
 """Rows of a table (a sheet, a CSV file) to records that carry their header: ``列名: 值；列名: 值``.
 
 One record per line, so the record chunker (ingest/chunking/record_chunker.py) can keep each row whole and
-never cut one row's fields away from its header. The first non-empty row is the header (rows above it holding one value only, like a merged title, are
-kept as text lines); empty rows and columns
-are dropped; a row longer than the header gets names for its extra cells (a ragged CSV loses nothing).
+never cut one row's fields away from its header. The first non-empty row is the header (rows above it holding
+one value only, like a merged title, are kept as text lines); empty rows and columns are dropped; a row longer
+than the header gets names for its extra cells (a ragged CSV loses nothing).
 """
 
 from __future__ import annotations
