@@ -116,8 +116,7 @@ def load_document(path: Path, limits: LimitSettings, ocr: OcrSettings | None = N
 
     Scanned PDF pages and images are read by OCR as ``ocr`` says; ``on_page(done, total)`` follows the pages
     recognised. Raises ``LoadError`` for a missing, unreadable, oversized, empty, binary, encrypted or corrupt file,
-    or an
-    unsupported extension.
+    or an unsupported extension.
     """
     path = Path(path)
     shown = str(path)
