@@ -77,7 +77,7 @@ def _accuracy_runs(pages, engines: list[str], dpis: list[int], noisy: bool, thre
     return runs
 
 
-def _retrieval(pages, engine: str, dpi: int, threads: int, work: Path) -> dict:
+def _retrieval(pages, engine: str, dpi: int, threads: int, work: Path, kinds: tuple[str, ...]) -> dict:
     """hit@5 of the pages' questions on a knowledge base of the OCR'd PDF vs. one of the same text as .md pages."""
     from app.config import Settings
     from app.wiring import build_retriever, run_ingest
@@ -90,9 +90,13 @@ def _retrieval(pages, engine: str, dpi: int, threads: int, work: Path) -> dict:
     text_dir.mkdir()
     image_pdf([at_dpi(p.image, dpi) for p in pages], scan_dir / "scan.pdf", dpi)
     for i, p in enumerate(pages, 1):
-        (text_dir / f"page{i:02d}.txt").write_text(p.text, encoding="utf-8")
+        # The typed paragraphs, not the drawn lines: a layout line break inside a name is not what a text
+        # document holds (an earlier run wrote the drawn lines and lost hits to names cut by "\n").
+        (text_dir / f"page{i:02d}.txt").write_text("\n\n".join(p.paragraphs), encoding="utf-8")
     out: dict = {"questions": len(questions), "engine": engine, "dpi": dpi}
     for name, folder in (("ocr", scan_dir), ("text", text_dir)):
+        if name not in kinds:
+            continue
         settings = Settings(data_dir=work / f"home_{name}", model_cache_dir=models,
                             ocr=OcrSettings(engine=engine, dpi=dpi, num_threads=threads))
         settings.embedder.num_threads = threads
@@ -148,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--retrieval", action="store_true", help="also hit@5: OCR'd pages vs. the same text")
     p.add_argument("--retrieval-dpi", type=int, default=200)
+    p.add_argument("--retrieval-kinds", nargs="+", default=["ocr", "text"], choices=["ocr", "text"])
     p.add_argument("--skip-accuracy", action="store_true")
     p.add_argument("--text-pdf-rounds", type=int, default=0,
                    help="also time text-PDF loading with OCR auto vs. off, this many interleaved rounds")
@@ -161,7 +166,8 @@ def main(argv: list[str] | None = None) -> None:
         if not args.skip_accuracy:
             result["accuracy"] = _accuracy_runs(pages, args.engines, args.dpis, args.noisy, args.threads, work)
         if args.retrieval:
-            result["retrieval"] = _retrieval(pages, args.engines[0], args.retrieval_dpi, args.threads, work)
+            result["retrieval"] = _retrieval(pages, args.engines[0], args.retrieval_dpi, args.threads, work,
+                                             tuple(args.retrieval_kinds))
     if args.text_pdf_rounds:
         result["text_pdf"] = _text_pdf_timing(args.text_pdf_rounds)
     RESULTS_DIR.mkdir(exist_ok=True)

@@ -52,6 +52,8 @@ class ScannedPage:
     image: Image.Image  # at BASE_DPI, RGB
     text: str  # the page's text in reading order (lines joined by "\n")
     kind: str  # "zh" | "en" | "two_column" | "table"
+    # The same text as typed paragraphs (no layout line breaks): what the page holds as a text document.
+    paragraphs: list[str] = field(default_factory=list)
     questions: list[Question] = field(default_factory=list)
 
 
@@ -130,6 +132,7 @@ def _page(kind: str, rng: random.Random, used: set[str]) -> ScannedPage:
     if kind in ("zh", "en"):
         facts = _zh_facts(rng, 6, used) if kind == "zh" else _en_facts(rng, 6, used)
         lines, _ = _draw_block(draw, [f for f, _ in facts], font, margin, margin, w - 2 * margin, line_h)
+        paragraphs = [f for f, _ in facts]
         questions = [q for _, q in facts]
     elif kind == "two_column":
         facts = _zh_facts(rng, 8, used)
@@ -138,6 +141,7 @@ def _page(kind: str, rng: random.Random, used: set[str]) -> ScannedPage:
         left, _ = _draw_block(draw, [f for f, _ in facts[:4]], font, margin, margin, col_w, line_h)
         right, _ = _draw_block(draw, [f for f, _ in facts[4:]], font, margin + col_w + gap, margin, col_w, line_h)
         lines = left + right
+        paragraphs = [f for f, _ in facts]
         questions = [q for _, q in facts]
     else:  # table
         head = ["编号", "城市", "负责人", "员工数", "Item"]
@@ -165,7 +169,8 @@ def _page(kind: str, rng: random.Random, used: set[str]) -> ScannedPage:
                 x += cw
             lines.append(" ".join(row))
             y += row_h
-    return ScannedPage(img, "\n".join(lines), kind, questions)
+        paragraphs = list(lines)
+    return ScannedPage(img, "\n".join(lines), kind, questions=questions, paragraphs=paragraphs)
 
 
 def make_pages(n: int = 24, seed: int = 7) -> list[ScannedPage]:
