@@ -155,7 +155,8 @@ def _load_contents(plan: IngestPlan, known_hashes: set[str], settings: IngestCon
             _fail(report, source.path, failed_hashes[digest])
             continue
         try:
-            doc = load_document(Path(source.path), settings.limits, settings.ocr, ocr_progress(source.path, progress))
+            doc = load_document(Path(source.path), settings.limits, settings.ocr,
+                                ocr_progress(source.path, progress))
             drafts = chunk_document(doc, settings.chunking)
         except LoadError as exc:
             _fail(report, source.path, exc.reason)
