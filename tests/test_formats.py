@@ -13,7 +13,8 @@ import zlib
 from pathlib import Path
 
 import pytest
-from store_fakes import HashEmbedder, store_settings
+from fake_embedder import FakeEmbedder
+from store_fakes import store_settings
 
 from ingest.chunking.chunker import chunk_document
 from ingest.loaders.document_loader import SUPPORTED_EXTENSIONS, LoadError, load_document
@@ -344,7 +345,7 @@ def test_ingest_of_a_folder_with_bad_files_loses_nothing_else(tmp_path):
     settings = store_settings(tmp_path)
     settings.limits = LimitSettings(max_unzipped_mb=2)
     settings.ocr = OCR_OFF
-    report = run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=HashEmbedder)
+    report = run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=FakeEmbedder)
     assert report.files_added == 3, report.summary()
     failed = {Path(f.path).name: f.reason for f in report.failures}
     assert set(failed) == {"bad.png", "bomb.xlsx"}
