@@ -30,13 +30,14 @@ from ingest.settings import (
     EmbedderSettings,
     IndexSettings,
     LimitSettings,
+    OcrSettings,
     SettingsSection,
 )
 from prompts.settings import AnswerSettings
 from retrieval.settings import RetrievalSettings
 
 __all__ = ["PACKAGED_EMBEDDER", "PACKAGED_LLM", "AnswerSettings", "ChunkingSettings", "ConfigError",
-           "EmbedderSettings", "GenerationSettings", "IndexSettings", "LimitSettings", "RetrievalSettings",
+           "EmbedderSettings", "GenerationSettings", "IndexSettings", "LimitSettings", "OcrSettings", "RetrievalSettings",
            "Settings", "load_settings"]
 
 ENV_PREFIX = "DOCQA_"
@@ -68,6 +69,7 @@ class Settings(SettingsSection):
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    ocr: OcrSettings = Field(default_factory=OcrSettings)
 
     @model_validator(mode="before")
     @classmethod
