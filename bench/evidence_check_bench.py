@@ -16,7 +16,13 @@ import json
 import sys
 from pathlib import Path
 
-from bench.lib.near_miss_sets import EVAL_DIR, Case, load_docs, near_miss_cases, noisy_cases
+from bench.lib.near_miss_sets import (
+    EVAL_DIR,
+    Case,
+    load_docs,
+    near_miss_cases,
+    noisy_cases,
+)
 from prompts.evidence_match import coverage_tokens, match_constraints
 from prompts.language import detect_language
 from prompts.question_constraints import question_constraints

@@ -24,12 +24,24 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from app.answer_pipeline import AnswerPipeline, PassagesEvent, RetryEvent, TokenEvent, _passage_language
+from app.answer_pipeline import (
+    AnswerPipeline,
+    PassagesEvent,
+    RetryEvent,
+    TokenEvent,
+    _passage_language,
+)
 from app.config import Settings, load_settings
 from app.wiring import build_generator
 from bench.lib.answer_scoring import keyword_hit
 from bench.lib.bench_kb import build_kb
-from bench.lib.near_miss_sets import EVAL_DIR, Case, load_docs, near_miss_cases, noisy_cases
+from bench.lib.near_miss_sets import (
+    EVAL_DIR,
+    Case,
+    load_docs,
+    near_miss_cases,
+    noisy_cases,
+)
 from prompts.evidence_match import cited_evidence
 from prompts.evidence_verification import verify_evidence
 from prompts.records import Answer

@@ -21,10 +21,15 @@ import time
 from pathlib import Path
 
 from bench.lib.paths import RESULTS_DIR
-from bench.lib.scanned_pages import at_dpi, char_accuracy, degrade, image_pdf, make_pages
+from bench.lib.scanned_pages import (
+    at_dpi,
+    char_accuracy,
+    degrade,
+    image_pdf,
+    make_pages,
+)
 from ingest.loaders.document_loader import load_document
 from ingest.settings import LimitSettings, OcrSettings
-
 
 
 def memoise_ocr() -> None:
