@@ -30,13 +30,15 @@ from ingest.settings import (
     EmbedderSettings,
     IndexSettings,
     LimitSettings,
+    OcrSettings,
     SettingsSection,
 )
 from prompts.settings import AnswerSettings, DialogueSettings
 from retrieval.settings import RetrievalSettings
 
 __all__ = ["PACKAGED_EMBEDDER", "PACKAGED_LLM", "AnswerSettings", "ChunkingSettings", "ConfigError",
-           "DialogueSettings", "EmbedderSettings", "GenerationSettings", "IndexSettings", "LimitSettings", "RetrievalSettings",
+           "DialogueSettings", "EmbedderSettings", "GenerationSettings", "IndexSettings", "LimitSettings",
+           "OcrSettings", "RetrievalSettings",
            "Settings", "load_settings"]
 
 ENV_PREFIX = "DOCQA_"
@@ -69,6 +71,7 @@ class Settings(SettingsSection):
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     dialogue: DialogueSettings = Field(default_factory=DialogueSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    ocr: OcrSettings = Field(default_factory=OcrSettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -13,6 +13,18 @@ class AnswerSettings(SettingsSection):
     # Tokens of the LLM's own tokenizer given to the numbered passages; on a 2-core CPU every 1000 prompt tokens
     # add ~10 s before the first answer token (bench/RESULTS_ANSWER.md).
     context_budget_tokens: int = Field(1024, ge=64)
+    # What of each passage goes into the prompt: "chunks" (whole passages, best first, trimmed at sentence ends to
+    # fit) or "sentences" (those sharing words with the question, with their neighbours:
+    # prompts/sentence_selection.py). Measured on the seeds and CMRC 2018 questions (bench/RESULTS_TTFT.md),
+    # sentences did not keep the expected answer in the prompt more often than fewer whole chunks of the same token
+    # count, so whole chunks stay the default.
+    packing: Literal["sentences", "chunks"] = "chunks"
+    # Sentence packing: its token budget (each passage's best sentence first, then richer excerpts of the best
+    # passages while room is left), the best-matching sentences kept per passage and the sentences either side
+    # (the best of the combinations measured).
+    sentence_budget_tokens: int = Field(560, ge=32)
+    focus_sentences: int = Field(3, ge=1)
+    neighbour_sentences: int = Field(2, ge=0)
     # Refuse without calling the LLM when the best evidence (evidence_score_field) scores below this: set so that
     # almost no answerable question is refused; it only catches off-topic questions (bench/calibrate_gate.py).
     min_evidence_score: float = Field(0.79, ge=-1, le=1)
@@ -22,6 +34,20 @@ class AnswerSettings(SettingsSection):
     # When the model refuses although the passages passed the gates, ask once more without the refusal option
     # (bench/RESULTS_ANSWER.md weighs what it wins against what it invents).
     retry_refusals: bool = True
+    # Does the evidence an answer cites answer THIS question (prompts/evidence_match.py)? The constraint kinds held
+    # against the cited sentences and their neighbours: "year", "date", "relative_time", "unit" (多少人 needs a
+    # count of people), "relation" (a "when" needs a time, a "how many" a number), "name" (quoted titles, coined
+    # and Latin terms), "proper_noun" (an English question's capitalised words), "coverage" (min_question_coverage
+    # of the question's words). Chosen by bench/RESULTS_NEAR_MISS.md.
+    evidence_checks: tuple[Literal["year", "date", "relative_time", "unit", "relation", "name", "proper_noun",
+                                   "coverage"], ...] = ("year", "date", "relative_time", "unit", "relation", "name")
+    # Sentences either side of an answer's anchor sentence that count as its evidence.
+    evidence_neighbours: int = Field(1, ge=0)
+    min_question_coverage: float = Field(0.0, ge=0, le=1)
+    min_coverage_tokens: int = Field(4, ge=1)
+    # Ask the local LLM (when its backend can score a yes/no: llama.cpp) whether the cited evidence answers the
+    # question, and refuse below this probability of "yes"; <= 0 turns the verification off.
+    min_verification_yes: float = Field(0.0, le=1)
     # An answer sentence whose support score against its cited passages is below this is flagged.
     min_support_score: float = Field(0.5, ge=-1, le=1)
     # Refuse an answer when fewer than this share of its content tokens occur in the passages it cites; <= 0 turns
