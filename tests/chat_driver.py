@@ -8,21 +8,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from answer_fakes import BigramEmbedder, FakeRetriever, ScriptedGenerator, scored  # noqa: E402
+from answer_fakes import FakeRetriever, ScriptedGenerator, scored  # noqa: E402
+from fake_embedder import FakeEmbedder  # noqa: E402
 
 import app.chat as chat  # noqa: E402
 from app.answer_pipeline import AnswerPipeline  # noqa: E402
 from app.config import Settings  # noqa: E402
 
-PASSAGE = "青鸾评测集共有 412 道题，其中 37 道是拒答题，其余 375 道有答案。"
+PASSAGE = "青鸾评测集共有412道题，其中37道是拒答题，其余375道有答案。"
 # One reply per LLM call, in order: answer 1, the rewrite of the follow-up, answer 2, then answer 3 (after /new).
-REPLIES = ["青鸾评测集有 37 道拒答题 [1]。", "青鸾评测集中有多少道题是有答案的？", "其余 375 道有答案 [1]。",
-           "其余 375 道有答案 [1]。"]
+REPLIES = ["青鸾评测集有 37 道拒答题 [1]。", "青鸾评测集中有多少道题是有答案的？", "其余375道有答案 [1]。",
+           "其余375道有答案 [1]。"]
 
 
 def build(settings: Settings, with_reranker: bool | None = None) -> AnswerPipeline:
     retriever = FakeRetriever([scored(PASSAGE, 1, source="docs/青鸾评测集.md")])
-    pipeline = AnswerPipeline(retriever, ScriptedGenerator(REPLIES), BigramEmbedder(), settings)
+    pipeline = AnswerPipeline(retriever, ScriptedGenerator(REPLIES), FakeEmbedder(dimension=256), settings)
     chat.SEEN_RETRIEVER = retriever  # type: ignore[attr-defined]
     return pipeline
 

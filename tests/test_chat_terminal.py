@@ -28,12 +28,12 @@ def test_the_terminal_chat_answers_a_follow_up_in_context_and_starts_over_on_new
     child.expect_exact("37 道拒答题 [1]")
     child.expect_exact("docqa> ")
     child.sendline("那其中有多少道题是有答案的？")
-    child.expect_exact("375 道有答案 [1]")
+    child.expect_exact("375道有答案 [1]")
     child.expect_exact("(searched for: 青鸾评测集中有多少道题是有答案的？)")
     child.expect_exact("docqa> ")
     child.sendline("/sources")
     child.expect_exact("[1] docs/青鸾评测集.md")
-    child.expect_exact("其中 37 道是拒答题")
+    child.expect_exact("其中37道是拒答题")
     child.expect_exact("docqa> ")
     child.sendline("/new")
     child.expect_exact("(new conversation)")
@@ -42,7 +42,7 @@ def test_the_terminal_chat_answers_a_follow_up_in_context_and_starts_over_on_new
     child.send("那其中有多少道题是答案的？")
     child.send("\x1b[D\x1b[D\x1b[D\x1b[D")  # four times cursor-left: before 答案的？
     child.send("有\r")
-    child.expect_exact("375 道有答案 [1]")
+    child.expect_exact("375道有答案 [1]")
     child.expect_exact("docqa> ")
     child.sendeof()  # Ctrl-D quits
     child.expect(pexpect.EOF)

@@ -5,7 +5,8 @@ slow end-to-end test below)."""
 from __future__ import annotations
 
 import pytest
-from answer_fakes import BigramEmbedder, FakeRetriever, ScriptedGenerator, scored
+from answer_fakes import FakeRetriever, ScriptedGenerator, scored
+from fake_embedder import FakeEmbedder
 
 from app.answer_pipeline import AnswerPipeline, AskOptions, PassagesEvent
 from app.config import Settings
@@ -127,7 +128,7 @@ def test_fuse_results_ranks_passages_found_by_both_phrasings_first():
         fuse_results([], [], 60, 3)
 
 
-PASSAGES = [scored("青鸾评测集共有 412 道题，其中 37 道是拒答题，其余 375 道有答案。", 1, dense=0.9)]
+PASSAGES = [scored("青鸾评测集共有412道题，其中37道是拒答题，其余375道有答案。", 1, dense=0.9)]
 TURN = Turn("青鸾评测集里有多少道拒答题？", "37 道 [1]。", PASSAGES)
 
 
@@ -136,7 +137,7 @@ def make(answers, follow_up: str = "rewrite", passages=PASSAGES, **dialogue):
     settings.dialogue = settings.dialogue.replace(follow_up=follow_up, **dialogue)
     generator = ScriptedGenerator(answers)
     retriever = FakeRetriever(list(passages))
-    return AnswerPipeline(retriever, generator, BigramEmbedder(), settings), generator, retriever
+    return AnswerPipeline(retriever, generator, FakeEmbedder(dimension=256), settings), generator, retriever
 
 
 def test_a_first_message_never_triggers_a_rewrite():
@@ -155,7 +156,7 @@ def test_an_independent_message_after_history_is_not_rewritten():
 
 
 def test_a_follow_up_is_rewritten_retrieved_both_ways_and_answered_as_the_standalone_question():
-    pipeline, generator, retriever = make(["青鸾评测集中有多少道题是有答案的？", "其余 375 道有答案 [1]。"])
+    pipeline, generator, retriever = make(["青鸾评测集中有多少道题是有答案的？", "其余375道有答案 [1]。"])
     events = list(pipeline.stream(MESSAGE, AskOptions(history=[TURN])))
     answer = events[-1].answer
     assert retriever.calls == ["青鸾评测集中有多少道题是有答案的？", MESSAGE]
@@ -171,7 +172,7 @@ def test_a_follow_up_is_rewritten_retrieved_both_ways_and_answered_as_the_standa
 
 
 def test_a_discarded_rewrite_falls_back_to_the_message():
-    pipeline, _, retriever = make(["白鹭数据集有 412 道题。", "其余 375 道有答案 [1]。"])
+    pipeline, _, retriever = make(["白鹭数据集有 412 道题。", "其余375道有答案 [1]。"])
     answer = pipeline.answer(MESSAGE, AskOptions(history=[TURN]))
     assert retriever.calls == [MESSAGE]
     assert answer.follow_up == DISCARDED and answer.standalone_question == MESSAGE
@@ -193,7 +194,7 @@ def test_the_name_check_judges_the_standalone_question():
 
 
 def test_append_mode_retrieves_the_previous_question_with_the_message():
-    pipeline, generator, retriever = make("其余 375 道有答案 [1]。", follow_up="append")
+    pipeline, generator, retriever = make("其余375道有答案 [1]。", follow_up="append")
     answer = pipeline.answer(MESSAGE, AskOptions(history=[TURN]))
     assert retriever.calls == [f"{TURN.question} {MESSAGE}"] and answer.follow_up == APPENDED
     assert len(generator.calls) == 1
@@ -203,7 +204,7 @@ def test_history_never_crowds_out_the_passages():
     """A long conversation: the packed passages are the same as without history, and the prompt stays within
     the context window (the oldest turns are dropped)."""
     long_turns = [Turn(f"问题{i}" + "问" * 300, "答" * 300) for i in range(20)]
-    pipeline, generator, _ = make(["青鸾评测集中有多少道题是有答案的？", "375 道 [1]。"],
+    pipeline, generator, _ = make(["青鸾评测集中有多少道题是有答案的？", "375道 [1]。"],
                                   history_budget_tokens=5000)
     generator.n_ctx = 3000
     pipeline.answer(MESSAGE, AskOptions(history=[*long_turns, TURN]))
@@ -218,8 +219,8 @@ def test_history_never_crowds_out_the_passages():
 def test_the_python_api_keeps_the_conversation_and_resets_it():
     from app.conversation import Conversation
 
-    pipeline, generator, retriever = make(["37 道 [1]。", "青鸾评测集中有多少道题是有答案的？", "其余 375 道有答案 [1]。",
-                                           "其余 375 道有答案 [1]。"])
+    pipeline, generator, retriever = make(["37 道 [1]。", "青鸾评测集中有多少道题是有答案的？", "其余375道有答案 [1]。",
+                                           "其余375道有答案 [1]。"])
     chat = Conversation(pipeline)
     chat.ask("青鸾评测集里有多少道拒答题？")
     answer = chat.ask(MESSAGE)
@@ -235,7 +236,7 @@ def test_the_langchain_document_chat_model_answers_a_follow_up_from_the_messages
 
     from app.chat_model_adapter import DocumentChatModel, messages_to_conversation
 
-    pipeline, _, retriever = make(["青鸾评测集中有多少道题是有答案的？", "其余 375 道有答案 [1]。"])
+    pipeline, _, retriever = make(["青鸾评测集中有多少道题是有答案的？", "其余375道有答案 [1]。"])
     model = DocumentChatModel(pipeline=pipeline)
     reply = model.invoke([SystemMessage("be brief"), HumanMessage(TURN.question), AIMessage(TURN.answer),
                           HumanMessage(MESSAGE)])
@@ -248,6 +249,6 @@ def test_the_langchain_document_chat_model_answers_a_follow_up_from_the_messages
 
 
 def test_a_rewrite_that_only_repeats_the_message_counts_as_discarded():
-    pipeline, _, retriever = make([MESSAGE, "其余 375 道有答案 [1]。"])
+    pipeline, _, retriever = make([MESSAGE, "其余375道有答案 [1]。"])
     answer = pipeline.answer(MESSAGE, AskOptions(history=[TURN]))
     assert answer.follow_up == DISCARDED and retriever.calls == [MESSAGE]
