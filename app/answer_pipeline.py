@@ -23,13 +23,13 @@ from prompts.evidence_match import (
     match_constraints,
 )
 from prompts.evidence_verification import verify_evidence
-from prompts.history_window import fit_history, with_history
 from prompts.grounding_check import (
     CrossEncoderSupportScorer,
     EmbeddingSupportScorer,
     SupportScorer,
     check_answer,
 )
+from prompts.history_window import fit_history, with_history
 from prompts.language import detect_language
 from prompts.lexical_support import answer_lexical_support
 from prompts.marker_only_answer import is_markers_only, quote_cited_sentence

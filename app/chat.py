@@ -14,7 +14,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from app.answer_pipeline import AnswerPipeline, DoneEvent, QuestionError, RetryEvent, TokenEvent
+from app.answer_pipeline import (
+    AnswerPipeline,
+    DoneEvent,
+    QuestionError,
+    RetryEvent,
+    TokenEvent,
+)
 from app.config import ConfigError, load_settings
 from app.conversation import Conversation
 from app.wiring import build_pipeline, kb_notices

@@ -32,7 +32,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.answer_pipeline import AnswerPipeline, AskOptions, DoneEvent, RetryEvent, TokenEvent
+from app.answer_pipeline import (
+    AnswerPipeline,
+    AskOptions,
+    DoneEvent,
+    RetryEvent,
+    TokenEvent,
+)
 from app.config import Settings, load_settings
 from app.conversation import Conversation
 from app.standalone_question import REWRITTEN, standalone_question

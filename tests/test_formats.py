@@ -17,7 +17,11 @@ from fake_embedder import FakeEmbedder
 from store_fakes import store_settings
 
 from ingest.chunking.chunker import chunk_document
-from ingest.loaders.document_loader import SUPPORTED_EXTENSIONS, LoadError, load_document
+from ingest.loaders.document_loader import (
+    SUPPORTED_EXTENSIONS,
+    LoadError,
+    load_document,
+)
 from ingest.loaders.ocr_engine import OcrLine, installed_engine
 from ingest.loaders.reading_order import reading_order
 from ingest.settings import ChunkingSettings, LimitSettings, OcrSettings

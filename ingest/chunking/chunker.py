@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ingest.chunking.record_chunker import chunk_records
 from ingest.chunking.text_structure import (
     Block,
     hard_split,
@@ -31,7 +32,6 @@ from ingest.chunking.text_structure import (
     split_sentences,
     trim,
 )
-from ingest.chunking.record_chunker import chunk_records
 from ingest.records import ChunkDraft, LoadedDocument
 from ingest.settings import ChunkingSettings
 
