@@ -94,8 +94,10 @@ def _has_name(name: str, evidence: str, language: str) -> bool:
 
 
 def _has_count_in(unit: str, evidence: str) -> bool:
-    """A number followed, within a few characters, by ``unit`` (3萬多人, 12公里, 兩百餘名人)."""
-    pattern = rf"(?:\d|[兩两二三四五六七八九十百千萬万億亿])[\d.,兩两一二三四五六七八九十百千萬万億亿多餘余幾几個个名位]{{0,4}}{re.escape(unit)}"
+    """A number followed, within a few characters, by ``unit`` (3萬多人, 12公里, 兩百餘名人, "375 道": documents put
+    a space between Arabic digits and Chinese units as often as not)."""
+    pattern = (rf"(?:\d|[兩两二三四五六七八九十百千萬万億亿])[\d.,兩两一二三四五六七八九十百千萬万億亿多餘余幾几個个名位]{{0,4}}"
+               rf"\s?{re.escape(unit)}")
     return re.search(pattern, evidence) is not None
 
 

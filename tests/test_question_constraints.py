@@ -45,6 +45,7 @@ def test_quantity_unit_asked_needs_a_count_in_that_unit():
     assert question_constraints("球队有多少名球员？", "zh").units == []  # a classifier: any count will do
     assert not check("踩踏事件造成多少人死亡？", "车祸造成巴士损毁12辆。", kinds=frozenset({"unit"})).matches
     assert check("踩踏事件造成多少人死亡？", "踩踏事件造成3萬多人受影響，12人死亡。", kinds=frozenset({"unit"})).matches
+    assert check("评测集有多少道题？", "评测集共有 412 道题。", kinds=frozenset({"unit"})).matches  # a space before the unit
 
 
 def test_relation_when_needs_a_time_and_how_many_a_number():
