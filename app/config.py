@@ -24,6 +24,7 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 from app.generation.settings import PACKAGED_LLM, GenerationSettings
+from app.server.settings import ServerSettings
 from ingest.settings import (
     PACKAGED_EMBEDDER,
     ChunkingSettings,
@@ -37,7 +38,7 @@ from retrieval.settings import RetrievalSettings
 
 __all__ = ["PACKAGED_EMBEDDER", "PACKAGED_LLM", "AnswerSettings", "ChunkingSettings", "ConfigError",
            "EmbedderSettings", "GenerationSettings", "IndexSettings", "LimitSettings", "RetrievalSettings",
-           "Settings", "load_settings"]
+           "ServerSettings", "Settings", "load_settings"]
 
 ENV_PREFIX = "DOCQA_"
 # Settings that moved to another section; old TOML files and variables naming the old place keep working.
@@ -68,6 +69,7 @@ class Settings(SettingsSection):
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     @model_validator(mode="before")
     @classmethod

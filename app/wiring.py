@@ -73,11 +73,12 @@ def build_generator(settings: Settings) -> Generator:
 
 
 def build_pipeline(settings: Settings, with_reranker: bool | None = None,
-                   generator: Generator | None = None) -> AnswerPipeline:
-    """Embedder, base, retriever and LLM wired into an answer pipeline (models load once per process)."""
+                   generator: Generator | None = None, embedder: Embedder | None = None) -> AnswerPipeline:
+    """Embedder, base, retriever and LLM wired into an answer pipeline (models load once per process; a long-running
+    face passes the ones it holds when it reopens a new generation of the base)."""
     from app.answer_pipeline import AnswerPipeline
 
-    embedder = load_embedder(settings)
+    embedder = embedder or load_embedder(settings)
     retriever = build_retriever(settings, embedder, with_reranker)
     return AnswerPipeline(retriever, generator or build_generator(settings), embedder, settings)
 
