@@ -57,7 +57,7 @@ class ServerProcess:
         self._log_file.close()
 
 
-def start_fake_server(env: dict[str, str], log: Path, *extra: str, timeout: float = 60) -> ServerProcess:
+def start_fake_server(env: dict[str, str], log: Path, *extra: str, timeout: float = 240) -> ServerProcess:
     port = free_port()
     server = ServerProcess(["tests/server_launcher.py", "--port", str(port), *extra], env, port, log)
     try:

@@ -59,6 +59,7 @@ def main() -> int:
     parser.add_argument("--token-delay", type=float, default=0.0)
     parser.add_argument("--padding", type=int, default=0)
     parser.add_argument("--embed-delay", type=float, default=0.0, help="seconds per passage batch (slow ingests)")
+    parser.add_argument("--real-embedder", action="store_true", help="the configured embedder instead of the hash")
     parser.add_argument("--real-generator", action="store_true", help="the configured LLM instead of the fake")
     args = parser.parse_args()
 
@@ -73,7 +74,8 @@ def main() -> int:
     settings = settings.model_copy(update={"server": settings.server.replace(host=args.host, port=args.port)})
     check_startup(settings.server)
     generator = None if args.real_generator else (lambda: QuotingGenerator(args.token_delay, args.padding))
-    services = ServerServices(settings, embedder_factory=lambda: HashEmbedder(delay=args.embed_delay), generator_factory=generator)
+    embedder = None if args.real_embedder else (lambda: HashEmbedder(delay=args.embed_delay))
+    services = ServerServices(settings, embedder_factory=embedder, generator_factory=generator)
     uvicorn.run(create_app(services), host=args.host, port=args.port, log_level="warning")
     return 0
 

@@ -219,7 +219,8 @@ def test_bad_uploads_get_json_errors(server):
 
 def test_a_key_is_required_once_configured_and_never_logged(tmp_path):
     key = "s3cret-key-for-the-test-0123456789"
-    server = start_fake_server(_env(_home(tmp_path), DOCQA_SERVER__API_KEY=key), tmp_path / "server.log")
+    server = start_fake_server(_env(_home(tmp_path), DOCQA_SERVER__API_KEY=key,
+                                    DOCQA_SERVER__MAX_UPLOAD_REQUEST_MB="0.05"), tmp_path / "server.log")
     try:
         url = server.base_url + "/v1/models"
         before = _disk_state(tmp_path / "home")
@@ -231,6 +232,11 @@ def test_a_key_is_required_once_configured_and_never_logged(tmp_path):
         assert "API key" in missing.json()["error"]["message"] and key not in wrong.text
         assert _disk_state(tmp_path / "home") == before
         assert httpx.get(url, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        # An upload over the request limit is refused before anything is saved.
+        big = httpx.post(server.base_url + "/v1/kb/documents", headers={"Authorization": f"Bearer {key}"},
+                         files=[("files", ("big.md", b"# big\n\n" + "长".encode() * 40_000, "text/markdown"))])
+        assert big.status_code == 413 and "limit" in big.json()["error"]["message"]
+        assert _disk_state(tmp_path / "home") == before
     finally:
         server.stop()
     assert key not in server.log.read_text()
