@@ -18,6 +18,7 @@ from app.answer_pipeline import (
 )
 from app.config import ConfigError, load_settings
 from app.wiring import build_pipeline, kb_notices
+from ingest.store.knowledge_base import KnowledgeBaseError
 from prompts.records import Answer
 
 _EXCERPT_CHARS = 160
@@ -111,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                 _print_sources(event.answer)
     except QuestionError as exc:
         print(f"question rejected: {exc}", file=sys.stderr)
+        return 2
+    except KnowledgeBaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - one clear line for the CLI user instead of a traceback
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)

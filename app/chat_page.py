@@ -24,7 +24,7 @@ from app.ui_sidebar import (
     render_upload,
 )
 from app.ui_text import choose_language, t
-from ingest.store.knowledge_base import KnowledgeBaseError
+from ingest.store.knowledge_base import KnowledgeBaseError, KnowledgeBaseMissingError
 
 
 def _session_defaults() -> None:
@@ -41,9 +41,9 @@ def _ensure_loaded(settings: Settings, lang: str, slot: DeltaGenerator) -> str:
             with slot.status(t("loading", lang, what=t("loading_what", lang)), expanded=False):
                 load_pipeline(settings)
             slot.empty()
-    except KnowledgeBaseError:
+    except KnowledgeBaseMissingError:
         return t("kb_missing", lang)
-    except (GenerationError, OSError, RuntimeError) as exc:
+    except (KnowledgeBaseError, GenerationError, OSError, RuntimeError) as exc:
         return t("error", lang, error=escape_inline(str(exc)))
     return ""
 
@@ -53,8 +53,10 @@ def _answer(question: str, base: Settings, chosen: AskOptions, lang: str) -> Cha
     with st.chat_message("assistant"):
         try:
             answer = stream_answer(load_pipeline(base).stream(question, chosen), lang)
-        except KnowledgeBaseError:
+        except KnowledgeBaseMissingError:
             message = t("kb_missing", lang)
+        except KnowledgeBaseError as exc:
+            message = t("error", lang, error=escape_inline(str(exc)))
         except QuestionError as exc:
             message = t("error", lang, error=escape_inline(str(exc)))
         except (GenerationError, OSError, RuntimeError, ValueError) as exc:

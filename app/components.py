@@ -20,7 +20,7 @@ from app.wiring import build_pipeline
 from ingest.records import DocumentRecord
 from ingest.store.catalog import Catalog, CatalogError
 from ingest.store.kb_layout import generation_paths, read_current
-from ingest.store.knowledge_base import KnowledgeBaseError
+from ingest.store.knowledge_base import KnowledgeBaseMissingError
 from ingest.store.manifest import Manifest, ManifestError, read_manifest
 
 
@@ -70,12 +70,13 @@ def _key(settings: Settings) -> tuple[str, str]:
 def load_pipeline(settings: Settings) -> AnswerPipeline:
     """The pipeline for the live knowledge base, built once per process and generation.
 
-    Raises KnowledgeBaseError when there is no knowledge base yet.
+    Raises KnowledgeBaseMissingError when there is no knowledge base yet, KnowledgeBaseError when it is damaged
+    or was built with another embedder.
     """
     key = _key(settings)
     if not key[1]:
         # Checked before anything loads: without a knowledge base there is nothing to answer from.
-        raise KnowledgeBaseError(f"{settings.kb_path}: no knowledge base here yet (run `python -m ingest` first)")
+        raise KnowledgeBaseMissingError(f"{settings.kb_path}: no knowledge base here yet (run `python -m ingest` first)")
     pipeline = _cached_pipeline(key[0], key[1], settings)
     _loaded.add(key)
     return pipeline

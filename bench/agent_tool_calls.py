@@ -40,9 +40,10 @@ from app.chat_model_adapter import LocalChatModel
 from app.config import load_settings
 from app.langchain_tool import AGENT_INSTRUCTIONS, build_knowledge_base_tools
 from app.wiring import build_generator
-from bench.answer_bench import keyword_hit
-from bench.calibrate_gate import RESULTS_DIR, SEEDS_CORPUS, SEEDS_QUESTIONS, build_kb
-from bench.eval_data import Question, load_questions
+from bench.lib.answer_scoring import keyword_hit
+from bench.lib.bench_kb import build_kb
+from bench.lib.eval_data import Question, load_questions
+from bench.lib.paths import RESULTS_DIR, SEEDS_DIR, SEEDS_QUESTIONS
 
 TOOL = "search_knowledge_base"
 _STRICT_CALL = re.compile(r"^\s*<tool_call>\s*(\{.*\})\s*(?:</tool_call>\s*)?$", re.DOTALL)
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = load_settings()
-    retriever, embedder, _ = build_kb(settings, SEEDS_CORPUS, "answer-seeds")
+    retriever, embedder, _ = build_kb(settings, SEEDS_DIR, "answer-seeds")
     generator = build_generator(settings)
     pipeline = AnswerPipeline(retriever, generator, embedder, settings)
     tools = build_knowledge_base_tools(settings=settings, pipeline=pipeline)

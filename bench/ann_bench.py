@@ -25,8 +25,8 @@ import faiss
 import numpy as np
 
 from app.config import IndexSettings
-from bench.real_embeddings import RESULTS_DIR, load_real_corpus
-from bench.sampled_vectors import corpus_of_size
+from bench.lib.real_embeddings import RESULTS_DIR, load_real_corpus
+from bench.lib.sampled_vectors import corpus_of_size
 from ingest.store.ann_index import apply_search_params, build_index
 
 K = 10

@@ -24,7 +24,6 @@ import random
 import statistics
 import sys
 import time
-import unicodedata
 from pathlib import Path
 
 from app.answer_pipeline import (
@@ -36,8 +35,10 @@ from app.answer_pipeline import (
 )
 from app.config import Settings, load_settings
 from app.wiring import build_generator
-from bench.calibrate_gate import RESULTS_DIR, SEEDS_CORPUS, SEEDS_QUESTIONS, build_kb
-from bench.eval_data import Question, load_questions
+from bench.lib.answer_scoring import keyword_hit, naive_refused
+from bench.lib.bench_kb import build_kb
+from bench.lib.eval_data import Question, load_questions
+from bench.lib.paths import RESULTS_DIR, SEEDS_DIR, SEEDS_QUESTIONS
 from prompts.citations import parse_citations
 from prompts.evidence_gate import best_evidence
 
@@ -46,25 +47,6 @@ TUTORIAL_PROMPT = (
     "the question. If you don't know the answer, just say that you don't know. Use three sentences maximum and "
     "keep the answer concise.\nQuestion: {question}\nContext: {context}\nAnswer:")
 TUTORIAL_K = 4
-NAIVE_REFUSAL_PHRASES = ("don't know", "do not know", "not mentioned", "no information", "does not provide",
-                         "doesn't provide", "not provided", "cannot answer", "can't answer",
-                         "不知道", "无法回答", "没有提到", "未提及", "没有提供", "无法确定", "没有相关信息")
-
-
-def normalise(text: str) -> str:
-    return "".join(unicodedata.normalize("NFKC", text).lower().split())
-
-
-def keyword_hit(answer: str, expected: list[str]) -> bool:
-    norm = normalise(answer)
-    return any(normalise(e) in norm for e in expected if e)
-
-
-def naive_refused(answer: str) -> bool:
-    low = answer.lower()
-    return not answer.strip() or any(p in low for p in NAIVE_REFUSAL_PHRASES)
-
-
 def run_docqa(pipeline: AnswerPipeline, q: Question) -> dict:
     started = time.perf_counter()
     ttft = None
@@ -202,7 +184,7 @@ def report(paths: list[Path], questions_path: Path, gate_at: list[float]) -> Non
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.answer_bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--corpus", type=Path, default=SEEDS_CORPUS, help="folder of files or a corpus.jsonl")
+    p.add_argument("--corpus", type=Path, default=SEEDS_DIR, help="folder of files or a corpus.jsonl")
     p.add_argument("--questions", type=Path, default=SEEDS_QUESTIONS)
     p.add_argument("--name", default="seeds")
     p.add_argument("--answerable", type=int, help="answer N answerable questions drawn at random (default all)")
@@ -261,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         from langchain_core.prompts import ChatPromptTemplate
 
         from app.chat_model_adapter import LocalChatModel
-        from bench.langchain_baseline import CachedEmbeddings, NaiveLangChainRetriever
+        from bench.lib.langchain_baseline import (
+            CachedEmbeddings,
+            NaiveLangChainRetriever,
+        )
 
         naive = NaiveLangChainRetriever(corpus.texts, CachedEmbeddings(
             embedder, RESULTS_DIR / f"kb-answer-{args.name}" / "baseline_embeddings.sqlite3",

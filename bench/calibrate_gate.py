@@ -21,19 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.config import Settings, load_settings
-from bench.eval_data import (
-    SHARED_DIR,
+from bench.lib.bench_kb import build_kb
+from bench.lib.eval_data import (
     Corpus,
     Question,
     load_questions,
-    materialise_corpus,
 )
+from bench.lib.paths import CMRC_DIR, RESULTS_DIR, SEEDS_DIR, SEEDS_QUESTIONS
 from prompts.evidence_gate import EVIDENCE_FIELDS, best_evidence
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-SEEDS_CORPUS = SHARED_DIR / "seeds"
-SEEDS_QUESTIONS = Path(__file__).resolve().parent / "questions" / "seeds_qa.jsonl"
-CMRC_DIR = SHARED_DIR / "eval/cmrc2018_trial"
 # Extra passages retrieved for gold-removed questions, so top_k non-gold passages remain after the removal.
 GOLD_REMOVAL_MARGIN = 10
 
@@ -44,22 +40,6 @@ class Observation:
     qid: str
     answerable: bool
     scores: dict[str, float | None]
-
-
-def build_kb(settings: Settings, corpus_path: Path, name: str):
-    """Ingest ``corpus_path`` with the real pipeline into bench/results/kb-<name> (incremental, cached) and
-    return (retriever, embedder, corpus)."""
-    from app.wiring import build_retriever, load_embedder, run_ingest
-    from ingest.pipeline.ingest_pipeline import IngestOptions
-
-    work_dir = RESULTS_DIR / f"kb-{name}"
-    work_dir.mkdir(parents=True, exist_ok=True)
-    settings.kb_dir = work_dir / "kb"
-    corpus = materialise_corpus(corpus_path, work_dir)
-    embedder = load_embedder(settings)
-    run_ingest(settings, [corpus.folder], IngestOptions(progress=False), embedder_factory=lambda: embedder)
-    retriever = build_retriever(settings, embedder)
-    return retriever, embedder, corpus
 
 
 def doc_id_of(passage, corpus: Corpus) -> str:
@@ -81,7 +61,7 @@ def observe(dataset: str, qid: str, answerable: bool, passages: list) -> Observa
 def collect(settings: Settings, cmrc_sample: int, rerank: bool) -> list[Observation]:
     top_k = settings.retrieval.top_k
     observations = []
-    retriever, _, _ = build_kb(settings, SEEDS_CORPUS, "answer-seeds")
+    retriever, _, _ = build_kb(settings, SEEDS_DIR, "answer-seeds")
     for i, q in enumerate(load_questions(SEEDS_QUESTIONS)):
         passages = retriever.retrieve(q.question, rerank=rerank).passages
         observations.append(observe("seeds", q.qid, q.answerable, passages))

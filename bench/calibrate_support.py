@@ -24,8 +24,9 @@ from pathlib import Path
 from app.answer_pipeline import AnswerPipeline, is_refusal
 from app.config import Settings, load_settings
 from app.wiring import build_generator
-from bench.calibrate_gate import RESULTS_DIR, SEEDS_CORPUS, SEEDS_QUESTIONS, build_kb
-from bench.eval_data import load_questions
+from bench.lib.bench_kb import build_kb
+from bench.lib.eval_data import load_questions
+from bench.lib.paths import RESULTS_DIR, SEEDS_DIR, SEEDS_QUESTIONS
 from prompts.citations import remove_invalid_citations
 from prompts.grounding_check import EmbeddingSupportScorer, check_answer
 from prompts.language import detect_language
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", type=Path, nargs="+", help="saved bench/results/answer_*.json runs with docqa rows")
     p.add_argument("--questions", type=Path, default=SEEDS_QUESTIONS)
-    p.add_argument("--corpus", type=Path, default=SEEDS_CORPUS)
+    p.add_argument("--corpus", type=Path, default=SEEDS_DIR)
     args = p.parse_args(argv)
     settings = load_settings()
     rows = score_runs(settings, args.runs, args.questions, args.corpus)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from app.config import load_settings
-from bench.eval_data import SHARED_DIR
+from bench.lib.paths import SHARED_DIR
 
 EVAL_DIR = SHARED_DIR / "eval"
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"

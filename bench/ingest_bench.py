@@ -33,8 +33,8 @@ import torch
 from langchain_core.embeddings import Embeddings
 
 from app.config import PACKAGED_EMBEDDER, Settings, load_settings
-from bench.eval_data import read_jsonl
-from bench.real_embeddings import EVAL_DIR, RESULTS_DIR, SEEDS_DIR
+from bench.lib.eval_data import read_jsonl
+from bench.lib.real_embeddings import EVAL_DIR, RESULTS_DIR, SEEDS_DIR
 from ingest.embedding.compute_dtype import resolve_dtype
 from ingest.embedding.openvino_encoder import resolve_backend
 
@@ -88,14 +88,13 @@ class PlainEmbeddings(Embeddings):
 
 
 def run_docqa(settings: Settings, corpus: Path, embedder: object) -> dict:
-    from app.wiring import run_ingest
+    from app.wiring import open_knowledge_base, run_ingest
     from ingest.pipeline.ingest_pipeline import IngestOptions
-    from ingest.store.knowledge_base import KnowledgeBase
 
     started, cpu = time.perf_counter(), time.process_time()
     report = run_ingest(settings, [corpus], IngestOptions(progress=False), embedder_factory=lambda: embedder)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    kb = KnowledgeBase.open(settings.kb_path)
+    kb = open_knowledge_base(settings, embedder)
     texts = [c.text for c in kb.iter_chunks()]
     kb.close()
     return {"seconds": seconds, "cpu_seconds": cpu, "chunks": report.chunks_total,

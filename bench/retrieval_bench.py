@@ -22,9 +22,14 @@ from pathlib import Path
 
 from app.config import Settings, load_settings
 from app.wiring import build_retriever
-from bench.eval_data import Question, corpus_subset, load_questions, materialise_corpus
-from bench.langchain_baseline import CachedEmbeddings, NaiveLangChainRetriever
-from bench.retrieval_metrics import KS, MethodScores
+from bench.lib.eval_data import (
+    Question,
+    corpus_subset,
+    load_questions,
+    materialise_corpus,
+)
+from bench.lib.langchain_baseline import CachedEmbeddings, NaiveLangChainRetriever
+from bench.lib.retrieval_metrics import KS, MethodScores
 from ingest.records import Chunk
 from retrieval.fusion import convex_combination, reciprocal_rank_fusion
 from retrieval.hybrid_retriever import HybridRetriever

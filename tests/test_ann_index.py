@@ -11,7 +11,6 @@ import pytest
 from app.config import IndexSettings
 from ingest.store import ann_index
 from ingest.store.ann_index import (
-    IndexTypeError,
     apply_search_params,
     build_index,
     choose_index_type,

@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 from retrieval_fakes import ReverseReranker, make_retriever
 
-from app.config import RetrievalSettings
 from ingest.records import Chunk
 from retrieval.hybrid_retriever import HybridRetriever
-from retrieval.question_check import QuestionError
 from retrieval.neighbour_merge import join_chunks, widen
+from retrieval.question_check import QuestionError
 
 
 @pytest.fixture()

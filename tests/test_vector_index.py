@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from app.config import IndexSettings
+from ingest.store.ann_index import save_index, to_device
 from ingest.store.vector_index import (
     VectorIndexError,
     add_vectors,
@@ -21,9 +22,7 @@ from ingest.store.vector_index import (
     load_index,
     needs_rebuild,
     remove_vectors,
-    save_index,
     stored_vectors,
-    to_device,
 )
 
 

@@ -159,14 +159,6 @@ class Catalog:
 
     # --- content and chunks ---------------------------------------------------------------------------------
 
-    def has_content(self, content_hash: str) -> bool:
-        row = self._conn.execute("SELECT 1 FROM documents WHERE content_hash = ? LIMIT 1", (content_hash,))
-        return row.fetchone() is not None
-
-    def content_chunk_count(self, content_hash: str) -> int:
-        return self._conn.execute("SELECT COUNT(*) FROM chunks WHERE content_hash = ?",
-                                  (content_hash,)).fetchone()[0]
-
     def add_chunks(self, content_hash: str, drafts: Sequence[ChunkDraft]) -> list[int]:
         """Store the chunks of one content under fresh ids (never reused within this knowledge base)."""
         first = int(self._conn.execute("SELECT value FROM meta WHERE key = ?", (_NEXT_ID_KEY,)).fetchone()[0])

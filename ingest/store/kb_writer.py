@@ -20,6 +20,7 @@ import faiss
 import numpy as np
 
 from ingest.settings import IndexSettings
+from ingest.store.ann_index import save_index
 from ingest.store.catalog import Catalog, CatalogError
 from ingest.store.kb_layout import (
     INCOMPLETE_PREFIX,
@@ -44,7 +45,6 @@ from ingest.store.vector_index import (
     load_index,
     needs_rebuild,
     remove_vectors,
-    save_index,
     stored_vectors,
 )
 

@@ -15,6 +15,7 @@ import faiss
 
 from ingest.records import Chunk, DocumentRecord
 from ingest.settings import IndexSettings
+from ingest.store.ann_index import to_device
 from ingest.store.catalog import Catalog, CatalogError
 from ingest.store.kb_layout import generation_paths, read_current
 from ingest.store.keyword_index import (
@@ -23,7 +24,7 @@ from ingest.store.keyword_index import (
     build_keyword_index,
 )
 from ingest.store.manifest import Manifest, ManifestError, read_manifest
-from ingest.store.vector_index import VectorIndexError, load_index, to_device
+from ingest.store.vector_index import VectorIndexError, load_index
 
 _OPEN_ATTEMPTS = 3
 log = logging.getLogger(__name__)
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 
 class KnowledgeBaseError(Exception):
     """The knowledge base is missing, damaged, or was built by another embedder."""
+
+
+class KnowledgeBaseMissingError(KnowledgeBaseError):
+    """There is no knowledge base at that path yet (nothing was ingested)."""
 
 
 class KnowledgeBase:
@@ -56,7 +61,7 @@ class KnowledgeBase:
         for _ in range(_OPEN_ATTEMPTS):
             name = read_current(kb_dir)
             if name is None:
-                raise KnowledgeBaseError(f"{kb_dir}: no knowledge base here yet (run `python -m ingest` first)")
+                raise KnowledgeBaseMissingError(f"{kb_dir}: no knowledge base here yet (run `python -m ingest` first)")
             try:
                 return cls._open_generation(kb_dir, name, embedder, dimension, index_settings)
             except KnowledgeBaseError:

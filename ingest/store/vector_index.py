@@ -58,7 +58,7 @@ def add_vectors_on_device(index: faiss.Index, ids: Sequence[int], vectors: np.nd
                           settings: IndexSettings) -> faiss.Index:
     """Add on the GPU when ``settings.device == "cuda"`` and one is usable (else on the CPU, with a logged reason);
     returns a CPU index either way, ready to save."""
-    moved = to_device(index, settings)
+    moved = ann_index.to_device(index, settings)
     add_vectors(moved, ids, vectors)
     return faiss.index_gpu_to_cpu(moved) if moved is not index else index
 
@@ -100,15 +100,6 @@ def stored_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
         vectors = np.stack([index.reconstruct(int(i)) for i in ids]) if len(ids) else np.zeros((0, index.d), np.float32)
         return ids, vectors
     raise VectorIndexError(f"a {type(index).__name__} does not keep its vectors exactly")
-
-
-def to_device(index: faiss.Index, settings: IndexSettings) -> faiss.Index:
-    """A GPU copy when ``settings.device == "cuda"`` and faiss-gpu sees a GPU; else ``index`` (with a logged reason)."""
-    return ann_index.to_device(index, settings)
-
-
-def save_index(index: faiss.Index, path: Path) -> None:
-    ann_index.save_index(index, path)
 
 
 def load_index(path: Path, settings: IndexSettings) -> faiss.Index:

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # The published eval sets and seed documents lie beside the repository (../shared), as in CI.
-SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
 
 
 @dataclass

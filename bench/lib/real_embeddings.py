@@ -9,21 +9,16 @@ Run: ``nice -n 10 .venv/bin/python -m bench.real_embeddings`` (a few minutes the
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from app.config import ChunkingSettings
-from bench.eval_data import SHARED_DIR
+from bench.lib.paths import EVAL_DIR, RESULTS_DIR, SEEDS_DIR
 
-EVAL_DIR = SHARED_DIR / "eval"
-SEEDS_DIR = SHARED_DIR / "seeds"
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # Chinese sentence ends first so chunks end on a sentence; keep_separator="end" keeps "。" with its sentence.
 SEPARATORS = ["\n\n", "\n", "。", "！", "？", "；", ". ", "，", " ", ""]
 
@@ -102,15 +97,3 @@ def load_real_corpus(num_threads: int = 2, batch: int = 64, cached_only: bool = 
     q_vecs = _embed_cached("real_questions", questions, True, num_threads, batch * 4, cached_only)
     p_vecs = _embed_cached("real_passages", passages, False, num_threads, batch, cached_only)
     return RealCorpus(passages[: len(p_vecs)], p_vecs, questions[: len(q_vecs)], q_vecs)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    corpus = load_real_corpus(num_threads=args.threads)
-    print(f"passages {corpus.passage_vectors.shape}, questions {corpus.question_vectors.shape}")
-
-
-if __name__ == "__main__":
-    main()
