@@ -104,11 +104,14 @@ async def _question(client: httpx.AsyncClient, i: int, stream: bool) -> dict:
                 lines = [line async for line in response.aiter_lines()]
             data = [line[6:] for line in lines if line.startswith("data: ")]
             if record["status"] == 200:
-                record["done"] = data[-1] == "[DONE]"
-                chunks = [json.loads(d) for d in data[:-1]]
-                ext = next(c["docqa"] for c in chunks if c.get("docqa"))
-                record.update(id=chunks[0]["id"], answer=ext["answer"], generation=ext["generation"],
-                              refused=ext["refused"])
+                record["done"] = bool(data) and data[-1] == "[DONE]"
+                chunks = [json.loads(d) for d in data if d != "[DONE]"]
+                ext = next((c["docqa"] for c in chunks if c.get("docqa")), None)
+                if ext is None:  # the stream ended with an error event, or without its final chunk
+                    record["error"] = f"stream without a final answer; last event: {data[-1:]!r}"
+                else:
+                    record.update(id=chunks[0]["id"], answer=ext["answer"], generation=ext["generation"],
+                                  refused=ext["refused"])
         else:
             response = await client.post("/v1/chat/completions", json=body)
             record["status"] = response.status_code
@@ -202,8 +205,9 @@ def run_phase(phase: str, args: argparse.Namespace) -> dict:
         proc.terminate()
         proc.wait(timeout=30)
     gen_after = current_generation(home)
+    (RESULTS / f"server_load_{phase}.json").write_text(json.dumps({"records": records}, ensure_ascii=False))
     questions = [r for r in records if r["kind"] == "question"]
-    answered = [r for r in questions if r.get("status") == 200]
+    answered = [r for r in questions if r.get("status") == 200 and "id" in r]
     if phase == "real" and gen_after != gen_before and any(r.get("generation") == gen_after for r in answered):
         for q in QUESTIONS:
             expected[(gen_after, q)] = ask_cli(q, env)

@@ -254,27 +254,35 @@ def _status(base: str) -> dict:
 
 
 def test_the_queue_holds_a_bounded_number_and_refuses_the_rest_with_429(tmp_path):
-    # Each answer takes ~2 s; one is answered, one waits, the others are told to come back later.
+    # Each answer takes ~2 s; of six questions arriving at once (half of them streamed), one is answered, one waits,
+    # and the others are told at once, with a real 429 status, to come back later.
     server = start_fake_server(_env(_home(tmp_path), DOCQA_SERVER__QUEUE_SIZE="1"), tmp_path / "server.log",
                                "--token-delay", "0.05", "--padding", "40")
     try:
-        results: list[httpx.Response] = []
+        results: list[tuple[int, str, dict]] = []
+        barrier = threading.Barrier(6)
 
-        def ask():
-            results.append(_chat(server.base_url, [{"role": "user", "content": QUESTION}]))
+        def ask(stream: bool):
+            body = {"model": "docqa", "stream": stream, "messages": [{"role": "user", "content": QUESTION}]}
+            barrier.wait()
+            with httpx.stream("POST", server.base_url + "/v1/chat/completions", json=body, timeout=60) as response:
+                text = response.read().decode()
+                results.append((response.status_code, text, dict(response.headers)))
 
-        threads = [threading.Thread(target=ask) for _ in range(4)]
+        threads = [threading.Thread(target=ask, args=(i % 2 == 1,)) for i in range(6)]
         for t in threads:
             t.start()
-            time.sleep(0.15)
         for t in threads:
             t.join()
-        codes = sorted(r.status_code for r in results)
-        assert codes == [200, 200, 429, 429], [r.text for r in results]
-        busy = next(r for r in results if r.status_code == 429)
-        assert busy.headers["Retry-After"] == "10" and busy.json()["error"]["code"] == "queue_full"
+        codes = sorted(code for code, _, _ in results)
+        assert codes == [200, 200, 429, 429, 429, 429], results
+        for code, text, headers in results:
+            if code == 429:
+                assert headers["retry-after"] == "10" and json.loads(text)["error"]["code"] == "queue_full"
+            else:
+                assert "error" not in text and ("[DONE]" in text or '"docqa"' in text)
         stats = _status(server.base_url)
-        assert stats["served"] == 2 and stats["rejected"] == 2 and stats["waiting"] == 0
+        assert stats["served"] == 2 and stats["rejected"] == 4 and stats["waiting"] == 0 and stats["stopped"] == 0
     finally:
         server.stop()
 

@@ -142,10 +142,10 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
         raise ApiError(400, f"question rejected: {exc}", param="messages") from None
     options = ask_options(body, services, history)
     snapshot = await _snapshot(services)
-    queue.admit()
+    reservation = queue.reserve()
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
-    events = queue.run(lambda: snapshot.pipeline.stream(question, options))
+    events = queue.run(lambda: snapshot.pipeline.stream(question, options), reservation)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return EventSourceResponse(_sse(events, body, snapshot, completion_id, created, include_usage),

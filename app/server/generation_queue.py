@@ -25,6 +25,22 @@ class QueueFullError(Exception):
         self.retry_after = retry_after
 
 
+class Reservation:
+    """A place in the queue, taken when a request is admitted (before a streamed response starts) and given back
+    when the request gets the model or goes away without ever starting."""
+
+    def __init__(self, queue: GenerationQueue) -> None:
+        self._queue, self.active = queue, True
+
+    def release(self) -> None:
+        if self.active:
+            self.active = False
+            self._queue._waiting -= 1
+
+    def __del__(self) -> None:  # a streamed response whose body never started still frees its place
+        self.release()
+
+
 @dataclass
 class QueueStats:
     answering: bool
@@ -53,23 +69,27 @@ class GenerationQueue:
         return QueueStats(self._lock().locked(), self._waiting, self.max_waiting, self._served, self._rejected,
                           self._stopped)
 
-    def admit(self) -> None:
-        """Raise QueueFullError when the model is busy and every waiting place is taken (checked before a streamed
-        response starts, so the client gets a real 429 status)."""
-        if self._lock().locked() and self._waiting >= self.max_waiting:
+    def reserve(self) -> Reservation:
+        """A place in the queue, or QueueFullError when the model is busy and every waiting place is taken. Taken
+        before a streamed response starts, so the client gets a real 429 status."""
+        # Reservations count from admission, so a burst arriving in one instant cannot overfill the queue.
+        if self._waiting + int(self._lock().locked()) >= self.max_waiting + 1:
             self._rejected += 1
             raise QueueFullError(self._waiting, self.retry_after)
-
-    async def run(self, make_stream: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
-        """Wait for the model (or raise QueueFullError at once), then yield the items of ``make_stream()`` as the
-        generator thread produces them. Closing this iterator early (the client left) stops the stream."""
-        slot = self._lock()
-        self.admit()
         self._waiting += 1
+        return Reservation(self)
+
+    async def run(self, make_stream: Callable[[], Iterator[T]],
+                  reservation: Reservation | None = None) -> AsyncIterator[T]:
+        """Wait for the model (with ``reservation``, or QueueFullError at once), then yield the items of
+        ``make_stream()`` as the generator thread produces them. Closing this iterator early (the client left) stops
+        the stream."""
+        slot = self._lock()
+        reservation = reservation or self.reserve()
         try:
             await slot.acquire()
         finally:
-            self._waiting -= 1
+            reservation.release()
         loop = asyncio.get_running_loop()
         items: asyncio.Queue[tuple[int, object]] = asyncio.Queue()
         stop = threading.Event()
