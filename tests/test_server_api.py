@@ -5,6 +5,7 @@ test_server_openai.py)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from app_fakes import write_corpus
 from server_harness import ROOT, free_port, start_fake_server
@@ -147,6 +149,10 @@ def test_embeddings_use_the_knowledge_bases_embedder(server):
     expected = HashEmbedder().encode_passages(["星河数据库", "Aurora"])
     assert len(vectors) == 2 and vectors[0] == pytest.approx(expected[0].tolist(), abs=1e-6)
     assert httpx.post(server.base_url + "/v1/embeddings", json={"model": "docqa", "input": []}).status_code == 400
+    packed = httpx.post(server.base_url + "/v1/embeddings", timeout=30,
+                        json={"model": "docqa", "input": "星河数据库", "encoding_format": "base64"}).json()
+    decoded = np.frombuffer(base64.b64decode(packed["data"][0]["embedding"]), dtype="<f4")
+    assert decoded.tolist() == pytest.approx(expected[0].tolist(), abs=1e-6)
 
 
 def test_retrieve_returns_the_json_of_the_retrieval_cli(server):

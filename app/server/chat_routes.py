@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import time
@@ -10,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
 
+import numpy as np
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
@@ -232,7 +234,12 @@ async def embeddings(body: EmbeddingRequest, request: Request) -> dict:
     embedder = await run_in_threadpool(lambda: services.embedder)
     encode = embedder.encode_queries if body.input_type == "query" else embedder.encode_passages
     vectors = await run_in_threadpool(encode, texts)
+
+    def encoded(vector) -> list[float] | str:
+        if body.encoding_format == "base64":
+            return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+        return [float(x) for x in vector]
+
     return {"object": "list", "model": body.model,
-            "data": [{"object": "embedding", "index": i, "embedding": [float(x) for x in v]}
-                     for i, v in enumerate(vectors)],
+            "data": [{"object": "embedding", "index": i, "embedding": encoded(v)} for i, v in enumerate(vectors)],
             "usage": {"prompt_tokens": 0, "total_tokens": 0}}

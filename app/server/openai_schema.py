@@ -58,7 +58,8 @@ class ChatCompletionRequest(_Request):
 class EmbeddingRequest(_Request):
     model: str
     input: str | list[str]
-    encoding_format: Literal["float"] = "float"
+    # The openai client asks for base64 (little-endian float32) unless told otherwise.
+    encoding_format: Literal["float", "base64"] = "float"
     # e5-style embedders embed questions and passages differently.
     input_type: Literal["query", "passage"] = "passage"
 
