@@ -256,9 +256,11 @@ def main() -> int:
     parser.add_argument("--queue-size", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--upload-delay", type=float, default=1.0)
+    parser.add_argument("--distinct", type=int, default=len(QUESTIONS), help="how many distinct questions to ask")
     parser.add_argument("--models", default="~/.local/share/docqa/models", help="converted-models cache")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
+    del QUESTIONS[args.distinct:]
     ok = True
     for phase in (["fake", "real"] if args.phase == "both" else [args.phase]):
         summary = run_phase(phase, args)
