@@ -12,7 +12,7 @@ from typing import Protocol
 from app.config import AnswerSettings, GenerationSettings, Settings
 from app.generation.base import Generator
 from prompts.citations import build_citations, remove_invalid_citations
-from prompts.context_packing import pack_passages, prompt_budget
+from prompts.context_packing import pack_passages, pack_sentences, prompt_budget
 from prompts.conversation import Turn
 from prompts.evidence_gate import check_evidence
 from prompts.grounding_check import (
@@ -117,9 +117,29 @@ class AnswerPipeline:
               generation: GenerationSettings) -> list[PackedPassage]:
         overhead = self.generator.count_prompt_tokens(
             build_messages(question, [], language, self._refusal(language)))
-        budget = prompt_budget(self.settings.answer.context_budget_tokens, self.generator.n_ctx,
-                               generation.max_new_tokens, overhead)
+        a = self.settings.answer
+        budget = prompt_budget(a.sentence_budget_tokens if a.packing == "sentences" else a.context_budget_tokens,
+                               self.generator.n_ctx, generation.max_new_tokens, overhead)
+        if a.packing == "sentences":
+            return pack_sentences(passages, question, budget, self.generator.count_tokens, a.focus_sentences,
+                                  a.neighbour_sentences)
         return pack_passages(passages, budget, self.generator.count_tokens)
+
+    def warm_up(self) -> None:
+        """Evaluate the prompt text every question shares (system prompt, the opening of the user message) once,
+        now, for both languages, so the first question is no slower than later ones
+        (generators without a prompt cache have nothing to warm)."""
+        embedder = getattr(self.retriever, "embedder", None)
+        if embedder is not None:  # the first inference of a compiled encoder is slower than later ones
+            embedder.encode_queries(["warm up"])
+        warm = getattr(self.generator, "warm_up", None)
+        if warm is None:
+            return
+        a = self.settings.answer
+        # The answer prompts only (a retry follows an answer that was slow anyway); Chinese last, as the likelier
+        # next question.
+        for language, refusal in (("en", a.refusal_en), ("zh", a.refusal_zh)):
+            warm([build_messages(q, [], language, refusal) for q in ("1", "2")])
 
     def stream(self, question: str, options: AskOptions | None = None) -> Iterator[AnswerEvent]:
         """Yield a PassagesEvent, then TokenEvents as the answer is generated, then one DoneEvent."""

@@ -20,6 +20,7 @@ from app.config import ConfigError, load_settings
 from app.wiring import build_pipeline, kb_notices
 from ingest.store.knowledge_base import KnowledgeBaseError
 from prompts.records import Answer
+from retrieval.question_check import validate_question
 
 _EXCERPT_CHARS = 160
 
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     rerank = True if args.rerank else False if args.no_rerank else None
     options = AskOptions(top_k=args.passages, rerank=rerank)
     try:
+        validate_question(args.question, settings.limits)  # the shared bound, before any model loads
         pipeline = build_pipeline(settings, with_reranker=rerank)
         for notice in kb_notices(pipeline.retriever):
             print(f"note: {notice}", file=sys.stderr)
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     except QuestionError as exc:
         print(f"question rejected: {exc}", file=sys.stderr)
         return 2
-    except KnowledgeBaseError as exc:
+    except KnowledgeBaseError as exc:  # missing, damaged, unreadable: the same line as `python -m retrieval`
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - one clear line for the CLI user instead of a traceback

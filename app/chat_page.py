@@ -24,6 +24,7 @@ from app.ui_sidebar import (
     render_upload,
 )
 from app.ui_text import choose_language, t
+from app.wiring import kb_notices
 from ingest.store.knowledge_base import KnowledgeBaseError, KnowledgeBaseMissingError
 
 
@@ -36,16 +37,17 @@ def _ensure_loaded(settings: Settings, lang: str, slot: DeltaGenerator) -> str:
     """Load models and index once per process, saying what is loading in ``slot``; returns an error message or ""."""
     try:
         if is_loaded(settings):
-            load_pipeline(settings)
+            pipeline = load_pipeline(settings)
         else:
             with slot.status(t("loading", lang, what=t("loading_what", lang)), expanded=False):
-                load_pipeline(settings)
+                pipeline = load_pipeline(settings)
             slot.empty()
     except KnowledgeBaseMissingError:
         return t("kb_missing", lang)
     except (KnowledgeBaseError, GenerationError, OSError, RuntimeError) as exc:
         return t("error", lang, error=escape_inline(str(exc)))
-    return ""
+    # What opening the base repaired, in the CLI's words.
+    return "\n\n".join(escape_inline(notice) for notice in kb_notices(pipeline.retriever))
 
 
 def _answer(question: str, base: Settings, chosen: AskOptions, lang: str) -> ChatEntry:

@@ -8,7 +8,9 @@ evidence threshold, decoding) are passed with each question (``AskOptions``), ne
 
 from __future__ import annotations
 
+import functools
 import json
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,33 +21,70 @@ from app.config import Settings
 from app.wiring import build_pipeline
 from ingest.records import DocumentRecord
 from ingest.store.catalog import Catalog, CatalogError
-from ingest.store.kb_layout import generation_paths, read_current
-from ingest.store.knowledge_base import KnowledgeBaseMissingError
-from ingest.store.manifest import Manifest, ManifestError, read_manifest
+from ingest.store.kb_layout import GenerationPaths, generation_paths
+from ingest.store.knowledge_base import (
+    KnowledgeBaseError,
+    KnowledgeBaseMissingError,
+    check_generation_files,
+    damaged_message,
+    resolve_live,
+)
+from ingest.store.manifest import Manifest
 
 
 @dataclass
 class KnowledgeBaseStatus:
     kb_dir: Path
-    manifest: Manifest
+    manifest: Manifest | None
     documents: list[DocumentRecord] = field(default_factory=list)
+    # Why the base cannot be read (the same line the CLI prints), or what opening it repaired; "" when all is well.
+    problem: str = ""
+    notice: str = ""
 
 
 def read_kb_status(kb_dir: Path) -> KnowledgeBaseStatus | None:
-    """The live generation's manifest and document list (cheap: JSON + SQLite), or None when there is no base."""
-    name = read_current(kb_dir)
-    if name is None:
-        return None
-    paths = generation_paths(kb_dir, name)
+    """The live generation's manifest and document list (cheap: JSON + SQLite), or None when there is no base;
+    a damaged base gives a status whose ``problem`` says what is wrong, as the CLI would."""
+    kb_dir = Path(kb_dir)
     try:
-        manifest = read_manifest(paths.manifest)
+        live = resolve_live(kb_dir)
+    except KnowledgeBaseError as exc:
+        return KnowledgeBaseStatus(kb_dir, None, problem=str(exc))
+    if live is None:
+        return None
+    paths = generation_paths(kb_dir, live.name)
+    try:
+        manifest = _checked_manifest(str(kb_dir), live.name, _stamp(paths))
         catalog = Catalog.open_readonly(paths.catalog)
-    except (ManifestError, CatalogError, OSError):
-        return None
+    except KnowledgeBaseError as exc:
+        return KnowledgeBaseStatus(kb_dir, None, problem=str(exc))
+    except (CatalogError, OSError) as exc:
+        return KnowledgeBaseStatus(kb_dir, None, problem=damaged_message(kb_dir, exc))
     try:
-        return KnowledgeBaseStatus(Path(kb_dir), manifest, catalog.documents())
+        return KnowledgeBaseStatus(kb_dir, manifest, catalog.documents(), notice=live.notice)
+    except sqlite3.DatabaseError as exc:
+        return KnowledgeBaseStatus(kb_dir, None, problem=damaged_message(kb_dir, exc))
     finally:
         catalog.close()
+
+
+def _stamp(paths: GenerationPaths) -> tuple:
+    """What changes when a generation's files are touched (they never are, unless damaged or restored)."""
+    stamp = []
+    for path in (paths.manifest, paths.index, paths.catalog):
+        try:
+            info = path.stat()
+            stamp.append((info.st_mtime_ns, info.st_size, info.st_mode))
+        except OSError:
+            stamp.append(None)
+    return tuple(stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _checked_manifest(kb_dir: str, name: str, stamp: tuple) -> Manifest:
+    """The sidebar checks a generation's files as the CLI does (checksums), once per generation and file state:
+    the page reruns on every click."""
+    return check_generation_files(Path(kb_dir), generation_paths(Path(kb_dir), name))
 
 
 def settings_key(settings: Settings) -> str:
@@ -56,27 +95,36 @@ def settings_key(settings: Settings) -> str:
 @st.cache_resource(show_spinner=False, max_entries=2)
 def _cached_pipeline(key: str, generation: str, _settings: Settings) -> AnswerPipeline:
     # The reranker is always built so the sidebar can switch reranking on and off without a reload.
-    return build_pipeline(_settings, with_reranker=True)
+    pipeline = build_pipeline(_settings, with_reranker=True)
+    # Evaluated once here, while the page says it is loading, so the first question is as fast as later ones.
+    pipeline.warm_up()
+    return pipeline
 
 
 # (settings key, generation) pairs loaded in this process, so the page can say what a first load is doing.
 _loaded: set[tuple[str, str]] = set()
 
 
+def _live_name(kb_dir: Path) -> str:
+    """The generation to load ("" when there is no base); KnowledgeBaseError when the base cannot be read."""
+    live = resolve_live(kb_dir)
+    return live.name if live else ""
+
+
 def _key(settings: Settings) -> tuple[str, str]:
-    return settings_key(settings), read_current(settings.kb_path) or ""
+    return settings_key(settings), _live_name(settings.kb_path)
 
 
 def load_pipeline(settings: Settings) -> AnswerPipeline:
     """The pipeline for the live knowledge base, built once per process and generation.
 
-    Raises KnowledgeBaseMissingError when there is no knowledge base yet, KnowledgeBaseError when it is damaged
-    or was built with another embedder.
+    Raises KnowledgeBaseMissingError when there is no knowledge base yet, KnowledgeBaseError when it is damaged.
     """
     key = _key(settings)
     if not key[1]:
         # Checked before anything loads: without a knowledge base there is nothing to answer from.
-        raise KnowledgeBaseMissingError(f"{settings.kb_path}: no knowledge base here yet (run `python -m ingest` first)")
+        raise KnowledgeBaseMissingError(
+            f"{settings.kb_path}: no knowledge base here yet (run `python -m ingest` first)")
     pipeline = _cached_pipeline(key[0], key[1], settings)
     _loaded.add(key)
     return pipeline
@@ -84,4 +132,7 @@ def load_pipeline(settings: Settings) -> AnswerPipeline:
 
 def is_loaded(settings: Settings) -> bool:
     """Whether ``load_pipeline`` will return at once (models and this generation already loaded)."""
-    return _key(settings) in _loaded
+    try:
+        return _key(settings) in _loaded
+    except KnowledgeBaseError:
+        return False

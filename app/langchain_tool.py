@@ -21,8 +21,7 @@ from app.answer_pipeline import AnswerPipeline, QuestionError
 from app.cited_span import answer_span
 from app.config import Settings, load_settings
 from app.wiring import build_pipeline, build_retriever
-from ingest.store.kb_layout import read_current
-from ingest.store.knowledge_base import KnowledgeBase, KnowledgeBaseError
+from ingest.store.knowledge_base import KnowledgeBase, KnowledgeBaseError, resolve_live
 from prompts.records import Answer
 from retrieval.hybrid_retriever import HybridRetriever
 from retrieval.langchain_retriever import DocqaRetriever, to_document
@@ -145,7 +144,7 @@ def build_knowledge_base_tools(kb_dir: Path | str | None = None, settings: Setti
     if kb_dir is not None:
         settings = settings.replace(kb_dir=Path(kb_dir))
     try:
-        if pipeline is None and read_current(settings.kb_path) is None:  # checked before any model loads
+        if pipeline is None and resolve_live(settings.kb_path) is None:  # checked before any model loads
             raise KnowledgeBaseError(f"{settings.kb_path}: no knowledge base here yet (run `python -m ingest`)")
         if pipeline is None and local_llm:
             pipeline = build_pipeline(settings)

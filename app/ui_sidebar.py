@@ -41,10 +41,15 @@ def render_language_choice(lang: str) -> str:
 def render_kb_status(status: KnowledgeBaseStatus | None, llm: str, lang: str) -> None:
     sidebar = st.sidebar
     sidebar.subheader(t("kb", lang))
-    if status is None:
-        sidebar.info(t("kb_missing", lang))
+    if status is None or status.manifest is None:
+        if status is None:
+            sidebar.info(t("kb_missing", lang))
+        else:  # damaged: the same line the CLI prints
+            sidebar.error(escape_inline(status.problem))
         sidebar.caption(f"{t('kb_llm', lang)}: {escape_inline(llm)}")
         return
+    if status.notice:
+        sidebar.warning(escape_inline(status.notice))
     m = status.manifest
     col1, col2 = sidebar.columns(2)
     col1.metric(t("kb_documents", lang), m.n_documents)

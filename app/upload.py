@@ -112,7 +112,11 @@ def save_upload(name: str, data: bytes, upload_dir: Path, limits: LimitSettings,
     if target.exists():
         if target.is_file() and target.read_bytes() == data:
             return SavedUpload(name, target, unchanged=True)
-        previous = target.with_name("." + target.name + _BACKUP_SUFFIX)
+        # A name of its own (hidden, so no ingest picks it up): a rollback puts back exactly this upload's
+        # predecessor, never another upload's.
+        fd, backup = tempfile.mkstemp(prefix="." + target.name + ".", suffix=_BACKUP_SUFFIX, dir=upload_dir)
+        os.close(fd)
+        previous = Path(backup)
         os.replace(target, previous)
     try:
         _write_atomically(target, data)

@@ -15,6 +15,7 @@ from app.wiring import load_embedder, run_ingest
 from ingest.loaders.document_loader import SUPPORTED_EXTENSIONS
 from ingest.pipeline.ingest_pipeline import IngestOptions
 from ingest.pipeline.ingest_report import IngestReport
+from ingest.store.kb_lock import WriterLock
 
 if TYPE_CHECKING:
     from ingest.embedding.embedder import Embedder
@@ -65,6 +66,15 @@ def ingest_uploads(files: Iterable[tuple[str, bytes]], settings: Settings,
     on them. ``on_progress(fraction, stage)`` follows saving, chunking and embedding. Files that fail (bad name,
     too big, unreadable) are reported by name; the rest are ingested. Raises KnowledgeBaseLockedError when another
     ingest is running (uploads are then rolled back)."""
+    # The knowledge base's writer lock is held from saving to settling: a second upload (another page session,
+    # the HTTP API) or `python -m ingest` waits its turn elsewhere instead of replacing or rolling back files
+    # this upload is ingesting. Re-entrant: the ingest inside takes the same lock again.
+    with WriterLock(settings.kb_path):
+        return _ingest_uploads_locked(files, settings, on_progress, embedder)
+
+
+def _ingest_uploads_locked(files: Iterable[tuple[str, bytes]], settings: Settings, on_progress: ProgressCallback,
+                           embedder: Embedder | None) -> UploadOutcome:
     outcome = UploadOutcome()
     saved = save_uploads(files, settings.upload_path, settings.limits, SUPPORTED_EXTENSIONS)
     outcome.failures.extend(saved.failures)

@@ -20,66 +20,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from app.answer_pipeline import (
-    AnswerPipeline,
-    DoneEvent,
-    PassagesEvent,
-    RetryEvent,
-    TokenEvent,
-)
+from app.answer_pipeline import AnswerPipeline
 from app.config import Settings, load_settings
 from app.wiring import build_generator
 from bench.lib.answer_scoring import keyword_hit, naive_refused
 from bench.lib.bench_kb import build_kb
+from bench.lib.docqa_runs import pick_questions, run_docqa
 from bench.lib.eval_data import Question, load_questions
 from bench.lib.paths import RESULTS_DIR, SEEDS_DIR, SEEDS_QUESTIONS
-from prompts.citations import parse_citations
-from prompts.evidence_gate import best_evidence
 
 TUTORIAL_PROMPT = (
     "You are an assistant for question-answering tasks. Use the following pieces of retrieved context to answer "
     "the question. If you don't know the answer, just say that you don't know. Use three sentences maximum and "
     "keep the answer concise.\nQuestion: {question}\nContext: {context}\nAnswer:")
 TUTORIAL_K = 4
-def run_docqa(pipeline: AnswerPipeline, q: Question) -> dict:
-    started = time.perf_counter()
-    ttft = None
-    raw = []
-    answer = None
-    evidence = None
-    field = pipeline.settings.answer.evidence_score_field
-    retried = False
-    for event in pipeline.stream(q.question):
-        if isinstance(event, PassagesEvent):
-            evidence = best_evidence(event.passages, field)
-        elif isinstance(event, TokenEvent):
-            if ttft is None:
-                ttft = time.perf_counter() - started
-            raw.append(event.text)
-        elif isinstance(event, RetryEvent):  # keep the second attempt's text; TTFT stays the first token's
-            raw, retried = [], True
-        elif isinstance(event, DoneEvent):
-            answer = event.answer
-    assert answer is not None
-    gated = answer.refusal_reason.startswith("evidence gate")
-    # Refusals decided before generation (evidence gate, name check) stream the refusal sentence at once: no TTFT.
-    before_generation = "generate" not in answer.timings
-    raw_text = "".join(raw)
-    cited = parse_citations(raw_text)
-    n_valid = len([n for n in cited if 1 <= n <= len(answer.passages)])
-    return {"answer": answer.text, "raw": raw_text, "refused": answer.refused, "gated": gated, "evidence": evidence,
-            "refusal_reason": answer.refusal_reason, "retried": retried,
-            "ttft": None if before_generation else ttft, "tokens_per_s": answer.timings.get("tokens_per_s"),
-            "seconds": time.perf_counter() - started, "citations": len(cited), "valid_citations": n_valid,
-            "flagged": sum(not c.supported for c in answer.checks), "checked": len(answer.checks)}
-
-
 def run_naive(chain, retriever, llm_tokens, q: Question) -> dict:
     started = time.perf_counter()
     docs = retriever.search(q.question, TUTORIAL_K)
@@ -133,18 +92,6 @@ def with_gate(rows: list[dict], threshold: float) -> list[dict]:
                  "valid_citations": 0, "flagged": 0, "checked": 0}
         out.append(r)
     return out
-
-
-def pick_questions(path: Path, answerable: int | None, unanswerable: int | None, seed: int) -> list[Question]:
-    """All questions, or that many answerable / unanswerable ones drawn at random (fixed seed): on a CPU the
-    LLM makes every question cost tens of seconds, and refusal rates need enough unanswerable questions."""
-    questions = load_questions(path)
-    rng = random.Random(seed)
-    picked = []
-    for wanted, group in ((unanswerable, [q for q in questions if not q.answerable]),
-                          (answerable, [q for q in questions if q.answerable])):
-        picked += group if wanted is None or wanted >= len(group) else rng.sample(group, wanted)
-    return picked
 
 
 COLUMNS = ["keyword_accuracy", "refusal_unanswerable", "false_refusal", "citation_validity",

@@ -35,5 +35,6 @@ def remove_invalid_citations(text: str, valid: set[int]) -> str:
 def build_citations(text: str, packed: list[PackedPassage]) -> list[Citation]:
     """Citations for the valid numbers used in ``text``, with the exact passage text the model was shown."""
     by_number = {p.number: p for p in packed}
-    return [Citation(number=n, passage=by_number[n].passage, quoted_text=by_number[n].text)
+    return [Citation(number=n, passage=by_number[n].passage, quoted_text=by_number[n].text,
+                     spans=by_number[n].spans)
             for n in parse_citations(text) if n in by_number]

@@ -1,9 +1,11 @@
-"""Fit the best passages into a token budget measured with the model's own tokenizer, cutting only at sentence ends."""
+"""Fit the best passages into a token budget measured with the model's own tokenizer: whole passages cut only at
+sentence ends (``pack_passages``), or the sentences of each that bear on the question (``pack_sentences``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from prompts.sentence_selection import Excerpt, question_tokens, select_excerpts
 from prompts.sentences import sentence_spans
 from prompts.templates import PackedPassage, render_passage
 from retrieval.results import ScoredChunk
@@ -54,4 +56,44 @@ def pack_passages(passages: list[ScoredChunk], budget_tokens: int, count_tokens:
         if prefix:
             packed.append(PackedPassage(number, passage, prefix, trimmed=True))
             remaining -= count_tokens(render_passage(number, passage, prefix)) + 1
+    return packed
+
+
+def pack_sentences(passages: list[ScoredChunk], question: str, budget_tokens: int, count_tokens: TokenCounter,
+                   focus: int, neighbours: int) -> list[PackedPassage]:
+    """Like ``pack_passages`` but each passage contributes only the sentences that bear on ``question``
+    (prompts/sentence_selection.py), so the same evidence costs far fewer prompt tokens.
+
+    Breadth first: every passage (best first) gets its leanest excerpt (its best sentence) while the budget lasts;
+    then, best passage first, each is enriched to the richest excerpt the room left allows (``focus``
+    best-matching sentences with ``neighbours`` either side)."""
+    wanted = question_tokens(question)
+    chosen: list[tuple[int, ScoredChunk, list[Excerpt], int, int]] = []  # number, passage, candidates, pick, cost
+    remaining = budget_tokens
+
+    def cost(number: int, passage: ScoredChunk, excerpt: Excerpt) -> int:
+        return count_tokens(render_passage(number, passage, excerpt.text)) + 1  # +1: the joining newline
+
+    for passage in passages:
+        candidates = select_excerpts(passage.text, wanted, focus, neighbours)
+        if not candidates:
+            continue
+        number = len(chosen) + 1
+        leanest = cost(number, passage, candidates[-1])
+        if leanest <= remaining:
+            chosen.append((number, passage, candidates, len(candidates) - 1, leanest))
+            remaining -= leanest
+    for slot, (number, passage, candidates, pick, spent) in enumerate(chosen):
+        for richer in range(pick):
+            extra = cost(number, passage, candidates[richer]) - spent
+            if extra <= remaining:
+                chosen[slot] = (number, passage, candidates, richer, spent + extra)
+                remaining -= extra
+                break
+    packed = []
+    for number, passage, candidates, pick, _ in chosen:
+        excerpt = candidates[pick]
+        whole = excerpt.text == passage.text.strip()
+        packed.append(PackedPassage(number, passage, excerpt.text, trimmed=not whole,
+                                    spans=() if whole else excerpt.spans))
     return packed

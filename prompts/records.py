@@ -12,6 +12,8 @@ class Citation:
     number: int  # the [n] used in the answer and the prompt
     passage: ScoredChunk
     quoted_text: str  # the exact passage text the model saw
+    # Where the quoted sentences sit in ``passage.text`` (start, end), when the model saw an excerpt of it.
+    spans: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass

@@ -13,6 +13,18 @@ class AnswerSettings(SettingsSection):
     # Tokens of the LLM's own tokenizer given to the numbered passages; on a 2-core CPU every 1000 prompt tokens
     # add ~10 s before the first answer token (bench/RESULTS_ANSWER.md).
     context_budget_tokens: int = Field(1024, ge=64)
+    # What of each passage goes into the prompt: "chunks" (whole passages, best first, trimmed at sentence ends to
+    # fit) or "sentences" (those sharing words with the question, with their neighbours:
+    # prompts/sentence_selection.py). Measured on the seeds and CMRC 2018 questions (bench/RESULTS_TTFT.md),
+    # sentences did not keep the expected answer in the prompt more often than fewer whole chunks of the same token
+    # count, so whole chunks stay the default.
+    packing: Literal["sentences", "chunks"] = "chunks"
+    # Sentence packing: its token budget (each passage's best sentence first, then richer excerpts of the best
+    # passages while room is left), the best-matching sentences kept per passage and the sentences either side
+    # (the best of the combinations measured).
+    sentence_budget_tokens: int = Field(560, ge=32)
+    focus_sentences: int = Field(3, ge=1)
+    neighbour_sentences: int = Field(2, ge=0)
     # Refuse without calling the LLM when the best evidence (evidence_score_field) scores below this: set so that
     # almost no answerable question is refused; it only catches off-topic questions (bench/calibrate_gate.py).
     min_evidence_score: float = Field(0.79, ge=-1, le=1)

@@ -16,6 +16,9 @@ class PackedPassage:
     passage: ScoredChunk
     text: str
     trimmed: bool = False
+    # (start, end) offsets in ``passage.text`` of the sentence runs ``text`` was made of (sentence packing joins
+    # runs with " … "); empty when ``text`` is the passage's own text or a prefix of it.
+    spans: tuple[tuple[int, int], ...] = ()
 
 
 # Kept short and plain: the packaged 1.5B model refused answerable questions under a longer rule list.

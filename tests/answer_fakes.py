@@ -3,10 +3,7 @@ character-bigram embedder. Real components are exercised in the slow end-to-end 
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from ingest.records import Chunk
 from retrieval.results import RetrievalResult, ScoredChunk
@@ -53,22 +50,4 @@ class ScriptedGenerator:
         return sum(len(m["content"]) + 4 for m in messages)
 
 
-class BigramEmbedder:
-    """Hashes character bigrams into a normalised vector: similar wording gives a high cosine."""
 
-    name = "bigram"
-    dimension = 256
-
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for a, b in itertools.pairwise(text):
-                out[row, hash(a + b) % self.dimension] += 1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norms == 0, 1.0, norms)
-
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        return self._encode(texts)
-
-    def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
-        return self._encode(texts)

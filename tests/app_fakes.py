@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from answer_fakes import BigramEmbedder, FakeRetriever, ScriptedGenerator, scored
-from store_fakes import HashEmbedder
+from answer_fakes import FakeRetriever, ScriptedGenerator, scored
+from fake_embedder import FakeEmbedder
 
 from app.answer_pipeline import AnswerPipeline
 from app.config import Settings
@@ -57,7 +57,7 @@ def fake_passages(dense: float = 0.9) -> list:
 
 
 def fake_pipeline(settings: Settings, answer: str = ANSWER, dense: float = 0.9) -> AnswerPipeline:
-    return AnswerPipeline(FakeRetriever(fake_passages(dense)), RecordingGenerator(answer), BigramEmbedder(), settings)
+    return AnswerPipeline(FakeRetriever(fake_passages(dense)), RecordingGenerator(answer), FakeEmbedder(dimension=256), settings)
 
 
 # A tiny corpus written for these tests (one Chinese, one English document).
@@ -78,7 +78,7 @@ def write_corpus(folder: Path, files: dict[str, str] = SMALL_CORPUS) -> Path:
 
 def ingest_with_hash_embedder(settings: Settings, paths: list[Path]) -> IngestReport:
     """The real ingest with a fast stand-in embedder: a real knowledge base on disk in well under a second."""
-    return run_ingest(settings, paths, IngestOptions(progress=False), embedder_factory=HashEmbedder)
+    return run_ingest(settings, paths, IngestOptions(progress=False), embedder_factory=FakeEmbedder)
 
 
 def page_env(settings: Settings) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """``python tests/ingest_with_fake_embedder.py [--delay S] [--dim N] [--die-at STEP] [--hold-until FILE] -- <python -m
 ingest args>``
 
-Runs the real ingest CLI in a subprocess with the HashEmbedder, for the crash, lock and concurrency tests.
+Runs the real ingest CLI in a subprocess with the FakeEmbedder, for the crash, lock and concurrency tests.
 ``--die-at STEP`` ends the process abruptly (``os._exit``, like SIGKILL: no cleanup runs) when the writer
 reaches that step of its commit, to test a crash at every point of the commit deterministically.
 ``--hold-until FILE`` makes the embedder wait until FILE exists, so a test decides when the run may go on.
@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from store_fakes import HashEmbedder  # noqa: E402
+from fake_embedder import FakeEmbedder  # noqa: E402
 
 import ingest.pipeline.ingest_pipeline as ingest_pipeline  # noqa: E402
 import ingest.store.kb_writer as kb_writer  # noqa: E402
@@ -54,4 +54,4 @@ if __name__ == "__main__":
         _die_at(step, after=when == "after")
     if rest[:1] == ["--"]:
         rest = rest[1:]
-    sys.exit(main(rest, embedder_factory=lambda: HashEmbedder(ours.dim, ours.delay, hold_until=ours.hold_until)))
+    sys.exit(main(rest, embedder_factory=lambda: FakeEmbedder(ours.dim, ours.delay, hold_until=ours.hold_until)))

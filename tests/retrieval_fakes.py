@@ -3,39 +3,19 @@ FAISS, so retrieval logic is tested fast without loading models."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import faiss
 import numpy as np
+from fake_embedder import FakeEmbedder
 
 from app.config import RetrievalSettings
 from ingest.records import Chunk
 from ingest.store.keyword_index import KeywordIndex, build_keyword_index
-from ingest.store.text_tokenizer import tokenize
 from retrieval.hybrid_retriever import HybridRetriever
 
 DIM = 64
-
-
-class FakeEmbedder:
-    """Hashed bag of keyword tokens: similar texts share tokens, so cosine roughly tracks overlap."""
-
-    name = "fake"
-    dimension = DIM
-
-    def _vector(self, text: str) -> np.ndarray:
-        vector = np.zeros(DIM, dtype=np.float32)
-        for token in tokenize(text):
-            vector[int(hashlib.md5(token.encode()).hexdigest(), 16) % DIM] += 1.0
-        return vector / max(float(np.linalg.norm(vector)), 1e-9)
-
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        return np.stack([self._vector(t) for t in texts])
-
-    def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
-        return self.encode_queries(texts)
 
 
 class FakeKB:
@@ -85,7 +65,7 @@ CHUNKS = [
 
 
 def make_retriever(tmp_path: Path) -> HybridRetriever:
-    embedder = FakeEmbedder()
+    embedder = FakeEmbedder(dimension=DIM, features="tokens")
     build_keyword_index([c.chunk_id for c in CHUNKS], [c.text for c in CHUNKS], tmp_path / "bm25")
     settings = RetrievalSettings(top_k=3, dense_k=5, bm25_k=5, rerank=False, rerank_candidates=3)
     return HybridRetriever(FakeKB(CHUNKS, embedder), embedder, KeywordIndex.load(tmp_path / "bm25"), settings)

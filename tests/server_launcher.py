@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from store_fakes import HashEmbedder  # noqa: E402
+from fake_embedder import FakeEmbedder  # noqa: E402
 
 
 class QuotingGenerator:
@@ -74,7 +74,7 @@ def main() -> int:
     settings = settings.model_copy(update={"server": settings.server.replace(host=args.host, port=args.port)})
     check_startup(settings.server)
     generator = None if args.real_generator else (lambda: QuotingGenerator(args.token_delay, args.padding))
-    embedder = None if args.real_embedder else (lambda: HashEmbedder(delay=args.embed_delay))
+    embedder = None if args.real_embedder else (lambda: FakeEmbedder(delay=args.embed_delay))
     services = ServerServices(settings, embedder_factory=embedder, generator_factory=generator)
     uvicorn.run(create_app(services), host=args.host, port=args.port, log_level="warning")
     return 0

@@ -1,71 +1,16 @@
-"""A fast deterministic embedder for the store tests (knowledge-base logic, crash and lock tests).
-
-It hashes character bigrams into a normalised vector: not a language model, only a stand-in so the ingest
-machinery can be tested in seconds. End-to-end tests use the real embedder.
-"""
+"""Helpers shared by the store tests (knowledge-base logic, crash and lock tests)."""
 
 from __future__ import annotations
 
-import hashlib
-import time
+import os
+import subprocess
+import sys
+from pathlib import Path
 
-import numpy as np
-
-FAKE_DIM = 32
-
-
-class HashEmbedder:
-    """Deterministic passage vectors; ``delay`` seconds per batch makes a run slow enough to kill mid-way;
-    ``hold_until`` (a path) holds every batch until that file exists."""
-
-    def __init__(self, dimension: int = FAKE_DIM, delay: float = 0.0, name: str = "test-hash",
-                 hold_until: Path | None = None):
-        self.name = f"{name}:{dimension}"
-        self.dimension = dimension
-        self.delay = delay
-        self.hold_until = hold_until
-        self.calls = 0
-        self.passages = 0
-
-    def _vector(self, text: str) -> np.ndarray:
-        vector = np.zeros(self.dimension, dtype=np.float32)
-        for i in range(max(len(text) - 1, 1)):
-            digest = hashlib.blake2b(text[i:i + 2].encode("utf-8"), digest_size=4).digest()
-            vector[int.from_bytes(digest, "little") % self.dimension] += 1.0
-        return vector / max(float(np.linalg.norm(vector)), 1e-9)
-
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        return np.stack([self._vector(t) for t in texts]) if texts else np.zeros((0, self.dimension), np.float32)
-
-    def encode_passages_with_tokens(self, texts: list[str],
-                                    show_progress: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
-        return self.encode_passages(texts), self.token_embeddings(texts, is_query=False)
-
-    def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
-        self.calls += 1
-        self.passages += len(texts)
-        if self.delay:
-            time.sleep(self.delay)
-        deadline = time.monotonic() + 300
-        while self.hold_until is not None and not self.hold_until.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return self.encode_queries(texts)
-
-    def token_embeddings(self, texts: list[str], is_query: bool) -> list[np.ndarray]:
-        return [self.encode_queries(list(t) or [" "]) for t in texts]
-
-
-# --- helpers shared by the store tests ---------------------------------------------------------------------------
-
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from app.config import Settings  # noqa: E402
-from ingest.store.kb_layout import read_current  # noqa: E402
-from ingest.store.knowledge_base import KnowledgeBase  # noqa: E402
-from ingest.store.vector_index import index_ids  # noqa: E402
+from app.config import Settings
+from ingest.store.kb_layout import read_current
+from ingest.store.knowledge_base import KnowledgeBase
+from ingest.store.vector_index import index_ids
 
 REPO = Path(__file__).resolve().parent.parent
 FAKE_SCRIPT = Path(__file__).resolve().parent / "ingest_with_fake_embedder.py"
@@ -112,7 +57,7 @@ def write_config(path: Path, batch_size: int = 4, keep_generations: int = 2, gc_
 
 def fake_cli(args: list[str], tmp_path: Path, delay: float = 0.0, extra: list[str] | None = None,
              **popen: object) -> subprocess.Popen:
-    """Start ``python -m ingest ARGS`` with the HashEmbedder in a subprocess (home and cwd inside tmp_path)."""
+    """Start ``python -m ingest ARGS`` with the FakeEmbedder in a subprocess (home and cwd inside tmp_path)."""
     env = {**os.environ, "DOCQA_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
     env.pop("DOCQA_CONFIG", None)
     command = [sys.executable, str(FAKE_SCRIPT), "--delay", str(delay), *(extra or []), "--", *args]

@@ -6,12 +6,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from answer_fakes import BigramEmbedder
 from app_fakes import CitingGenerator, ingest_with_hash_embedder, write_corpus
+from fake_embedder import FakeEmbedder
 from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
-from store_fakes import HashEmbedder
 
 from app.answer_pipeline import AnswerPipeline
 from app.chat_model_adapter import LocalChatModel
@@ -53,9 +52,9 @@ def kb_tools(tmp_path):
     # The evidence gate is calibrated on e5 cosines; the hash embedder's cosines are lower, so it stays open here.
     settings.answer.min_evidence_score = 0.0
     ingest_with_hash_embedder(settings, [write_corpus(tmp_path / "docs")])
-    retriever = build_retriever(settings, HashEmbedder())
+    retriever = build_retriever(settings, FakeEmbedder())
     pipeline = AnswerPipeline(retriever, CitingGenerator("星河数据库默认监听 7341 端口 [{n}]。", "7341"),
-                              BigramEmbedder(), settings)
+                              FakeEmbedder(dimension=256), settings)
     return build_knowledge_base_tools(settings=settings, pipeline=pipeline)
 
 

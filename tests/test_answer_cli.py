@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from answer_fakes import BigramEmbedder, FakeRetriever, ScriptedGenerator, scored
+from answer_fakes import FakeRetriever, ScriptedGenerator, scored
+from fake_embedder import FakeEmbedder
 
 from app import ask
 from app.answer_pipeline import AnswerPipeline
@@ -15,7 +16,7 @@ def _use_fake_pipeline(monkeypatch, answer: str, seen: list) -> None:
     def build(settings: Settings, with_reranker: bool | None = None) -> AnswerPipeline:
         seen.append(settings)
         passages = [scored("星河数据库默认监听 7341 端口。", 1, source="docs/星河.md", page=3, heading=["端口"])]
-        return AnswerPipeline(FakeRetriever(passages), ScriptedGenerator(answer), BigramEmbedder(), settings)
+        return AnswerPipeline(FakeRetriever(passages), ScriptedGenerator(answer), FakeEmbedder(dimension=256), settings)
 
     monkeypatch.setattr(ask, "load_settings", lambda config=None, **overrides: Settings(**overrides))
     monkeypatch.setattr(ask, "build_pipeline", build)

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import copy
 import json
 
 import pytest
+from app_fakes import page_env
 
 from app import ask
 from app.answer_pipeline import DoneEvent, PassagesEvent, TokenEvent
@@ -31,16 +31,23 @@ def test_question_the_documents_cannot_answer_is_refused(real_pipeline, real_app
     assert answer.refused and answer.text == real_app_settings.answer.refusal_en
 
 
-def test_ask_cli_streams_then_lists_sources(real_app_settings, real_pipeline, monkeypatch, capsys):
-    monkeypatch.setattr(ask, "load_settings", lambda: copy.deepcopy(real_app_settings))
+def _configure_like(settings, monkeypatch, tmp_path) -> None:
+    """Make the CLI's own load_settings() reproduce ``settings`` (environment only, as a user would)."""
+    monkeypatch.chdir(tmp_path)
+    for name, value in page_env(settings).items():
+        monkeypatch.setenv(name, value)
+
+
+def test_ask_cli_streams_then_lists_sources(real_app_settings, real_pipeline, monkeypatch, capsys, tmp_path):
+    _configure_like(real_app_settings, monkeypatch, tmp_path)
     assert ask.main(["How many times does Aurora retry a failed job?", "--max-new-tokens", "40"]) == 0
     out = capsys.readouterr().out
     assert "three" in out.lower() or "3" in out
     assert "Sources:" in out and "aurora-notes.txt" in out
 
 
-def test_ask_cli_json_and_question_limit(real_app_settings, real_pipeline, monkeypatch, capsys):
-    monkeypatch.setattr(ask, "load_settings", lambda: copy.deepcopy(real_app_settings))
+def test_ask_cli_json_and_question_limit(real_app_settings, real_pipeline, monkeypatch, capsys, tmp_path):
+    _configure_like(real_app_settings, monkeypatch, tmp_path)
     assert ask.main(["星河数据库多久备份一次？", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["question"] == "星河数据库多久备份一次？" and "citations" in payload

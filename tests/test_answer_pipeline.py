@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from answer_fakes import BigramEmbedder, FakeRetriever, ScriptedGenerator, scored
+from answer_fakes import FakeRetriever, ScriptedGenerator, scored
+from fake_embedder import FakeEmbedder
 
 from app.answer_pipeline import (
     AnswerPipeline,
@@ -24,7 +25,7 @@ def make(answer: str, passages=PASSAGES, **answer_overrides) -> tuple[AnswerPipe
     for key, value in answer_overrides.items():
         setattr(settings.answer, key, value)
     generator = ScriptedGenerator(answer)
-    return AnswerPipeline(FakeRetriever(list(passages)), generator, BigramEmbedder(), settings), generator
+    return AnswerPipeline(FakeRetriever(list(passages)), generator, FakeEmbedder(dimension=256), settings), generator
 
 
 def test_events_come_in_order_and_the_answer_is_cited_and_checked():
@@ -142,10 +143,22 @@ def test_question_limits_are_clear_errors():
 
 def test_passages_are_packed_to_the_context_budget():
     long_passages = [scored("这是一句很长的资料内容。" * 40, i, dense=0.9) for i in range(1, 6)]
-    pipeline, generator = make("答[1]。", passages=long_passages, context_budget_tokens=1200)
+    pipeline, generator = make("答[1]。", passages=long_passages, context_budget_tokens=1200, packing="chunks")
     pipeline.answer("资料说了什么？")
     user = generator.calls[0][1]["content"]
     assert user.count("<passage id=") < 5  # the budget (characters here) holds only some of them
+
+
+def test_sentence_packing_sends_the_bearing_sentences_and_cites_their_offsets():
+    passage = scored("今天天气很好。大家去公园散步。长城全长约两万一千公里。湖边有很多鸭子。晚上下了雨。", 1, dense=0.9)
+    pipeline, generator = make("长城全长约两万一千公里[1]。", passages=[passage], packing="sentences",
+                               focus_sentences=1, neighbour_sentences=0)
+    answer = pipeline.answer("长城全长多少公里？")
+    user = generator.calls[0][1]["content"]
+    assert "长城全长约两万一千公里。" in user and "鸭子" not in user
+    [citation] = answer.citations
+    [(start, end)] = citation.spans
+    assert passage.text[start:end] == citation.quoted_text == "长城全长约两万一千公里。"
 
 
 def test_an_answer_of_markers_alone_becomes_a_quote_of_the_cited_passage():
@@ -160,3 +173,15 @@ def test_markers_alone_with_nothing_to_quote_are_kept():
     # An English question shares no word with the Chinese passage: no sentence to pick, the markers stay.
     pipeline, _ = make("[2]")
     assert pipeline.answer("Which city is the capital?").text == "[2]"
+
+
+def test_warm_up_hands_the_generator_prompts_that_differ_only_in_the_question():
+    pipeline, generator = make("答[1]。")
+    calls = []
+    generator.warm_up = calls.append  # a generator with a prompt cache (llama_cpp) has this method
+    pipeline.warm_up()
+    assert len(calls) == 2  # English and Chinese answer prompts
+    for first, second in calls:
+        assert first[0] == second[0]  # the same system message
+        assert first[1]["content"] != second[1]["content"]  # the question differs
+    assert "资料" in calls[-1][0][0]["content"]  # Chinese last: its state is what the cache holds afterwards

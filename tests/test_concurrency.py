@@ -6,8 +6,8 @@ import json
 import time
 from pathlib import Path
 
+from fake_embedder import FakeEmbedder
 from store_fakes import (
-    HashEmbedder,
     assert_consistent,
     fake_cli,
     store_settings,
@@ -57,7 +57,7 @@ def test_readers_see_consistent_snapshots_during_an_ingest(tmp_path: Path) -> No
     docs = tmp_path / "docs"
     paths = write_corpus(docs, 6)
     settings = store_settings(tmp_path)
-    run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=lambda: HashEmbedder())
+    run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=lambda: FakeEmbedder())
     opened_before = KnowledgeBase.open(settings.kb_path)
     before_texts = sorted(c.text for c in opened_before.iter_chunks())
     for path in paths[:3]:
@@ -83,7 +83,7 @@ def test_readers_see_consistent_snapshots_during_an_ingest(tmp_path: Path) -> No
     print(f"\n{checks} consistent snapshot reads during one ingest, generations seen: {sorted(generations_seen)}")
     # The reader opened before the ingest still answers from its own snapshot, its files deleted or not.
     assert sorted(c.text for c in opened_before.iter_chunks()) == before_texts
-    _, ids = opened_before.index.search(HashEmbedder().encode_queries([before_texts[0]]), 3)
+    _, ids = opened_before.index.search(FakeEmbedder().encode_queries([before_texts[0]]), 3)
     assert len(opened_before.get_chunks(ids[0].tolist())) == 3
     assert (settings.kb_path / "generations" / "gen-000001").exists()
     opened_before.close()

@@ -4,7 +4,8 @@ the backend, and the answer pipeline with the real model over fixed passages."""
 from __future__ import annotations
 
 import pytest
-from answer_fakes import BigramEmbedder, FakeRetriever, scored
+from answer_fakes import FakeRetriever, scored
+from fake_embedder import FakeEmbedder
 
 from app.answer_pipeline import AnswerPipeline
 from app.config import GenerationSettings, Settings
@@ -65,7 +66,7 @@ def test_no_repeat_ngram_changes_a_repetitive_greedy_output(generator):
 
 
 def _pipeline(settings, generator, passages) -> AnswerPipeline:
-    return AnswerPipeline(FakeRetriever(passages), generator, BigramEmbedder(), settings)
+    return AnswerPipeline(FakeRetriever(passages), generator, FakeEmbedder(dimension=256), settings)
 
 
 def test_grounded_chinese_answer_cites_its_passage(settings, generator):
@@ -86,3 +87,22 @@ def test_injected_instruction_in_a_document_is_not_obeyed(settings, generator):
     answer = _pipeline(settings, generator, [PASSAGES[0], attack]).answer("星河数据库的默认端口是多少？")
     assert "海盗" not in answer.text
     assert "7341" in answer.text
+
+
+def test_kept_prefix_state_gives_the_same_answer_as_evaluating_from_scratch(settings, generator):
+    from prompts.templates import PackedPassage, build_messages
+
+    packed = [PackedPassage(i + 1, p, p.text) for i, p in enumerate(PASSAGES)]
+    refusal = settings.answer.refusal_zh
+    question = build_messages("星河数据库的默认端口是多少？", packed, "zh", refusal)
+    other = build_messages("What is the default port?", packed[:1], "en", settings.answer.refusal_en)
+    short = settings.generation.replace(max_new_tokens=16)
+
+    generator._llm.reset()  # nothing kept: the whole prompt is evaluated
+    generator._prefix_states.clear()
+    scratch = "".join(generator.stream(question, short))
+    prefix = generator.warm_up([build_messages(q, [], "zh", refusal) for q in ("甲", "乙")])
+    assert prefix > 50  # the system prompt and the opening of the user message
+    "".join(generator.stream(other, short))  # another language in between: its prompt replaces the cache
+    assert "".join(generator.stream(question, short)) == scratch  # restored prefix state + the rest evaluated
+    assert "".join(generator.stream(question, short)) == scratch  # and again, from llama.cpp's own prefix reuse

@@ -4,7 +4,8 @@ refusal of answers whose words mostly do not come from the passages."""
 from __future__ import annotations
 
 import pytest
-from answer_fakes import BigramEmbedder, FakeRetriever, ScriptedGenerator, scored
+from answer_fakes import FakeRetriever, ScriptedGenerator, scored
+from fake_embedder import FakeEmbedder
 
 from app.answer_pipeline import AnswerPipeline
 from app.config import Settings
@@ -60,7 +61,7 @@ def _pipeline(answer: str, **answer_overrides) -> AnswerPipeline:
     for key, value in answer_overrides.items():
         setattr(settings.answer, key, value)
     passages = [scored(FLASH, 1, dense=0.9), scored(PORT, 2, dense=0.85)]
-    return AnswerPipeline(FakeRetriever(passages), ScriptedGenerator(answer), BigramEmbedder(), settings)
+    return AnswerPipeline(FakeRetriever(passages), ScriptedGenerator(answer), FakeEmbedder(dimension=256), settings)
 
 
 def test_pipeline_refuses_an_answer_its_passages_do_not_support_and_says_why():
@@ -82,7 +83,7 @@ def test_pipeline_does_not_judge_a_short_answer_by_word_overlap():
     # "9秒" for a passage that writes "九秒": no token in common, but far too short to be an invented explanation.
     settings = Settings()
     passages = [scored("月影协议规定每个节点每隔九秒发送一次心跳。", 1, dense=0.9)]
-    pipeline = AnswerPipeline(FakeRetriever(passages), ScriptedGenerator("9秒 [1]"), BigramEmbedder(), settings)
+    pipeline = AnswerPipeline(FakeRetriever(passages), ScriptedGenerator("9秒 [1]"), FakeEmbedder(dimension=256), settings)
     answer = pipeline.answer("月影协议规定心跳间隔是多少秒？")
     assert not answer.refused and answer.text.startswith("9秒")
     settings.answer.min_lexical_tokens = 1

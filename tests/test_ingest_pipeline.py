@@ -10,7 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from store_fakes import HashEmbedder, assert_consistent, store_settings, write_corpus
+from fake_embedder import FakeEmbedder
+from store_fakes import assert_consistent, store_settings, write_corpus
 
 from app.config import Settings
 from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
@@ -19,9 +20,9 @@ from ingest.store.kb_layout import generations_dir, read_current
 from ingest.store.knowledge_base import KnowledgeBase, KnowledgeBaseError
 
 
-def _ingest(settings: Settings, paths: list[Path], embedder: HashEmbedder | None = None,
+def _ingest(settings: Settings, paths: list[Path], embedder: FakeEmbedder | None = None,
             **options: bool) -> IngestReport:
-    embedder = embedder or HashEmbedder()
+    embedder = embedder or FakeEmbedder()
     return run_ingest(settings, paths, IngestOptions(progress=False, **options), embedder_factory=lambda: embedder)
 
 
@@ -38,7 +39,7 @@ def _snapshot(kb_dir: Path) -> dict[str, list[str]]:
 
 def _top_texts(kb_dir: Path, query: str, k: int = 3) -> list[str]:
     kb = KnowledgeBase.open(kb_dir)
-    _, ids = kb.index.search(HashEmbedder().encode_queries([query]), k)
+    _, ids = kb.index.search(FakeEmbedder().encode_queries([query]), k)
     texts = [c.text for c in kb.get_chunks(ids[0].tolist())]
     kb.close()
     return texts
@@ -52,7 +53,7 @@ def test_incremental_rerun_skips_replaces_removes(tmp_path: Path) -> None:
     assert first.chunks_total == first.chunks_added > 6
     before = _snapshot(settings.kb_path)
 
-    embedder = HashEmbedder()
+    embedder = FakeEmbedder()
     again = _ingest(settings, [tmp_path / "docs"], embedder)
     assert (again.files_skipped, again.committed, again.chunks_added, embedder.passages) == (6, False, 0, 0)
     assert read_current(settings.kb_path) == first.generation
@@ -81,7 +82,7 @@ def test_duplicates_are_embedded_once_and_retrieved_once(tmp_path: Path) -> None
     settings = store_settings(tmp_path)
     docs = write_corpus(tmp_path / "docs", 3)
     shutil.copy(docs[0], tmp_path / "docs" / "copy_in_same_run.txt")
-    embedder = HashEmbedder()
+    embedder = FakeEmbedder()
     report = _ingest(settings, [tmp_path / "docs"], embedder)
     unique_chunks = report.chunks_total
     assert (report.files_added, report.files_duplicate) == (4, 1)
@@ -93,7 +94,7 @@ def test_duplicates_are_embedded_once_and_retrieved_once(tmp_path: Path) -> None
     assert embedder.passages == unique_chunks
     kb = assert_consistent(settings.kb_path)
     assert kb.manifest.n_documents == 5 and kb.manifest.n_chunks == unique_chunks
-    _, ids = kb.index.search(HashEmbedder().encode_queries([docs[1].read_text(encoding="utf-8")[:40]]), 10)
+    _, ids = kb.index.search(FakeEmbedder().encode_queries([docs[1].read_text(encoding="utf-8")[:40]]), 10)
     found = [c.chunk_id for c in kb.get_chunks(ids[0].tolist())]
     assert len(found) == len(set(found))
     kb.close()
@@ -110,7 +111,7 @@ def test_moved_file_is_not_embedded_again(tmp_path: Path) -> None:
     docs = write_corpus(tmp_path / "docs", 2)
     _ingest(settings, [tmp_path / "docs"])
     docs[0].rename(tmp_path / "docs" / "renamed.txt")
-    embedder = HashEmbedder()
+    embedder = FakeEmbedder()
     report = _ingest(settings, [tmp_path / "docs"], embedder)
     assert (report.files_added, report.files_removed, report.chunks_added, report.chunks_removed) == (1, 1, 0, 0)
     assert embedder.passages == 0
@@ -177,11 +178,11 @@ def test_embedding_cache_spares_work_and_rebuild_changes_embedder(tmp_path: Path
     settings = store_settings(tmp_path)
     write_corpus(tmp_path / "docs", 3)
     first = _ingest(settings, [tmp_path / "docs"])
-    embedder = HashEmbedder()
+    embedder = FakeEmbedder()
     rebuilt = _ingest(settings, [tmp_path / "docs"], embedder, rebuild=True)
     assert (embedder.passages, rebuilt.passages_cached, rebuilt.chunks_total) == (0, first.chunks_total,
                                                                                   first.chunks_total)
-    other = HashEmbedder(48, name="other")
+    other = FakeEmbedder(48, name="other")
     (tmp_path / "docs" / "extra.txt").write_text("新增文件需要嵌入。", encoding="utf-8")
     with pytest.raises(KnowledgeBaseError, match="--rebuild"):
         _ingest(settings, [tmp_path / "docs"], other)
@@ -273,7 +274,7 @@ def test_token_vectors_are_stored_for_the_live_passages_and_quantized_when_many(
     settings = store_settings(tmp_path)
     settings.index.token_pq_bytes = 8
     docs = write_corpus(tmp_path / "docs", 3)
-    embedder = HashEmbedder()
+    embedder = FakeEmbedder()
     _ingest(settings, [tmp_path / "docs"], embedder)
     path = settings.kb_path / TOKEN_VECTORS_FILE
 
@@ -313,7 +314,7 @@ def test_a_base_without_token_vectors_gets_them_on_rebuild_without_new_vectors(t
     first = _ingest(settings, [tmp_path / "docs"])
     assert not (settings.kb_path / TOKEN_VECTORS_FILE).exists()
     settings.index.store_token_vectors = True
-    embedder = HashEmbedder()
+    embedder = FakeEmbedder()
     rebuilt = _ingest(settings, [tmp_path / "docs"], embedder, rebuild=True)
     assert (embedder.passages, rebuilt.passages_embedded, rebuilt.passages_cached) == (first.chunks_total,
                                                                                       first.chunks_total, 0)

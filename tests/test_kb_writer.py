@@ -7,7 +7,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from store_fakes import HashEmbedder, assert_consistent
+from fake_embedder import FakeEmbedder
+from store_fakes import assert_consistent
 
 from app.config import IndexSettings
 from ingest.records import ChunkDraft, DocumentRecord
@@ -22,7 +23,7 @@ from ingest.store.kb_writer import GenerationWriter, clean_leftovers, collect_ga
 from ingest.store.keyword_index import build_keyword_index
 from ingest.store.knowledge_base import KnowledgeBase, KnowledgeBaseError
 
-EMBEDDER = HashEmbedder(16)
+EMBEDDER = FakeEmbedder(16)
 
 
 def _commit(kb_dir: Path, docs: dict[str, list[str]], remove: tuple[str, ...] = (), keep: int = 2,
@@ -143,12 +144,13 @@ def _edit_manifest(path: Path) -> None:
 
 
 DAMAGE = {
-    "index truncated": ("index.faiss", _truncate, "not a readable FAISS index"),
+    # Damage to a file whose checksum the manifest recorded is found by the checksum, before any loader runs.
+    "index truncated": ("index.faiss", _truncate, "no longer match the checksum"),
     "index deleted": ("index.faiss", Path.unlink, "missing"),
-    "index garbage": ("index.faiss", lambda p: p.write_bytes(b"garbage!" * 64), "not a readable FAISS index"),
+    "index garbage": ("index.faiss", lambda p: p.write_bytes(b"garbage!" * 64), "no longer match the checksum"),
     "catalog truncated": ("catalog.sqlite3", _truncate, "catalog"),
     "catalog garbage": ("catalog.sqlite3", lambda p: p.write_bytes(b"\x00" * 4096), "catalog"),
-    "catalog row missing": ("catalog.sqlite3", _drop_chunk_row, "catalog holds 5 chunks, manifest says 6"),
+    "catalog row missing": ("catalog.sqlite3", _drop_chunk_row, "catalog.sqlite3: damaged"),
     "manifest garbage": ("manifest.json", lambda p: p.write_text("{not json"), "not valid JSON"),
     "manifest field missing": ("manifest.json", lambda p: p.write_text('{"embedder": "x"}'), "field 'dimension'"),
     "manifest wrong count": ("manifest.json", _edit_manifest, "index holds 6 vectors, manifest says 7"),

@@ -4,16 +4,15 @@ stand-in embedder and a scripted generator; the slow test runs them on the real 
 from __future__ import annotations
 
 import pytest
-from answer_fakes import BigramEmbedder
 from app_fakes import (
     CitingGenerator,
     RecordingGenerator,
     ingest_with_hash_embedder,
     write_corpus,
 )
+from fake_embedder import FakeEmbedder
 from langchain_core.messages import ToolMessage
 from langchain_core.retrievers import BaseRetriever
-from store_fakes import HashEmbedder
 
 from app.answer_pipeline import AnswerPipeline
 from app.config import Settings
@@ -35,9 +34,9 @@ def kb_settings(tmp_path) -> Settings:
 
 
 def _tools(settings: Settings, answer: str | None = None):
-    retriever = build_retriever(settings, HashEmbedder())
+    retriever = build_retriever(settings, FakeEmbedder())
     generator = RecordingGenerator(answer) if answer else CitingGenerator(PORT_ANSWER, "7341")
-    pipeline = AnswerPipeline(retriever, generator, BigramEmbedder(), settings)
+    pipeline = AnswerPipeline(retriever, generator, FakeEmbedder(dimension=256), settings)
     return build_knowledge_base_tools(settings=settings, pipeline=pipeline)
 
 

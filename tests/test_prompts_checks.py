@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from answer_fakes import BigramEmbedder, scored
+from answer_fakes import scored
+from fake_embedder import FakeEmbedder
 
 from prompts.evidence_gate import check_evidence
 from prompts.grounding_check import EmbeddingSupportScorer, check_answer
@@ -33,7 +34,7 @@ def test_sentences_are_scored_against_the_passages_they_cite():
     packed = [PackedPassage(1, scored("通义千问模型由阿里云开发。它支持多种语言。", 1), "通义千问模型由阿里云开发。它支持多种语言。"),
               PackedPassage(2, scored("北京是中国的首都。", 2), "北京是中国的首都。")]
     answer = "通义千问模型由阿里云开发[1]。北京是中国的首都[1]。月球上有很多奶酪[9]。"
-    checks = check_answer(answer, packed, EmbeddingSupportScorer(BigramEmbedder()), min_support=0.6)
+    checks = check_answer(answer, packed, EmbeddingSupportScorer(FakeEmbedder(dimension=256)), min_support=0.6)
     assert [c.cited for c in checks] == [[1], [1], []]
     assert checks[0].supported and checks[0].support_score > 0.9
     # True in general, but passage 1 does not say it: flagged.
@@ -44,6 +45,6 @@ def test_sentences_are_scored_against_the_passages_they_cite():
 
 def test_refusal_sentence_and_bare_citations_are_not_checked():
     packed = [PackedPassage(1, scored("内容。"), "内容。")]
-    checks = check_answer("根据现有文档无法回答该问题。\n[1]", packed, EmbeddingSupportScorer(BigramEmbedder()),
+    checks = check_answer("根据现有文档无法回答该问题。\n[1]", packed, EmbeddingSupportScorer(FakeEmbedder(dimension=256)),
                           0.5, skip=("根据现有文档无法回答该问题。",))
     assert checks == []

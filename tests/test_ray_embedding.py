@@ -1,6 +1,6 @@
 """ingest/embedding/ray_embedding.py on a real local Ray instance (ray.init(num_cpus=2)).
 
-The logic tests use the HashEmbedder inside the Ray actors (fast); the slow test runs the real embedder in
+The logic tests use the FakeEmbedder inside the Ray actors (fast); the slow test runs the real embedder in
 the actors and checks it gives the in-process embedder's vectors.
 """
 
@@ -21,8 +21,8 @@ TEXTS = [f"第{i}段：本地文档问答系统的测试文本。Passage {i} of 
 
 
 def hash_loader(settings: EmbedderSettings, models_dir: Path) -> "object":
-    from store_fakes import HashEmbedder
-    return HashEmbedder()
+    from fake_embedder import FakeEmbedder
+    return FakeEmbedder()
 
 
 @pytest.fixture(scope="module")
@@ -35,17 +35,17 @@ def local_ray():
 
 
 def test_ray_vectors_come_back_in_input_order(local_ray: None, tmp_path: Path) -> None:
-    from store_fakes import HashEmbedder
+    from fake_embedder import FakeEmbedder
 
     settings = EmbedderSettings(runner="ray", ray_workers=2, batch_size=4)
     embedder = RayEmbedder(settings, tmp_path, loader=hash_loader)
     vectors = embedder.encode_passages(TEXTS)
-    np.testing.assert_allclose(vectors, HashEmbedder().encode_passages(TEXTS), atol=1e-6)
-    assert embedder.name == HashEmbedder().name and embedder.dimension == vectors.shape[1]
+    np.testing.assert_allclose(vectors, FakeEmbedder().encode_passages(TEXTS), atol=1e-6)
+    assert embedder.name == FakeEmbedder().name and embedder.dimension == vectors.shape[1]
 
 
 def test_ray_ingest_builds_the_same_knowledge_base(local_ray: None, tmp_path: Path) -> None:
-    from store_fakes import HashEmbedder
+    from fake_embedder import FakeEmbedder
 
     from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
     from ingest.store.knowledge_base import KnowledgeBase
@@ -75,7 +75,7 @@ def test_ray_ingest_builds_the_same_knowledge_base(local_ray: None, tmp_path: Pa
 
     ray_settings = EmbedderSettings(runner="ray", ray_workers=2, batch_size=4)
     with_ray = ingest("ray", lambda: RayEmbedder(ray_settings, tmp_path, loader=hash_loader))
-    local = ingest("local", HashEmbedder)
+    local = ingest("local", FakeEmbedder)
     ids = np.array([c.chunk_id for c in local.iter_chunks()], dtype=np.int64)
     assert with_ray.manifest.n_chunks == local.manifest.n_chunks == len(ids) > 0
     np.testing.assert_allclose(np.stack([with_ray.index.reconstruct(int(i)) for i in ids]),

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from app_fakes import write_corpus
 from server_harness import ROOT, free_port, start_fake_server
-from store_fakes import HashEmbedder
+from fake_embedder import FakeEmbedder
 
 from app.config import Settings
 from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
@@ -31,7 +31,7 @@ def _home(tmp: Path) -> Path:
     home = tmp / "home"
     settings = Settings(data_dir=home)
     report = run_ingest(settings, [write_corpus(home / "docs")], IngestOptions(progress=False),
-                        embedder_factory=HashEmbedder)
+                        embedder_factory=FakeEmbedder)
     assert report.committed
     return home
 
@@ -146,7 +146,7 @@ def test_embeddings_use_the_knowledge_bases_embedder(server):
     body = httpx.post(server.base_url + "/v1/embeddings", timeout=30,
                       json={"model": "docqa", "input": ["星河数据库", "Aurora"]}).json()
     vectors = [d["embedding"] for d in body["data"]]
-    expected = HashEmbedder().encode_passages(["星河数据库", "Aurora"])
+    expected = FakeEmbedder().encode_passages(["星河数据库", "Aurora"])
     assert len(vectors) == 2 and vectors[0] == pytest.approx(expected[0].tolist(), abs=1e-6)
     assert httpx.post(server.base_url + "/v1/embeddings", json={"model": "docqa", "input": []}).status_code == 400
     packed = httpx.post(server.base_url + "/v1/embeddings", timeout=30,
@@ -187,7 +187,7 @@ def test_upload_list_delete_and_rescan(server, tmp_path):
     assert httpx.delete(base + "/v1/kb/documents/0123456789abcdef").status_code == 404
     deleted = httpx.delete(base + f"/v1/kb/documents/{docs['熔岩协议.md']['id']}", timeout=60)
     assert deleted.status_code == 200, deleted.text
-    assert deleted.json()["report"]["files_removed"] == 1 and not deleted.json()["report"]["failures"]
+    assert deleted.json()["report"]["files_removed"] == 1 and not deleted.json()["report"]["failures"], deleted.text
     assert "熔岩协议.md" not in {d["name"] for d in httpx.get(base + "/v1/kb/documents").json()["documents"]}
     assert not (server.home / "uploads" / "熔岩协议.md").exists()
     # A re-scan picks up a changed and a deleted source file.
@@ -197,6 +197,12 @@ def test_upload_list_delete_and_rescan(server, tmp_path):
     assert report["files_updated"] == 1 and report["committed"]
     hits = httpx.post(base + "/v1/kb/retrieve", json={"query": "How many times does Aurora retry?"}).json()
     assert "five times" in hits["passages"][0]["chunk"]["text"]
+    # An upload whose file was removed by hand leaves the base at the next re-scan.
+    httpx.post(base + "/v1/kb/documents", timeout=60,
+               files=[("files", ("临时.md", "# 临时\n\n临时文件。\n".encode(), "text/markdown"))]).raise_for_status()
+    (server.home / "uploads" / "临时.md").unlink()
+    report = httpx.post(base + "/v1/kb/rescan", timeout=60).json()["report"]
+    assert report["files_removed"] == 1 and not report["failures"], report
 
 
 def _multipart(name: bytes) -> tuple[bytes, dict[str, str]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from app_fakes import SMALL_CORPUS
-from store_fakes import HashEmbedder
+from fake_embedder import FakeEmbedder
 
 from app.config import LimitSettings, Settings
 from app.upload import UploadError, sanitize_filename, save_upload, save_uploads, settle
@@ -101,7 +101,7 @@ def test_uploads_run_the_incremental_ingest_and_report_each_file(settings):
     progress: list[tuple[float, str]] = []
     files = [(name, text.encode()) for name, text in SMALL_CORPUS.items()]
     files += [("broken.pdf", b"%PDF-1.4 not really a pdf"), ("../evil.exe", b"MZ")]
-    outcome = ingest_uploads(files, settings, lambda f, stage: progress.append((f, stage)), embedder=HashEmbedder())
+    outcome = ingest_uploads(files, settings, lambda f, stage: progress.append((f, stage)), embedder=FakeEmbedder())
     assert sorted(outcome.ingested) == sorted(SMALL_CORPUS)
     assert [f.name for f in outcome.failures] == ["../evil.exe", "broken.pdf"]
     assert "not supported" in outcome.failures[0].reason and "corrupt or truncated PDF" in outcome.failures[1].reason
@@ -111,13 +111,13 @@ def test_uploads_run_the_incremental_ingest_and_report_each_file(settings):
     fractions = [f for f, _ in progress]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and "embed" in {s for _, s in progress}
 
-    again = ingest_uploads(files[:1], settings, embedder=HashEmbedder())
+    again = ingest_uploads(files[:1], settings, embedder=FakeEmbedder())
     assert again.unchanged == [files[0][0]] and not again.ingested
 
 
 def test_an_updated_upload_replaces_the_document(settings):
-    ingest_uploads([("a.md", DOC)], settings, embedder=HashEmbedder())
-    outcome = ingest_uploads([("a.md", "星河数据库改为监听 8080 端口。".encode())], settings, embedder=HashEmbedder())
+    ingest_uploads([("a.md", DOC)], settings, embedder=FakeEmbedder())
+    outcome = ingest_uploads([("a.md", "星河数据库改为监听 8080 端口。".encode())], settings, embedder=FakeEmbedder())
     assert outcome.ingested == ["a.md"] and outcome.report.files_updated == 1
     with KnowledgeBase.open(settings.kb_path) as kb:
         assert ["8080" in c.text for c in kb.iter_chunks()] == [True]

@@ -12,7 +12,7 @@ import pytest
 import streamlit as st
 from answer_fakes import ScriptedGenerator
 from app_fakes import write_corpus
-from store_fakes import HashEmbedder
+from fake_embedder import FakeEmbedder
 from streamlit.testing.v1 import AppTest
 
 import app.components as components
@@ -33,13 +33,13 @@ def home(tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.setenv("DOCQA_HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)
     run_ingest(load_settings(), [write_corpus(tmp_path / "docs")], IngestOptions(progress=False),
-               embedder_factory=HashEmbedder)
+               embedder_factory=FakeEmbedder)
     monkeypatch.setattr(wiring, "build_generator", lambda settings: ScriptedGenerator("7341 [1]"))
     return tmp_path
 
 
 def _other_embedder(monkeypatch) -> None:
-    monkeypatch.setattr(wiring, "load_embedder", lambda settings: HashEmbedder(name="other-hash"))
+    monkeypatch.setattr(wiring, "load_embedder", lambda settings: FakeEmbedder(name="other-hash"))
 
 
 def test_ask_refuses_a_base_built_with_another_embedder(home: Path, monkeypatch, capsys) -> None:
@@ -68,7 +68,7 @@ def test_the_chat_page_shows_why_it_refuses_the_base(home: Path, monkeypatch) ->
 
 
 def test_the_same_embedder_is_accepted_everywhere(home: Path, monkeypatch, capsys) -> None:
-    monkeypatch.setattr(wiring, "load_embedder", lambda settings: HashEmbedder())
+    monkeypatch.setattr(wiring, "load_embedder", lambda settings: FakeEmbedder())
     monkeypatch.setenv("DOCQA_ANSWER__MIN_EVIDENCE_SCORE", "0")
     assert ask.main(["星河数据库默认监听哪个端口？"]) == 0
     assert "7341" in capsys.readouterr().out
@@ -82,8 +82,8 @@ def test_ivf_nprobe_from_the_config_file_reaches_the_index_app_ask_searches(tmp_
                       encoding="utf-8")
     docs = write_corpus(tmp_path / "docs", {f"note-{i}.txt": f"第{i}号笔记：星河数据库的第{i}个配置项是端口 {7000 + i}。"
                                              for i in range(120)})
-    run_ingest(load_settings(), [docs], IngestOptions(progress=False), embedder_factory=HashEmbedder)
-    monkeypatch.setattr(wiring, "load_embedder", lambda settings: HashEmbedder())
+    run_ingest(load_settings(), [docs], IngestOptions(progress=False), embedder_factory=FakeEmbedder)
+    monkeypatch.setattr(wiring, "load_embedder", lambda settings: FakeEmbedder())
     monkeypatch.setattr(wiring, "build_generator", lambda settings: ScriptedGenerator("7005 [1]"))
     built = []
     real_build = wiring.build_pipeline

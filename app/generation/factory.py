@@ -15,7 +15,8 @@ _cache_lock = threading.Lock()
 def _load_key(settings: GenerationSettings, models_dir: Path) -> tuple:
     # Only what changes the loaded weights/runtime; decoding parameters are given per call.
     return (settings.backend, settings.model, settings.gguf_file, settings.openai_base_url, settings.device,
-            settings.n_ctx, settings.n_threads, str(models_dir))
+            settings.n_ctx, settings.n_threads, settings.n_threads_batch, settings.n_batch, settings.n_ubatch,
+            settings.flash_attn, settings.use_mmap, settings.use_mlock, settings.keep_prefix_state, str(models_dir))
 
 
 def load_generator(settings: GenerationSettings, models_dir: Path) -> Generator:

@@ -7,13 +7,13 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from app.generation.settings import GenerationSettings
 from app.generation.base import GenerationError, Message, resolve_model
 from app.generation.no_repeat_ngram import NoRepeatNGramProcessor
+from app.generation.settings import GenerationSettings
 
 
 class LlamaCppGenerator:
-    def __init__(self, llm, path: Path) -> None:
+    def __init__(self, llm, path: Path, keep_prefix_state: bool = True) -> None:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self._llm = llm
@@ -31,6 +31,9 @@ class LlamaCppGenerator:
         )
         # One llama.cpp context cannot decode two prompts at once; concurrent callers take turns.
         self._lock = threading.Lock()
+        # Evaluated states of prompt prefixes every question shares (warm_up): (prefix tokens, llama state).
+        self._keep_prefix_state = keep_prefix_state
+        self._prefix_states: list[tuple[list[int], object]] = []
 
     @classmethod
     def load(cls, settings: GenerationSettings, models_dir: Path) -> LlamaCppGenerator:
@@ -44,11 +47,14 @@ class LlamaCppGenerator:
             raise GenerationError(f"{path}: GGUF model file not found (GenerationSettings.model / gguf_file)")
         gpu_layers = 0 if settings.device == "cpu" else (-1 if settings.device.startswith("cuda") else 0)
         try:
-            llm = Llama(model_path=str(path), n_ctx=settings.n_ctx, n_threads=settings.n_threads or os.cpu_count(),
-                        n_gpu_layers=gpu_layers, seed=settings.seed, verbose=False)
+            threads = settings.n_threads or os.cpu_count()
+            llm = Llama(model_path=str(path), n_ctx=settings.n_ctx, n_threads=threads,
+                        n_threads_batch=settings.n_threads_batch or threads, n_batch=settings.n_batch,
+                        n_ubatch=settings.n_ubatch, flash_attn=settings.flash_attn, use_mmap=settings.use_mmap,
+                        use_mlock=settings.use_mlock, n_gpu_layers=gpu_layers, seed=settings.seed, verbose=False)
         except ValueError as exc:
             raise GenerationError(f"{path}: llama.cpp could not load the model: {exc}") from exc
-        return cls(llm, path)
+        return cls(llm, path, settings.keep_prefix_state)
 
     def _prompt_tokens(self, messages: list[Message]) -> list[int]:
         prompt = self._formatter(messages=messages).prompt
@@ -62,6 +68,40 @@ class LlamaCppGenerator:
     def count_prompt_tokens(self, messages: list[Message]) -> int:
         return len(self._prompt_tokens(messages))
 
+    def warm_up(self, examples: list[list[Message]]) -> int:
+        """Evaluate the prompt prefix the ``examples`` (two or more prompts that differ only in what changes per
+        question) share, and keep its state: a later prompt starting with it evaluates only the rest, even after
+        other prompts (a retry, another language) were evaluated in between. Returns the prefix length."""
+        prompts = [self._prompt_tokens(m) for m in examples]
+        prefix = prompts[0]
+        for other in prompts[1:]:
+            same = 0
+            while same < min(len(prefix), len(other)) and prefix[same] == other[same]:
+                same += 1
+            prefix = prefix[:same]
+        if not prefix:
+            return 0
+        with self._lock:
+            self._llm.reset()
+            self._llm.eval(prefix)
+            # llama-cpp-python restores a state's logits rows into a buffer of n_batch rows: a longer prefix cannot
+            # be kept (it is still evaluated now, and reused while nothing else was evaluated in between).
+            if self._keep_prefix_state and len(prefix) <= self._llm.n_batch:
+                self._prefix_states = [(p, s) for p, s in self._prefix_states if p != prefix]
+                self._prefix_states.append((prefix, self._llm.save_state()))
+        return len(prefix)
+
+    def _restore_prefix(self, tokens: list[int]) -> None:
+        """Load the kept prefix state sharing the most leading tokens with ``tokens`` when it shares more than
+        what the context holds now; llama.cpp then drops the state's tokens past the shared part and evaluates only
+        the rest of the prompt."""
+        llm = self._llm
+        current = llm.longest_token_prefix(llm._input_ids.tolist(), tokens) if llm.n_tokens else 0
+        shared, state = max(((llm.longest_token_prefix(p, tokens), s) for p, s in self._prefix_states),
+                            key=lambda item: item[0], default=(0, None))
+        if state is not None and shared > current:
+            llm.load_state(state)
+
     def stream(self, messages: list[Message], settings: GenerationSettings) -> Iterator[str]:
         tokens = self._prompt_tokens(messages)
         if len(tokens) >= self.n_ctx:
@@ -70,6 +110,7 @@ class LlamaCppGenerator:
         processors = ([NoRepeatNGramProcessor(settings.no_repeat_ngram_size)]
                       if settings.no_repeat_ngram_size > 0 else None)
         with self._lock:
+            self._restore_prefix(tokens)
             for chunk in self._llm.create_completion(
                 prompt=tokens, max_tokens=max_tokens, stream=True,
                 temperature=max(settings.temperature, 0.0), top_p=settings.top_p, top_k=settings.top_k,

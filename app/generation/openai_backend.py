@@ -7,8 +7,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
-from app.generation.settings import GenerationSettings
 from app.generation.base import GenerationError, Message
+from app.generation.settings import GenerationSettings
 
 # Characters per token when the server offers no /tokenize endpoint: deliberately low (CJK is ~1 char/token)
 # so budgets computed from it err on the side of a shorter prompt.

@@ -19,7 +19,22 @@ class GenerationSettings(SettingsSection):
     openai_base_url: str = "http://localhost:8000/v1"
     device: str = "auto"
     n_ctx: int = Field(4096, ge=256)
+    # llama.cpp threads for decoding (0 = every core) and for prompt evaluation (0 = n_threads).
     n_threads: int = Field(0, ge=0)
+    n_threads_batch: int = Field(0, ge=0)
+    # Prompt tokens llama.cpp evaluates per call (logical / physical batch): a grounded prompt (~300-1000 tokens)
+    # in one batch is evaluated fastest (bench/RESULTS_TTFT.md).
+    n_batch: int = Field(512, ge=1)
+    n_ubatch: int = Field(512, ge=1)
+    # Flash attention in llama.cpp; on CPU it mostly saves memory (measured in bench/RESULTS_TTFT.md).
+    flash_attn: bool = False
+    # Map the GGUF instead of reading it (fast start, pages shared between processes); mlock pins it in RAM.
+    use_mmap: bool = True
+    use_mlock: bool = False
+    # Keep the evaluated state of the prompt prefix shared by every question (system prompt, instructions), per
+    # language, so a question after a retry or a language switch does not evaluate it again (llama_cpp only; each
+    # kept state holds llama-cpp-python's logits rows for the prefix too: ~70 MB for the packaged model).
+    keep_prefix_state: bool = True
     # Greedy decoding by default: factual QA wants the most likely answer, not variety.
     temperature: float = Field(0.0, ge=0, le=2)
     top_p: float = Field(0.9, gt=0, le=1)

@@ -6,9 +6,9 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from app.generation.settings import GenerationSettings
 from app.generation.base import GenerationError, Message, resolve_model
 from app.generation.no_repeat_ngram import banned_next_tokens
+from app.generation.settings import GenerationSettings
 
 
 def _pick_device(device: str) -> str:

@@ -23,7 +23,7 @@ from app.wiring import run_ingest
 from ingest.pipeline.ingest_pipeline import IngestOptions
 from ingest.pipeline.ingest_report import IngestReport
 from ingest.records import DocumentRecord
-from ingest.store.kb_lock import KnowledgeBaseLockedError
+from ingest.store.kb_lock import KnowledgeBaseLockedError, WriterLock
 from ingest.store.knowledge_base import KnowledgeBaseError
 from ingest.store.manifest import ManifestError, read_manifest
 from ingest.store.kb_layout import generation_paths
@@ -32,7 +32,6 @@ from retrieval.question_check import QuestionError, validate_question
 router = APIRouter()
 # Open to every caller (liveness checks carry no key); it tells nothing about the base.
 open_router = APIRouter()
-_MISSING = "no such file or directory"
 _UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f\x7f]|^\.\.")
 
 
@@ -150,33 +149,39 @@ async def delete_document(doc_id: str, request: Request) -> dict:
 
 def _delete_upload(services: ServerServices, doc: DocumentRecord) -> dict:
     path = Path(doc.path)
-    # Moved aside (a name the scan skips) so a refused ingest can put it back.
+    # Moved aside (a name the scan skips) so a failed ingest can put it back; under the writer lock (re-entrant:
+    # the ingest inside takes it again) so no other ingest sees the file half-deleted.
     aside = path.with_name("." + path.name + ".deleting")
-    present = path.exists()
-    if present:
-        os.replace(path, aside)
     try:
-        report = run_ingest(services.settings, [path], IngestOptions(progress=False),
-                            embedder_factory=lambda: services.embedder)
-    except BaseException as exc:
-        if present:
-            os.replace(aside, path)
-        if isinstance(exc, KnowledgeBaseLockedError):
-            raise _locked(exc) from None
-        raise
+        with WriterLock(services.settings.kb_path):
+            present = path.exists()
+            if present:
+                os.replace(path, aside)
+            try:
+                # The uploads folder as the root: a file missing under a scanned folder is removed (a missing root
+                # itself would be kept, in case it is only unmounted).
+                report = run_ingest(services.settings, [path.parent], IngestOptions(progress=False),
+                                    embedder_factory=lambda: services.embedder)
+            except BaseException:
+                if present:
+                    os.replace(aside, path)
+                raise
+    except KnowledgeBaseLockedError as exc:
+        raise _locked(exc) from None
     aside.unlink(missing_ok=True)
-    report.failures = [f for f in report.failures if _MISSING not in f.reason]
     return {"deleted": {"id": document_id(doc.path), "path": doc.path}, "report": _report(report)}
 
 
 @router.post("/v1/kb/rescan")
 async def rescan(request: Request) -> dict:
-    """Bring the base in line with its files: changed or deleted catalogued files, new files in the uploads folder
-    and in the configured ``server.scan_paths``."""
+    """Bring the base in line with its files: changed catalogued files, new or deleted files in the uploads folder
+    and in the configured ``server.scan_paths``. A catalogued file that is gone from elsewhere is reported and kept
+    (as ``python -m ingest`` keeps a missing path's documents)."""
     services = _services(request)
     _, documents = await run_in_threadpool(services.documents)
-    known = [Path(d.path) for d in documents]
-    roots = [p for p in [services.settings.upload_path, *services.settings.server.scan_paths] if p.exists()]
+    roots = [p.resolve() for p in [services.settings.upload_path, *services.settings.server.scan_paths] if p.exists()]
+    # Catalogued files outside the scanned folders are checked one by one (those inside are covered by the scan).
+    known = [Path(d.path) for d in documents if not any(Path(d.path).resolve().is_relative_to(r) for r in roots)]
     paths = roots + known
     if not paths:
         raise ApiError(409, "nothing to scan: the base is empty and no uploads or server.scan_paths exist")
@@ -187,8 +192,6 @@ async def rescan(request: Request) -> dict:
         raise _locked(exc) from None
     except KnowledgeBaseError as exc:
         raise ApiError(409, str(exc), code="kb_error") from None
-    # A catalogued file that is gone is a removal, not a failure.
-    report.failures = [f for f in report.failures if _MISSING not in f.reason]
     return {"report": _report(report)}
 
 

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 BACKENDS = ("auto", "torch", "openvino")
 IR_DIR_NAME = "openvino"
 _IR_FILE = "encoder.xml"
+_COMPILED_CACHE_DIR = "compiled"
 # OpenVINO's inference precision for each compute type of ``EmbedderSettings.dtype``.
 _PRECISION_HINTS = {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}
 # Shape of the example batch the trace runs; the converted model accepts any batch size and length.
@@ -157,7 +158,10 @@ def load_openvino_encoder(model: torch.nn.Module, model_path: str, input_names: 
             logger.info("converting %s to OpenVINO IR in %s (once)", model_path, target)
             _convert(model, input_names, fp16_weights, target)
             _remove_stale(target, prefix)
-        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": _PRECISION_HINTS[dtype], "PERFORMANCE_HINT": "LATENCY"}
+        # CACHE_DIR: OpenVINO keeps the compiled blob next to the IR, so a new process (every `python -m ingest`,
+        # `python -m app.ask`) imports it instead of compiling the graph again.
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": _PRECISION_HINTS[dtype], "PERFORMANCE_HINT": "LATENCY",
+                                  "CACHE_DIR": str(target / _COMPILED_CACHE_DIR)}
         if num_threads > 0:
             config["INFERENCE_NUM_THREADS"] = num_threads
         compiled = openvino.Core().compile_model(target / _IR_FILE, "CPU", config)

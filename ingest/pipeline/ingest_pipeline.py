@@ -8,6 +8,7 @@ its previously ingested version, if any, stays. Everything is committed at once 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import sys
 import time
 from dataclasses import dataclass
@@ -31,7 +32,13 @@ from ingest.loaders.document_loader import (
 )
 from ingest.pipeline.ingest_plan import IngestPlan, plan_ingest
 from ingest.pipeline.ingest_report import FileFailure, IngestReport
-from ingest.pipeline.source_scan import SourceFile, printable_path, scan_sources
+from ingest.pipeline.source_scan import (
+    ScanResult,
+    SourceFile,
+    printable_path,
+    scan_sources,
+    under_roots,
+)
 from ingest.records import ChunkDraft, DocumentRecord
 from ingest.settings import IndexSettings, IngestConfig
 from ingest.store.catalog import Catalog, CatalogError
@@ -40,11 +47,19 @@ from ingest.store.kb_lock import WriterLock
 from ingest.store.kb_writer import (
     GenerationWriter,
     KeywordBuilder,
+    LiveState,
     clean_leftovers,
     collect_garbage,
     live_state,
+    repair_pointer,
 )
-from ingest.store.knowledge_base import KnowledgeBaseError
+from ingest.store.knowledge_base import (
+    KnowledgeBaseError,
+    check_generation_files,
+    damaged_message,
+    keyword_index_problem,
+)
+from ingest.store.store_files import describe_os_problem
 from ingest.store.token_store import TokenVectorStore
 
 if TYPE_CHECKING:
@@ -69,6 +84,10 @@ class IngestOptions:
     rebuild: bool = False  # start from an empty knowledge base (keeps only what is under the given paths)
     dry_run: bool = False  # plan, load and chunk, report; embed and write nothing
     progress: bool = True  # tqdm bars on stderr
+
+
+class KnowledgeBaseWriteError(KnowledgeBaseError):
+    """The knowledge base cannot be written: the disk is full or permissions forbid it (nothing was changed)."""
 
 
 class IngestSetupError(Exception):
@@ -96,16 +115,18 @@ def _default_keyword_builder(settings: IngestConfig) -> KeywordBuilder:
 
 
 def _known_documents(settings: IngestConfig, rebuild: bool) -> dict[str, DocumentRecord]:
-    if rebuild:
-        return {}
-    live = live_state(settings.kb_path)
+    return {} if rebuild else _known_documents_of(settings.kb_path)
+
+
+def _known_documents_of(kb_dir: Path) -> dict[str, DocumentRecord]:
+    live = live_state(kb_dir)
     if live is None:
         return {}
+    check_generation_files(kb_dir, live.paths)  # damage anywhere in the catalog is named before it is read
     try:
         catalog = Catalog.open_readonly(live.paths.catalog)
     except CatalogError as exc:
-        raise KnowledgeBaseError(f"knowledge base {settings.kb_path} is damaged ({exc}); "
-                                 "rebuild it with --rebuild") from exc
+        raise KnowledgeBaseError(damaged_message(kb_dir, exc)) from exc
     try:
         return {doc.path: doc for doc in catalog.documents()}
     finally:
@@ -299,16 +320,46 @@ def _write_generation(settings: IngestConfig, options: IngestOptions, work: Prep
 def _prepare(settings: IngestConfig, paths: Sequence[Path], options: IngestOptions, report: IngestReport) -> PreparedWork:
     """Scan, compare with the catalog, load and chunk what is new."""
     scan = scan_sources(paths, SUPPORTED_EXTENSIONS)
-    for root in scan.missing_roots:
-        _fail(report, root, "no such file or directory")
     for path in scan.undecodable:
         _fail(report, printable_path(path), "file name is not valid UTF-8 (rename the file to ingest it)")
     known = _known_documents(settings, options.rebuild)
+    _report_blind_spots(scan, known, report)
     plan = plan_ingest(scan, known)
     report.files_skipped = len(plan.unchanged) + len(plan.touched)
     known_hashes = {doc.content_hash for doc in known.values()}
     contents, duplicates = _load_contents(plan, known_hashes, settings, report, options.progress)
     return PreparedWork(plan, contents, duplicates)
+
+
+def _report_blind_spots(scan: ScanResult, known: dict[str, DocumentRecord], report: IngestReport) -> None:
+    """One line per given path that is missing and per folder that cannot be listed, saying that the documents
+    ingested from there are kept (the plan removes nothing under them)."""
+    for root, reason in [(r, "no such file or folder") for r in scan.missing_roots] + sorted(scan.unreadable.items()):
+        kept = sum(1 for path in known if under_roots(path, [root]))
+        detail = f"; the {kept} document(s) ingested from it are kept" if kept else ""
+        _fail(report, printable_path(root), f"{reason}{detail}")
+
+
+def _warn_rebuild_drops(kb_dir: Path, plan: IngestPlan) -> None:
+    """A rebuild keeps only what is under the paths given: say how many documents of the old base that drops."""
+    try:
+        known = _known_documents_of(kb_dir)
+    except KnowledgeBaseError:
+        return  # a damaged base: what it held cannot be counted
+    kept = {source.path for source in plan.unchanged} | {s.path for s, _ in plan.new + plan.changed}
+    dropped = sorted(set(known) - kept)
+    if dropped:
+        log.warning("--rebuild keeps only the paths given: %d document(s) of the previous knowledge base are not "
+                    "under them and will be left out (e.g. %s); the previous generation stays on disk until "
+                    "garbage collection", len(dropped), printable_path(dropped[0]))
+
+
+def _keyword_index_needs_writing(live: LiveState) -> str:
+    """Why the live generation's keyword index must be written again ("" when it is fine)."""
+    problem = keyword_index_problem(live.paths, live.manifest)
+    if problem:
+        log.warning("%s — writing it again from the catalog", problem)
+    return problem
 
 
 def run_ingest(settings: IngestConfig, paths: Sequence[Path], options: IngestOptions | None = None,
@@ -324,37 +375,56 @@ def run_ingest(settings: IngestConfig, paths: Sequence[Path], options: IngestOpt
     started = time.perf_counter()
     report = IngestReport(kb_dir=str(kb_dir), dry_run=options.dry_run)
     lock = WriterLock(kb_dir)
-    if not options.dry_run:
-        lock.acquire()
     try:
         if not options.dry_run:
-            for name in clean_leftovers(kb_dir):
-                log.info("removed %s left by an interrupted ingest", name)
-        work = _prepare(settings, paths, options, report)
-        live = None if options.rebuild else live_state(kb_dir)  # a rebuild ignores (even a damaged) base
-        if options.dry_run:
-            report.files_added = sum(len(c.sources) for c in work.contents) + len(work.duplicates)
-            report.files_removed = len(work.plan.removed)
-            report.chunks_added = len(work.texts)
-            report.generation = live.name if live else ""
-            return report
-        if live is not None and not work.has_changes:
-            report.generation = live.name
-            report.chunks_total = live.manifest.n_chunks
-            report.documents_total = live.manifest.n_documents
-        else:
-            # The model loads only when there is something to embed or a new base to label with its name.
-            embedder = None
-            if work.texts or live is None:
-                embedder = (embedder_factory or (lambda: _default_embedder(settings)))()
-            if embedder is not None:
-                name, dimension = embedder.name, embedder.dimension
-            else:  # only removals or metadata changes: keep the base's embedder
-                name, dimension = live.manifest.embedder, live.manifest.dimension
-            _write_generation(settings, options, work, embedder, name, dimension,
-                              keyword_builder or _default_keyword_builder(settings), report)
-        _collect_garbage(kb_dir, settings.index)
-        return report
+            lock.acquire()
+        try:
+            _run_locked(settings, paths, options, embedder_factory, keyword_builder, report)
+        finally:
+            lock.release()
+    except (OSError, sqlite3.Error, RuntimeError) as exc:
+        # A full disk or a permission problem is neither damage nor a bug: say so in one line.
+        problem = describe_os_problem(exc, kb_dir)
+        if problem is None:
+            raise
+        raise KnowledgeBaseWriteError(problem) from exc
     finally:
         report.seconds = time.perf_counter() - started
-        lock.release()
+    return report
+
+
+def _run_locked(settings: IngestConfig, paths: Sequence[Path], options: IngestOptions,
+                embedder_factory: Callable[[], "Embedder"] | None, keyword_builder: KeywordBuilder | None,
+                report: IngestReport) -> None:
+    kb_dir = settings.kb_path
+    if not options.dry_run:
+        if not options.rebuild and (notice := repair_pointer(kb_dir)):
+            log.warning(notice)
+        for name in clean_leftovers(kb_dir):
+            log.info("removed %s left by an interrupted ingest", name)
+    work = _prepare(settings, paths, options, report)
+    if options.rebuild:
+        _warn_rebuild_drops(kb_dir, work.plan)
+    live = None if options.rebuild else live_state(kb_dir)  # a rebuild ignores (even a damaged) base
+    if options.dry_run:
+        report.files_added = sum(len(c.sources) for c in work.contents) + len(work.duplicates)
+        report.files_removed = len(work.plan.removed)
+        report.chunks_added = len(work.texts)
+        report.generation = live.name if live else ""
+        return
+    if live is not None and not work.has_changes and not _keyword_index_needs_writing(live):
+        report.generation = live.name
+        report.chunks_total = live.manifest.n_chunks
+        report.documents_total = live.manifest.n_documents
+    else:
+        # The model loads only when there is something to embed or a new base to label with its name.
+        embedder = None
+        if work.texts or live is None:
+            embedder = (embedder_factory or (lambda: _default_embedder(settings)))()
+        if embedder is not None:
+            name, dimension = embedder.name, embedder.dimension
+        else:  # only removals, metadata changes or a keyword index to write again: keep the base's embedder
+            name, dimension = live.manifest.embedder, live.manifest.dimension
+        _write_generation(settings, options, work, embedder, name, dimension,
+                          keyword_builder or _default_keyword_builder(settings), report)
+    _collect_garbage(kb_dir, settings.index)

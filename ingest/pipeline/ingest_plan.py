@@ -19,7 +19,9 @@ class IngestPlan:
     touched: list[tuple[SourceFile, DocumentRecord]] = field(default_factory=list)  # same bytes, new mtime/size
     new: list[tuple[SourceFile, str | None]] = field(default_factory=list)  # (file, content hash or None)
     changed: list[tuple[SourceFile, str | None]] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)  # catalog paths under the roots that are gone
+    # Catalog paths gone from a root that is present; never those under a missing root or an unlistable folder
+    # (an unplugged drive, an unmounted share, a permission change must not remove documents).
+    removed: list[str] = field(default_factory=list)
 
     @property
     def has_changes(self) -> bool:
@@ -45,5 +47,8 @@ def plan_ingest(scan: ScanResult, known: Mapping[str, DocumentRecord],
             plan.touched.append((source, previous))
         else:
             plan.changed.append((source, digest))
-    plan.removed = sorted(path for path in known if path not in found and under_roots(path, scan.roots))
+    present = [root for root in scan.roots if root not in scan.missing_roots]
+    blind = list(scan.unreadable)
+    plan.removed = sorted(path for path in known if path not in found and under_roots(path, present)
+                          and not under_roots(path, blind))
     return plan

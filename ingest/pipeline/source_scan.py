@@ -27,6 +27,8 @@ class ScanResult:
     files: list[SourceFile]
     roots: list[str]  # absolute forms of the paths given
     missing_roots: list[str]  # given paths that do not exist
+    # Folders (given or found) that could not be listed, with the reason: nothing under them counts as removed.
+    unreadable: dict[str, str] = field(default_factory=dict)
     # Files whose name is not valid UTF-8 (e.g. GBK names unpacked from a Windows zip): the catalog cannot store
     # such a path, so they are reported instead of ingested.
     undecodable: list[str] = field(default_factory=list)
@@ -40,9 +42,13 @@ def _source(path: str) -> SourceFile:
     return SourceFile(path, info.st_mtime, info.st_size)
 
 
-def _walk(root: str, extensions: frozenset[str]) -> Iterable[str]:
-    """Supported files under ``root``, skipping hidden files and folders (editor backups, .git ...)."""
-    for dirpath, dirnames, filenames in os.walk(root):
+def _walk(root: str, extensions: frozenset[str], unreadable: dict[str, str]) -> Iterable[str]:
+    """Supported files under ``root``, skipping hidden files and folders (editor backups, .git ...); folders that
+    cannot be listed go into ``unreadable``."""
+    def note(exc: OSError) -> None:
+        unreadable[exc.filename or root] = exc.strerror or str(exc)
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=note):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in extensions:
@@ -56,9 +62,10 @@ def scan_sources(paths: Sequence[Path], extensions: frozenset[str]) -> ScanResul
     seen: dict[str, SourceFile] = {}
     missing: list[str] = []
     undecodable: list[str] = []
+    unreadable: dict[str, str] = {}
     for root in roots:
         if os.path.isdir(root):
-            found = list(_walk(root, extensions))
+            found = list(_walk(root, extensions, unreadable))
         elif os.path.lexists(root):
             found = [root]
         else:
@@ -70,7 +77,7 @@ def scan_sources(paths: Sequence[Path], extensions: frozenset[str]) -> ScanResul
             elif path not in seen:
                 seen[path] = _source(path)
     return ScanResult(files=sorted(seen.values(), key=lambda f: f.path), roots=roots, missing_roots=missing,
-                      undecodable=sorted(set(undecodable)))
+                      unreadable=unreadable, undecodable=sorted(set(undecodable)))
 
 
 def _is_utf8(path: str) -> bool:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from ingest.records import Chunk, ChunkDraft, DocumentRecord
+from ingest.store.store_files import permission_message
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -102,7 +103,15 @@ class Catalog:
         """Open a committed generation's catalog; ``immutable`` because committed generations never change."""
         if not path.is_file():
             raise CatalogError(f"{path}: missing")
-        conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+        try:
+            with open(path, "rb"):  # SQLite says "unable to open database file" for a permission problem too
+                pass
+        except PermissionError as exc:
+            raise CatalogError(permission_message(path, "read")) from exc
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise CatalogError(f"{path}: cannot be opened ({exc})") from exc
         catalog = cls(conn, path)
         catalog.validate()
         return catalog

@@ -74,13 +74,44 @@ def generation_paths(kb_dir: Path, name: str) -> GenerationPaths:
     return GenerationPaths(generations_dir(kb_dir) / name)
 
 
-def read_current(kb_dir: Path) -> str | None:
-    """Name of the live generation, or None when the folder holds no committed knowledge base."""
+def read_pointer(kb_dir: Path) -> tuple[str | None, str]:
+    """(generation name CURRENT holds, "") or (None, what is wrong with it); never raises.
+
+    The problem is "" when CURRENT is simply absent; otherwise it says why the pointer cannot be used (unreadable,
+    garbage, or naming a generation folder that is not there)."""
+    path = Path(kb_dir) / CURRENT_FILE
     try:
-        name = (kb_dir / CURRENT_FILE).read_text(encoding="utf-8").strip()
+        raw = path.read_bytes()
     except FileNotFoundError:
-        return None
-    return name or None
+        return None, ""
+    except OSError as exc:
+        return None, f"{path} cannot be read ({exc.strerror or exc})"
+    try:
+        name = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return None, f"{path} holds garbage, not a generation name"
+    if generation_number(name) is None:
+        return None, f"{path} holds {name[:40]!r}, not a generation name" if name else f"{path} is empty"
+    if not generation_paths(Path(kb_dir), name).root.is_dir():
+        return None, f"{path} names generation {name!r}, which does not exist"
+    return name, ""
+
+
+def read_current(kb_dir: Path) -> str | None:
+    """Name of the live generation when CURRENT validly names an existing one, else None (see ``read_pointer``
+    for why; ``knowledge_base.resolve_live`` recovers from a damaged pointer)."""
+    return read_pointer(kb_dir)[0]
+
+
+def committed_generations(kb_dir: Path) -> list[str]:
+    """Names of the committed generation folders, newest first."""
+    gens = generations_dir(Path(kb_dir))
+    try:
+        entries = list(gens.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = [(n, e.name) for e in entries if (n := generation_number(e.name)) is not None and e.is_dir()]
+    return [name for _, name in sorted(found, reverse=True)]
 
 
 def fsync_dir(path: Path) -> None:

@@ -34,15 +34,20 @@ from ingest.store.kb_layout import (
     read_current,
     write_current,
 )
-from ingest.store.knowledge_base import KnowledgeBaseError, check_agreement
+from ingest.store.knowledge_base import (
+    KnowledgeBaseError,
+    damaged_message,
+    resolve_live,
+    verify_generation,
+)
 from ingest.store.manifest import Manifest, ManifestError, read_manifest, write_manifest
+from ingest.store.store_files import tree_checksums
 from ingest.store.vector_index import (
     VectorIndexError,
     add_vectors_on_device,
     create_index,
     index_ids,
     index_type,
-    load_index,
     needs_rebuild,
     remove_vectors,
     stored_vectors,
@@ -64,21 +69,35 @@ class LiveState:
 
 
 def live_state(kb_dir: Path) -> LiveState | None:
-    """The live generation's manifest, or None for an empty folder; a damaged manifest is a KnowledgeBaseError."""
-    name = read_current(kb_dir)
-    if name is None:
+    """The live generation's manifest, or None for an empty folder; a damaged manifest is a KnowledgeBaseError.
+    A damaged CURRENT is resolved to the newest complete generation (``resolve_live``); nothing is written."""
+    live = resolve_live(kb_dir)
+    if live is None:
         return None
-    paths = generation_paths(kb_dir, name)
+    paths = generation_paths(kb_dir, live.name)
     try:
-        return LiveState(name, read_manifest(paths.manifest), paths)
+        return LiveState(live.name, read_manifest(paths.manifest), paths)
     except ManifestError as exc:
-        raise KnowledgeBaseError(f"knowledge base {kb_dir} is damaged ({exc}); rebuild it with --rebuild") from exc
+        raise KnowledgeBaseError(damaged_message(kb_dir, exc)) from exc
+
+
+def repair_pointer(kb_dir: Path) -> str:
+    """Under the writer lock: when CURRENT is damaged, point it at the newest complete generation and return the
+    notice ("" when CURRENT was fine or nothing was ever committed). Raises KnowledgeBaseError when no generation
+    is complete. Deletes nothing."""
+    live = resolve_live(kb_dir)
+    if live is None or not live.notice:
+        return ""
+    write_current(kb_dir, live.name)
+    return f"{live.notice} (CURRENT now names it)"
 
 
 def clean_leftovers(kb_dir: Path) -> list[str]:
     """Delete what interrupted writers left: incomplete generations, committed-but-never-live ones, temp files.
 
-    Call only while holding the writer lock. Returns the names removed.
+    Call only while holding the writer lock. A committed generation is removed only when CURRENT validly names
+    an older live one (it is then a commit that never became live); with a damaged CURRENT none is touched.
+    Returns the names removed.
     """
     removed: list[str] = []
     gens = generations_dir(kb_dir)
@@ -87,7 +106,7 @@ def clean_leftovers(kb_dir: Path) -> list[str]:
     if gens.is_dir():
         for entry in gens.iterdir():
             number = generation_number(entry.name)
-            unflipped = number is not None and (live_number is None or number > live_number)
+            unflipped = number is not None and live_number is not None and number > live_number
             if entry.name.startswith(INCOMPLETE_PREFIX) or unflipped:
                 shutil.rmtree(entry, ignore_errors=True)
                 removed.append(entry.name)
@@ -169,16 +188,17 @@ class GenerationWriter:
         target = GenerationPaths(root)
         try:
             if live is not None:
+                # Verified (checksums, agreement) before copying: damage must not be carried into a new generation.
+                _, index, verified = verify_generation(kb_dir, live.paths, settings)
+                verified.close()
                 catalog = Catalog.copy(live.paths.catalog, target.catalog)
-                index = load_index(live.paths.index, settings)
-                check_agreement(live.manifest, index, catalog)
                 created_at = live.manifest.created_at
             else:
                 catalog = Catalog.create(target.catalog)
                 index, created_at = None, time.time()
         except (CatalogError, VectorIndexError) as exc:
             shutil.rmtree(root, ignore_errors=True)
-            raise KnowledgeBaseError(f"knowledge base {kb_dir} is damaged ({exc}); rebuild it with --rebuild") from exc
+            raise KnowledgeBaseError(damaged_message(kb_dir, exc)) from exc
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
@@ -227,6 +247,7 @@ class GenerationWriter:
         self.catalog.close()
         save_index(index, self.paths.index)
         keyword_builder(list(ids), list(texts), self.paths.keyword_dir)
+        manifest.checksums = tree_checksums(self.paths.root)
         write_manifest(manifest, self.paths.manifest)
         _fsync_tree(self.paths.root)
         final = generation_paths(self.kb_dir, self.name).root

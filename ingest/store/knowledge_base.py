@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -17,13 +18,30 @@ from ingest.records import Chunk, DocumentRecord
 from ingest.settings import IndexSettings
 from ingest.store.ann_index import to_device
 from ingest.store.catalog import Catalog, CatalogError
-from ingest.store.kb_layout import generation_paths, read_current
+from ingest.store.kb_layout import (
+    CATALOG_FILE,
+    CURRENT_FILE,
+    INDEX_FILE,
+    KEYWORD_DIR,
+    GenerationPaths,
+    committed_generations,
+    generation_paths,
+    generations_dir,
+    read_current,
+    read_pointer,
+)
 from ingest.store.keyword_index import (
     KeywordIndex,
     KeywordIndexError,
     build_keyword_index,
 )
 from ingest.store.manifest import Manifest, ManifestError, read_manifest
+from ingest.store.store_files import (
+    StoreFileError,
+    permission_message,
+    verify_file,
+    verify_files,
+)
 from ingest.store.vector_index import VectorIndexError, load_index
 
 _OPEN_ATTEMPTS = 3
@@ -31,11 +49,91 @@ log = logging.getLogger(__name__)
 
 
 class KnowledgeBaseError(Exception):
-    """The knowledge base is missing, damaged, or was built by another embedder."""
+    """The knowledge base is missing, damaged, unreadable, or was built by another embedder."""
 
 
 class KnowledgeBaseMissingError(KnowledgeBaseError):
-    """There is no knowledge base at that path yet (nothing was ingested)."""
+    """There is no knowledge base in the folder yet (nothing was ever committed there)."""
+
+
+# What to do about a file that cannot be derived again from the rest of the base.
+REPAIR_HINT = ("restore it from a backup, or rebuild with `python -m ingest --rebuild FOLDER...` naming every "
+               "folder you ingested (nothing was deleted)")
+
+
+@dataclass
+class LiveGeneration:
+    """The generation to read, and a notice when CURRENT was damaged and the newest complete one was chosen."""
+
+    name: str
+    notice: str = ""
+
+
+def damaged_message(kb_dir: Path, exc: BaseException) -> str:
+    """One line for a store file that cannot be used: permission problems as such, damage with the fix."""
+    text = str(exc)
+    if text.startswith("permission denied") or isinstance(exc.__cause__, PermissionError):
+        return text if text.startswith("permission denied") else permission_message(kb_dir, "read")
+    return f"knowledge base {kb_dir} is damaged: {text}; {REPAIR_HINT}"
+
+
+def check_generation_files(kb_dir: Path, paths: GenerationPaths) -> Manifest:
+    """The generation's manifest, once its vector index and catalog are readable and match their checksums
+    (without loading them); KnowledgeBaseError naming the file and the fix otherwise."""
+    try:
+        manifest = read_manifest(paths.manifest)
+        for name in (INDEX_FILE, CATALOG_FILE):
+            verify_file(paths.root / name, manifest.checksums.get(name))
+    except (ManifestError, StoreFileError) as exc:
+        raise KnowledgeBaseError(damaged_message(kb_dir, exc)) from exc
+    return manifest
+
+
+def verify_generation(kb_dir: Path, paths: GenerationPaths,
+                      index_settings: IndexSettings) -> tuple[Manifest, faiss.Index, Catalog]:
+    """Load a generation's manifest, vector index and catalog, each checked against the checksum its manifest
+    recorded, and check that they agree. Raises KnowledgeBaseError naming the file and the fix."""
+    manifest = check_generation_files(kb_dir, paths)
+    try:
+        index = load_index(paths.index, index_settings)
+        catalog = Catalog.open_readonly(paths.catalog)
+    except (ManifestError, StoreFileError, VectorIndexError, CatalogError) as exc:
+        raise KnowledgeBaseError(damaged_message(kb_dir, exc)) from exc
+    try:
+        check_agreement(manifest, index, catalog)
+    except KnowledgeBaseError:
+        catalog.close()
+        raise
+    return manifest, index, catalog
+
+
+def resolve_live(kb_dir: Path, index_settings: IndexSettings | None = None) -> LiveGeneration | None:
+    """The generation CURRENT names; when CURRENT is missing, unreadable or garbage while committed generations
+    exist, the newest one that verifies (with a notice). None when nothing was ever committed. Raises
+    KnowledgeBaseError when CURRENT is damaged and no generation verifies. Never deletes or changes anything."""
+    kb_dir = Path(kb_dir)
+    name, problem = read_pointer(kb_dir)
+    if name is not None:
+        return LiveGeneration(name)
+    candidates = committed_generations(kb_dir)
+    if not candidates:
+        if problem:
+            raise KnowledgeBaseError(f"{problem}, and {generations_dir(kb_dir)} holds no generation; "
+                                     f"{REPAIR_HINT}")
+        return None
+    problem = problem or f"{kb_dir / CURRENT_FILE} is missing"
+    reasons = []
+    for candidate in candidates:
+        try:
+            _, _, catalog = verify_generation(kb_dir, generation_paths(kb_dir, candidate),
+                                              index_settings or IndexSettings())
+        except KnowledgeBaseError as exc:
+            reasons.append(f"{candidate}: {exc}")
+            continue
+        catalog.close()
+        return LiveGeneration(candidate, f"{problem}; using {candidate}, the newest complete generation")
+    raise KnowledgeBaseError(f"{problem}, and no generation in {generations_dir(kb_dir)} is complete "
+                             f"({reasons[0]}); nothing was deleted: {REPAIR_HINT}")
 
 
 class KnowledgeBase:
@@ -59,14 +157,18 @@ class KnowledgeBase:
         # A writer may commit and delete old generations between our reading CURRENT and opening its files;
         # CURRENT then names a newer generation, so try that one.
         for _ in range(_OPEN_ATTEMPTS):
-            name = read_current(kb_dir)
-            if name is None:
+            live = resolve_live(kb_dir, index_settings)
+            if live is None:
                 raise KnowledgeBaseMissingError(f"{kb_dir}: no knowledge base here yet (run `python -m ingest` first)")
             try:
-                return cls._open_generation(kb_dir, name, embedder, dimension, index_settings)
+                kb = cls._open_generation(kb_dir, live.name, embedder, dimension, index_settings)
             except KnowledgeBaseError:
-                if read_current(kb_dir) == name:
+                if live.notice or read_current(kb_dir) == live.name:
                     raise
+                continue
+            if live.notice:  # the faces print notices (one line each); not logged as well
+                kb.notices.insert(0, live.notice)
+            return kb
         raise KnowledgeBaseError(f"{kb_dir}: the knowledge base changed too often while opening it; try again")
 
     @classmethod
@@ -78,7 +180,7 @@ class KnowledgeBase:
         try:
             manifest = read_manifest(paths.manifest)
         except ManifestError as exc:
-            raise KnowledgeBaseError(f"knowledge base {kb_dir} is damaged: {exc}") from exc
+            raise KnowledgeBaseError(damaged_message(kb_dir, exc)) from exc
         if embedder is not None and manifest.embedder != embedder:
             raise KnowledgeBaseError(
                 f"knowledge base {kb_dir} was built with embedder {manifest.embedder!r}, not {embedder!r}: "
@@ -86,15 +188,10 @@ class KnowledgeBase:
         if dimension is not None and manifest.dimension != dimension:
             raise KnowledgeBaseError(f"knowledge base {kb_dir} holds {manifest.dimension}-dim vectors, the "
                                      f"embedder makes {dimension}-dim ones: rebuild with `python -m ingest --rebuild`")
+        manifest, index, catalog = verify_generation(kb_dir, paths, index_settings)
         try:
-            index = load_index(paths.index, index_settings)
-            catalog = Catalog.open_readonly(paths.catalog)
-        except (VectorIndexError, CatalogError) as exc:
-            raise KnowledgeBaseError(f"knowledge base {kb_dir} is damaged: {exc}") from exc
-        try:
-            check_agreement(manifest, index, catalog)
-            keyword_index, notices = _open_keyword_index(paths.keyword_dir, catalog, index_settings)
-        except KnowledgeBaseError:
+            keyword_index, notices = open_keyword_index(paths, manifest, catalog, index_settings)
+        except BaseException:
             catalog.close()
             raise
         return cls(kb_dir, manifest, to_device(index, index_settings), catalog, keyword_index, notices)
@@ -126,20 +223,30 @@ class KnowledgeBase:
         self.close()
 
 
-def _open_keyword_index(keyword_dir: Path, catalog: Catalog,
-                        settings: IndexSettings) -> tuple[KeywordIndex, list[str]]:
+def keyword_index_problem(paths: GenerationPaths, manifest: Manifest) -> str:
+    """Why the generation's stored keyword index cannot be used ("" when it can)."""
+    try:
+        verify_files(paths.root, manifest.checksums, [KEYWORD_DIR])
+        keyword_index = KeywordIndex.load(paths.keyword_dir)
+    except (StoreFileError, KeywordIndexError) as exc:
+        return str(exc)
+    if len(keyword_index) != manifest.n_chunks:
+        return f"{paths.keyword_dir}: holds {len(keyword_index)} chunks, the catalog {manifest.n_chunks}"
+    return ""
+
+
+def open_keyword_index(paths: GenerationPaths, manifest: Manifest, catalog: Catalog,
+                       settings: IndexSettings) -> tuple[KeywordIndex, list[str]]:
     """The generation's keyword index; a missing or damaged one is derived again from the catalog in memory (the
     next ingest writes it back), with a notice."""
-    try:
-        return KeywordIndex.load(keyword_dir), []
-    except KeywordIndexError as exc:
-        problem = str(exc)
+    problem = keyword_index_problem(paths, manifest)
+    if not problem:
+        return KeywordIndex.load(paths.keyword_dir), []
     chunks = list(catalog.iter_chunks())
     with tempfile.TemporaryDirectory(prefix="docqa-bm25-") as tmp:
         build_keyword_index([c.chunk_id for c in chunks], [c.text for c in chunks], Path(tmp), settings)
         rebuilt = KeywordIndex.load(Path(tmp))
     notice = f"{problem} — rebuilt from the catalog for this session; the next `python -m ingest` writes it back"
-    log.warning(notice)
     return rebuilt, [notice]
 
 

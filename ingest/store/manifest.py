@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from ingest.store.store_files import permission_message
 
 # Bumped when the on-disk layout changes in a way old readers cannot handle.
 FORMAT_VERSION = 1
@@ -27,6 +29,9 @@ class Manifest:
     updated_at: float
     generation: str
     format_version: int = FORMAT_VERSION
+    # Checksum of each file of the generation (relative path -> "crc32:<hex>:<size>"), verified when opened.
+    # Absent in generations written before checksums were recorded: those files are only checked by their loaders.
+    checksums: dict[str, str] = field(default_factory=dict)
 
 
 _TYPES = {"embedder": str, "dimension": int, "index_type": str, "n_documents": int, "n_chunks": int,
@@ -45,6 +50,8 @@ def read_manifest(path: Path) -> Manifest:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ManifestError(f"{path}: missing") from exc
+    except PermissionError as exc:
+        raise ManifestError(permission_message(path, "read")) from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(raw, dict):
@@ -56,4 +63,8 @@ def read_manifest(path: Path) -> Manifest:
     if raw["format_version"] > FORMAT_VERSION:
         raise ManifestError(f"{path}: format version {raw['format_version']} is newer than this program "
                             f"understands ({FORMAT_VERSION})")
-    return Manifest(**{name: raw[name] for name in _TYPES})
+    checksums = raw.get("checksums", {})
+    if not isinstance(checksums, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                  for k, v in checksums.items()):
+        raise ManifestError(f"{path}: field 'checksums' has the wrong type")
+    return Manifest(**{name: raw[name] for name in _TYPES}, checksums=checksums)

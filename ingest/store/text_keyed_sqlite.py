@@ -4,12 +4,14 @@ fingerprint, sha256 of a passage's text), opened in WAL mode, read in batches, p
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 # Host parameters per IN (...) query, well under SQLite's limit.
 _SQL_BATCH = 500
+log = logging.getLogger(__name__)
 
 
 def text_hash(text: str) -> str:
@@ -17,19 +19,28 @@ def text_hash(text: str) -> str:
 
 
 def open_store(path: Path, schema: str) -> sqlite3.Connection:
-    """Open (or create) ``path`` with ``schema``. These files only spare work, so a damaged one is started over
-    rather than failing the ingest."""
+    """Open (or create) ``path`` with ``schema``, checked with SQLite's quick_check. These files only spare work, so
+    a damaged or unopenable one is started over (one logged line) rather than failing the ingest; a full disk is
+    raised (nothing to start over on)."""
     for attempt in range(2):
-        conn = sqlite3.connect(path)
+        conn = None
         try:
+            conn = sqlite3.connect(path)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(schema)
+            verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {verdict}")
             return conn
-        except sqlite3.DatabaseError:
-            conn.close()
-            if attempt:
+        except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()
+            if attempt or "disk is full" in str(exc).lower():
                 raise
-            path.unlink(missing_ok=True)
+            log.warning("%s: damaged or unreadable (%s); started it over (it is only a cache of work done)",
+                        path, exc)
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
     raise AssertionError("unreachable")
 
 

@@ -12,6 +12,7 @@ every row is re-encoded in one transaction (``ingest/store/token_codec.py``).
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -28,6 +29,8 @@ from ingest.store.text_keyed_sqlite import (
     text_hash,
 )
 from ingest.store.token_codec import TokenCodec, float16_codec, train_pq_codec
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS codecs (
@@ -56,6 +59,7 @@ class TokenVectorStore:
         self._dimension = dimension
         self._lock = threading.Lock()
         self._codec: tuple[int, TokenCodec] | None = None
+        self._damage_reported = False
 
     @classmethod
     def open(cls, path: Path, embedder_key: str, dimension: int) -> "TokenVectorStore":
@@ -70,7 +74,9 @@ class TokenVectorStore:
         try:
             conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
             conn.execute("SELECT 1 FROM codecs LIMIT 1")
-        except sqlite3.Error:
+        except sqlite3.Error as exc:
+            log.warning("%s: unreadable (%s); the reranker encodes passages itself until the next "
+                        "`python -m ingest` starts the store over", path, exc)
             return None
         return cls(conn, embedder_key, dimension)
 
@@ -86,7 +92,18 @@ class TokenVectorStore:
         return self._codec[1]
 
     def get_many(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """Stored token vectors (tokens, dimension; float32) of those of ``texts`` that have them, by text hash."""
+        """Stored token vectors (tokens, dimension; float32) of those of ``texts`` that have them, by text hash.
+        A damaged store gives none (the reranker then encodes the passages itself), with one logged line."""
+        try:
+            return self._get_many(texts)
+        except (sqlite3.DatabaseError, ValueError) as exc:
+            if not self._damage_reported:
+                self._damage_reported = True
+                log.warning("token vectors unreadable (%s); the reranker encodes the passages itself until the "
+                            "next `python -m ingest` starts the store over", exc)
+            return {}
+
+    def _get_many(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
         with self._lock:
             # One read transaction: the codec and the codes come from the same snapshot even while an ingest
@@ -103,7 +120,8 @@ class TokenVectorStore:
                     for digest, n_tokens, codes in rows:
                         found[digest] = codec.decode(codes, n_tokens)
             finally:
-                self._conn.execute("COMMIT")
+                if self._conn.in_transaction:
+                    self._conn.execute("COMMIT")
         return found
 
     def missing(self, texts: Sequence[str]) -> list[str]:
