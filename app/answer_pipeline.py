@@ -15,6 +15,13 @@ from prompts.citations import build_citations, remove_invalid_citations
 from prompts.context_packing import pack_passages, pack_sentences, prompt_budget
 from prompts.conversation import Turn
 from prompts.evidence_gate import check_evidence
+from prompts.evidence_match import (
+    cited_anchors,
+    cited_evidence,
+    cited_passages,
+    match_constraints,
+)
+from prompts.evidence_verification import verify_evidence
 from prompts.grounding_check import (
     CrossEncoderSupportScorer,
     EmbeddingSupportScorer,
@@ -25,6 +32,7 @@ from prompts.language import detect_language
 from prompts.lexical_support import answer_lexical_support
 from prompts.marker_only_answer import is_markers_only, quote_cited_sentence
 from prompts.number_support import unsupported_numbers
+from prompts.question_constraints import question_constraints
 from prompts.question_names import check_question_names
 from prompts.records import Answer
 from prompts.templates import PackedPassage, build_messages, source_label
@@ -93,9 +101,10 @@ def _passage_language(packed: list[PackedPassage], answer: AnswerSettings) -> st
 
 
 def is_refusal(text: str, refusals: tuple[str, ...]) -> bool:
-    """The model refused when its answer, citations aside, is (or starts with) one of the refusal sentences."""
-    bare = remove_invalid_citations(text, set()).strip()
-    return any(bare.startswith(r.rstrip("。.")) for r in refusals)
+    """The model refused when its answer, citations aside, holds one of the refusal sentences anywhere: at the
+    start, or at the end after a figure it then disowns ("…5.1%。根据现有文档无法回答该问题。")."""
+    bare = " ".join(remove_invalid_citations(text, set()).split()).lower()
+    return any(" ".join(r.rstrip("。.").split()).lower() in bare for r in refusals)
 
 
 class AnswerPipeline:
@@ -236,8 +245,17 @@ class AnswerPipeline:
             return replace(refused, refusal_reason=("the model found no answer; its second answer states "
                                                     f"{', '.join(invented)}, which the passages do not contain: "
                                                     f"{text}"))
+        quoted = False
         if is_markers_only(text):
-            text = quote_cited_sentence(refused.question, text, packed, refused.language) or text
+            quote = quote_cited_sentence(refused.question, text, packed, refused.language)
+            text, quoted = quote or text, quote is not None
+        start = time.perf_counter()
+        mismatch = self._evidence_mismatch(refused.question, text, packed, refused.language)
+        refused.timings["evidence_check"] = time.perf_counter() - start
+        if mismatch:
+            what = "the quoted sentence" if quoted else "the answer"
+            return replace(refused, refusal_reason=(f"{what} does not answer this question: {mismatch}; "
+                                                    f"draft answer: {text}"))
         start = time.perf_counter()
         checks = check_answer(text, packed, self.support_scorer, a.min_support_score,
                               skip=(a.refusal_zh, a.refusal_en))
@@ -251,6 +269,28 @@ class AnswerPipeline:
                                            f"(lexical support {support.score:.2f} < {a.min_lexical_support}); "
                                            f"draft answer: {text}"))
         return replace(refused, text=text, refused=False, citations=build_citations(text, packed), checks=checks)
+
+    def _evidence_mismatch(self, question: str, text: str, packed: list[PackedPassage], language: str) -> str:
+        """Why the evidence ``text`` cites does not answer ``question`` (a near miss), or "" when it does."""
+        a = self.settings.answer
+        evidence = cited_evidence(text, packed, a.evidence_neighbours)
+        checks = frozenset(a.evidence_checks)
+        if _passage_language(packed, a) != language:
+            # Across languages the question's words and names are not the passages' words: only years, dates and
+            # the relation asked can be compared.
+            checks -= {"name", "coverage", "relative_time", "unit"}
+        match = match_constraints(question_constraints(question, language), evidence, checks,
+                                  a.min_question_coverage, a.min_coverage_tokens, cited_passages(text, packed),
+                                  cited_anchors(text, packed))
+        if not match.matches:
+            return "; ".join(match.missing)
+        scorer = getattr(self.generator, "yes_probability", None)
+        if a.min_verification_yes > 0 and scorer is not None:
+            p_yes = verify_evidence(self.generator, question, evidence, language)
+            if p_yes < a.min_verification_yes:
+                return (f"asked whether the cited sentences answer the question, the model says no "
+                        f"(p(yes) {p_yes:.2f} < {a.min_verification_yes})")
+        return ""
 
     def answer(self, question: str, options: AskOptions | None = None) -> Answer:
         for event in self.stream(question, options):

@@ -31,14 +31,15 @@ from ingest.settings import (
     EmbedderSettings,
     IndexSettings,
     LimitSettings,
+    OcrSettings,
     SettingsSection,
 )
 from prompts.settings import AnswerSettings
 from retrieval.settings import RetrievalSettings
 
 __all__ = ["PACKAGED_EMBEDDER", "PACKAGED_LLM", "AnswerSettings", "ChunkingSettings", "ConfigError",
-           "EmbedderSettings", "GenerationSettings", "IndexSettings", "LimitSettings", "RetrievalSettings",
-           "ServerSettings", "Settings", "load_settings"]
+           "EmbedderSettings", "GenerationSettings", "IndexSettings", "LimitSettings", "OcrSettings",
+           "RetrievalSettings", "ServerSettings", "Settings", "load_settings"]
 
 ENV_PREFIX = "DOCQA_"
 # Settings that moved to another section; old TOML files and variables naming the old place keep working.
@@ -69,6 +70,7 @@ class Settings(SettingsSection):
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    ocr: OcrSettings = Field(default_factory=OcrSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
 
     @model_validator(mode="before")

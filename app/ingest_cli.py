@@ -33,8 +33,9 @@ EXIT_OK, EXIT_SOME_FAILED, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 130
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ingest",
-        description="Ingest documents (txt, md, pdf, docx, html) into the local knowledge base. Re-running is "
-                    "incremental: unchanged files are skipped, changed ones replaced, deleted ones removed.")
+        description="Ingest documents (txt, md, pdf, docx, html, xlsx, csv, pptx, images; scanned pages by OCR) "
+                    "into the local knowledge base. Re-running is incremental: unchanged files are skipped, changed "
+                    "ones replaced, deleted ones removed.")
     parser.add_argument("paths", nargs="*", type=Path,
                         help=f"files or folders to ingest (default: the sample corpus {SAMPLE_CORPUS})")
     parser.add_argument("--kb", type=Path, help="knowledge-base folder (default: Settings.kb_path)")

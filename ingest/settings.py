@@ -127,8 +127,29 @@ class LimitSettings(SettingsSection):
     max_pages: int = Field(2000, ge=1)
     # Rows of one spreadsheet sheet or CSV file.
     max_rows: int = Field(100_000, ge=1)
-    # Pixels of one image (decompression bombs).
+    # Pixels of one image (decompression bombs); a PDF page is rendered for OCR at a lower dpi rather than over it.
     max_image_pixels: int = Field(60_000_000, ge=1)
+    # Pages of one document that need OCR (scanned PDF pages, image frames): at ~1 page/s on 2 cores
+    # (bench/RESULTS_FORMATS.md) a 1,000-page scan would hold the ingest for a quarter of an hour or more.
+    max_ocr_pages: int = Field(300, ge=1)
+    # Members of one zip-based document (a zip of a million empty files is a bomb too).
+    max_zip_entries: int = Field(10_000, ge=1)
+
+
+class OcrSettings(SettingsSection):
+    """Reading scanned PDF pages and images (needs the "ocr" extra; without it they are refused as today)."""
+
+    # "auto" = rapidocr (PP-OCRv6) when installed, else rapidocr_onnxruntime (PP-OCRv4); "off" never runs OCR.
+    # Only the model files inside the wheels are loaded: nothing is downloaded.
+    engine: Literal["auto", "rapidocr", "rapidocr_onnxruntime", "off"] = "auto"
+    # Recognised lines scoring below this are dropped (noise, stamps, bits of pictures).
+    min_confidence: float = Field(0.5, ge=0, le=1)
+    # A PDF page whose text layer has fewer non-space characters than this is rendered and recognised.
+    thin_text_chars: int = Field(20, ge=0)
+    # Rendering resolution for PDF pages (bench/RESULTS_FORMATS.md: accuracy vs. speed).
+    dpi: int = Field(200, ge=50, le=600)
+    # onnxruntime threads per session; 0 = library default (all cores).
+    num_threads: int = Field(0, ge=0)
 
 
 class IngestConfig(Protocol):
@@ -138,6 +159,7 @@ class IngestConfig(Protocol):
     chunking: ChunkingSettings
     index: IndexSettings
     limits: LimitSettings
+    ocr: OcrSettings
 
     @property
     def kb_path(self) -> Path: ...

@@ -34,6 +34,20 @@ class AnswerSettings(SettingsSection):
     # When the model refuses although the passages passed the gates, ask once more without the refusal option
     # (bench/RESULTS_ANSWER.md weighs what it wins against what it invents).
     retry_refusals: bool = True
+    # Does the evidence an answer cites answer THIS question (prompts/evidence_match.py)? The constraint kinds held
+    # against the cited sentences and their neighbours: "year", "date", "relative_time", "unit" (多少人 needs a
+    # count of people), "relation" (a "when" needs a time, a "how many" a number), "name" (quoted titles, coined
+    # and Latin terms), "proper_noun" (an English question's capitalised words), "coverage" (min_question_coverage
+    # of the question's words). Chosen by bench/RESULTS_NEAR_MISS.md.
+    evidence_checks: tuple[Literal["year", "date", "relative_time", "unit", "relation", "name", "proper_noun",
+                                   "coverage"], ...] = ("year", "date", "relative_time", "unit", "relation", "name")
+    # Sentences either side of an answer's anchor sentence that count as its evidence.
+    evidence_neighbours: int = Field(1, ge=0)
+    min_question_coverage: float = Field(0.0, ge=0, le=1)
+    min_coverage_tokens: int = Field(4, ge=1)
+    # Ask the local LLM (when its backend can score a yes/no: llama.cpp) whether the cited evidence answers the
+    # question, and refuse below this probability of "yes"; <= 0 turns the verification off.
+    min_verification_yes: float = Field(0.0, le=1)
     # An answer sentence whose support score against its cited passages is below this is flagged.
     min_support_score: float = Field(0.5, ge=-1, le=1)
     # Refuse an answer when fewer than this share of its content tokens occur in the passages it cites; <= 0 turns

@@ -60,7 +60,9 @@ def test_a_name_the_passages_never_mention_is_refused_without_calling_the_model(
     answer = pipeline.answer("通义千问和 GPTQ 量化有什么关系？")
     assert answer.refused and answer.text == Settings().answer.refusal_zh and generator.calls == []
     assert answer.refusal_reason == "the passages never mention 'GPTQ'"
-    pipeline, generator = make("不该生成", require_question_names=False)
+    # With the gate off the model is called (the evidence check, which would still see the name missing from
+    # the cited passage, is off here too).
+    pipeline, generator = make("不该生成", require_question_names=False, evidence_checks=())
     assert not pipeline.answer("通义千问和 GPTQ 量化有什么关系？").refused and generator.calls
 
 
@@ -93,8 +95,9 @@ def test_a_retried_answer_with_a_number_the_passages_lack_is_a_refusal():
     pipeline, _ = make([refusal, "通义千问是2019年发布的[1]。"])
     answer = pipeline.answer("通义千问是哪一年发布的？")
     assert answer.refused and "states 2019, which the passages do not contain" in answer.refusal_reason
-    # The first answer is not held to this: the model could still refuse there.
-    pipeline, _ = make("通义千问是2019年发布的[1]。")
+    # The first answer is not held to this: the model could still refuse there. (The evidence check, which
+    # would see that the passage gives no time for a "when" question, is off to isolate the number check.)
+    pipeline, _ = make("通义千问是2019年发布的[1]。", evidence_checks=())
     assert not pipeline.answer("通义千问是哪一年发布的？").refused
 
 

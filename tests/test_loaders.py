@@ -192,8 +192,8 @@ def test_directory(tmp_path: Path) -> None:
 
 
 def test_unsupported_extension(tmp_path: Path) -> None:
-    reason = load_error(write(tmp_path, "sheet.xlsx", b"data")).reason
-    assert reason.startswith("unsupported file type '.xlsx'") and ".pdf" in reason
+    reason = load_error(write(tmp_path, "sheet.numbers", b"data")).reason
+    assert reason.startswith("unsupported file type '.numbers'") and ".pdf" in reason
 
 
 @pytest.mark.parametrize("data, reason", [

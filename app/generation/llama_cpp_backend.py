@@ -68,6 +68,30 @@ class LlamaCppGenerator:
     def count_prompt_tokens(self, messages: list[Message]) -> int:
         return len(self._prompt_tokens(messages))
 
+    def yes_probability(self, messages: list[Message], yes: tuple[str, ...], no: tuple[str, ...]) -> float:
+        """P(the next token after the chat prompt starts one of ``yes``) / P(it starts one of ``yes`` or ``no``):
+        a calibratable yes/no verdict from one forward pass (prompts/evidence_verification.py)."""
+        import numpy as np
+
+        tokens = self._prompt_tokens(messages)
+        if len(tokens) >= self.n_ctx:
+            raise GenerationError(f"{self.name}: prompt of {len(tokens)} tokens does not fit n_ctx={self.n_ctx}")
+
+        def first_tokens(words: tuple[str, ...]) -> set[int]:
+            return {self._llm.tokenize(w.encode("utf-8"), add_bos=False, special=False)[0] for w in words}
+
+        with self._lock:
+            self._llm.reset()
+            self._llm.eval(tokens)
+            # llama-cpp-python 0.3 no longer copies logits into Llama.scores (only with logits_all): read the last
+            # token's row from the context.
+            logits = np.ctypeslib.as_array(self._llm._ctx.get_logits(), shape=(self._llm.n_vocab(),))
+            logits = logits.astype(np.float64)
+        probs = np.exp(logits - logits.max())
+        p_yes = float(sum(probs[t] for t in first_tokens(yes)))
+        p_no = float(sum(probs[t] for t in first_tokens(no)))
+        return p_yes / (p_yes + p_no) if p_yes + p_no > 0 else 0.5
+
     def warm_up(self, examples: list[list[Message]]) -> int:
         """Evaluate the prompt prefix the ``examples`` (two or more prompts that differ only in what changes per
         question) share, and keep its state: a later prompt starting with it evaluates only the rest, even after

@@ -31,9 +31,12 @@ from ingest.chunking.text_structure import (
     split_sentences,
     trim,
 )
+from ingest.chunking.record_chunker import chunk_records
 from ingest.records import ChunkDraft, LoadedDocument
 from ingest.settings import ChunkingSettings
 
+# Spreadsheets and CSV: one record per line, chunked by record_chunker (kept in step with the loaders' types).
+RECORD_FILE_TYPES = frozenset({"xlsx", "csv"})
 _CLAUSE_END = "，、,：:；;）) \n"
 
 
@@ -236,6 +239,8 @@ def _merge_tiny(pieces: list[_Piece], settings: ChunkingSettings) -> list[_Piece
 
 def chunk_document(doc: LoadedDocument, settings: ChunkingSettings) -> list[ChunkDraft]:
     """Chunks of ``doc`` in reading order, ``ordinal`` counting from 0 across pages."""
+    if doc.file_type in RECORD_FILE_TYPES:
+        return chunk_records(doc, settings)
     plain_headings = doc.file_type in ("text", "pdf")  # Markdown-like sources mark headings with "#"
     stack: list[tuple[int, str]] = []  # (level, title) of the headings in force; carried across PDF pages
     drafts: list[ChunkDraft] = []

@@ -16,18 +16,26 @@ from pathlib import Path
 from ingest.chunking.normalize import normalize_text
 from ingest.loaders.docx_loader import read_docx
 from ingest.loaders.html_loader import declared_charset, read_html
+from ingest.loaders.image_loader import read_image
 from ingest.loaders.load_error import LoadError
+from ingest.loaders.page_ocr import PageProgress, no_progress
 from ingest.loaders.pdf_loader import read_pdf
+from ingest.loaders.pptx_loader import read_pptx
+from ingest.loaders.spreadsheet_loader import read_csv, read_xlsx
 from ingest.loaders.text_decoding import decode_text
+from ingest.loaders.zip_guard import check_zip_document
 from ingest.records import LoadedDocument, PageText
-from ingest.settings import LimitSettings
+from ingest.settings import LimitSettings, OcrSettings
 
 __all__ = ["LoadError", "SUPPORTED_EXTENSIONS", "load_document"]
 
 FILE_TYPES = {
     ".txt": "text", ".md": "markdown", ".markdown": "markdown", ".pdf": "pdf", ".docx": "docx",
-    ".html": "html", ".htm": "html",
+    ".html": "html", ".htm": "html", ".xlsx": "xlsx", ".csv": "csv", ".tsv": "csv", ".pptx": "pptx",
+    ".png": "image", ".jpg": "image", ".jpeg": "image", ".bmp": "image", ".tif": "image", ".tiff": "image",
+    ".webp": "image",
 }
+
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(FILE_TYPES)
 
 _MARKDOWN_H1 = re.compile(r"^#\s+(.+)$", re.MULTILINE)
@@ -82,11 +90,33 @@ def _text_pages(data: bytes, path: str, file_type: str) -> tuple[list[PageText],
     return [PageText(text=text, page=None)], title
 
 
-def load_document(path: Path, limits: LimitSettings) -> LoadedDocument:
-    """Load ``path`` as normalised text (one ``PageText`` per PDF page, else one for the file).
+def _read(data: bytes, path: Path, file_type: str, limits: LimitSettings, ocr: OcrSettings,
+          on_page: PageProgress) -> tuple[list[PageText], str]:
+    shown = str(path)
+    if file_type == "pdf":
+        return read_pdf(data, shown, limits, ocr, on_page)
+    if file_type == "docx":
+        check_zip_document(data, shown, ".docx", limits)
+        text, title = read_docx(data, shown)
+        return [PageText(text=text, page=None)], title
+    if file_type == "xlsx":
+        return read_xlsx(data, shown, path.name, limits)
+    if file_type == "csv":
+        return read_csv(data, shown, path.name, limits)
+    if file_type == "pptx":
+        return read_pptx(data, shown, limits)
+    if file_type == "image":
+        return read_image(data, shown, limits, ocr, on_page), ""
+    return _text_pages(data, shown, file_type)
 
-    Raises ``LoadError`` for a missing, unreadable, oversized, empty, binary, encrypted or corrupt file, or an
-    unsupported extension.
+
+def load_document(path: Path, limits: LimitSettings, ocr: OcrSettings | None = None,
+                  on_page: PageProgress = no_progress) -> LoadedDocument:
+    """Load ``path`` as normalised text (one ``PageText`` per PDF page or slide, else one for the file).
+
+    Scanned PDF pages and images are read by OCR as ``ocr`` says; ``on_page(done, total)`` follows the pages
+    recognised. Raises ``LoadError`` for a missing, unreadable, oversized, empty, binary, encrypted or corrupt file,
+    or an unsupported extension.
     """
     path = Path(path)
     shown = str(path)
@@ -103,13 +133,7 @@ def load_document(path: Path, limits: LimitSettings) -> LoadedDocument:
         raise LoadError(path, "empty file (0 bytes)")
     data = _read_bytes(path)
     content_hash = hashlib.sha256(data).hexdigest()
-    if file_type == "pdf":
-        pages, title = read_pdf(data, shown)
-    elif file_type == "docx":
-        text, title = read_docx(data, shown)
-        pages = [PageText(text=text, page=None)]
-    else:
-        pages, title = _text_pages(data, shown, file_type)
+    pages, title = _read(data, path, file_type, limits, ocr or OcrSettings(), on_page)
     if not any(p.text.strip() for p in pages):
         raise LoadError(path, "empty file (no text, only whitespace)" if file_type in ("text", "markdown")
                         else "no text found in the document")

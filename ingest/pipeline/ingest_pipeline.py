@@ -30,6 +30,7 @@ from ingest.loaders.document_loader import (
     LoadError,
     load_document,
 )
+from ingest.loaders.ocr_progress import ocr_progress
 from ingest.pipeline.ingest_plan import IngestPlan, plan_ingest
 from ingest.pipeline.ingest_report import FileFailure, IngestReport
 from ingest.pipeline.source_scan import (
@@ -154,7 +155,8 @@ def _load_contents(plan: IngestPlan, known_hashes: set[str], settings: IngestCon
             _fail(report, source.path, failed_hashes[digest])
             continue
         try:
-            doc = load_document(Path(source.path), settings.limits)
+            doc = load_document(Path(source.path), settings.limits, settings.ocr,
+                                ocr_progress(source.path, progress))
             drafts = chunk_document(doc, settings.chunking)
         except LoadError as exc:
             _fail(report, source.path, exc.reason)

@@ -1,0 +1,79 @@
+"""Each kind of question constraint, read from the question and held against cited evidence (no model)."""
+
+from __future__ import annotations
+
+from prompts.evidence_match import match_constraints
+from prompts.question_constraints import question_constraints
+
+ALL = frozenset({"year", "date", "relative_time", "unit", "relation", "name", "proper_noun", "coverage"})
+
+
+def check(question: str, evidence: str, language: str = "zh", kinds: frozenset[str] = ALL,
+          min_coverage: float = 0.0):
+    return match_constraints(question_constraints(question, language), evidence, kinds, min_coverage, 1)
+
+
+def test_year_asked_must_be_the_year_cited():
+    assert question_constraints("2021年机场旅客吞吐量是多少？", "zh").years == ["2021"]
+    assert question_constraints("二〇二一年的冠军是谁？", "zh").years == ["2021"]
+    miss = check("2021年机场旅客吞吐量是多少？", "2020年，该机场旅客吞吐量为3000万人次。", kinds=frozenset({"year"}))
+    assert not miss.matches and "give 2020, not 2021" in miss.missing[0]
+    assert check("2021年机场旅客吞吐量是多少？", "2021年该机场旅客吞吐量为3200万人次。").matches
+    assert not check("Who won the league in 1998?", "In 1997 Arsenal won the league.", "en").matches
+    assert check("Who won the league in 1998?", "Arsenal won the league in 1998.", "en").matches
+
+
+def test_date_asked_must_be_the_date_cited():
+    assert question_constraints("3月5日发生了什么？", "zh").dates == [(3, 5)]
+    assert question_constraints("What happened on March 5?", "en").dates == [(3, 5)]
+    assert not check("3月5日发生了什么？", "3月6日，会议在北京召开。", kinds=frozenset({"date"})).matches
+    assert check("3月5日发生了什么？", "3月5日，会议在北京召开。", kinds=frozenset({"date"})).matches
+    assert check("What happened on 5th March?", "On March 5 the council met.", "en", frozenset({"date"})).matches
+
+
+def test_relative_time_must_be_spoken_of_in_the_evidence():
+    assert question_constraints("本届世界杯的冠军是哪支球队？", "zh").relative_times == ["本届"]
+    assert not check("去年中国经济增长了多少？", "2020年中国经济增长2.3%。", kinds=frozenset({"relative_time"})).matches
+    assert check("去年中国经济增长了多少？", "去年中国经济增长8.1%。", kinds=frozenset({"relative_time"})).matches
+    assert not check("What was the growth last year?", "Growth was 3% in 2019.", "en",
+                     frozenset({"relative_time"})).matches
+
+
+def test_quantity_unit_asked_needs_a_count_in_that_unit():
+    assert question_constraints("踩踏事件造成多少人死亡？", "zh").units == ["人"]
+    assert question_constraints("这条公路长多少公里？", "zh").units == ["公里"]
+    assert question_constraints("球队有多少名球员？", "zh").units == []  # a classifier: any count will do
+    assert not check("踩踏事件造成多少人死亡？", "车祸造成巴士损毁12辆。", kinds=frozenset({"unit"})).matches
+    assert check("踩踏事件造成多少人死亡？", "踩踏事件造成3萬多人受影響，12人死亡。", kinds=frozenset({"unit"})).matches
+
+
+def test_relation_when_needs_a_time_and_how_many_a_number():
+    assert question_constraints("梵語研究始於何時？", "zh").relation == "when"
+    assert question_constraints("How many people live there?", "en").relation == "how_many"
+    assert question_constraints("Who founded it?", "en").relation == ""
+    assert not check("该寺庙建于何时？", "该寺庙位于山顶，以壁画闻名。", kinds=frozenset({"relation"})).matches
+    assert check("该寺庙建于何时？", "该寺庙建于明朝初年。", kinds=frozenset({"relation"})).matches
+    assert not check("How many people died?", "The crash shocked the town.", "en", frozenset({"relation"})).matches
+    assert check("How many people died?", "Twelve people died.", "en", frozenset({"relation"})).matches
+
+
+def test_names_of_the_question_must_occur_in_the_evidence():
+    assert "紅樓夢" in question_constraints("《紅樓夢》的作者是誰？", "zh").names
+    assert "GPT-3" in question_constraints("GPT-3 有多少参数？", "zh").names
+    assert not check("《紅樓夢》的作者是誰？", "《水滸傳》的作者是施耐庵。", kinds=frozenset({"name"})).matches
+    assert check("《紅樓夢》的作者是誰？", "《紅樓夢》的作者是曹雪芹。", kinds=frozenset({"name"})).matches
+    assert not check("How large is GPT-3?", "GPT-2 has 1.5 billion parameters.", "en", frozenset({"name"})).matches
+
+
+def test_english_proper_nouns_must_occur_in_the_evidence():
+    assert question_constraints("What did Kublai Khan's court adopt?", "en").proper_nouns == ["Kublai", "Khan"]
+    assert not check("What did Kublai Khan found?", "Genghis Khan founded the empire.", "en",
+                     frozenset({"proper_noun"})).matches
+    assert check("What did Kublai Khan found?", "Kublai Khan founded the Yuan dynasty.", "en",
+                 frozenset({"proper_noun"})).matches
+
+
+def test_coverage_counts_the_question_words_in_the_evidence():
+    far = check("长江的源头在哪里？", "黄河发源于青藏高原。", kinds=frozenset({"coverage"}), min_coverage=0.5)
+    assert not far.matches and far.coverage is not None and far.coverage < 0.5
+    assert check("长江的源头在哪里？", "长江的源头在青藏高原。", kinds=frozenset({"coverage"}), min_coverage=0.5).matches
