@@ -24,6 +24,7 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 from app.generation.settings import PACKAGED_LLM, GenerationSettings
+from app.server.settings import ServerSettings
 from ingest.settings import (
     PACKAGED_EMBEDDER,
     ChunkingSettings,
@@ -38,8 +39,7 @@ from retrieval.settings import RetrievalSettings
 
 __all__ = ["PACKAGED_EMBEDDER", "PACKAGED_LLM", "AnswerSettings", "ChunkingSettings", "ConfigError",
            "DialogueSettings", "EmbedderSettings", "GenerationSettings", "IndexSettings", "LimitSettings",
-           "OcrSettings", "RetrievalSettings",
-           "Settings", "load_settings"]
+           "OcrSettings", "RetrievalSettings", "ServerSettings", "Settings", "load_settings"]
 
 ENV_PREFIX = "DOCQA_"
 # Settings that moved to another section; old TOML files and variables naming the old place keep working.
@@ -72,6 +72,7 @@ class Settings(SettingsSection):
     dialogue: DialogueSettings = Field(default_factory=DialogueSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     ocr: OcrSettings = Field(default_factory=OcrSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -46,14 +46,18 @@ def _print_text(result: RetrievalResult) -> None:
     print("timings (ms): " + ", ".join(f"{k} {v * 1000:.1f}" for k, v in result.timings.items()))
 
 
-def _as_json(result: RetrievalResult) -> str:
+def result_as_dict(result: RetrievalResult) -> dict:
+    """The JSON form of a retrieval result (``--json`` here, ``POST /v1/kb/retrieve`` in the HTTP server)."""
     passages = []
     for p in result.passages:
         item = asdict(p)
         item["chunk"]["heading"] = p.chunk.heading
         passages.append(item)
-    return json.dumps({"query": result.query, "passages": passages, "timings": result.timings},
-                      ensure_ascii=False, indent=2)
+    return {"query": result.query, "passages": passages, "timings": result.timings}
+
+
+def _as_json(result: RetrievalResult) -> str:
+    return json.dumps(result_as_dict(result), ensure_ascii=False, indent=2)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,18 +74,19 @@ def build_generator(settings: Settings) -> Generator:
 
 
 def build_pipeline(settings: Settings, with_reranker: bool | None = None,
-                   generator: Generator | None = None) -> AnswerPipeline:
-    """Embedder, base, retriever and LLM wired into an answer pipeline (models load once per process)."""
+                   generator: Generator | None = None, embedder: Embedder | None = None) -> AnswerPipeline:
+    """Embedder, base, retriever and LLM wired into an answer pipeline (models load once per process; a long-running
+    face passes the ones it holds when it reopens a new generation of the base)."""
     from app.answer_pipeline import AnswerPipeline
 
     if generator is not None:
-        embedder = load_embedder(settings)
+        embedder = embedder or load_embedder(settings)
         return AnswerPipeline(build_retriever(settings, embedder, with_reranker), generator, embedder, settings)
     # The LLM loads (mostly mapping the GGUF, in C without the GIL) while the embedder's imports and model load
     # run here: a terminal question starts answering seconds sooner (bench/RESULTS_TTFT.md).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-llm") as pool:
         pending = pool.submit(build_generator, settings)
-        embedder = load_embedder(settings)
+        embedder = embedder or load_embedder(settings)
         retriever = build_retriever(settings, embedder, with_reranker)
         return AnswerPipeline(retriever, pending.result(), embedder, settings)
 

@@ -1,0 +1,46 @@
+"""A checked Answer as an API client sees it: the cited sources (file, page, heading, the sentence the answer drew
+on) and, for clients that show only text, a sources block appended to the answer."""
+
+from __future__ import annotations
+
+from app.cited_span import answer_span
+from app.server.openai_schema import Source
+from prompts.records import Answer
+from prompts.templates import source_label
+
+_HEADINGS = {"zh": "来源", "en": "Sources"}
+_CHECKED = {"zh": "核对后的回答：", "en": "Checked answer: "}
+
+
+def answer_sources(answer: Answer) -> list[Source]:
+    sources = []
+    for citation in answer.citations:
+        passage = citation.passage
+        text = citation.quoted_text
+        span = answer_span(text, answer.text, citation.number, answer.question)
+        quote = text[span[0]:span[1]] if span else text
+        chunk = passage.chunk
+        sources.append(Source(number=citation.number, file=chunk.source, page=chunk.page,
+                              heading=chunk.heading or None, quote=quote, score=float(passage.score)))
+    return sources
+
+
+def sources_block(answer: Answer, sources: list[Source]) -> str:
+    """``\\n\\n来源：\\n[1] file p.2 — heading: “quote”`` (empty for a refusal or an answer citing nothing)."""
+    if answer.refused or not sources:
+        return ""
+    lines = [f"\n\n{_HEADINGS.get(answer.language, 'Sources')}:"]
+    for source, citation in zip(sources, answer.citations):
+        quote = " ".join(source.quote.split())
+        lines.append(f"[{source.number}] {source_label(citation.passage)}: “{quote}”")
+    return "\n".join(lines)
+
+
+def correction(answer: Answer, streamed: str, separator: str) -> str:
+    """What to append when the checked answer is not the draft a client has already been streamed: nothing when
+    they agree, else the checked answer (a refusal with its reason, or the corrected text)."""
+    if answer.text.strip() == streamed.strip():
+        return ""
+    if answer.refused:
+        return f"{separator}{answer.text}" + (f" ({answer.refusal_reason})" if answer.refusal_reason else "")
+    return f"{separator}{_CHECKED.get(answer.language, _CHECKED['en'])}{answer.text}"
