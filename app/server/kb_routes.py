@@ -23,10 +23,10 @@ from app.wiring import run_ingest
 from ingest.pipeline.ingest_pipeline import IngestOptions
 from ingest.pipeline.ingest_report import IngestReport
 from ingest.records import DocumentRecord
+from ingest.store.kb_layout import generation_paths
 from ingest.store.kb_lock import KnowledgeBaseLockedError, WriterLock
 from ingest.store.knowledge_base import KnowledgeBaseError
 from ingest.store.manifest import ManifestError, read_manifest
-from ingest.store.kb_layout import generation_paths
 from retrieval.question_check import QuestionError, validate_question
 
 router = APIRouter()
