@@ -20,7 +20,7 @@ FAKE_DIM = 32
 
 
 class FakeEmbedder:
-    def __init__(self, dimension: int = FAKE_DIM, features: Literal["bigrams", "tokens"] = "bigrams",
+    def __init__(self, dimension: int = FAKE_DIM, *, features: Literal["bigrams", "tokens"] = "bigrams",
                  name: str = "test-hash", delay: float = 0.0, hold_until: Path | None = None):
         self.name = f"{name}:{dimension}"
         self.dimension = dimension

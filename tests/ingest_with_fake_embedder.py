@@ -54,4 +54,4 @@ if __name__ == "__main__":
         _die_at(step, after=when == "after")
     if rest[:1] == ["--"]:
         rest = rest[1:]
-    sys.exit(main(rest, embedder_factory=lambda: FakeEmbedder(ours.dim, ours.delay, hold_until=ours.hold_until)))
+    sys.exit(main(rest, embedder_factory=lambda: FakeEmbedder(ours.dim, delay=ours.delay, hold_until=ours.hold_until)))

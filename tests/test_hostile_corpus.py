@@ -114,7 +114,7 @@ def _write_hostile_inputs(docs: Path, base_file: Path) -> dict[str, str]:
         fh.write("内容本身完好，只是文件名不是 UTF-8。".encode())
     with open(os.path.join(gbk_dir, "国标空文件.txt".encode("gbk")), "wb"):
         pass
-    (docs / "ignored.xlsx").write_bytes(b"PK\x03\x04 a spreadsheet inside a folder is not a document")
+    (docs / "ignored.numbers").write_bytes(b"PK\x03\x04 an unsupported file inside a folder is not a document")
     # The same bytes as an ingested file under a new name, and two new names for one new content.
     shutil.copy(base_file, docs / "copy_of_base.txt")
     (docs / "twin_a.txt").write_text(TWIN_TEXT, encoding="utf-8")
@@ -146,10 +146,10 @@ def test_one_ingest_over_every_hostile_input_reports_each_and_loses_nothing(tmp_
     before = _snapshot(settings.kb_path)
 
     expected = _write_hostile_inputs(docs, base_files[0])
-    sheet = tmp_path / "sheet.xlsx"  # given by name, an unsupported file is reported (in a folder it is ignored)
+    sheet = tmp_path / "sheet.numbers"  # given by name, an unsupported file is reported (in a folder it is ignored)
     sheet.write_bytes(b"PK\x03\x04")
     expected_paths = {str(docs / name): reason for name, reason in expected.items()}
-    expected_paths[str(sheet)] = "unsupported file type '.xlsx'"
+    expected_paths[str(sheet)] = "unsupported file type '.numbers'"
     locked = docs / "locked.txt"
     popen = _unreadable_file_setup(locked)
     if popen is None:  # root that cannot drop its file-access capability: this one file would simply load
@@ -195,7 +195,7 @@ def test_one_ingest_over_every_hostile_input_reports_each_and_loses_nothing(tmp_
     keyword = kb.keyword_index
     stored_paths = {d.path for d in kb.documents()}
     assert not any(path in stored_paths for path in expected_paths)
-    assert str(docs / "ignored.xlsx") not in stored_paths
+    assert str(docs / "ignored.numbers") not in stored_paths
     assert "空字节，但正文完好无损。" in "".join(c.text for c in kb.iter_chunks())
     for name, (text, _) in ENCODED_GOOD.items():
         sentence = text.rsplit("\n", 1)[-1]
@@ -244,13 +244,13 @@ def test_a_file_rewritten_during_the_run_is_stored_consistently_and_picked_up_ne
     target.write_text(old_text, encoding="utf-8")
     real_load = ingest_pipeline.load_document
 
-    def load_while_the_file_changes(path: Path, limits):
+    def load_while_the_file_changes(path: Path, *args, **kwargs):
         if Path(path) != target:
-            return real_load(path, limits)
+            return real_load(path, *args, **kwargs)
         if when == "before_load":
             target.write_text(new_text, encoding="utf-8")
-            return real_load(path, limits)
-        document = real_load(path, limits)
+            return real_load(path, *args, **kwargs)
+        document = real_load(path, *args, **kwargs)
         target.write_text(new_text, encoding="utf-8")
         return document
 
