@@ -14,25 +14,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from bench.lib.near_miss_sets import (
     EVAL_DIR,
+    EVAL_FOLDERS,
     Case,
     load_docs,
     near_miss_cases,
     noisy_cases,
 )
+from bench.lib.paths import RESULTS_DIR
 from prompts.evidence_match import coverage_tokens, match_constraints
 from prompts.language import detect_language
 from prompts.question_constraints import question_constraints
 from prompts.sentences import split_sentences
 from prompts.settings import AnswerSettings
 
-RESULTS = Path(__file__).resolve().parent / "results"
 KINDS = ("year", "date", "relative_time", "unit", "relation", "name", "proper_noun")
 DEFAULT_KINDS = tuple(k for k in AnswerSettings().evidence_checks if k != "coverage")
-FOLDERS = {"drcd": "drcd_dev", "cmrc": "cmrc2018_trial", "squad": "squad2_dev_b"}
 
 
 def evidence_for(case: Case, docs, neighbours: int) -> str:
@@ -69,7 +68,7 @@ def verify(rows: list[dict], per_group: int) -> None:
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["kind"], r["lang"], r["half"]), []).append(r)
-    out = RESULTS / "evidence_verify.json"
+    out = RESULTS_DIR / "evidence_verify.json"
     done = []
     for i in range(per_group):
         for key, members in sorted(groups.items()):
@@ -92,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="also score N cases per group and half with the local LLM's yes/no verification")
     args = p.parse_args(argv)
     docs = {}
-    for folder in FOLDERS.values():
+    for folder in EVAL_FOLDERS.values():
         docs.update(load_docs(EVAL_DIR / folder))
     cases = near_miss_cases(args.per_dataset) + noisy_cases(args.per_dataset // 2, 1) + \
         noisy_cases(args.per_dataset // 2, 4)
@@ -108,10 +107,10 @@ def main(argv: list[str] | None = None) -> int:
                      "noise": c.noise, "failed": failed, "coverage": cov})
         rows[-1]["evidence"] = ev
         rows[-1]["question"] = c.question.question
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS_DIR.mkdir(exist_ok=True)
     if args.verify:
         verify(rows, args.verify)
-    (RESULTS / "evidence_check.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    (RESULTS_DIR / "evidence_check.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
 
     def rate(sel, pred):
         return (sum(map(pred, sel)) / len(sel), len(sel)) if sel else (float("nan"), 0)

@@ -37,17 +37,17 @@ from bench.lib.answer_scoring import keyword_hit
 from bench.lib.bench_kb import build_kb
 from bench.lib.near_miss_sets import (
     EVAL_DIR,
+    EVAL_FOLDERS,
     Case,
     load_docs,
     near_miss_cases,
     noisy_cases,
 )
+from bench.lib.paths import RESULTS_DIR
 from prompts.evidence_match import cited_evidence
 from prompts.evidence_verification import verify_evidence
 from prompts.records import Answer
 
-RESULTS = Path(__file__).resolve().parent / "results"
-FOLDERS = {"drcd": "drcd_dev", "cmrc": "cmrc2018_trial", "squad": "squad2_dev_b"}
 # Variants of the finishing checks: name -> AnswerSettings changes.
 # The LLM verification is applied offline: its p(yes) is stored per answer, so any threshold can be scored.
 VARIANTS = {
@@ -77,9 +77,9 @@ def dataset_bases(settings: Settings, cases: list[Case]) -> dict[str, CaseRetrie
     bases = {}
     for dataset in sorted({c.dataset for c in cases}):
         needed = {d for c in cases if c.dataset == dataset for d in c.doc_ids}
-        docs = load_docs(EVAL_DIR / FOLDERS[dataset])
-        path = RESULTS / f"near_miss_{dataset}_corpus.jsonl"
-        RESULTS.mkdir(parents=True, exist_ok=True)
+        docs = load_docs(EVAL_DIR / EVAL_FOLDERS[dataset])
+        path = RESULTS_DIR / f"near_miss_{dataset}_corpus.jsonl"
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(json.dumps({"doc_id": d, "title": docs[d].title, "text": docs[d].text},
                                            ensure_ascii=False) + "\n" for d in sorted(needed)), encoding="utf-8")
         s = settings.model_copy(deep=True)
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = [c for c in both if args.half in ("both", c.half)]
     generator = build_generator(settings)
     embedder = next(iter(bases.values())).retriever.embedder
-    out = RESULTS / f"near_miss_{args.half}.json"
+    out = RESULTS_DIR / f"near_miss_{args.half}.json"
     # Interleave halves too, so a run stopped early has both.
     rows = []
     # Interleave datasets so a stopped run still covers every group.

@@ -24,6 +24,8 @@ from bench.lib.paths import EVAL_DIR as DEFAULT_EVAL_DIR
 
 # ../shared/eval beside the repository; DOCQA_EVAL_DIR points elsewhere (a worktree lies one level deeper).
 EVAL_DIR = Path(os.environ.get("DOCQA_EVAL_DIR", DEFAULT_EVAL_DIR))
+# The eval sets by short name, as folders of EVAL_DIR.
+EVAL_FOLDERS = {"drcd": "drcd_dev", "cmrc": "cmrc2018_trial", "squad": "squad2_dev_b"}
 
 
 @dataclass
