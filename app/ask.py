@@ -60,7 +60,7 @@ def _print_sources(answer: Answer) -> None:
         out.write("\nSources:\n")
         for c in answer.citations:
             chunk = c.passage.chunk
-            where = chunk.source + (f", p.{chunk.page}" if chunk.page is not None else "")
+            where = chunk.source + (f", {chunk.page_label}" if chunk.page_label else "")
             heading = f" — {chunk.heading}" if chunk.heading_path else ""
             out.write(f"[{c.number}] {where}{heading}\n    {_excerpt(c.quoted_text)}\n")
     flagged = [c for c in answer.checks if not c.supported]

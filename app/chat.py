@@ -131,7 +131,7 @@ class ChatSession:
         out = []
         for c in shown:
             chunk = c.passage.chunk
-            where = chunk.source + (f", p.{chunk.page}" if chunk.page is not None else "")
+            where = chunk.source + (f", {chunk.page_label}" if chunk.page_label else "")
             heading = f" — {chunk.heading}" if chunk.heading_path else ""
             flat = " ".join(c.quoted_text.split())
             excerpt = flat if len(flat) <= _EXCERPT_CHARS else flat[:_EXCERPT_CHARS] + "…"

@@ -63,8 +63,8 @@ class SearchInput(BaseModel):
 def _source_line(number: int, passage: ScoredChunk) -> str:
     chunk = passage.chunk
     parts = [Path(chunk.source).name or chunk.source]
-    if chunk.page is not None:
-        parts.append(f"page {chunk.page}")
+    if chunk.page_label:
+        parts.append(chunk.page_label)
     if chunk.heading:
         parts.append(chunk.heading)
     return f"[{number}] " + ", ".join(parts)

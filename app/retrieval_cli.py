@@ -36,7 +36,7 @@ def _fmt(value: float | None) -> str:
 def _print_text(result: RetrievalResult) -> None:
     for rank, p in enumerate(result.passages, start=1):
         chunk = p.chunk
-        where = chunk.source + (f"  p.{chunk.page}" if chunk.page is not None else "")
+        where = chunk.source + (f"  {chunk.page_label}" if chunk.page_label else "")
         print(f"[{rank}] {where}" + (f"  § {chunk.heading}" if chunk.heading else ""))
         print(f"    chunk {chunk.chunk_id}  dense {_fmt(p.dense_score)} (#{p.dense_rank or '-'})  "
               f"bm25 {_fmt(p.bm25_score)} (#{p.bm25_rank or '-'})  fused {_fmt(p.fused_score)}  "

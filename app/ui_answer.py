@@ -86,14 +86,14 @@ def render_answer_details(answer: Answer, lang: str) -> None:
         st.warning(t("refused", lang))
         if answer.passages:
             with st.expander(t("closest", lang), expanded=False):
-                render_sources(answer_views(answer, t("page", lang)), lang)
+                render_sources(answer_views(answer, t("page", lang), t("slide", lang)), lang)
     else:
         weak = [c.sentence for c in answer.checks if not c.supported]
         if weak:
             st.caption(t("unsupported", lang) + " " + " / ".join(escape_inline(s) for s in weak))
         if answer.citations:
             st.markdown(f"**{t('sources', lang)}**")
-            render_sources(answer_views(answer, t("page", lang)), lang)
+            render_sources(answer_views(answer, t("page", lang), t("slide", lang)), lang)
     caption = _timings_caption(answer, lang)
     if caption:
         st.caption(caption)

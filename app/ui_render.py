@@ -86,8 +86,10 @@ class SourceView:
     source_path: str
 
 
-def source_title(passage: ScoredChunk, page_label: str, number: int | None) -> str:
+def source_title(passage: ScoredChunk, page_label: str, number: int | None, slide_label: str = "") -> str:
     chunk = passage.chunk
+    if chunk.is_slide and slide_label:
+        page_label = slide_label
     name = chunk.source.replace("\\", "/").rsplit("/", 1)[-1] or chunk.source
     parts = [f"<b>{html.escape(name)}</b>"]
     if chunk.page is not None:
@@ -107,7 +109,8 @@ def score_rows(passage: ScoredChunk) -> list[ScoreRow]:
     ]
 
 
-def citation_view(citation: Citation, answer_text: str, page_label: str, question: str = "") -> SourceView:
+def citation_view(citation: Citation, answer_text: str, page_label: str, question: str = "",
+                  slide_label: str = "") -> SourceView:
     """A cited passage as the model saw it, with the sentence(s) the answer drew on highlighted. A short answer
     ("9秒 [1]") may share no words with the passage; then the sentence matching the question is highlighted, and
     failing that the retrieved chunk inside its merged neighbours."""
@@ -115,22 +118,23 @@ def citation_view(citation: Citation, answer_text: str, page_label: str, questio
     span = answer_span(text, answer_text, citation.number, question)
     if span is None and text == citation.passage.context_text:
         span = chunk_span_in_context(citation.passage)
-    return SourceView(citation.number, source_title(citation.passage, page_label, citation.number),
+    return SourceView(citation.number, source_title(citation.passage, page_label, citation.number, slide_label),
                       block_html(text, span), score_rows(citation.passage), citation.passage.chunk.source)
 
 
-def passage_view(passage: ScoredChunk, page_label: str, number: int | None = None) -> SourceView:
+def passage_view(passage: ScoredChunk, page_label: str, number: int | None = None,
+                 slide_label: str = "") -> SourceView:
     """A passage that was considered but not cited (e.g. for a refusal): the retrieved chunk is highlighted."""
-    return SourceView(number, source_title(passage, page_label, number),
+    return SourceView(number, source_title(passage, page_label, number, slide_label),
                       block_html(passage.text, chunk_span_in_context(passage)),
                       score_rows(passage), passage.chunk.source)
 
 
-def answer_views(answer: Answer, page_label: str) -> list[SourceView]:
+def answer_views(answer: Answer, page_label: str, slide_label: str = "") -> list[SourceView]:
     """The sources to show under an answer: its citations, or for a refusal the passages it considered."""
     if answer.citations and not answer.refused:
-        return [citation_view(c, answer.text, page_label, answer.question) for c in answer.citations]
-    return [passage_view(p, page_label, i) for i, p in enumerate(answer.passages, start=1)]
+        return [citation_view(c, answer.text, page_label, answer.question, slide_label) for c in answer.citations]
+    return [passage_view(p, page_label, i, slide_label) for i, p in enumerate(answer.passages, start=1)]
 
 
 def scores_table(rows: list[ScoreRow], labels: dict[str, str], rank_label: str) -> str:

@@ -27,6 +27,7 @@ _LABELS: dict[str, dict[str, str]] = {
     "sources": {"zh": "出处", "en": "Sources"},
     "source": {"zh": "出处", "en": "Source"},
     "page": {"zh": "第 {page} 页", "en": "page {page}"},
+    "slide": {"zh": "第 {page} 张幻灯片", "en": "slide {page}"},
     "scores": {"zh": "检索与重排序分数", "en": "Retrieval and rerank scores"},
     "score_dense": {"zh": "向量相似度", "en": "dense (cosine)"},
     "score_bm25": {"zh": "BM25", "en": "BM25"},

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+# Files whose pages are slides (citations say "slide N").
+SLIDE_SUFFIXES = (".pptx",)
+
+
 @dataclass
 class PageText:
     """Text of one page (PDF) or of a whole file (page is None), after normalisation."""
@@ -58,6 +62,18 @@ class Chunk:
     @property
     def heading(self) -> str:
         return " > ".join(self.heading_path)
+
+    @property
+    def is_slide(self) -> bool:
+        """Whether ``page`` numbers a slide of a deck rather than a page."""
+        return self.source.lower().endswith(SLIDE_SUFFIXES)
+
+    @property
+    def page_label(self) -> str:
+        """Where in its file the chunk is, for citations: "p.3", "slide 3" in a deck, "" when the file has no pages."""
+        if self.page is None:
+            return ""
+        return f"slide {self.page}" if self.is_slide else f"p.{self.page}"
 
 
 @dataclass

@@ -60,8 +60,8 @@ def source_label(passage: ScoredChunk) -> str:
     """Human-readable source of a passage: file name, page and heading when known."""
     chunk = passage.chunk
     label = chunk.source.replace("\\", "/").rsplit("/", 1)[-1] or chunk.source
-    if chunk.page is not None:
-        label += f" p.{chunk.page}"
+    if chunk.page_label:
+        label += f" {chunk.page_label}"
     if chunk.heading_path:
         label += f" — {chunk.heading}"
     return label

@@ -414,3 +414,17 @@ def _text_layer_pdf(path: Path) -> Path:
     with open(path, "wb") as fh:
         writer.write(fh)
     return path
+
+
+def test_slides_are_cited_as_slides_and_pdf_pages_as_pages() -> None:
+    from ingest.records import Chunk
+    from prompts.templates import source_label
+    from retrieval.results import ScoredChunk
+
+    slide = Chunk(chunk_id=1, doc_id="d", source="/docs/季度汇报.pptx", text="…", ordinal=0, page=3,
+                  heading_path=["营收"])
+    page = Chunk(chunk_id=2, doc_id="d", source="/docs/手册.pdf", text="…", ordinal=0, page=3)
+    sheet = Chunk(chunk_id=3, doc_id="d", source="/docs/名单.xlsx", text="…", ordinal=0, heading_path=["名单.xlsx", "员工"])
+    assert (slide.page_label, page.page_label, sheet.page_label) == ("slide 3", "p.3", "")
+    assert source_label(ScoredChunk(chunk=slide)) == "季度汇报.pptx slide 3 — 营收"
+    assert source_label(ScoredChunk(chunk=sheet)) == "名单.xlsx — 名单.xlsx > 员工"

@@ -21,7 +21,7 @@ def answer_sources(answer: Answer) -> list[Source]:
         quote = text[span[0]:span[1]] if span else text
         chunk = passage.chunk
         sources.append(Source(number=citation.number, file=chunk.source, page=chunk.page,
-                              heading=chunk.heading or None, quote=quote, score=float(passage.score)))
+                              location=chunk.page_label, heading=chunk.heading or None, quote=quote, score=float(passage.score)))
     return sources
 
 

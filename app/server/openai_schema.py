@@ -74,6 +74,8 @@ class Source(BaseModel):
     number: int
     file: str
     page: int | None
+    # "p.3", "slide 3" (a deck), or "" for a file without pages.
+    location: str = ""
     heading: str | None
     quote: str
     score: float
