@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import EmbedderSettings, Settings, load_settings
+from app.config import EmbedderSettings, Settings
 from app.wiring import build_retriever
 from retrieval.hybrid_retriever import HybridRetriever
 from retrieval.langchain_retriever import DocqaRetriever
@@ -36,8 +36,7 @@ def kb_settings(tmp_path_factory: pytest.TempPathFactory, packaged_models_dir: P
     docs.mkdir()
     for name, text in DOCS.items():
         (docs / name).write_text(text, encoding="utf-8")
-    settings = load_settings(env={}, data_dir=home, model_cache_dir=packaged_models_dir)
-    settings.embedder = real_embedder_settings
+    settings = Settings(data_dir=home, model_cache_dir=packaged_models_dir, embedder=real_embedder_settings)
     report = run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=lambda: real_embedder)
     assert report.committed and report.documents_total == len(DOCS)
     return settings
@@ -45,8 +44,7 @@ def kb_settings(tmp_path_factory: pytest.TempPathFactory, packaged_models_dir: P
 
 @pytest.fixture(scope="module")
 def retriever(kb_settings: Settings, real_embedder) -> HybridRetriever:
-    kb_settings.retrieval.rerank = True
-    return build_retriever(kb_settings, real_embedder)
+    return build_retriever(kb_settings, real_embedder, with_reranker=True)
 
 
 def _top_source(retriever: HybridRetriever, query: str, rerank: bool = False) -> str:
@@ -100,11 +98,12 @@ def test_cli_prints_json_with_sources_and_scores(kb_settings: Settings, packaged
     monkeypatch.setenv("DOCQA_HOME", str(kb_settings.data_dir))
     monkeypatch.setenv("DOCQA_MODEL_CACHE_DIR", str(packaged_models_dir))
     monkeypatch.setenv("DOCQA_EMBEDDER__NUM_THREADS", str(kb_settings.embedder.num_threads))
-    assert main(["红烧肉怎么做", "--k", "2", "--no-rerank", "--json"]) == 0
+    monkeypatch.chdir(kb_settings.data_dir)  # no ./docqa.toml from the working directory
+    assert main(["红烧肉怎么做", "--passages", "2", "--no-rerank", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert Path(out["passages"][0]["chunk"]["source"]).name == "cooking.md"
     assert out["passages"][0]["bm25_score"] is not None and "embed" in out["timings"]
-    assert main(["高铁时速", "--kb", str(kb_settings.kb_path), "--k", "1", "--rerank"]) == 0
+    assert main(["高铁时速", "--kb", str(kb_settings.kb_path), "--passages", "1", "--rerank"]) == 0
     text = capsys.readouterr().out
     assert "rail.md" in text and "dense" in text and "timings" in text
     assert "rerank -" not in text  # --rerank turned the reranker on, so a rerank score is printed
