@@ -74,4 +74,9 @@ def standalone_question(message: str, history: list[Turn], generator: Generator,
     if rewrite == message:  # the model echoed the message: nothing was resolved
         return StandaloneQuestion(message, DISCARDED, check.cues, "the rewrite repeats the message", rewrite,
                                   seconds)
+    still = detect_follow_up(rewrite, answer.zh_min_cjk_share, dialogue.short_message_chars_zh,
+                             dialogue.short_message_words_en)
+    if still.dependent:  # e.g. the previous answer copied in front of an unresolved "它"
+        return StandaloneQuestion(message, DISCARDED, check.cues,
+                                  f"the rewrite still refers back ({', '.join(still.cues)})", rewrite, seconds)
     return StandaloneQuestion(rewrite, REWRITTEN, check.cues, "", rewrite, seconds)

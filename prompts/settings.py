@@ -94,5 +94,7 @@ class DialogueSettings(SettingsSection):
     fusion_rrf_k: int = Field(60, ge=0)
     original_weight: float = Field(0.5, ge=0)
     # Tokens of earlier turns placed in the answer prompt (the oldest drop first; the passages are packed first,
-    # so they always fit). 0 = none: the standalone question alone carries the context.
-    history_budget_tokens: int = Field(256, ge=0)
+    # so they always fit). 0 = none: the standalone question alone carries the context. Off by default: with
+    # earlier turns in its prompt the packaged 1.5B model restated the previous answer ("7341 [1]" to "它每天几点
+    # 自动备份？", in the HTTP API's follow-up test and the terminal test); a larger model may use e.g. 256.
+    history_budget_tokens: int = Field(0, ge=0)

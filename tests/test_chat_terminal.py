@@ -65,8 +65,10 @@ def test_the_real_terminal_chat_with_the_packaged_models(real_app_settings, real
     child.sendline("星河数据库默认监听哪个端口？")
     child.expect_exact("7341")
     child.expect_exact("docqa> ")
-    child.sendline("它每天什么时候自动备份？")
-    child.expect(r"\(searched for: [^)]*星河数据库[^)]*\)")
+    child.sendline("它每天几点自动备份？")
+    # Answered from the backup passage although the message names no subject (the rewrite, when the guard keeps
+    # it, is also shown as "searched for: …").
+    child.expect(r"两点|2点|2:00|凌晨")
     child.expect_exact("docqa> ")
     child.sendeof()
     child.expect(pexpect.EOF)
