@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,13 +83,19 @@ def _person(rng: random.Random) -> str:
     return rng.choice(_SURNAMES) + "".join(rng.sample(_GIVEN, 2))
 
 
+def _unique(make: Callable[[], str], used: set[str]) -> str:
+    """A code from ``make`` not in ``used`` (then added to it), so every fact names its own warehouse."""
+    code = make()
+    while code in used:
+        code = make()
+    used.add(code)
+    return code
+
+
 def _zh_facts(rng: random.Random, n: int, used: set[str]) -> list[tuple[str, Question]]:
     out = []
     for _ in range(n):
-        code = f"{rng.choice('ABCDEFGHJK')}{rng.randint(100, 999)}"
-        while code in used:
-            code = f"{rng.choice('ABCDEFGHJK')}{rng.randint(100, 999)}"
-        used.add(code)
+        code = _unique(lambda: f"{rng.choice('ABCDEFGHJK')}{rng.randint(100, 999)}", used)
         city, item, who, staff = rng.choice(_CITIES), rng.choice(_ITEMS), _person(rng), rng.randint(12, 480)
         sentence = (f"编号{code}的仓库位于{city}，由{who}负责管理，共有{staff}名员工，主要存放{item}。"
                     f"{rng.choice(_FILLER_ZH)}")
@@ -99,10 +106,7 @@ def _zh_facts(rng: random.Random, n: int, used: set[str]) -> list[tuple[str, Que
 def _en_facts(rng: random.Random, n: int, used: set[str]) -> list[tuple[str, Question]]:
     out = []
     for _ in range(n):
-        code = f"W-{rng.randint(1000, 9999)}"
-        while code in used:
-            code = f"W-{rng.randint(1000, 9999)}"
-        used.add(code)
+        code = _unique(lambda: f"W-{rng.randint(1000, 9999)}", used)
         city, item, staff = rng.choice(_EN_CITIES), rng.choice(_EN_ITEMS), rng.randint(12, 480)
         sentence = (f"Warehouse {code} is located in {city}, employs {staff} people and mainly stores {item}. "
                     f"{rng.choice(_FILLER_EN)}")
