@@ -26,7 +26,8 @@ def depends(message: str) -> bool:
 
 @pytest.mark.parametrize("message", [
     "那其中有多少道题是有答案的？", "后者适合什么场景？", "第二种方法有什么缺点？", "它是谁提出的？", "这个参数默认是多少？",
-    "英文版呢？", "有多少道？", "为什么要这样做？", "还有别的办法吗？", "上述方法的缺点是什么？"])
+    "英文版呢？", "有多少道？", "为什么要这样做？", "还有别的办法吗？", "上述方法的缺点是什么？",
+    "她从师于哪位漫画家？", "宣布退役后，他什么时候再次复出？", "这座美术馆收藏了多少件作品？"])
 def test_chinese_follow_ups_are_detected(message):
     assert depends(message)
 
@@ -40,6 +41,7 @@ def test_english_follow_ups_are_detected(message):
 
 @pytest.mark.parametrize("message", [
     "青鸾评测集里有多少道拒答题？", "Top-p 采样和 Top-k 采样有什么区别？", "LoRA 微调时通常更新哪些矩阵？",
+    "除了 BERT，还有其他哪些编码器模型？", "一把古典吉他通常有几根弦？",
     "What is the difference between LoRA and full fine-tuning?", "Which tokenizer does BERT use?",
     "How many unanswerable questions does the Qingluan benchmark contain?"])
 def test_standalone_questions_are_not_follow_ups(message):
