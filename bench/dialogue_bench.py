@@ -49,7 +49,6 @@ from bench.lib.paths import QUESTIONS_DIR, RESULTS_DIR, SEEDS_DIR
 from prompts.conversation import Turn
 
 DIALOGUES = QUESTIONS_DIR / "dialogues_seeds.jsonl"
-HISTORY_CACHE = RESULTS_DIR / "dialogue_history.json"
 MODES = ("standalone", "rewrite", "append", "off")
 
 
@@ -88,9 +87,11 @@ def with_mode(pipeline: AnswerPipeline, mode: str) -> None:
     pipeline.settings.dialogue = pipeline.settings.dialogue.replace(follow_up=mode)
 
 
-def answer_history(pipeline: AnswerPipeline, d: Dialogue) -> None:
-    """The earlier turns of a dialogue, answered by the real pipeline (default mode) once and cached."""
-    cache = json.loads(HISTORY_CACHE.read_text(encoding="utf-8")) if HISTORY_CACHE.exists() else {}
+def answer_history(pipeline: AnswerPipeline, d: Dialogue, name: str) -> None:
+    """The earlier turns of a dialogue, answered by the real pipeline (default mode) once and cached per set
+    (the cached chunk ids belong to that set's base)."""
+    history_cache = RESULTS_DIR / f"dialogue_history_{name}.json"
+    cache = json.loads(history_cache.read_text(encoding="utf-8")) if history_cache.exists() else {}
     with_mode(pipeline, "rewrite")
     key = "\n".join(d.turns)
     if key not in cache:
@@ -99,8 +100,8 @@ def answer_history(pipeline: AnswerPipeline, d: Dialogue) -> None:
             chat.ask(question)
         cache[key] = [{"question": t.question, "answer": t.answer,
                        "chunk_ids": [p.chunk.chunk_id for p in t.passages]} for t in chat.history]
-        HISTORY_CACHE.parent.mkdir(parents=True, exist_ok=True)
-        HISTORY_CACHE.write_text(json.dumps(cache, ensure_ascii=False, indent=1), encoding="utf-8")
+        history_cache.parent.mkdir(parents=True, exist_ok=True)
+        history_cache.write_text(json.dumps(cache, ensure_ascii=False, indent=1), encoding="utf-8")
         print(f"  history {d.did}: {cache[key][-1]['answer'][:50]!r}", file=sys.stderr)
     kb = pipeline.retriever.kb
     d.history = [Turn(t["question"], t["answer"],
@@ -285,9 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     settings.generation.max_new_tokens = args.max_new_tokens
     dialogues = pick(load_dialogues(args.dialogues), args.limit)
     by_id = {d.did: d for d in dialogues}
-    retriever, embedder, corpus = build_kb(settings, args.corpus, "answer-seeds")
+    retriever, embedder, corpus = build_kb(settings, args.corpus, f"answer-{args.name}")
     generator = _NoLLM() if args.no_llm else build_generator(settings)
     pipeline = AnswerPipeline(retriever, generator, embedder, settings)
+    if not args.no_llm:
+        pipeline.warm_up()  # as the chat page and `python -m app.chat` do at start
     out = RESULTS_DIR / f"dialogue_{args.name}.json"
     result: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv),
                     "load_average_start": os.getloadavg(), "dialogue_settings": settings.dialogue.model_dump(),
@@ -309,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             questions_only(d)
             result["retrieval_rows"].append(retrieval_stage(pipeline, d, corpus, ("standalone", "append", "off")))
         else:
-            answer_history(pipeline, d)
+            answer_history(pipeline, d, args.name)
             result["retrieval_rows"].append(retrieval_stage(pipeline, d, corpus))
             rw = result["retrieval_rows"][-1]["rewrite"]
             print(f"  retrieval {i + 1}/{len(dialogues)} {d.did}: {rw['method']}: {rw['searched'][:60]!r} "
