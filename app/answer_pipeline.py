@@ -22,7 +22,7 @@ from prompts.evidence_match import (
     cited_passages,
     match_constraints,
 )
-from prompts.evidence_verification import verify_evidence
+from prompts.evidence_verification import verification_messages, verify_evidence
 from prompts.grounding_check import (
     CrossEncoderSupportScorer,
     EmbeddingSupportScorer,
@@ -37,6 +37,7 @@ from prompts.number_support import unsupported_numbers
 from prompts.question_constraints import question_constraints
 from prompts.question_names import check_question_names
 from prompts.records import Answer
+from prompts.standalone_prompt import build_rewrite_messages
 from prompts.templates import PackedPassage, build_messages, source_label
 from retrieval.multi_query import fuse_results
 from retrieval.question_check import QuestionError, validate_question
@@ -150,9 +151,14 @@ class AnswerPipeline:
         if warm is None:
             return
         a = self.settings.answer
-        # The answer prompts only (a retry follows an answer that was slow anyway); Chinese last, as the likelier
-        # next question.
+        # The prompts on the way to an answer (a retry follows an answer that was slow anyway): a follow-up's
+        # rewrite, the answer, the verification of its evidence; Chinese last, as the likelier next question.
         for language, refusal in (("en", a.refusal_en), ("zh", a.refusal_zh)):
+            if self.settings.dialogue.follow_up == "rewrite":
+                warm([build_rewrite_messages([Turn(q, q)], q, language, self.settings.dialogue.rewrite_answer_chars)
+                      for q in ("1", "2")])
+            if a.verification_threshold(language) > 0:
+                warm([verification_messages(q, q, language) for q in ("1", "2")])
             warm([build_messages(q, [], language, refusal) for q in ("1", "2")])
 
     def stream(self, question: str, options: AskOptions | None = None) -> Iterator[AnswerEvent]:
@@ -324,11 +330,12 @@ class AnswerPipeline:
         if not match.matches:
             return "; ".join(match.missing)
         scorer = getattr(self.generator, "yes_probability", None)
-        if a.min_verification_yes > 0 and scorer is not None:
+        threshold = a.verification_threshold(language)
+        if threshold > 0 and scorer is not None:
             p_yes = verify_evidence(self.generator, question, evidence, language)
-            if p_yes < a.min_verification_yes:
+            if p_yes < threshold:
                 return (f"asked whether the cited sentences answer the question, the model says no "
-                        f"(p(yes) {p_yes:.2f} < {a.min_verification_yes})")
+                        f"(p(yes) {p_yes:.2f} < {threshold})")
         return ""
 
     def answer(self, question: str, options: AskOptions | None = None) -> Answer:

@@ -50,9 +50,10 @@ from prompts.records import Answer
 
 # Variants of the finishing checks: name -> AnswerSettings changes.
 # The LLM verification is applied offline: its p(yes) is stored per answer, so any threshold can be scored.
+NO_VERIFICATION = {"min_verification_yes_zh": 0.0, "min_verification_yes_en": 0.0}
 VARIANTS = {
-    "before (today)": {"evidence_checks": (), "min_verification_yes": 0.0},
-    "constraints": {"min_verification_yes": 0.0},
+    "before (today)": {"evidence_checks": (), **NO_VERIFICATION},
+    "constraints": NO_VERIFICATION,
 }
 
 
@@ -111,6 +112,7 @@ def run_case(settings: Settings, retriever: CaseRetriever, generator, embedder, 
            "answers": q.answers, "first": "".join(first).strip(), "second": "".join(second).strip(),
            "retried": retried, "seconds": seconds, "gate_reason": "", "variants": {}}
     language = done.language
+    row["language"] = language
     if "generate" not in done.timings:  # refused before generation (evidence gate, name check)
         row["gate_reason"] = done.refusal_reason
         for name in VARIANTS:
@@ -146,15 +148,20 @@ def run_case(settings: Settings, retriever: CaseRetriever, generator, embedder, 
     return row
 
 
-def with_verification(rows: list[dict], threshold: float) -> list[dict]:
-    """Rows with '<constraints variant> + LLM verify @t' added: refused when the constraints refused or p(yes) < t."""
+def with_verification(rows: list[dict], threshold: float | None) -> list[dict]:
+    """Rows with '<constraints variant> + LLM verify @t' added: refused when the constraints refused or p(yes) < t
+    (t None: the configured threshold of the question's language, AnswerSettings.verification_threshold)."""
+    defaults = load_settings().answer
     out = []
     for r in rows:
         variants = dict(r["variants"])
+        t = defaults.verification_threshold(r.get("language", "zh")) if threshold is None else threshold
+        label = (f"defaults (zh {defaults.min_verification_yes_zh:g}, en {defaults.min_verification_yes_en:g})"
+                 if threshold is None else f"@{threshold:g}")
         for name, v in r["variants"].items():
             if name.startswith("constraints"):
-                refused = v["refused"] or v.get("p_yes", 1.0) < threshold
-                variants[name.replace("constraints", f"constraints + LLM verify @{threshold:g}")] = {
+                refused = v["refused"] or v.get("p_yes", 1.0) < t
+                variants[name.replace("constraints", f"constraints + LLM verify {label}")] = {
                     **v, "refused": refused, "added_s": v["added_s"] + v.get("verify_s", 0.0)}
         out.append({**r, "variants": variants})
     return out
@@ -184,7 +191,7 @@ def summarise(rows: list[dict]) -> dict:
     return out
 
 
-THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
+THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
 
 
 def report(rows: list[dict]) -> None:
@@ -194,7 +201,7 @@ def report(rows: list[dict]) -> None:
         if not sel:
             continue
         summary = {}
-        for t in THRESHOLDS:
+        for t in (None, *THRESHOLDS):
             summary.update(summarise(with_verification(sel, t)))
         print(f"\n### {half} half: {len(sel)} questions\n")
         groups = sorted({g for v in summary.values() for g in v if g != "mean_added_s"})

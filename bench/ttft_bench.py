@@ -133,6 +133,9 @@ def run_questions(name: str, settings: Settings, corpus: Path, questions: list[Q
                 continue
             generator.prompt_tokens.clear()
             generator.passages_text.clear()
+            # A new question shares only the kept prefix with the last one: without this, "after" would reuse
+            # the passages "before" just evaluated (the same top passages, in the same order).
+            getattr(generator, "forget_context", lambda: None)()
             row = run_docqa(pipeline, q)
             # The first prompt of the question (a retry's second prompt is not on the way to the first token).
             row["prompt_tokens"] = generator.prompt_tokens[0] if generator.prompt_tokens else None

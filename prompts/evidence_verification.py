@@ -11,15 +11,19 @@ from typing import Protocol
 
 from prompts.templates import quote_as_data
 
+# One wording per language, each the best of three compared on the tuning half of the near-miss windows
+# (bench/RESULTS_NEAR_MISS.md): in Chinese a plain "is the answer in it?" separated near misses from answerable
+# windows best; in English the strict "the exact fact, for the same entity, event and time" did (a plain question
+# got "Yes" for most same-topic paragraphs).
 _SYSTEM = {
-    "zh": "你是严格的审核员。判断给出的资料是否直接回答了问题：年份、日期、对象、数量都必须与问题一致。只回答“是”或“否”。",
-    "en": ("You are a strict reviewer. Decide whether the given text directly answers the question: the year, "
-           "date, entity and quantity must all match the question. Reply with only Yes or No."),
+    "zh": "你判断一段资料里是否有某个问题的答案。只回答“是”或“否”。",
+    "en": ("You are a strict reviewer. A text answers a question only if it states the exact fact asked, for the "
+           "same entity, event and time. Reply with only Yes or No."),
 }
 _USER = {
-    "zh": "资料：\n<text>\n{evidence}\n</text>\n\n问题：{question}\n这段资料是否直接给出了这个问题的答案？只回答是或否。",
+    "zh": "问题：{question}\n\n资料：\n<text>\n{evidence}\n</text>\n\n这段资料里有这个问题的答案吗？只回答是或否。",
     "en": ("Text:\n<text>\n{evidence}\n</text>\n\nQuestion: {question}\n"
-           "Does this text directly give the answer to this question? Reply Yes or No."),
+           "Can the question be answered from this text alone? Reply Yes or No."),
 }
 # First tokens the model may start its verdict with.
 YES = ("是", "Yes", "yes", "YES")

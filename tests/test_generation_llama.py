@@ -106,3 +106,21 @@ def test_kept_prefix_state_gives_the_same_answer_as_evaluating_from_scratch(sett
     "".join(generator.stream(other, short))  # another language in between: its prompt replaces the cache
     assert "".join(generator.stream(question, short)) == scratch  # restored prefix state + the rest evaluated
     assert "".join(generator.stream(question, short)) == scratch  # and again, from llama.cpp's own prefix reuse
+
+
+def test_the_yes_probability_reuses_evaluated_prefixes_and_tells_a_near_miss(settings, generator):
+    from prompts.evidence_verification import verification_messages, verify_evidence
+
+    answers = "星河数据库的默认端口是 7341。"
+    asked, other = "星河数据库的默认端口是多少？", "星河数据库的备份保存多少天？"
+    generator.forget_context()
+    generator._prefix_states.clear()
+    scratch = verify_evidence(generator, asked, answers, "zh")
+    assert generator.warm_up([verification_messages(q, q, "zh") for q in ("甲", "乙")]) > 10
+    "".join(generator.stream(verification_messages(other, answers, "en"), settings.generation.replace(
+        max_new_tokens=2)))  # another prompt in between
+    again = verify_evidence(generator, asked, answers, "zh")  # the kept prefix restored, the rest evaluated
+    assert verify_evidence(generator, asked, answers, "zh") == pytest.approx(again, abs=1e-3)  # all but one token
+    # Splitting the prompt into evaluated batches moves the score a little, never across the verdict.
+    assert again == pytest.approx(scratch, abs=0.08)
+    assert scratch > 0.8 > verify_evidence(generator, other, answers, "zh")

@@ -72,12 +72,17 @@ def test_a_marker_only_quote_stands_only_when_it_meets_the_question():
 
 def test_the_llm_verdict_refuses_below_the_threshold_and_sees_only_the_cited_sentences():
     generator = VerdictGenerator("浦东机场有两座航站楼[1]。", p_yes=0.2)
-    answer = make(None, generator=generator, min_verification_yes=0.5).answer("浦东机场有几座跑道？")
+    answer = make(None, generator=generator, min_verification_yes_zh=0.5).answer("浦东机场有几座跑道？")
     assert answer.refused and "the model says no" in answer.refusal_reason
     assert "两座航站楼" in generator.verified[0] and "虹桥" not in generator.verified[0]
     generator = VerdictGenerator("浦东机场有两座航站楼[1]。", p_yes=0.9)
-    assert not make(None, generator=generator, min_verification_yes=0.5).answer("浦东机场有几座航站楼？").refused
-    # Off (the default until calibrated), the verdict is not asked.
+    assert not make(None, generator=generator, min_verification_yes_zh=0.5).answer("浦东机场有几座航站楼？").refused
+    # Off for the question's language, the verdict is not asked.
     generator = VerdictGenerator("浦东机场有两座航站楼[1]。", p_yes=0.0)
-    assert not make(None, generator=generator, min_verification_yes=0.0).answer("浦东机场有几座航站楼？").refused
+    assert not make(None, generator=generator, min_verification_yes_zh=0.0).answer("浦东机场有几座航站楼？").refused
     assert generator.verified == []
+    # The English threshold judges an English question.
+    generator = VerdictGenerator("Pudong airport has two terminals [1].", p_yes=0.6)
+    answer = make(None, generator=generator, min_verification_yes_zh=0.0,
+                  min_verification_yes_en=0.75).answer("How many terminals does Pudong airport have?")
+    assert answer.refused and "0.6" in answer.refusal_reason

@@ -81,8 +81,13 @@ class LlamaCppGenerator:
             return {self._llm.tokenize(w.encode("utf-8"), add_bos=False, special=False)[0] for w in words}
 
         with self._lock:
-            self._llm.reset()
-            self._llm.eval(tokens)
+            llm = self._llm
+            self._restore_prefix(tokens)
+            # Evaluate only what the context does not hold yet; at least the last token, whose logits are read.
+            shared = min(llm.longest_token_prefix(llm._input_ids.tolist(), tokens) if llm.n_tokens else 0,
+                         len(tokens) - 1)
+            llm.n_tokens = shared
+            llm.eval(tokens[shared:])
             # llama-cpp-python 0.3 no longer copies logits into Llama.scores (only with logits_all): read the last
             # token's row from the context.
             logits = np.ctypeslib.as_array(self._llm._ctx.get_logits(), shape=(self._llm.n_vocab(),))
@@ -114,6 +119,12 @@ class LlamaCppGenerator:
                 self._prefix_states = [(p, s) for p, s in self._prefix_states if p != prefix]
                 self._prefix_states.append((prefix, self._llm.save_state()))
         return len(prefix)
+
+    def forget_context(self) -> None:
+        """Drop the evaluated context (the kept prefix states stay): the next prompt is read as a new question's
+        would be, sharing nothing with the previous one but the kept prefix (benchmarks compare systems fairly)."""
+        with self._lock:
+            self._llm.reset()
 
     def _restore_prefix(self, tokens: list[int]) -> None:
         """Load the kept prefix state sharing the most leading tokens with ``tokens`` when it shares more than
