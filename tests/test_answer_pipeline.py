@@ -183,8 +183,14 @@ def test_warm_up_hands_the_generator_prompts_that_differ_only_in_the_question():
     calls = []
     generator.warm_up = calls.append  # a generator with a prompt cache (llama_cpp) has this method
     pipeline.warm_up()
-    assert len(calls) == 2  # English and Chinese answer prompts
+    # Per language (English, then Chinese): the follow-up rewrite, the evidence verification, the answer prompt.
+    assert len(calls) == 6
     for first, second in calls:
         assert first[0] == second[0]  # the same system message
-        assert first[1]["content"] != second[1]["content"]  # the question differs
+        assert first[-1]["content"] != second[-1]["content"]  # what changes per question differs
+    pipeline.settings.dialogue = pipeline.settings.dialogue.replace(follow_up="append")
+    pipeline.settings.answer = pipeline.settings.answer.replace(min_verification_yes_zh=0, min_verification_yes_en=0)
+    calls.clear()
+    pipeline.warm_up()
+    assert len(calls) == 2  # nothing to rewrite or verify: the answer prompts only
     assert "资料" in calls[-1][0][0]["content"]  # Chinese last: its state is what the cache holds afterwards
