@@ -20,7 +20,8 @@ _CN_DIGITS = {"〇": "0", "零": "0", "○": "0", "一": "1", "二": "2", "三":
               "七": "7", "八": "8", "九": "9"}
 # A year: four digits (1000–2099) followed by 年 in Chinese; standing alone in English; 二〇二一年 spelled out.
 _YEAR_ZH = re.compile(r"(?<!\d)(1\d{3}|20\d{2})\s*年")
-_YEAR_EN = re.compile(r"(?<![\d,.])(1\d{3}|20\d{2})(?![\d,])")
+# Not inside a longer number ("12,019", "1,2019", "2019.5"), but "In 1351, the …" is a year.
+_YEAR_EN = re.compile(r"(?<![\d.])(?<!\d,)(1\d{3}|20\d{2})(?!\d|[,.]\d)")
 _YEAR_CN = re.compile(r"([〇零○一二三四五六七八九]{4})年")
 _DATE_ZH = re.compile(r"(\d{1,2})\s*月\s*(\d{1,2})\s*[日號号]")
 _MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",

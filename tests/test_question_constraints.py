@@ -21,6 +21,10 @@ def test_year_asked_must_be_the_year_cited():
     assert check("2021年机场旅客吞吐量是多少？", "2021年该机场旅客吞吐量为3200万人次。").matches
     assert not check("Who won the league in 1998?", "In 1997 Arsenal won the league.", "en").matches
     assert check("Who won the league in 1998?", "Arsenal won the league in 1998.", "en").matches
+    # A year followed by a comma is a year (it was missed, and 'the late 1340s' next to it taken for the answer's).
+    assert check("What uprising began in 1351?", "From the late 1340s onwards, famines spread.In 1351, the Red "
+                 "Turban Rebellion started.", "en", frozenset({"year"})).matches
+    assert question_constraints("How many died in 12,019 cases?", "en").years == []
 
 
 def test_date_asked_must_be_the_date_cited():
