@@ -10,6 +10,8 @@ The same generated text then goes through ``_finish`` under the variants compare
 with and without the LLM verification, with and without the retry), so variants differ only in the checks.
 
     python -m bench.near_miss_bench --near-miss 30 --noisy 10 --half report
+    python -m bench.near_miss_bench --near-miss 30 --noisy 10 --refinish bench/results/near_miss_both.json
+        # the same run's answers finished again by today's checks (give the run's own sample sizes)
 
 Writes bench/results/near_miss_<half>.json and prints a table.
 """
@@ -120,6 +122,15 @@ def run_case(settings: Settings, retriever: CaseRetriever, generator, embedder, 
                 row["variants"][f"{name}, retry {'on' if retry else 'off'}"] = {
                     "refused": True, "text": done.text, "reason": done.refusal_reason, "added_s": 0.0}
         return row
+    finish_variants(settings, retriever, generator, embedder, case, row, passages)
+    return row
+
+
+def finish_variants(settings: Settings, retriever: CaseRetriever, generator, embedder, case: Case, row: dict,
+                    passages, known_p_yes: dict[str, float] | None = None) -> None:
+    """Finish the row's stored generation under each variant, and add the LLM's p(yes) for each answer the
+    constraint checks let through (taken from ``known_p_yes`` for a text already scored)."""
+    q, language, retried = case.question, row["language"], row["retried"]
     for name, changes in VARIANTS.items():
         for retry in (True, False):
             s = settings.model_copy(update={"answer": settings.answer.replace(**changes, retry_refusals=retry)})
@@ -134,8 +145,9 @@ def run_case(settings: Settings, retriever: CaseRetriever, generator, embedder, 
                 "refused": answer.refused, "text": answer.text, "reason": answer.refusal_reason,
                 "added_s": time.perf_counter() - t if name != "before (today)" else 0.0}
     # The LLM's verdict on each answer the constraint checks let through (applied offline, see summarise).
-    packed = before._pack(q.question, passages, language, settings.generation)
-    scores: dict[str, float] = {}
+    packed = AnswerPipeline(retriever, generator, embedder, settings)._pack(q.question, passages, language,
+                                                                            settings.generation)
+    scores: dict[str, float] = dict(known_p_yes or {})
     for name, v in row["variants"].items():
         if name.startswith("constraints") and not v["refused"] and hasattr(generator, "yes_probability"):
             if v["text"] not in scores:
@@ -145,7 +157,26 @@ def run_case(settings: Settings, retriever: CaseRetriever, generator, embedder, 
                 v["verify_s"] = time.perf_counter() - t
             v["p_yes"] = scores[v["text"]]
     row["passage_language"] = _passage_language(packed, settings.answer)
-    return row
+
+
+def refinish(path: Path, settings: Settings, bases: dict[str, CaseRetriever], pool: list[Case]) -> list[dict]:
+    """A saved run's generations finished again by today's checks. ``bases`` must be built from the same sample
+    as the run (the same --near-miss/--noisy), so retrieval returns the same passages; each answer text's p(yes)
+    is reused when the text is unchanged, so only new texts are sent to the LLM."""
+    saved = json.loads(path.read_text(encoding="utf-8"))["rows"]
+    by_qid = {c.question.qid: c for c in pool}
+    cases = [by_qid[r["qid"]] for r in saved]
+    generator = build_generator(settings)
+    for row, case in zip(saved, cases):
+        if row["gate_reason"]:
+            continue
+        retriever = bases[case.dataset]
+        retriever.allowed = set(case.doc_ids)
+        known = {v["text"]: v["p_yes"] for v in row["variants"].values() if "p_yes" in v}
+        row["variants"] = {}
+        finish_variants(settings, retriever, generator, retriever.retriever.embedder, case, row,
+                        list(retriever.retrieve(case.question.question).passages), known)
+    return saved
 
 
 def with_verification(rows: list[dict], threshold: float | None) -> list[dict]:
@@ -225,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--datasets", nargs="+", default=["drcd", "cmrc", "squad"], choices=["drcd", "cmrc", "squad"])
     p.add_argument("--bases-only", action="store_true", help="build (embed) the bases and stop")
     p.add_argument("--report", type=Path, help="only print the tables of a saved run")
+    p.add_argument("--refinish", type=Path, help="finish a saved run's generations again with today's checks")
     args = p.parse_args(argv)
     if args.report:
         report(json.loads(args.report.read_text(encoding="utf-8"))["rows"])
@@ -243,6 +275,14 @@ def main(argv: list[str] | None = None) -> int:
     bases = dataset_bases(settings, both)
     if args.bases_only:
         return 0
+    if args.refinish:
+        rows = refinish(args.refinish, settings, bases, both)
+        out = args.refinish.with_name(args.refinish.stem + "_refinished.json")
+        out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "refinished": str(args.refinish),
+                                   "rows": rows}, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+        report(rows)
+        print(f"written {out}")
+        return 0
     cases = [c for c in both if args.half in ("both", c.half)]
     generator = build_generator(settings)
     embedder = next(iter(bases.values())).retriever.embedder
@@ -255,9 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     for i, case in enumerate(order):
         rows.append(run_case(settings, bases[case.dataset], generator, embedder, case))
         r = rows[-1]
+        p_yes = r["variants"].get("constraints, retry on", {}).get("p_yes")
         print(f"{i + 1}/{len(order)} {case.kind} {case.dataset} {r['first'][:50]!r} -> "
-              f"{ {k: v['refused'] for k, v in r['variants'].items()} } p_yes={r.get('p_yes_first')}",
-              file=sys.stderr)
+              f"{ {k: v['refused'] for k, v in r['variants'].items()} } p_yes={p_yes}", file=sys.stderr)
         out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "load": os.getloadavg(),
                                    "answer_settings": vars(settings.answer), "rows": rows},
                                   ensure_ascii=False, indent=1, default=str), encoding="utf-8")
