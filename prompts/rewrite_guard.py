@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ingest.store.text_tokenizer import tokenize
 from prompts.follow_up import reference_spans
-from prompts.language import detect_language
+from prompts.language import _CJK, detect_language
 from prompts.question_names import _name_pattern, question_names
 
 _BIGRAM = "#"  # the tokenizer's prefix of CJK character bigrams
@@ -52,9 +52,11 @@ def check_rewrite(message: str, rewrite: str, history_texts: list[str], zh_min_c
     # "X 的俗称是什么"), which breaks character bigrams but keeps the words.
     own = {t for t in own if not t.startswith(_BIGRAM)} or own
     if own:
-        kept = len(own & written) / len(own)
+        # A Chinese word may be kept inside a longer one: "这个湖" → "赛里木湖" keeps 湖 (one jieba word there).
+        kept_tokens = {t for t in own if t in written or (_CJK.search(t) and t.lstrip(_BIGRAM) in rewrite)}
+        kept = len(kept_tokens) / len(own)
         if kept < min_kept_share:
-            dropped = ", ".join(sorted(t for t in own - written if not t.startswith(_BIGRAM))[:5])
+            dropped = ", ".join(sorted(t for t in own - kept_tokens if not t.startswith(_BIGRAM))[:5])
             return RewriteCheck(False, f"rewrite keeps {kept:.2f} of the message's words" +
                                 (f" (drops {dropped})" if dropped else ""))
     context = unicodedata.normalize("NFKC", "\n".join([message, *history_texts]))
