@@ -320,7 +320,8 @@ class AnswerPipeline:
         a = self.settings.answer
         evidence = cited_evidence(text, packed, a.evidence_neighbours)
         checks = frozenset(a.evidence_checks)
-        if _passage_language(packed, a) != language:
+        passage_language = _passage_language(packed, a)
+        if passage_language != language:
             # Across languages the question's words and names are not the passages' words: only years, dates and
             # the relation asked can be compared.
             checks -= {"name", "coverage", "relative_time", "unit"}
@@ -330,7 +331,7 @@ class AnswerPipeline:
         if not match.matches:
             return "; ".join(match.missing)
         scorer = getattr(self.generator, "yes_probability", None)
-        threshold = a.verification_threshold(language)
+        threshold = a.verification_threshold(language, passage_language)
         if threshold > 0 and scorer is not None:
             p_yes = verify_evidence(self.generator, question, evidence, language)
             if p_yes < threshold:

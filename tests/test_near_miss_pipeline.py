@@ -81,8 +81,20 @@ def test_the_llm_verdict_refuses_below_the_threshold_and_sees_only_the_cited_sen
     generator = VerdictGenerator("浦东机场有两座航站楼[1]。", p_yes=0.0)
     assert not make(None, generator=generator, min_verification_yes_zh=0.0).answer("浦东机场有几座航站楼？").refused
     assert generator.verified == []
-    # The English threshold judges an English question.
+    # An English question over these Chinese passages is judged by the cross-language threshold.
     generator = VerdictGenerator("Pudong airport has two terminals [1].", p_yes=0.6)
-    answer = make(None, generator=generator, min_verification_yes_zh=0.0,
-                  min_verification_yes_en=0.75).answer("How many terminals does Pudong airport have?")
+    answer = make(None, generator=generator, min_verification_yes_en=0.75, min_verification_yes_cross=0.5
+                  ).answer("How many terminals does Pudong airport have?")
+    assert not answer.refused and generator.verified
+    answer = make(None, generator=generator, min_verification_yes_en=0.5, min_verification_yes_cross=0.7
+                  ).answer("How many terminals does Pudong airport have?")
     assert answer.refused and "0.6" in answer.refusal_reason
+
+
+def test_the_verification_threshold_follows_the_question_and_passage_languages():
+    from prompts.settings import AnswerSettings
+
+    a = AnswerSettings(min_verification_yes_zh=0.7, min_verification_yes_en=0.75, min_verification_yes_cross=0.5)
+    assert (a.verification_threshold("zh", "zh"), a.verification_threshold("en", "en")) == (0.7, 0.75)
+    assert a.verification_threshold("en", "zh") == a.verification_threshold("zh", "en") == 0.5
+    assert a.verification_threshold("zh") == 0.7  # the warm-up asks per language only
