@@ -49,6 +49,7 @@ from bench.lib.paths import RESULTS_DIR
 from prompts.evidence_match import cited_evidence
 from prompts.evidence_verification import verify_evidence
 from prompts.records import Answer
+from prompts.settings import AnswerSettings
 
 # Variants of the finishing checks: name -> AnswerSettings changes.
 # The LLM verification is applied offline: its p(yes) is stored per answer, so any threshold can be scored.
@@ -179,16 +180,17 @@ def refinish(path: Path, settings: Settings, bases: dict[str, CaseRetriever], po
     return saved
 
 
-def with_verification(rows: list[dict], threshold: float | None) -> list[dict]:
+def with_verification(rows: list[dict], threshold: float | None, defaults: AnswerSettings) -> list[dict]:
     """Rows with '<constraints variant> + LLM verify @t' added: refused when the constraints refused or p(yes) < t
-    (t None: the configured threshold of the question's language, AnswerSettings.verification_threshold)."""
-    defaults = load_settings().answer
+    (t None: the configured threshold for the question's and its passages' languages,
+    ``defaults.verification_threshold``, as the pipeline applies it)."""
+    label = (f"defaults (zh {defaults.min_verification_yes_zh:g}, en {defaults.min_verification_yes_en:g}, "
+             f"cross {defaults.min_verification_yes_cross:g})" if threshold is None else f"@{threshold:g}")
     out = []
     for r in rows:
         variants = dict(r["variants"])
-        t = defaults.verification_threshold(r.get("language", "zh")) if threshold is None else threshold
-        label = (f"defaults (zh {defaults.min_verification_yes_zh:g}, en {defaults.min_verification_yes_en:g})"
-                 if threshold is None else f"@{threshold:g}")
+        t = (defaults.verification_threshold(r.get("language", "zh"), r.get("passage_language"))
+             if threshold is None else threshold)
         for name, v in r["variants"].items():
             if name.startswith("constraints"):
                 refused = v["refused"] or v.get("p_yes", 1.0) < t
@@ -227,13 +229,14 @@ THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
 
 def report(rows: list[dict]) -> None:
     """Every variant on each half, the verification at several thresholds (choose on 'tune', read 'report')."""
+    defaults = load_settings().answer
     for half in ("tune", "report"):
         sel = [r for r in rows if r["half"] == half]
         if not sel:
             continue
         summary = {}
         for t in (None, *THRESHOLDS):
-            summary.update(summarise(with_verification(sel, t)))
+            summary.update(summarise(with_verification(sel, t, defaults)))
         print(f"\n### {half} half: {len(sel)} questions\n")
         groups = sorted({g for v in summary.values() for g in v if g != "mean_added_s"})
         print("| variant | " + " | ".join(groups) + " | added s/question |")
