@@ -36,7 +36,7 @@ from app.config import PACKAGED_EMBEDDER, Settings, load_settings
 from bench.lib.eval_data import read_jsonl
 from bench.lib.real_embeddings import EVAL_DIR, RESULTS_DIR, SEEDS_DIR
 from ingest.embedding.compute_dtype import resolve_dtype
-from ingest.embedding.openvino_encoder import resolve_backend
+from ingest.embedding.openvino_ir import resolve_backend
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = REPO / "data" / "sample"

@@ -40,7 +40,7 @@ from bench.lib.real_embeddings import (
     load_real_corpus,
 )
 from bench.lib.sampled_vectors import AroundRealSampler
-from ingest.embedding.openvino_encoder import resolve_backend
+from ingest.embedding.openvino_ir import resolve_backend
 from ingest.records import ChunkDraft, DocumentRecord
 
 STAGES = ("embed", "dense", "bm25", "fuse", "rerank", "merge", "total")

@@ -15,7 +15,7 @@ import torch
 
 from app.config import EmbedderSettings
 from ingest.embedding.embedder import Embedder, EmbedderError, load_embedder
-from ingest.embedding.openvino_encoder import openvino_installed
+from ingest.embedding.openvino_ir import openvino_installed
 
 WORDS = [f"w{i}" for i in range(40)]
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
@@ -64,14 +64,26 @@ def tiny_st(tiny_model_dir: Path):
 
 
 needs_openvino = pytest.mark.skipif(not openvino_installed(), reason="openvino not installed")
-# The tests that compare vectors to plain sentence-transformers run on both encoder backends.
-BOTH_BACKENDS = pytest.mark.parametrize("backend", ["torch", pytest.param("openvino", marks=needs_openvino)])
+# The tests that compare vectors to plain sentence-transformers run on every way an encoder is run: PyTorch,
+# OpenVINO under sentence-transformers, and OpenVINO started from the IR without torch ("openvino-lean").
+BOTH_BACKENDS = pytest.mark.parametrize("backend", [
+    "torch", pytest.param("openvino", marks=needs_openvino), pytest.param("openvino-lean", marks=needs_openvino)])
 
 
 def _embedder(model_dir: Path, tmp_path: Path, **overrides) -> Embedder:
     # float32 PyTorch unless a test asks otherwise: these tests compare vectors to plain encode() to 1e-5.
-    defaults = {"dtype": "float32", "backend": "torch"}
-    return load_embedder(EmbedderSettings(model=str(model_dir), **{**defaults, **overrides}), tmp_path)
+    options = {"dtype": "float32", "backend": "torch", **overrides}
+    lean = options["backend"] == "openvino-lean"
+    settings = EmbedderSettings(model=str(model_dir), **{**options, "backend": "openvino" if lean else
+                                                         options["backend"]})
+    if not lean:
+        return load_embedder(settings, tmp_path)
+    from ingest.embedding.openvino_embedder import OpenVinoEmbedder, load_openvino_embedder
+
+    load_embedder(settings.replace(batch_size=97), tmp_path)  # a full load converts and writes the manifest
+    embedder = load_openvino_embedder(settings, tmp_path)
+    assert isinstance(embedder, OpenVinoEmbedder)
+    return embedder
 
 
 def test_outputs_are_normalised_float32_rows(tiny_model_dir: Path, tmp_path: Path) -> None:

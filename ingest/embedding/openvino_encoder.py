@@ -4,13 +4,12 @@ OpenVINO fuses the encoder's attention and uses the CPU's bf16/VNNI instructions
 kernels: on the 2-core AVX512-BF16 CPU the bench ran on, ingest embedding was ~1.3x and a query embedding ~2.7x
 faster than PyTorch in the same compute type, with vectors as close to float32 (bench/PERF_RESULTS.md). The
 PyTorch module is traced once (``openvino.convert_model``) and the result cached as OpenVINO IR under the models
-folder, keyed by the model files and the OpenVINO version; later loads only compile it (~0.3 s).
+folder, keyed by the model files and the OpenVINO version (``ingest.embedding.openvino_ir``); later loads only
+compile it (~0.3 s), and later processes start from it without PyTorch (``ingest.embedding.openvino_embedder``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import logging
 import os
 import shutil
@@ -24,31 +23,19 @@ import numpy as np
 import torch
 from transformers.utils import logging as transformers_logging
 
+from ingest.embedding.openvino_ir import (
+    IR_FILE,
+    PRECISION_HINTS,
+    OpenVinoError,
+    compile_ir,
+    ir_folder,
+    ir_prefix,
+)
+
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "torch", "openvino")
-IR_DIR_NAME = "openvino"
-_IR_FILE = "encoder.xml"
-_COMPILED_CACHE_DIR = "compiled"
-# OpenVINO's inference precision for each compute type of ``EmbedderSettings.dtype``.
-_PRECISION_HINTS = {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}
 # Shape of the example batch the trace runs; the converted model accepts any batch size and length.
 _TRACE_BATCH, _TRACE_LENGTH = 2, 16
-
-
-class OpenVinoError(RuntimeError):
-    """The encoder could not be converted to or run by OpenVINO; the message says why."""
-
-
-def openvino_installed() -> bool:
-    return importlib.util.find_spec("openvino") is not None
-
-
-def resolve_backend(requested: str, device: str) -> str:
-    """``requested`` unless it is "auto": OpenVINO on the CPU when it is installed, else PyTorch."""
-    if requested != "auto":
-        return requested
-    return "openvino" if device == "cpu" and openvino_installed() else "torch"
 
 
 class _LastHiddenState(torch.nn.Module):
@@ -82,19 +69,6 @@ class OpenVinoEncoder:
         return features
 
 
-def _cache_key(model_path: str, input_names: tuple[str, ...], fp16_weights: bool) -> str:
-    import openvino
-
-    digest = hashlib.sha256(f"{model_path}|{openvino.__version__}|{','.join(input_names)}|{fp16_weights}".encode())
-    folder = Path(model_path)
-    if folder.is_dir():
-        # A changed model file (size or time) gives a new key, so a replaced model is never run from a stale IR.
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            stat = path.stat()
-            digest.update(f"|{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()[:16]
-
-
 def _convert(model: torch.nn.Module, input_names: tuple[str, ...], fp16_weights: bool, target: Path) -> None:
     """Trace ``model`` into OpenVINO IR at ``target`` (written to a temporary sibling, then renamed into place)."""
     import openvino
@@ -119,11 +93,11 @@ def _convert(model: torch.nn.Module, input_names: tuple[str, ...], fp16_weights:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        openvino.save_model(converted, staging / _IR_FILE, compress_to_fp16=fp16_weights)
+        openvino.save_model(converted, staging / IR_FILE, compress_to_fp16=fp16_weights)
         try:
             os.replace(staging, target)
         except OSError:
-            if not (target / _IR_FILE).is_file():  # another process that converted the same model wins the race
+            if not (target / IR_FILE).is_file():  # another process that converted the same model wins the race
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -137,34 +111,26 @@ def _remove_stale(target: Path, prefix: str) -> None:
 
 
 def load_openvino_encoder(model: torch.nn.Module, model_path: str, input_names: tuple[str, ...], dtype: str,
-                          num_threads: int, models_dir: Path) -> OpenVinoEncoder:
+                          num_threads: int, models_dir: Path) -> tuple[OpenVinoEncoder, Path]:
     """Compile ``model`` (a Hugging Face encoder returning ``last_hidden_state``) for the CPU, converting it into
-    ``models_dir/openvino`` the first time. ``num_threads`` 0 lets OpenVINO use every core."""
+    ``models_dir/openvino`` the first time; also returns the IR's folder. ``num_threads`` 0 lets OpenVINO use
+    every core."""
     try:
-        import openvino
+        import openvino  # noqa: F401
     except ImportError as exc:
         raise OpenVinoError("the openvino backend needs the 'openvino' package (pip install 'docqa[openvino]')") \
             from exc
-    if dtype not in _PRECISION_HINTS:
+    if dtype not in PRECISION_HINTS:
         raise OpenVinoError(f"no OpenVINO precision for compute type {dtype!r}")
     # Weights stored in float16 (half the disk) unless the encoder computes in float32.
     fp16_weights = dtype != "float32"
-    # One IR per model path and precision; the key after the prefix changes with the model files.
-    path_tag = hashlib.sha256(model_path.encode()).hexdigest()[:8]
-    prefix = f"{Path(model_path).name}-{path_tag}-{'f16' if fp16_weights else 'f32'}-"
-    target = Path(models_dir) / IR_DIR_NAME / (prefix + _cache_key(model_path, input_names, fp16_weights))
+    target = ir_folder(models_dir, model_path, input_names, fp16_weights)
     try:
-        if not (target / _IR_FILE).is_file():
+        if not (target / IR_FILE).is_file():
             logger.info("converting %s to OpenVINO IR in %s (once)", model_path, target)
             _convert(model, input_names, fp16_weights, target)
-            _remove_stale(target, prefix)
-        # CACHE_DIR: OpenVINO keeps the compiled blob next to the IR, so a new process (every `python -m ingest`,
-        # `python -m app.ask`) imports it instead of compiling the graph again.
-        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": _PRECISION_HINTS[dtype], "PERFORMANCE_HINT": "LATENCY",
-                                  "CACHE_DIR": str(target / _COMPILED_CACHE_DIR)}
-        if num_threads > 0:
-            config["INFERENCE_NUM_THREADS"] = num_threads
-        compiled = openvino.Core().compile_model(target / _IR_FILE, "CPU", config)
+            _remove_stale(target, ir_prefix(model_path, fp16_weights))
+        compiled = compile_ir(target, dtype, num_threads)
     except Exception as exc:  # tracing and compiling raise many types (RuntimeError, TypeError, OpenVINO's own)
         raise OpenVinoError(f"cannot run {model_path!r} with OpenVINO: {exc}") from exc
-    return OpenVinoEncoder(compiled, input_names)
+    return OpenVinoEncoder(compiled, input_names), target
