@@ -106,6 +106,11 @@ def _passage_language(packed: list[PackedPassage], answer: AnswerSettings) -> st
     return detect_language("".join(p.text for p in packed), answer.zh_min_cjk_share)
 
 
+def _may_be_refusal(text: str, refusals: tuple[str, ...]) -> bool:
+    """Nothing yet, or the start of a refusal sentence (or one in full)."""
+    return any(r.startswith(text) or text.startswith(r) for r in refusals)
+
+
 def is_refusal(text: str, refusals: tuple[str, ...]) -> bool:
     """The model refused when its answer, citations aside, holds one of the refusal sentences anywhere: at the
     start, or at the end after a figure it then disowns ("…5.1%。根据现有文档无法回答该问题。")."""
@@ -192,32 +197,66 @@ class AnswerPipeline:
             yield from _refuse(replace(refused, refusal_reason=f"evidence gate: {gate.reason}"))
             return
 
-        packed = self._pack(searched, passages, language, generation)
-        if answer_settings.require_question_names:
-            names = check_question_names(searched, language,
-                                         [p.text for p in packed] + [source_label(p.passage) for p in packed])
-            if not names.answerable:
-                missing = ", ".join(f"'{n}'" for n in names.missing)
-                yield from _refuse(replace(refused, refusal_reason=f"the passages never mention {missing}"))
+        stages = self._stages(searched, passages, language, generation)
+        for stage, packed in enumerate(stages):
+            last = stage == len(stages) - 1
+            if answer_settings.require_question_names:
+                names = check_question_names(searched, language,
+                                             [p.text for p in packed] + [source_label(p.passage) for p in packed])
+                if not names.answerable:
+                    if not last:  # the name may be in a passage the first pass left out
+                        continue
+                    missing = ", ".join(f"'{n}'" for n in names.missing)
+                    yield from _refuse(replace(refused, refusal_reason=f"the passages never mention {missing}"))
+                    return
+            start = time.perf_counter()
+            answer, shown = yield from self._attempt(searched, packed, language, refused, options.history,
+                                                     generation, timings, first_pass=not last)
+            if last or not answer.refused:
+                yield DoneEvent(answer)
                 return
-        history = options.history
-        messages = self._with_history(build_messages(searched, packed, language, refusal), history, generation)
+            timings["first_pass"] = time.perf_counter() - start
+            if shown:  # the first pass's answer was streamed and failed the checks: the wider answer replaces it
+                yield RetryEvent("the best passages did not answer the question; reading more of them")
+
+    def _stages(self, question: str, passages: list[ScoredChunk], language: str,
+                generation: GenerationSettings) -> list[list[PackedPassage]]:
+        """The packed passages of each pass: the first pass's (best passages only) when it holds fewer than the
+        whole budget's, then the whole budget's."""
+        full = self._pack(question, passages, language, generation)
+        a = self.settings.answer
+        if a.first_pass_budget_tokens <= 0 or a.packing != "chunks" or len(full) <= 1:
+            return [full]
+        first = pack_passages(passages, min(a.first_pass_budget_tokens, a.context_budget_tokens),
+                              self.generator.count_tokens)
+        return [first, full] if first and len(first) < len(full) else [full]
+
+    def _attempt(self, searched: str, packed: list[PackedPassage], language: str, refused: Answer,
+                 history: list[Turn], generation: GenerationSettings, timings: dict[str, float],
+                 first_pass: bool) -> EventGenerator[AnswerEvent, None, tuple[Answer, bool]]:
+        """Answer from ``packed`` (asked once more without the refusal option after a refusal, except on a first
+        pass, which widens instead) and check it; returns the Answer and whether any token was streamed. A first
+        pass streams nothing while its text may still be a refusal, and stops at one."""
+        answer_settings = self.settings.answer
+        refusals = (answer_settings.refusal_zh, answer_settings.refusal_en)
+        messages = self._with_history(build_messages(searched, packed, language, self._refusal(language)),
+                                      history, generation)
         start = time.perf_counter()
-        raw, first_token = yield from self._generate(messages, generation)
+        raw, first_token = yield from self._generate(messages, generation, refusals if first_pass else ())
+        shown = bool(first_token)
         timings["first_token"] = first_token
         decode_start = first_token
         retried, unchecked = False, ""
-        if (answer_settings.retry_refusals and packed
-                and is_refusal(raw, (answer_settings.refusal_zh, answer_settings.refusal_en))):
+        if not first_pass and answer_settings.retry_refusals and packed and is_refusal(raw, refusals):
             # The small model refuses some questions its passages answer: ask once more without the refusal option,
             # in the passages' language so the grounding checks can judge the second answer word by word.
             yield RetryEvent("the model found no answer; asking again without the refusal option")
             passage_language = _passage_language(packed, answer_settings)
             retry_start = time.perf_counter() - start
             raw, retry_first = yield from self._generate(self._with_history(
-                build_messages(searched, packed, passage_language, refusal, allow_refusal=False), history,
-                generation), generation)
-            decode_start, retried = retry_start + retry_first, True
+                build_messages(searched, packed, passage_language, self._refusal(language), allow_refusal=False),
+                history, generation), generation)
+            decode_start, retried, shown = retry_start + retry_first, True, True
             # Across languages (English question, Chinese passages) only an answer in the passages' language can
             # be checked word by word; another one is dropped.
             if (raw and passage_language != language
@@ -228,7 +267,7 @@ class AnswerPipeline:
         if generated_tokens > 1 and timings["generate"] > decode_start:
             timings["tokens_per_s"] = (generated_tokens - 1) / (timings["generate"] - decode_start)
         timings["generated_tokens"] = float(generated_tokens)
-        yield DoneEvent(self._finish(raw, packed, refused, retried, unchecked))
+        return self._finish(raw, packed, refused, retried, unchecked), shown
 
     def _standalone(self, question: str, history: list[Turn], generation: GenerationSettings) -> StandaloneQuestion:
         limits = self.settings.limits
@@ -256,17 +295,27 @@ class AnswerPipeline:
         budget = min(self.settings.dialogue.history_budget_tokens, room)
         return with_history(messages, fit_history(history, budget, self.generator.count_tokens))
 
-    def _generate(self, messages: list[dict],
-                  generation: GenerationSettings) -> EventGenerator[TokenEvent, None, tuple[str, float]]:
-        """Stream one generation as TokenEvents; returns its stripped text and seconds to its first token."""
+    def _generate(self, messages: list[dict], generation: GenerationSettings, hold: tuple[str, ...] = ()
+                  ) -> EventGenerator[TokenEvent, None, tuple[str, float]]:
+        """Stream one generation as TokenEvents; returns its stripped text and seconds to its first streamed token
+        (0.0 when none was). With ``hold`` (refusal sentences), text that may still become one of them is held back,
+        and the generation stops once it is one."""
         pieces: list[str] = []
+        streamed = 0
         start = time.perf_counter()
         first_token = 0.0
         for piece in self.generator.stream(messages, generation):
-            if not pieces:
-                first_token = time.perf_counter() - start
             pieces.append(piece)
-            yield TokenEvent(piece)
+            text = "".join(pieces).strip()
+            if hold and not streamed and _may_be_refusal(text, hold):
+                if any(text.startswith(r) for r in hold):
+                    break
+                continue
+            if not streamed:
+                first_token = time.perf_counter() - start
+            for held in pieces[streamed:]:
+                yield TokenEvent(held)
+            streamed = len(pieces)
         return "".join(pieces).strip(), first_token
 
     def _finish(self, raw: str, packed: list[PackedPassage], refused: Answer, retried: bool = False,

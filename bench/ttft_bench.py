@@ -1,11 +1,11 @@
 """Time to first token and start-up, before/after issue #19, side by side on the same questions.
 
-"before": whole chunks packed into a 1024-token budget (AnswerSettings.packing="chunks"); "after": the configured
+"before": whole chunks packed into a 1024-token budget, read in one pass; "after": the configured
 settings, so a candidate is tried through the environment, e.g. ``DOCQA_ANSWER__PACKING=sentences`` or
 ``DOCQA_ANSWER__CONTEXT_BUDGET_TOKENS=640`` (bench/RESULTS_TTFT.md lists the ones measured). Both run in one
 process on the same loaded LLM, interleaved per question (before, after, before, after ...) so a busy machine slows
-both alike; the prompt prefix every question shares is warmed first (AnswerPipeline.warm_up), as the chat page does. Per system: prompt tokens per question
-and the share of answerable questions whose expected answer is in the packed passages (both load-independent),
+both alike; the prompt prefix every question shares is warmed first (AnswerPipeline.warm_up), as the chat page
+does. Per system: prompt tokens per question and the share of answerable questions whose expected answer is in the packed passages (both load-independent),
 TTFT p50/p95 (question → first token, questions that reached the LLM), total answer time,
 keyword accuracy, refusal rate on unanswerable questions and false refusals on answerable ones (the rules of
 bench/answer_bench.py). Start-up: wall time of ``python -m app.ask`` from launch to the first answer byte, and of
@@ -40,8 +40,9 @@ from bench.lib.eval_data import Question, load_questions
 from bench.lib.paths import CMRC_DIR, RESULTS_DIR, SEEDS_DIR, SEEDS_QUESTIONS
 
 REPO = Path(__file__).resolve().parent.parent
-# The settings before this work: whole chunks, 1024 tokens of passages (prompts/settings.py at issue #19's start).
-BEFORE = {"packing": "chunks", "context_budget_tokens": 1024}
+# The settings before this work: whole chunks, 1024 tokens of passages, read in one pass (prompts/settings.py at
+# issue #19's start).
+BEFORE = {"packing": "chunks", "context_budget_tokens": 1024, "first_pass_budget_tokens": 0}
 # A small English file for the ingest start-up figure (written fresh each run, so it is always new work).
 SMALL_FILE = ("Start-up check\n\nThe ingest command reads this short note, splits it into passages, embeds them and "
               "writes them into a fresh knowledge base. It measures the fixed cost of one small file.\n")

@@ -13,6 +13,12 @@ class AnswerSettings(SettingsSection):
     # Tokens of the LLM's own tokenizer given to the numbered passages; on a 2-core CPU every 1000 prompt tokens
     # add ~10 s before the first answer token (bench/RESULTS_ANSWER.md).
     context_budget_tokens: int = Field(1024, ge=64)
+    # Read the best passages first: the model is asked with only the passages that fit this many tokens, and the
+    # rest of context_budget_tokens is read only when that first answer is a refusal or fails the checks. The
+    # wider prompt starts with the first one's passages, whose evaluated state llama.cpp reuses, so widening costs
+    # little more than asking with every passage at once; most answers start after a third of the prompt
+    # (bench/RESULTS_TTFT.md). 0 = one pass over the whole budget. Chunk packing only.
+    first_pass_budget_tokens: int = Field(320, ge=0)
     # What of each passage goes into the prompt: "chunks" (whole passages, best first, trimmed at sentence ends to
     # fit) or "sentences" (those sharing words with the question, with their neighbours:
     # prompts/sentence_selection.py). Measured on the seeds and CMRC 2018 questions (bench/RESULTS_TTFT.md),

@@ -194,3 +194,70 @@ def test_warm_up_hands_the_generator_prompts_that_differ_only_in_the_question():
     pipeline.warm_up()
     assert len(calls) == 2  # nothing to rewrite or verify: the answer prompts only
     assert "资料" in calls[-1][0][0]["content"]  # Chinese last: its state is what the cache holds afterwards
+
+
+# Three passages of ~150 characters (= tokens for the scripted generator): a first pass of 200 holds the first only.
+STAGED = [scored("通义千问模型由阿里云开发。" + "它支持中文和英文。" * 15, 1, dense=0.9),
+          scored("北京是中国的首都，" + "也是一座历史悠久的城市。" * 12, 2, dense=0.85),
+          scored("长城全长约两万一千公里，" + "东起山海关，西至嘉峪关。" * 11, 3, dense=0.8)]
+
+
+def _staged(answers: list[str], **overrides) -> tuple[AnswerPipeline, ScriptedGenerator]:
+    return make(answers, passages=STAGED, **{"first_pass_budget_tokens": 200, "context_budget_tokens": 1000,
+                                             **overrides})
+
+
+def test_the_first_pass_reads_the_best_passage_only_and_its_answer_stands():
+    pipeline, generator = _staged(["通义千问模型由阿里云开发[1]。"])
+    events = list(pipeline.stream("通义千问是谁开发的？"))
+    answer = events[-1].answer
+    assert not answer.refused and len(generator.calls) == 1
+    user = generator.calls[0][1]["content"]
+    assert "<passage id=1" in user and "<passage id=2" not in user
+    assert not any(isinstance(e, RetryEvent) for e in events) and "first_pass" not in answer.timings
+
+
+def test_a_first_pass_refusal_is_never_shown_and_the_wider_prompt_starts_with_the_first():
+    refusal = Settings().answer.refusal_zh
+    pipeline, generator = _staged([refusal + "资料里只说了它支持的语言。", "长城全长约两万一千公里[3]。"])
+    events = list(pipeline.stream("长城全长多少公里？"))
+    answer = events[-1].answer
+    assert not answer.refused and answer.text == "长城全长约两万一千公里[3]。"
+    assert not any(isinstance(e, RetryEvent) for e in events)  # nothing to withdraw
+    assert "".join(e.text for e in events if isinstance(e, TokenEvent)) == answer.text
+    first, wide = (call[1]["content"] for call in generator.calls)
+    assert "<passage id=3" in wide and first[:first.index("</passages>")] in wide  # the shared prefix
+    assert answer.timings["first_pass"] > 0
+
+
+def test_a_first_pass_answer_that_fails_the_checks_is_withdrawn_for_the_wider_one():
+    # The first answer gives a year the question does not ask about: the evidence check refuses it.
+    pipeline, generator = _staged(["通义千问模型由阿里云在2019年开发[1]。", "长城全长约两万一千公里[3]。"])
+    events = list(pipeline.stream("长城全长多少公里？"))
+    retry = [i for i, e in enumerate(events) if isinstance(e, RetryEvent)]
+    assert len(retry) == 1 and len(generator.calls) == 2
+    assert not events[-1].answer.refused and events[-1].answer.text == "长城全长约两万一千公里[3]。"
+
+
+def test_a_refusal_after_widening_is_retried_as_before():
+    refusal = Settings().answer.refusal_zh
+    pipeline, generator = _staged([refusal, refusal, "长城全长约两万一千公里[3]。"])
+    answer = pipeline.answer("长城全长多少公里？")
+    assert not answer.refused and len(generator.calls) == 3
+    assert refusal not in generator.calls[2][0]["content"]  # the retry without the refusal option, widened
+    assert "<passage id=3" in generator.calls[2][1]["content"]
+
+
+def test_a_name_missing_from_the_first_pass_goes_straight_to_the_wider_one():
+    pipeline, generator = _staged(["长城东起山海关[3]。"])
+    pipeline.retriever.passages[2] = scored("长城（Great Wall）全长约两万一千公里，" + "东起山海关，西至嘉峪关。" * 11,
+                                            3, dense=0.8)
+    assert not pipeline.answer("Great Wall 东起哪里？").refused
+    assert len(generator.calls) == 1 and "<passage id=3" in generator.calls[0][1]["content"]
+
+
+def test_no_first_pass_when_it_is_off_or_would_hold_every_passage():
+    for overrides in ({"first_pass_budget_tokens": 0}, {"first_pass_budget_tokens": 5000}):
+        pipeline, generator = _staged([Settings().answer.refusal_zh, "长城全长约两万一千公里[3]。"], **overrides)
+        pipeline.answer("长城全长多少公里？")
+        assert all("<passage id=3" in call[1]["content"] for call in generator.calls)

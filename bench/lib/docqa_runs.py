@@ -34,8 +34,9 @@ def run_docqa(pipeline: AnswerPipeline, q: Question) -> dict:
             if ttft is None:
                 ttft = time.perf_counter() - started
             raw.append(event.text)
-        elif isinstance(event, RetryEvent):  # keep the second attempt's text; TTFT stays the first token's
-            raw, retried = [], True
+        elif isinstance(event, RetryEvent):
+            # The streamed draft is withdrawn: the text kept, and its first token, are the next attempt's.
+            raw, retried, ttft = [], True, None
         elif isinstance(event, DoneEvent):
             answer = event.answer
     assert answer is not None
