@@ -88,9 +88,11 @@ class DoneEvent:
 
 @dataclass
 class RetryEvent:
-    """The model refused and is asked once more: the TokenEvents streamed so far were a draft to discard."""
+    """The TokenEvents streamed so far were a draft to discard: the model refused and is asked once more, or
+    (``widening``) the first pass's answer failed the checks and the question is read over more passages."""
 
     reason: str
+    widening: bool = False
 
 
 AnswerEvent = PassagesEvent | TokenEvent | RetryEvent | DoneEvent
@@ -198,6 +200,7 @@ class AnswerPipeline:
             return
 
         stages = self._stages(searched, passages, language, generation)
+        answering = time.perf_counter()
         for stage, packed in enumerate(stages):
             last = stage == len(stages) - 1
             if answer_settings.require_question_names:
@@ -211,13 +214,13 @@ class AnswerPipeline:
                     return
             start = time.perf_counter()
             answer, shown = yield from self._attempt(searched, packed, language, refused, options.history,
-                                                     generation, timings, first_pass=not last)
+                                                     generation, timings, answering, first_pass=not last)
             if last or not answer.refused:
                 yield DoneEvent(answer)
                 return
             timings["first_pass"] = time.perf_counter() - start
             if shown:  # the first pass's answer was streamed and failed the checks: the wider answer replaces it
-                yield RetryEvent("the best passages did not answer the question; reading more of them")
+                yield RetryEvent("the best passages did not answer the question; reading more of them", widening=True)
 
     def _stages(self, question: str, passages: list[ScoredChunk], language: str,
                 generation: GenerationSettings) -> list[list[PackedPassage]]:
@@ -232,11 +235,12 @@ class AnswerPipeline:
         return [first, full] if first and len(first) < len(full) else [full]
 
     def _attempt(self, searched: str, packed: list[PackedPassage], language: str, refused: Answer,
-                 history: list[Turn], generation: GenerationSettings, timings: dict[str, float],
+                 history: list[Turn], generation: GenerationSettings, timings: dict[str, float], answering: float,
                  first_pass: bool) -> EventGenerator[AnswerEvent, None, tuple[Answer, bool]]:
         """Answer from ``packed`` (asked once more without the refusal option after a refusal, except on a first
         pass, which widens instead) and check it; returns the Answer and whether any token was streamed. A first
-        pass streams nothing while its text may still be a refusal, and stops at one."""
+        pass streams nothing while its text may still be a refusal, and stops at one. timings["first_token"]:
+        seconds from ``answering`` (the first prompt's start) to this attempt's first streamed token."""
         answer_settings = self.settings.answer
         refusals = (answer_settings.refusal_zh, answer_settings.refusal_en)
         messages = self._with_history(build_messages(searched, packed, language, self._refusal(language)),
@@ -244,7 +248,7 @@ class AnswerPipeline:
         start = time.perf_counter()
         raw, first_token = yield from self._generate(messages, generation, refusals if first_pass else ())
         shown = bool(first_token)
-        timings["first_token"] = first_token
+        timings["first_token"] = start - answering + first_token
         decode_start = first_token
         retried, unchecked = False, ""
         if not first_pass and answer_settings.retry_refusals and packed and is_refusal(raw, refusals):
@@ -267,7 +271,7 @@ class AnswerPipeline:
         if generated_tokens > 1 and timings["generate"] > decode_start:
             timings["tokens_per_s"] = (generated_tokens - 1) / (timings["generate"] - decode_start)
         timings["generated_tokens"] = float(generated_tokens)
-        return self._finish(raw, packed, refused, retried, unchecked), shown
+        return self._finish(raw, packed, refused, retried, unchecked, first_pass), shown
 
     def _standalone(self, question: str, history: list[Turn], generation: GenerationSettings) -> StandaloneQuestion:
         limits = self.settings.limits
@@ -304,10 +308,13 @@ class AnswerPipeline:
         streamed = 0
         start = time.perf_counter()
         first_token = 0.0
+        # A refusal is written within as many pieces as it has characters: holding longer would only delay
+        # everything (and a client's cancellation, seen between events) behind empty pieces.
+        hold_pieces = max((len(r) for r in hold), default=0)
         for piece in self.generator.stream(messages, generation):
             pieces.append(piece)
             text = "".join(pieces).strip()
-            if hold and not streamed and _may_be_refusal(text, hold):
+            if not streamed and len(pieces) <= hold_pieces and _may_be_refusal(text, hold):
                 if any(text.startswith(r) for r in hold):
                     break
                 continue
@@ -319,9 +326,10 @@ class AnswerPipeline:
         return "".join(pieces).strip(), first_token
 
     def _finish(self, raw: str, packed: list[PackedPassage], refused: Answer, retried: bool = False,
-                unchecked: str = "") -> Answer:
+                unchecked: str = "", first_pass: bool = False) -> Answer:
         """The checked Answer for the model's text ``raw``; ``refused`` is the refusal to give, with a reason, if
-        the checks fail (``unchecked``: a dropped second answer, see stream)."""
+        the checks fail (``unchecked``: a dropped second answer, see stream; ``first_pass``: an answer from the
+        first pass, held to the stricter verification)."""
         a = self.settings.answer
         if not raw or is_refusal(raw, (a.refusal_zh, a.refusal_en)):
             if unchecked:
@@ -344,7 +352,7 @@ class AnswerPipeline:
             quote = quote_cited_sentence(asked, text, packed, refused.language)
             text, quoted = quote or text, quote is not None
         start = time.perf_counter()
-        mismatch = self._evidence_mismatch(asked, text, packed, refused.language)
+        mismatch = self._evidence_mismatch(asked, text, packed, refused.language, first_pass)
         refused.timings["evidence_check"] = time.perf_counter() - start
         if mismatch:
             what = "the quoted sentence" if quoted else "the answer"
@@ -364,7 +372,8 @@ class AnswerPipeline:
                                            f"draft answer: {text}"))
         return replace(refused, text=text, refused=False, citations=build_citations(text, packed), checks=checks)
 
-    def _evidence_mismatch(self, question: str, text: str, packed: list[PackedPassage], language: str) -> str:
+    def _evidence_mismatch(self, question: str, text: str, packed: list[PackedPassage], language: str,
+                           first_pass: bool = False) -> str:
         """Why the evidence ``text`` cites does not answer ``question`` (a near miss), or "" when it does."""
         a = self.settings.answer
         evidence = cited_evidence(text, packed, a.evidence_neighbours)
@@ -380,7 +389,7 @@ class AnswerPipeline:
         if not match.matches:
             return "; ".join(match.missing)
         scorer = getattr(self.generator, "yes_probability", None)
-        threshold = a.verification_threshold(language, passage_language)
+        threshold = a.verification_threshold(language, passage_language, first_pass)
         if threshold > 0 and scorer is not None:
             p_yes = verify_evidence(self.generator, question, evidence, language)
             if p_yes < threshold:

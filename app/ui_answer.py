@@ -122,9 +122,9 @@ def stream_answer(events: Iterator[AnswerEvent], lang: str) -> Answer:
         elif isinstance(event, TokenEvent):
             text += event.text
             body.html(answer_html(text, streaming=True))
-        elif isinstance(event, RetryEvent):  # the streamed draft was a refusal; a second attempt follows
+        elif isinstance(event, RetryEvent):  # the streamed draft is withdrawn; another attempt follows
             text = ""
-            status.caption(t("retrying", lang))
+            status.caption(t("widening" if event.widening else "retrying", lang))
         elif isinstance(event, DoneEvent):
             answer = event.answer
     status.empty()

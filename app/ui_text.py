@@ -23,6 +23,8 @@ _LABELS: dict[str, dict[str, str]] = {
     "generating": {"zh": "正在生成回答…", "en": "Generating the answer…"},
     "retrying": {"zh": "模型未找到答案，正在不带拒答选项再问一次…",
                  "en": "The model found no answer; asking once more without the refusal option…"},
+    "widening": {"zh": "最相关的资料没有给出经得起核对的答案，正在阅读更多资料…",
+                  "en": "The best passages gave no answer that checks out; reading more of them…"},
     "searched_for": {"zh": "检索问题：{question}", "en": "searched for: {question}"},
     "sources": {"zh": "出处", "en": "Sources"},
     "source": {"zh": "出处", "en": "Source"},

@@ -13,7 +13,10 @@ with and without the LLM verification, with and without the retry), so variants 
     python -m bench.near_miss_bench --near-miss 30 --noisy 10 --refinish bench/results/near_miss_both.json
         # the same run's answers finished again by today's checks (give the run's own sample sizes)
 
-Writes bench/results/near_miss_<half>.json and prints a table.
+    python -m bench.near_miss_bench --near-miss 10 --noisy 4 --half report --end-to-end
+        # the shipped pipeline itself, reading in one pass and with the first pass (seconds = whole answer)
+
+Writes bench/results/near_miss_<half>.json (--end-to-end: near_miss_e2e_<half>.json) and prints a table.
 """
 
 from __future__ import annotations
@@ -92,6 +95,31 @@ def dataset_bases(settings: Settings, cases: list[Case]) -> dict[str, CaseRetrie
         bases[dataset] = CaseRetriever(retriever, corpus)
         print(f"base {dataset}: {len(needed)} documents", file=sys.stderr)
     return bases
+
+
+# The shipped pipeline end to end, with and without the first pass over the best passages (issue #19): the first
+# pass changes what the model reads, hence what it answers, which finishing one stored answer cannot show.
+END_TO_END = {"one pass": {"first_pass_budget_tokens": 0},
+              "first pass, usual thresholds": {"first_pass_min_verification_yes": 0.0},
+              "first pass (shipped)": {}}
+
+
+def run_end_to_end(settings: Settings, retriever: CaseRetriever, generator, embedder, case: Case,
+                   variants: list[str] | None = None) -> dict:
+    retriever.allowed = set(case.doc_ids)
+    q = case.question
+    row = {"qid": q.qid, "kind": case.kind, "dataset": case.dataset, "half": case.half, "noise": case.noise,
+           "answers": q.answers, "variants": {}}
+    for name, changes in END_TO_END.items():
+        if variants and name not in variants:
+            continue
+        s = settings.model_copy(update={"answer": settings.answer.replace(**changes)})
+        getattr(generator, "forget_context", lambda: None)()  # neither variant reuses the other's passages
+        start = time.perf_counter()
+        answer = AnswerPipeline(retriever, generator, embedder, s).answer(q.question)
+        row["variants"][name] = {"refused": answer.refused, "text": answer.text, "reason": answer.refusal_reason,
+                                 "added_s": time.perf_counter() - start}
+    return row
 
 
 def run_case(settings: Settings, retriever: CaseRetriever, generator, embedder, case: Case) -> dict:
@@ -250,6 +278,16 @@ def report(rows: list[dict]) -> None:
             print(f"| {name} | " + " | ".join(cells) + f" | {v['mean_added_s']:.2f} |")
 
 
+def report_end_to_end(rows: list[dict]) -> None:
+    for half in ("tune", "report"):
+        summary = summarise([r for r in rows if r["half"] == half])
+        for name, groups in summary.items():
+            cells = [f"{g}: " + (f"refused {c['refusal']:.2f}" if "refusal" in c else
+                                 f"acc {c['accuracy']:.2f}, false ref. {c['false_refusal']:.2f}") + f" (n={c['n']})"
+                     for g, c in groups.items() if g != "mean_added_s"]
+            print(f"{half} | {name} | " + " | ".join(cells) + f" | {groups['mean_added_s']:.1f} s/question")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.near_miss_bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -260,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bases-only", action="store_true", help="build (embed) the bases and stop")
     p.add_argument("--report", type=Path, help="only print the tables of a saved run")
     p.add_argument("--refinish", type=Path, help="finish a saved run's generations again with today's checks")
+    p.add_argument("--end-to-end", action="store_true",
+                   help="the shipped pipeline, one pass vs first pass (no offline variants)")
+    p.add_argument("--only", nargs="+", choices=list(END_TO_END), help="--end-to-end: these variants only")
     args = p.parse_args(argv)
     if args.report:
         report(json.loads(args.report.read_text(encoding="utf-8"))["rows"])
@@ -289,22 +330,26 @@ def main(argv: list[str] | None = None) -> int:
     cases = [c for c in both if args.half in ("both", c.half)]
     generator = build_generator(settings)
     embedder = next(iter(bases.values())).retriever.embedder
-    out = RESULTS_DIR / f"near_miss_{args.half}.json"
+    out = RESULTS_DIR / f"near_miss_{'e2e_' if args.end_to_end else ''}{args.half}{'_only' if args.only else ''}.json"
+    run = (lambda *a: run_end_to_end(*a, variants=args.only)) if args.end_to_end else run_case
     # Interleave halves too, so a run stopped early has both.
     rows = []
     # Interleave datasets so a stopped run still covers every group.
     order = sorted(cases, key=lambda c: [x.question.qid for x in cases if x.dataset == c.dataset and x.half == c.half
                                          and x.kind == c.kind and x.noise == c.noise].index(c.question.qid))
     for i, case in enumerate(order):
-        rows.append(run_case(settings, bases[case.dataset], generator, embedder, case))
+        rows.append(run(settings, bases[case.dataset], generator, embedder, case))
         r = rows[-1]
         p_yes = r["variants"].get("constraints, retry on", {}).get("p_yes")
-        print(f"{i + 1}/{len(order)} {case.kind} {case.dataset} {r['first'][:50]!r} -> "
+        print(f"{i + 1}/{len(order)} {case.kind} {case.dataset} {r.get('first', '')[:50]!r} -> "
               f"{ {k: v['refused'] for k, v in r['variants'].items()} } p_yes={p_yes}", file=sys.stderr)
         out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "load": os.getloadavg(),
                                    "answer_settings": vars(settings.answer), "rows": rows},
                                   ensure_ascii=False, indent=1, default=str), encoding="utf-8")
-    report(rows)
+    if args.end_to_end:
+        report_end_to_end(rows)
+    else:
+        report(rows)
     print(f"written {out}")
     return 0
 

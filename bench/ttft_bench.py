@@ -5,8 +5,8 @@ settings, so a candidate is tried through the environment, e.g. ``DOCQA_ANSWER__
 ``DOCQA_ANSWER__CONTEXT_BUDGET_TOKENS=640`` (bench/RESULTS_TTFT.md lists the ones measured). Both run in one
 process on the same loaded LLM, interleaved per question (before, after, before, after ...) so a busy machine slows
 both alike; the prompt prefix every question shares is warmed first (AnswerPipeline.warm_up), as the chat page
-does. Per system: prompt tokens per question and the share of answerable questions whose expected answer is in the packed passages (both load-independent),
-TTFT p50/p95 (question → first token, questions that reached the LLM), total answer time,
+does. Per system: prompt tokens per question and the share of answerable questions whose expected answer is in
+the first prompt's passages (both load-independent), TTFT p50/p95 (question → first token, questions that reached the LLM), total answer time,
 keyword accuracy, refusal rate on unanswerable questions and false refusals on answerable ones (the rules of
 bench/answer_bench.py). Start-up: wall time of ``python -m app.ask`` from launch to the first answer byte, and of
 ``python -m ingest`` on one small file, in fresh processes. Load averages are recorded with the figures.
@@ -100,10 +100,13 @@ def summarise(rows: list[dict], questions: list[Question]) -> dict:
     }
 
 
-def pipelines(settings: Settings, retriever, embedder, generator: PromptRecorder) -> dict[str, AnswerPipeline]:
+def pipelines(settings: Settings, retriever, embedder, generator: PromptRecorder,
+              after_only: bool = False) -> dict[str, AnswerPipeline]:
+    after = {"after": AnswerPipeline(retriever, generator, embedder, settings)}
+    if after_only:
+        return after
     before = settings.model_copy(update={"answer": settings.answer.replace(**BEFORE)})
-    return {"before": AnswerPipeline(retriever, generator, embedder, before),
-            "after": AnswerPipeline(retriever, generator, embedder, settings)}
+    return {"before": AnswerPipeline(retriever, generator, embedder, before), **after}
 
 
 def packed_prompt(pipeline: AnswerPipeline, generator, q: Question) -> dict:
@@ -114,16 +117,17 @@ def packed_prompt(pipeline: AnswerPipeline, generator, q: Question) -> dict:
 
     result = pipeline.retriever.retrieve(q.question)
     language = detect_language(q.question, pipeline.settings.answer.zh_min_cjk_share)
-    packed = pipeline._pack(q.question, list(result.passages), language, pipeline.settings.generation)
+    # The first prompt sent: the first pass's passages when the pipeline reads in two passes.
+    packed = pipeline._stages(q.question, list(result.passages), language, pipeline.settings.generation)[0]
     tokens = generator.count_prompt_tokens(build_messages(q.question, packed, language, pipeline._refusal(language)))
     return {"prompt_tokens": tokens,
             "answer_in_prompt": keyword_hit("\n".join(p.text for p in packed), q.answers) if q.answerable else None}
 
 
 def run_questions(name: str, settings: Settings, corpus: Path, questions: list[Question], generator: PromptRecorder,
-                  tokens_only: bool) -> dict[str, list[dict]]:
+                  tokens_only: bool, after_only: bool = False) -> dict[str, list[dict]]:
     retriever, embedder, _ = build_kb(settings, corpus, f"answer-{name}")
-    systems = pipelines(settings, retriever, embedder, generator)
+    systems = pipelines(settings, retriever, embedder, generator, after_only)
     if not tokens_only:
         systems["after"].warm_up()
     rows: dict[str, list[dict]] = {s: [] for s in systems}
@@ -198,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cmrc", type=int, help="CMRC 2018 trial questions (default 20, --quick 6)")
     p.add_argument("--startups", type=int, help="fresh-process start-ups of each command (default 3, --quick 1)")
     p.add_argument("--name", default="ttft")
+    p.add_argument("--after-only", action="store_true",
+                   help="the configured settings only (compare with an earlier run's 'before' on an idle machine)")
     args = p.parse_args(argv)
     settings = load_settings()
     cmrc_n = args.cmrc if args.cmrc is not None else (6 if args.quick else 20)
@@ -215,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, corpus, questions in (("seeds", SEEDS_DIR, seeds), ("cmrc", CMRC_DIR / "corpus.jsonl", cmrc)):
         if not questions:
             continue
-        rows = run_questions(name, settings, corpus, questions, generator, args.tokens_only)
+        rows = run_questions(name, settings, corpus, questions, generator, args.tokens_only, args.after_only)
         result["sets"][name] = {"summaries": {s: summarise(r, questions) for s, r in rows.items()}, "rows": rows}
         print_table(f"{name}: {len(questions)} questions ({sum(q.answerable for q in questions)} answerable), "
                     f"load {os.getloadavg()[0]:.1f}", result["sets"][name]["summaries"])

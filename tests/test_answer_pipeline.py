@@ -261,3 +261,28 @@ def test_no_first_pass_when_it_is_off_or_would_hold_every_passage():
         pipeline, generator = _staged([Settings().answer.refusal_zh, "长城全长约两万一千公里[3]。"], **overrides)
         pipeline.answer("长城全长多少公里？")
         assert all("<passage id=3" in call[1]["content"] for call in generator.calls)
+
+
+class _Verifying(ScriptedGenerator):
+    """A scripted generator whose yes/no verification always answers with the same p(yes)."""
+
+    def __init__(self, answers: list[str], p_yes: float) -> None:
+        super().__init__(answers)
+        self.p_yes = p_yes
+
+    def yes_probability(self, messages, yes, no) -> float:
+        return self.p_yes
+
+
+def test_a_first_pass_answer_is_held_to_the_stricter_verification_and_widens_below_it():
+    answers = ["通义千问模型由阿里云开发[1]。", "通义千问模型由阿里云开发[1]。"]
+    for p_yes, calls in ((0.95, 1), (0.8, 2), (0.5, 2)):
+        settings = Settings()
+        for key, value in {"first_pass_budget_tokens": 200, "context_budget_tokens": 1000}.items():
+            setattr(settings.answer, key, value)
+        generator = _Verifying(answers, p_yes)
+        pipeline = AnswerPipeline(FakeRetriever(list(STAGED)), generator, FakeEmbedder(dimension=256), settings)
+        answer = pipeline.answer("通义千问是谁开发的？")
+        assert len(generator.calls) == calls, p_yes
+        # 0.8 fails the first pass's 0.9 but passes the wide pass's 0.7; 0.5 fails both.
+        assert answer.refused == (p_yes < settings.answer.min_verification_yes_zh), p_yes

@@ -124,3 +124,55 @@ def test_the_yes_probability_reuses_evaluated_prefixes_and_tells_a_near_miss(set
     # Splitting the prompt into evaluated batches moves the score a little, never across the verdict.
     assert again == pytest.approx(scratch, abs=0.08)
     assert scratch > 0.8 > verify_evidence(generator, other, answers, "zh")
+
+
+def test_the_first_pass_prompt_is_a_token_prefix_of_the_wider_one_and_a_miss_widens(settings, generator):
+    """The wider prompt starts with every token of the first pass's passages (so llama.cpp reuses their evaluated
+    state), and a question the best passage does not answer is answered from the wider prompt."""
+    from prompts.templates import PackedPassage, build_messages
+
+    filler = "星河数据库的管理员手册介绍了安装步骤和常见问题。" * 8
+    passages = [scored("星河数据库的默认端口是 7341。" + filler, 1, dense=0.9),
+                scored("星河数据库支持每日自动备份，备份文件保存在 /var/backup 目录。", 2, dense=0.85)]
+    refusal = settings.answer.refusal_zh
+    packed = [PackedPassage(i + 1, p, p.text) for i, p in enumerate(passages)]
+    first_messages = build_messages("备份文件保存在哪个目录？", packed[:1], "zh", refusal)
+    first = generator._prompt_tokens(first_messages)
+    wide = generator._prompt_tokens(build_messages("备份文件保存在哪个目录？", packed, "zh", refusal))
+    prompt = generator._formatter(messages=first_messages).prompt
+    through_passage = prompt[:prompt.index("</passage>") + len("</passage>")]
+    block_end = len(generator._llm.tokenize(through_passage.encode("utf-8"), add_bos=False, special=True))
+    assert generator._llm.longest_token_prefix(first, wide) >= block_end - 1  # a merge at the seam at most
+
+    pipeline = _pipeline(settings, generator, passages)
+    pipeline.settings = settings.model_copy(update={"answer": settings.answer.replace(
+        first_pass_budget_tokens=generator.count_tokens(passages[0].text) + 30)})
+    assert len(pipeline._stages("备份文件保存在哪个目录？", passages, "zh", settings.generation)) == 2
+    answer = pipeline.answer("备份文件保存在哪个目录？")
+    assert not answer.refused and "/var/backup" in answer.text, answer.text
+    assert 2 in [c.number for c in answer.citations]
+
+
+def test_a_context_a_yes_no_prompt_replaced_is_reused_by_a_prompt_that_extends_it(settings, generator):
+    """The first pass's answer is verified (a yes/no prompt replaces the context) and the wide pass follows: it
+    reuses the first pass's evaluated passage and answers as it does from scratch."""
+    from prompts.evidence_verification import verify_evidence
+    from prompts.templates import PackedPassage, build_messages
+
+    packed = [PackedPassage(i + 1, p, p.text) for i, p in enumerate(PASSAGES)]
+    refusal = settings.answer.refusal_zh
+    first = build_messages("星河数据库的备份保存在哪里？", packed[:1], "zh", refusal)
+    wide = build_messages("星河数据库的备份保存在哪里？", packed, "zh", refusal)
+    short = settings.generation.replace(max_new_tokens=16)
+
+    generator.forget_context()
+    scratch = "".join(generator.stream(wide, short))
+    generator.forget_context()
+    "".join(generator.stream(first, short))
+    verify_evidence(generator, "星河数据库的备份保存在哪里？", PASSAGES[0].text, "zh")
+    again = "".join(generator.stream(wide, short))
+    prompt = generator._formatter(messages=first).prompt
+    through_passage = prompt[:prompt.index("</passage>") + len("</passage>")]
+    block_end = len(generator._llm.tokenize(through_passage.encode("utf-8"), add_bos=False, special=True))
+    assert generator.reused_prompt_tokens >= block_end - 1
+    assert again == scratch

@@ -233,8 +233,15 @@ def test_token_ids_match_the_engine(real_embedder, engine_tokenizer, engine, tex
 
 def _embedder_in(dtype: str, settings, models_dir: Path, backend: str = "torch"):
     from ingest.embedding.embedder import load_embedder
+    from ingest.embedding.openvino_embedder import load_openvino_embedder
 
-    return load_embedder(settings.replace(dtype=dtype, backend=backend), models_dir)
+    if backend != "openvino-lean":
+        return load_embedder(settings.replace(dtype=dtype, backend=backend), models_dir)
+    settings = settings.replace(dtype=dtype, backend="openvino")
+    load_embedder(settings, models_dir)  # the full load leaves the IR and its manifest
+    lean = load_openvino_embedder(settings, models_dir)
+    assert lean is not None
+    return lean
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import threading
 from collections.abc import Iterator
@@ -34,6 +35,12 @@ class LlamaCppGenerator:
         # Evaluated states of prompt prefixes every question shares (warm_up): (prefix tokens, llama state).
         self._keep_prefix_state = keep_prefix_state
         self._prefix_states: list[tuple[list[int], object]] = []
+        # The evaluated context a yes/no prompt replaced (tokens, llama.cpp state bytes): the answer pipeline
+        # verifies a first-pass answer and may then ask again over more passages, a prompt that starts with it.
+        self._replaced_context: tuple[list[int], bytes] | None = None
+        # Prompt tokens the last call found already evaluated (kept prefix, replaced context or llama.cpp's own
+        # reuse) and did not evaluate again.
+        self.reused_prompt_tokens = 0
 
     @classmethod
     def load(cls, settings: GenerationSettings, models_dir: Path) -> LlamaCppGenerator:
@@ -82,10 +89,12 @@ class LlamaCppGenerator:
 
         with self._lock:
             llm = self._llm
+            self._keep_replaced_context()
             self._restore_prefix(tokens)
             # Evaluate only what the context does not hold yet; at least the last token, whose logits are read.
             shared = min(llm.longest_token_prefix(llm._input_ids.tolist(), tokens) if llm.n_tokens else 0,
                          len(tokens) - 1)
+            self.reused_prompt_tokens = shared
             llm.n_tokens = shared
             llm.eval(tokens[shared:])
             # llama-cpp-python 0.3 no longer copies logits into Llama.scores (only with logits_all): read the last
@@ -112,6 +121,7 @@ class LlamaCppGenerator:
             return 0
         with self._lock:
             self._llm.reset()
+            self._replaced_context = None
             self._llm.eval(prefix)
             # llama-cpp-python restores a state's logits rows into a buffer of n_batch rows: a longer prefix cannot
             # be kept (it is still evaluated now, and reused while nothing else was evaluated in between).
@@ -121,19 +131,46 @@ class LlamaCppGenerator:
         return len(prefix)
 
     def forget_context(self) -> None:
-        """Drop the evaluated context (the kept prefix states stay): the next prompt is read as a new question's
-        would be, sharing nothing with the previous one but the kept prefix (benchmarks compare systems fairly)."""
+        """Drop the evaluated context, and any a yes/no prompt replaced (the kept prefix states stay): the next
+        prompt is read as a new question's would be, sharing nothing with the previous one but the kept prefix
+        (benchmarks compare systems fairly)."""
         with self._lock:
             self._llm.reset()
+            self._replaced_context = None
+
+    def _keep_replaced_context(self) -> None:
+        """Copy the evaluated context (KV cache, ~30 KB per token) before a yes/no prompt replaces it."""
+        import llama_cpp
+
+        llm = self._llm
+        if not self._keep_prefix_state or not llm.n_tokens:
+            return
+        size = llama_cpp.llama_state_get_size(llm._ctx.ctx)
+        buffer = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_get_data(llm._ctx.ctx, buffer, size)
+        self._replaced_context = (llm._input_ids.tolist(), bytes(buffer)[:written])
 
     def _restore_prefix(self, tokens: list[int]) -> None:
-        """Load the kept prefix state sharing the most leading tokens with ``tokens`` when it shares more than
-        what the context holds now; llama.cpp then drops the state's tokens past the shared part and evaluates only
-        the rest of the prompt."""
+        """Load the kept state sharing the most leading tokens with ``tokens`` (a kept prefix, or the context a
+        yes/no prompt replaced) when it shares more than what the context holds now; llama.cpp then drops the
+        state's tokens past the shared part and evaluates only the rest of the prompt."""
+        import llama_cpp
+
         llm = self._llm
         current = llm.longest_token_prefix(llm._input_ids.tolist(), tokens) if llm.n_tokens else 0
         shared, state = max(((llm.longest_token_prefix(p, tokens), s) for p, s in self._prefix_states),
                             key=lambda item: item[0], default=(0, None))
+        replaced = self._replaced_context
+        if replaced is not None and llm.longest_token_prefix(replaced[0], tokens) > max(shared, current):
+            # Only the KV cache and the token ids: the logits of those positions are never read again (llama.cpp
+            # evaluates at least the prompt's last token).
+            ids, data = replaced
+            if llama_cpp.llama_state_set_data(llm._ctx.ctx, (ctypes.c_uint8 * len(data)).from_buffer_copy(data),
+                                              len(data)) == len(data):
+                llm.input_ids[:len(ids)] = ids
+                llm.n_tokens = len(ids)
+                llm._requires_eval = True  # the logits are not those of the last id: never sample from them
+                return
         if state is not None and shared > current:
             llm.load_state(state)
 
@@ -146,7 +183,10 @@ class LlamaCppGenerator:
                       if settings.no_repeat_ngram_size > 0 else None)
         with self._lock:
             self._restore_prefix(tokens)
-            for chunk in self._llm.create_completion(
+            llm = self._llm
+            self.reused_prompt_tokens = llm.longest_token_prefix(llm._input_ids.tolist(), tokens[:-1]) \
+                if llm.n_tokens else 0
+            for chunk in llm.create_completion(
                 prompt=tokens, max_tokens=max_tokens, stream=True,
                 temperature=max(settings.temperature, 0.0), top_p=settings.top_p, top_k=settings.top_k,
                 min_p=0.0, repeat_penalty=settings.repetition_penalty, seed=settings.seed,
