@@ -6,10 +6,11 @@ settings, so a candidate is tried through the environment, e.g. ``DOCQA_ANSWER__
 process on the same loaded LLM, interleaved per question (before, after, before, after ...) so a busy machine slows
 both alike; the prompt prefix every question shares is warmed first (AnswerPipeline.warm_up), as the chat page
 does. Per system: prompt tokens per question and the share of answerable questions whose expected answer is in
-the first prompt's passages (both load-independent), TTFT p50/p95 (question → first token, questions that reached the LLM), total answer time,
-keyword accuracy, refusal rate on unanswerable questions and false refusals on answerable ones (the rules of
-bench/answer_bench.py). Start-up: wall time of ``python -m app.ask`` from launch to the first answer byte, and of
-``python -m ingest`` on one small file, in fresh processes. Load averages are recorded with the figures.
+the first prompt's passages (both load-independent), TTFT p50/p95 (question → first token, questions that reached
+the LLM), total answer time, keyword accuracy, refusal rate on unanswerable questions and false refusals on
+answerable ones (the rules of bench/answer_bench.py). Start-up: wall time of ``python -m app.ask`` from launch to
+the first answer byte, and of ``python -m ingest`` on one small file, in fresh processes. Load averages are
+recorded with the figures.
 
     .venv/bin/python -m bench.ttft_bench            # seeds (all) + 20 CMRC 2018 trial questions, 3 start-ups
     .venv/bin/python -m bench.ttft_bench --quick    # 14 seeds + 6 CMRC questions, 1 start-up (a few minutes)

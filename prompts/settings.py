@@ -13,12 +13,14 @@ class AnswerSettings(SettingsSection):
     # Tokens of the LLM's own tokenizer given to the numbered passages; on a 2-core CPU every 1000 prompt tokens
     # add ~10 s before the first answer token (bench/RESULTS_ANSWER.md).
     context_budget_tokens: int = Field(1024, ge=64)
-    # Read the best passages first: the model is asked with only the passages that fit this many tokens, and the
-    # rest of context_budget_tokens is read only when that first answer is a refusal or fails the checks. The
-    # wider prompt starts with the first one's passages, whose evaluated state llama.cpp reuses, so widening costs
-    # little more than asking with every passage at once; most answers start after a third of the prompt
-    # (bench/RESULTS_TTFT.md). 0 = one pass over the whole budget. Chunk packing only.
-    first_pass_budget_tokens: int = Field(320, ge=0)
+    # Read the best passages first (0 = off, one pass over the whole budget): the model is asked with only the
+    # passages that fit this many tokens, and the rest of context_budget_tokens is read only when that first
+    # answer is a refusal or fails the checks; the wider prompt reuses the first one's evaluated passages. Off by
+    # default (bench/RESULTS_TTFT.md): at 320 tokens about half the questions are answered after ~3 s instead of
+    # ~9 s, but read from one passage the packaged model answered more near misses (Chinese near misses refused
+    # 0.90 -> 0.75), and holding first-pass answers to first_pass_min_verification_yes = 0.9, which restores 0.90,
+    # widens so many right answers that the median wait grows (9.4 -> 11.2 s on the seeds). Chunk packing only.
+    first_pass_budget_tokens: int = Field(0, ge=0)
     # What of each passage goes into the prompt: "chunks" (whole passages, best first, trimmed at sentence ends to
     # fit) or "sentences" (those sharing words with the question, with their neighbours:
     # prompts/sentence_selection.py). Measured on the seeds and CMRC 2018 questions (bench/RESULTS_TTFT.md),
@@ -64,8 +66,8 @@ class AnswerSettings(SettingsSection):
 
     # A first-pass answer (first_pass_budget_tokens) must reach at least this p(yes) as well: read from fewer
     # passages, the small model more often answers from a same-topic passage that lacks the answer (near misses
-    # refused through the whole pipeline: 0.90 in one pass, 0.75 with the first pass at the usual thresholds;
-    # bench/RESULTS_TTFT.md). Below it the question is read over the whole budget rather than refused.
+    # refused through the whole pipeline: 0.90 in one pass, 0.75 with the first pass at the usual thresholds,
+    # 0.90 at 0.9; bench/RESULTS_TTFT.md). Below it the question is read over the whole budget, not refused.
     first_pass_min_verification_yes: float = Field(0.9, le=1)
 
     def verification_threshold(self, language: str, passage_language: str | None = None,
