@@ -100,8 +100,8 @@ def dataset_bases(settings: Settings, cases: list[Case]) -> dict[str, CaseRetrie
 # The shipped pipeline end to end, with and without the first pass over the best passages (issue #19): the first
 # pass changes what the model reads, hence what it answers, which finishing one stored answer cannot show.
 END_TO_END = {"one pass": {"first_pass_budget_tokens": 0},
-              "first pass, usual thresholds": {"first_pass_min_verification_yes": 0.0},
-              "first pass (shipped)": {}}
+              "first pass, usual thresholds": {"first_pass_budget_tokens": 320, "first_pass_min_verification_yes": 0.0},
+              "first pass, p(yes) >= 0.9": {"first_pass_budget_tokens": 320, "first_pass_min_verification_yes": 0.9}}
 
 
 def run_end_to_end(settings: Settings, retriever: CaseRetriever, generator, embedder, case: Case,
