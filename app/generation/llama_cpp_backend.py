@@ -148,7 +148,7 @@ class LlamaCppGenerator:
         size = llama_cpp.llama_state_get_size(llm._ctx.ctx)
         buffer = (ctypes.c_uint8 * size)()
         written = llama_cpp.llama_state_get_data(llm._ctx.ctx, buffer, size)
-        self._replaced_context = (llm._input_ids.tolist(), bytes(buffer)[:written])
+        self._replaced_context = (llm._input_ids.tolist(), bytes(memoryview(buffer)[:written]))
 
     def _restore_prefix(self, tokens: list[int]) -> None:
         """Load the kept state sharing the most leading tokens with ``tokens`` (a kept prefix, or the context a

@@ -10,7 +10,6 @@ up to float rounding (tests/test_openvino_embedder.py).
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from ingest.embedding.openvino_ir import (
     PRECISION_HINTS,
     PROBE_TEXT,
     EncoderManifest,
+    EncoderRequest,
     compile_ir,
     ir_folder,
     read_manifest,
@@ -46,20 +46,14 @@ class OpenVinoEmbedder(WindowedEmbedder):
                              "token_type_ids" in manifest.input_names)
         super().__init__(settings.model, manifest.dimension, settings, layout)
         self._tokenizer = tokenizer
-        self._input_names = manifest.input_names
         self._pooling = manifest.pooling
-        self._request = compiled.create_infer_request()
-        # One infer request reused across calls; requests are not thread-safe (the app embeds from several threads).
-        self._lock = threading.Lock()
+        self._infer = EncoderRequest(compiled, manifest.input_names)
 
     def _content_ids(self, texts: list[str]) -> list[list[int]]:
         return [encoding.ids for encoding in self._tokenizer.encode_batch(texts, add_special_tokens=False)]
 
     def _run(self, features: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        with self._lock:
-            # The result aliases the request's output buffer, which the next call overwrites: copy it out.
-            hidden = np.array(self._request.infer([features[name] for name in self._input_names])[0],
-                              dtype=np.float32)
+        hidden = self._infer(features)
         if self._pooling == "cls":
             return hidden, hidden[:, 0]
         # Mean over the attended tokens (special ones included), as sentence-transformers' Pooling does.

@@ -14,18 +14,17 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from transformers.utils import logging as transformers_logging
 
 from ingest.embedding.openvino_ir import (
     IR_FILE,
     PRECISION_HINTS,
+    EncoderRequest,
     OpenVinoError,
     compile_ir,
     ir_folder,
@@ -55,16 +54,10 @@ class OpenVinoEncoder:
     attention mask ...) and adds "token_embeddings" (float32), computed by a compiled OpenVINO model."""
 
     def __init__(self, compiled: Any, input_names: tuple[str, ...]) -> None:
-        self._request = compiled.create_infer_request()
-        self._input_names = input_names
-        # One infer request reused across calls; requests are not thread-safe (the app embeds from several threads).
-        self._lock = threading.Lock()
+        self._infer = EncoderRequest(compiled, input_names)
 
     def __call__(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        inputs = [features[name].cpu().numpy() for name in self._input_names]
-        with self._lock:
-            # The result aliases the request's output buffer, which the next call overwrites: copy it out.
-            hidden = np.array(self._request.infer(inputs)[0], dtype=np.float32)
+        hidden = self._infer({name: tensor.cpu().numpy() for name, tensor in features.items()})
         features["token_embeddings"] = torch.from_numpy(hidden)
         return features
 

@@ -14,9 +14,13 @@ import importlib.util
 import json
 import os
 import tempfile
+import threading
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 BACKENDS = ("auto", "torch", "openvino")
 IR_DIR_NAME = "openvino"
@@ -108,6 +112,22 @@ def compile_ir(folder: Path, dtype: str, num_threads: int) -> Any:
     if num_threads > 0:
         config["INFERENCE_NUM_THREADS"] = num_threads
     return openvino.Core().compile_model(folder / IR_FILE, "CPU", config)
+
+
+class EncoderRequest:
+    """The compiled encoder's one infer request, shared by every thread that embeds (requests are not
+    thread-safe): input arrays by name in, the last hidden state out."""
+
+    def __init__(self, compiled: Any, input_names: tuple[str, ...]) -> None:
+        self._request = compiled.create_infer_request()
+        self._input_names = input_names
+        self._lock = threading.Lock()
+
+    def __call__(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
+        with self._lock:
+            # The result aliases the request's output buffer, which the next call overwrites: copy it out.
+            return np.array(self._request.infer([features[name] for name in self._input_names])[0],
+                            dtype=np.float32)
 
 
 def write_manifest(folder: Path, manifest: EncoderManifest) -> None:
