@@ -20,11 +20,19 @@ from typing import Any
 
 import tomllib
 from platformdirs import user_data_dir
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 from app.generation.settings import PACKAGED_LLM, GenerationSettings
 from app.server.settings import ServerSettings
+from ingest.store.base_registry import (
+    DEFAULT_BASE,
+    KB_SUBDIR,
+    UPLOADS_SUBDIR,
+    BaseInfo,
+    BaseRegistry,
+    BaseRegistryError,
+)
 from ingest.settings import (
     PACKAGED_EMBEDDER,
     ChunkingSettings,
@@ -57,8 +65,15 @@ class ConfigError(ValueError):
 
 class Settings(SettingsSection):
     data_dir: Path = Field(default_factory=default_data_dir)
-    # None = <data_dir>/kb.
+    # The knowledge base every face uses unless told another: a name from ``base_registry(settings).list()``
+    # (``--kb-name``); "default" is the base at ``kb_dir``.
+    kb_name: str = DEFAULT_BASE
+    # The default base's folder. None = <data_dir>/kb.
     kb_dir: Path | None = None
+    # The folder of the named base ``kb_name`` picks; set by ``settings_for_base``, not by hand.
+    base_dir: Path | None = None
+    # The settings before a base's own were applied (``settings_for_base`` starts from them for another base).
+    _unbased: Settings | None = PrivateAttr(None)
     # Where model conversions/assemblies are cached. None = <data_dir>/models.
     model_cache_dir: Path | None = None
     # Where files uploaded through the web page or the HTTP API are kept. None = <data_dir>/uploads.
@@ -91,6 +106,8 @@ class Settings(SettingsSection):
 
     @property
     def kb_path(self) -> Path:
+        if self.base_dir:
+            return Path(self.base_dir) / KB_SUBDIR
         return Path(self.kb_dir) if self.kb_dir else Path(self.data_dir) / "kb"
 
     @property
@@ -99,7 +116,35 @@ class Settings(SettingsSection):
 
     @property
     def upload_path(self) -> Path:
+        if self.base_dir:
+            return Path(self.base_dir) / UPLOADS_SUBDIR
         return Path(self.upload_dir) if self.upload_dir else Path(self.data_dir) / "uploads"
+
+
+def base_registry(settings: Settings) -> BaseRegistry:
+    """The knowledge bases under the data folder (the default one where ``kb_dir``/``upload_dir`` put it)."""
+    unbased = settings._unbased or settings
+    return BaseRegistry(unbased.data_dir, unbased.kb_path, unbased.upload_path)
+
+
+def settings_for_base(settings: Settings, name: str) -> Settings:
+    """``settings`` for the base called ``name``: its folder, its uploads and its own chunking/OCR settings (a
+    base keeps being split the way it was created, whatever the global configuration says later). Raises
+    ConfigError naming the known bases when there is no such base or it is damaged."""
+    unbased = settings._unbased or settings
+    try:
+        base: BaseInfo = base_registry(unbased).get(name)
+    except BaseRegistryError as exc:
+        raise ConfigError(str(exc)) from None
+    update: dict[str, Any] = {"kb_name": base.name, "base_dir": base.folder}
+    try:
+        for section, values in base.settings.items():
+            update[section] = getattr(unbased, section).replace(**values)
+    except ValidationError as exc:
+        raise ConfigError(f"knowledge base {base.name!r}: " + _describe(exc, base.folder)) from None
+    chosen = unbased.model_copy(update=update)
+    chosen._unbased = unbased
+    return chosen
 
 
 def _config_file(data_dir: Path) -> Path | None:
@@ -155,4 +200,5 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         loaded = _Loaded(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None
-    return Settings.model_validate(loaded.model_dump())
+    settings = Settings.model_validate(loaded.model_dump())
+    return settings if settings.kb_name == DEFAULT_BASE else settings_for_base(settings, settings.kb_name)
