@@ -16,7 +16,7 @@ from retrieval.hybrid_retriever import HybridRetriever
 from retrieval.reranker import MAXSIM, Reranker, build_reranker
 
 if TYPE_CHECKING:
-    from app.answer_pipeline import AnswerPipeline
+    from app.answer.answer_pipeline import AnswerPipeline
     from ingest.embedding.embedder import Embedder
     from ingest.pipeline.ingest_pipeline import IngestOptions
     from ingest.pipeline.ingest_report import IngestReport
@@ -77,7 +77,7 @@ def build_pipeline(settings: Settings, with_reranker: bool | None = None,
                    generator: Generator | None = None, embedder: Embedder | None = None) -> AnswerPipeline:
     """Embedder, base, retriever and LLM wired into an answer pipeline (models load once per process; a long-running
     face passes the ones it holds when it reopens a new generation of the base)."""
-    from app.answer_pipeline import AnswerPipeline
+    from app.answer.answer_pipeline import AnswerPipeline
 
     if generator is not None:
         embedder = embedder or load_embedder(settings)

@@ -35,10 +35,10 @@ from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.errors import GraphRecursionError
 
-from app.answer_pipeline import AnswerPipeline
-from app.chat_model_adapter import LocalChatModel
+from app.answer.answer_pipeline import AnswerPipeline
 from app.config import load_settings
-from app.langchain_tool import AGENT_INSTRUCTIONS, build_knowledge_base_tools
+from app.langchain.chat_model_adapter import LocalChatModel
+from app.langchain.langchain_tool import AGENT_INSTRUCTIONS, build_knowledge_base_tools
 from app.wiring import build_generator
 from bench.lib.answer_scoring import keyword_hit
 from bench.lib.bench_kb import build_kb
@@ -123,7 +123,7 @@ def run_one(agent: Any, recorder: RecordingGenerator, q: Question, max_steps: in
     first_ai = next((m for m in messages if isinstance(m, AIMessage)), None)
     calls = first_ai.tool_calls if first_ai is not None else []
     if not messages and recorder.replies:  # the run hit the limit; judge the first reply on its own
-        from app.tool_call_format import parse_reply
+        from app.langchain.tool_call_format import parse_reply
 
         calls = [{"name": c.name, "args": c.arguments} for c in parse_reply(run.first_reply, {TOOL}).tool_calls]
     run.tool_called = any(c["name"] == TOOL for c in calls)

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from app.answer_pipeline import AnswerPipeline
+from app.answer.answer_pipeline import AnswerPipeline
 from app.config import Settings, load_settings
 from app.wiring import build_generator
 from bench.lib.answer_scoring import keyword_hit, naive_refused
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         from langchain_core.output_parsers import StrOutputParser
         from langchain_core.prompts import ChatPromptTemplate
 
-        from app.chat_model_adapter import LocalChatModel
+        from app.langchain.chat_model_adapter import LocalChatModel
         from bench.lib.langchain_baseline import (
             CachedEmbeddings,
             NaiveLangChainRetriever,

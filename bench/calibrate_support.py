@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from app.answer_pipeline import AnswerPipeline, is_refusal
+from app.answer.answer_pipeline import AnswerPipeline, is_refusal
 from app.config import Settings, load_settings
 from app.wiring import build_generator
 from bench.lib.bench_kb import build_kb

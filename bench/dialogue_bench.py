@@ -32,16 +32,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.answer_pipeline import (
+from app.answer.answer_pipeline import (
     AnswerPipeline,
     AskOptions,
     DoneEvent,
     RetryEvent,
     TokenEvent,
 )
+from app.answer.conversation import Conversation
+from app.answer.standalone_question import REWRITTEN, standalone_question
 from app.config import Settings, load_settings
-from app.conversation import Conversation
-from app.standalone_question import REWRITTEN, standalone_question
 from app.wiring import build_generator
 from bench.lib.answer_scoring import keyword_hit
 from bench.lib.bench_kb import build_kb
@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     generator = _NoLLM() if args.no_llm else build_generator(settings)
     pipeline = AnswerPipeline(retriever, generator, embedder, settings)
     if not args.no_llm:
-        pipeline.warm_up()  # as the chat page and `python -m app.chat` do at start
+        pipeline.warm_up()  # as the chat page and `python -m app.cli.chat` do at start
     out = RESULTS_DIR / f"dialogue_{args.name}.json"
     result: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv),
                     "load_average_start": os.getloadavg(), "dialogue_settings": settings.dialogue.model_dump(),

@@ -87,7 +87,7 @@ def build_base(root: Path) -> dict[str, list[str]]:
     from fake_embedder import FakeEmbedder
     from store_fakes import write_corpus
 
-    from app.ingest_cli import main as ingest_main
+    from app.cli.ingest_cli import main as ingest_main
     docs = root / "docs"
     write_corpus(docs, 4)
     config = _config(root)
@@ -196,15 +196,15 @@ def run_cli_face(face: str, root: Path) -> tuple[int | None, str, str]:
     with _captured() as (out, err):
         try:
             if face.startswith("ingest"):
-                from app.ingest_cli import main
+                from app.cli.ingest_cli import main
                 if face == "ingest_change":
                     write_corpus(docs / "new", 1, tag="新增")
                 code = main(["--quiet", "--kb", kb, "--config", config, str(docs)], embedder_factory=FakeEmbedder)
             elif face == "retrieval":
-                from app.retrieval_cli import main
+                from app.cli.retrieval_cli import main
                 code = main([QUESTION, "--kb", kb, "--config", config, "--rerank"])
             else:
-                from app.ask import main
+                from app.cli.ask import main
                 code = main([QUESTION, "--kb", kb, "--config", config])
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 2
@@ -220,7 +220,7 @@ def run_page_face(root: Path) -> tuple[str, list[str], list[str]]:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    import app.components as components
+    import app.web.components as components
     st.cache_resource.clear()
     components._loaded.clear()
     os.environ["DOCQA_KB_DIR"] = str(root / "kb")
@@ -228,7 +228,7 @@ def run_page_face(root: Path) -> tuple[str, list[str], list[str]]:
     os.environ["DOCQA_HOME"] = str(root / "home")
     try:
         with _captured():
-            at = AppTest.from_file(str(REPO / "app" / "chat_page.py"), default_timeout=60).run()
+            at = AppTest.from_file(str(REPO / "app" / "web" / "chat_page.py"), default_timeout=60).run()
             if not at.exception:
                 at.chat_input(key="question").set_value(QUESTION).run()
     finally:
@@ -237,7 +237,7 @@ def run_page_face(root: Path) -> tuple[str, list[str], list[str]]:
     if at.exception:
         return "exception", [e.value for e in at.exception], []
 
-    def text(element) -> str:  # the page escapes document-derived text as HTML entities (app/ui_render.py)
+    def text(element) -> str:  # the page escapes document-derived text as HTML entities (app/web/ui_render.py)
         return html.unescape(element.value).replace("\u2060", "")
 
     errors = [text(e) for e in [*at.error, *at.sidebar.error]]

@@ -29,7 +29,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from app.answer_pipeline import (
+from app.answer.answer_pipeline import (
     AnswerPipeline,
     PassagesEvent,
     RetryEvent,

@@ -153,7 +153,7 @@ def time_retrieval(retriever: object, questions: list[str], warmup: int,
 
 
 def time_generation(settings: Settings, retriever: object, embedder: object, questions: list[str]) -> list[dict]:
-    from app.answer_pipeline import AnswerPipeline, DoneEvent
+    from app.answer.answer_pipeline import AnswerPipeline, DoneEvent
     from app.wiring import build_generator
 
     started = time.perf_counter()

@@ -3,7 +3,7 @@
 
 Checks and figures: every request gets exactly one response (no error, no timeout, unique completion ids, the
 server's served + rejected = questions sent, none stopped); a full queue answers 429 with Retry-After; retrieval
-p50/p95 latency alone and under load; with the real LLM, each answer equals what ``python -m app.ask --json`` gives
+p50/p95 latency alone and under load; with the real LLM, each answer equals what ``python -m app.cli.ask --json`` gives
 for the same question on the same knowledge-base generation (greedy decoding).
 
     python -m bench.server_load_bench --phase fake|real|both [--clients 50] [--questions 12] [--queue-size 4]
@@ -57,7 +57,7 @@ def build_kb(home: Path, env: dict[str, str]) -> None:
 
 
 def ask_cli(question: str, env: dict[str, str]) -> str:
-    out = subprocess.run([sys.executable, "-m", "app.ask", "--json", question], cwd=ROOT, env=env, check=True,
+    out = subprocess.run([sys.executable, "-m", "app.cli.ask", "--json", question], cwd=ROOT, env=env, check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out)["text"]
 
@@ -238,7 +238,7 @@ def run_phase(phase: str, args: argparse.Namespace) -> dict:
         "generations": [gen_before, gen_after],
         "answers_compared_with_app_ask": len(compared), "answers_identical": len(same),
         "differences": [{"question": r["question"], "server": r["answer"],
-                         "app.ask": expected[(r["generation"], r["question"])]} for r in compared if r not in same],
+                         "app.cli.ask": expected[(r["generation"], r["question"])]} for r in compared if r not in same],
     }
     (RESULTS / f"server_load_{phase}.json").write_text(json.dumps({"summary": summary, "records": records},
                                                                   ensure_ascii=False, indent=1))

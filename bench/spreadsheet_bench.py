@@ -102,7 +102,7 @@ def build_workbook(path: Path, seed: int = 3) -> list[SheetQuestion]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from app.answer_pipeline import AskOptions
+    from app.answer.answer_pipeline import AskOptions
     from app.config import Settings
     from app.wiring import build_pipeline, build_retriever, run_ingest
     from ingest.pipeline.ingest_pipeline import IngestOptions

@@ -8,7 +8,7 @@ both alike; the prompt prefix every question shares is warmed first (AnswerPipel
 does. Per system: prompt tokens per question and the share of answerable questions whose expected answer is in
 the first prompt's passages (both load-independent), TTFT p50/p95 (question → first token, questions that reached
 the LLM), total answer time, keyword accuracy, refusal rate on unanswerable questions and false refusals on
-answerable ones (the rules of bench/answer_bench.py). Start-up: wall time of ``python -m app.ask`` from launch to
+answerable ones (the rules of bench/answer_bench.py). Start-up: wall time of ``python -m app.cli.ask`` from launch to
 the first answer byte, and of ``python -m ingest`` on one small file, in fresh processes. Load averages are
 recorded with the figures.
 
@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from app.answer_pipeline import AnswerPipeline
+from app.answer.answer_pipeline import AnswerPipeline
 from app.config import Settings, load_settings
 from app.wiring import build_generator
 from bench.lib.answer_scoring import keyword_hit
@@ -156,9 +156,9 @@ def run_questions(name: str, settings: Settings, corpus: Path, questions: list[Q
 
 
 def time_ask(question: str, kb_dir: Path) -> float | None:
-    """Seconds from launching ``python -m app.ask`` to the first byte of its answer on stdout."""
+    """Seconds from launching ``python -m app.cli.ask`` to the first byte of its answer on stdout."""
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "app.ask", question, "--kb", str(kb_dir)], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli.ask", question, "--kb", str(kb_dir)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ,
                                                                                   "PYTHONUNBUFFERED": "1"})
     assert proc.stdout is not None
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         asks = [time_ask(question, kb_dir) for _ in range(startups)]
         ingests = [time_ingest() for _ in range(startups)]
         result["startup"] = {"ask_first_token_s": asks, "ingest_one_file_s": ingests}
-        print(f"\n`python -m app.ask` launch → first answer byte: {asks} s")
+        print(f"\n`python -m app.cli.ask` launch → first answer byte: {asks} s")
         print(f"`python -m ingest` one small file: {ingests} s")
     result["load_after"] = os.getloadavg()
     print(f"\nload average before {load_before[0]:.2f}, after {result['load_after'][0]:.2f} "

@@ -1,7 +1,7 @@
-"""``python -m ingest [PATHS]``: the command lives with the other faces (app/ingest_cli.py), which wire it."""
+"""``python -m ingest [PATHS]``: the command lives with the other faces (app/cli/ingest_cli.py), which wire it."""
 
 import sys
 
-from app.ingest_cli import main
+from app.cli.ingest_cli import main
 
 sys.exit(main())

@@ -1,8 +1,8 @@
 """Numbers an answer states that its passages do not contain.
 
-Used on the second attempt after a refusal (app/answer_pipeline.py): asked to answer without the option to refuse,
-the small model fills gaps with plausible figures ("星河数据库是2019年发布的"), and such short answers are below the
-length the lexical check judges. A figure copied from the passages is kept; one that is not there is not."""
+Used on the second attempt after a refusal (app/answer/answer_pipeline.py): asked to answer without the option to
+refuse, the small model fills gaps with plausible figures ("星河数据库是2019年发布的"), and such short answers are
+below the length the lexical check judges. A figure copied from the passages is kept; one that is not there is not."""
 
 from __future__ import annotations
 

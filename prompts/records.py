@@ -38,6 +38,6 @@ class Answer:
     # Seconds per stage: rewrite, retrieve, first_token, generate, check ...
     timings: dict[str, float] = field(default_factory=dict)
     # The question retrieved and judged: the message itself, or for a follow-up its standalone form (and how it
-    # was made: app/standalone_question.py).
+    # was made: app/answer/standalone_question.py).
     standalone_question: str = ""
     follow_up: str = ""

@@ -101,7 +101,7 @@ class AnswerSettings(SettingsSection):
 
 
 class DialogueSettings(SettingsSection):
-    """How a follow-up message is answered in the context of the conversation (app/answer_pipeline.py)."""
+    """How a follow-up message is answered in the context of the conversation (app/answer/answer_pipeline.py)."""
 
     # What a message that depends on the conversation is retrieved with: "rewrite" (the local LLM writes a
     # standalone question; retrieval fuses it with the message), "append" (the previous question + the message),

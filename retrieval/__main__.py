@@ -1,7 +1,8 @@
-"""``python -m retrieval "问题"``: the command lives with the other faces (app/retrieval_cli.py), which wire it."""
+"""``python -m retrieval "问题"``: the command lives with the other faces (app/cli/retrieval_cli.py), which wire
+it."""
 
 import sys
 
-from app.retrieval_cli import main
+from app.cli.retrieval_cli import main
 
 sys.exit(main())

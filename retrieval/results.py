@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from ingest.records import Chunk
 
@@ -41,3 +41,14 @@ class RetrievalResult:
     query: str
     passages: list[ScoredChunk]
     timings: dict[str, float] = field(default_factory=dict)
+
+
+def result_as_dict(result: RetrievalResult) -> dict:
+    """The JSON form of a retrieval result (``python -m retrieval --json``, ``POST /v1/kb/retrieve`` in the
+    HTTP server)."""
+    passages = []
+    for p in result.passages:
+        item = asdict(p)
+        item["chunk"]["heading"] = p.chunk.heading
+        passages.append(item)
+    return {"query": result.query, "passages": passages, "timings": result.timings}

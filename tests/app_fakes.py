@@ -10,7 +10,7 @@ from pathlib import Path
 from answer_fakes import FakeRetriever, ScriptedGenerator, scored
 from fake_embedder import FakeEmbedder
 
-from app.answer_pipeline import AnswerPipeline
+from app.answer.answer_pipeline import AnswerPipeline
 from app.config import Settings
 from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
 from ingest.pipeline.ingest_report import IngestReport

@@ -1,4 +1,4 @@
-"""Starts the real ``app.chat`` terminal loop with the fake pipeline of tests/test_chat_terminal.py (real
+"""Starts the real ``app.cli.chat`` terminal loop with the fake pipeline of tests/test_chat_terminal.py (real
 AnswerPipeline logic, fixed passages, scripted LLM), so a pseudo-terminal can drive it without loading models."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from answer_fakes import FakeRetriever, ScriptedGenerator, scored  # noqa: E402
 from fake_embedder import FakeEmbedder  # noqa: E402
 
-import app.chat as chat  # noqa: E402
-from app.answer_pipeline import AnswerPipeline  # noqa: E402
+import app.cli.chat as chat  # noqa: E402
+from app.answer.answer_pipeline import AnswerPipeline  # noqa: E402
 from app.config import Settings  # noqa: E402
 
 PASSAGE = "青鸾评测集共有412道题，其中37道是拒答题，其余375道有答案。"

@@ -12,10 +12,10 @@ from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 
-from app.answer_pipeline import AnswerPipeline
-from app.chat_model_adapter import LocalChatModel
+from app.answer.answer_pipeline import AnswerPipeline
 from app.config import GenerationSettings, Settings
-from app.langchain_tool import build_knowledge_base_tools
+from app.langchain.chat_model_adapter import LocalChatModel
+from app.langchain.langchain_tool import build_knowledge_base_tools
 from app.wiring import build_retriever
 
 QUESTION = "星河数据库默认监听哪个端口？"
@@ -115,7 +115,7 @@ def test_a_real_agent_run_on_the_packaged_model(real_app_settings, real_pipeline
     tools = build_knowledge_base_tools(settings=real_app_settings, pipeline=real_pipeline)
     model = LocalChatModel(generator=real_pipeline.generator,
                            generation=GenerationSettings(max_new_tokens=64, temperature=0.0))
-    from app.agent_example import build_agent
+    from app.langchain.agent_example import build_agent
 
     result = build_agent(tools, model).invoke({"messages": [HumanMessage(QUESTION)]},
                                               config={"recursion_limit": 6})
@@ -131,7 +131,7 @@ def test_a_real_agent_run_on_the_packaged_model(real_app_settings, real_pipeline
 
 
 def test_the_plain_chain_feeds_numbered_passages_to_the_local_model(kb_tools):
-    from app.agent_example import build_chain
+    from app.langchain.agent_example import build_chain
 
     generator = ScriptedTurns("端口是 7341 [1]。")
     answer = build_chain(kb_tools, LocalChatModel(generator=generator)).invoke(QUESTION)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.tool_call_format import (
+from app.langchain.tool_call_format import (
     ChatTurn,
     ToolCall,
     parse_reply,

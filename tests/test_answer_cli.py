@@ -7,8 +7,8 @@ import json
 from answer_fakes import FakeRetriever, ScriptedGenerator, scored
 from fake_embedder import FakeEmbedder
 
-from app import ask
-from app.answer_pipeline import AnswerPipeline
+from app.answer.answer_pipeline import AnswerPipeline
+from app.cli import ask
 from app.config import Settings
 
 

@@ -8,8 +8,8 @@ import json
 import pytest
 from app_fakes import page_env
 
-from app import ask
-from app.answer_pipeline import DoneEvent, PassagesEvent, TokenEvent
+from app.answer.answer_pipeline import DoneEvent, PassagesEvent, TokenEvent
+from app.cli import ask
 
 pytestmark = pytest.mark.slow
 

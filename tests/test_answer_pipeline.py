@@ -6,7 +6,7 @@ import pytest
 from answer_fakes import FakeRetriever, ScriptedGenerator, scored
 from fake_embedder import FakeEmbedder
 
-from app.answer_pipeline import (
+from app.answer.answer_pipeline import (
     AnswerPipeline,
     DoneEvent,
     PassagesEvent,

@@ -1,4 +1,4 @@
-"""The real web page in a real browser: ``streamlit run app/chat_page.py`` on a free localhost port, driven by
+"""The real web page in a real browser: ``streamlit run app/web/chat_page.py`` on a free localhost port, driven by
 headless Debian Chromium through Playwright. Ask a question and watch the answer stream in with its source; upload
 a document full of hostile markup and check none of it runs or loads. Saves a screenshot to test-artifacts/."""
 
@@ -63,9 +63,10 @@ def server(real_app_settings, real_pipeline, tmp_path_factory):
     port = _free_port()
     log = open(home / "streamlit.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "chat_page.py"), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "web" / "chat_page.py"),
+         "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, process)

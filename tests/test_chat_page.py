@@ -12,10 +12,10 @@ import streamlit as st
 from app_fakes import ANSWER, fake_pipeline, ingest_with_hash_embedder, write_corpus
 from streamlit.testing.v1 import AppTest
 
-import app.components as components
+import app.web.components as components
 from app.config import load_settings
 
-PAGE = str(Path(__file__).resolve().parent.parent / "app" / "chat_page.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app" / "web" / "chat_page.py")
 TIMEOUT = 30
 
 

@@ -12,11 +12,11 @@ import streamlit as st
 from app_fakes import page_env
 from streamlit.testing.v1 import AppTest
 
-import app.components as components
+import app.web.components as components
 
 pytestmark = pytest.mark.slow
 
-PAGE = str(Path(__file__).resolve().parent.parent / "app" / "chat_page.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app" / "web" / "chat_page.py")
 # Loading is shared with the session's other real-model tests; answering on 2 busy cores takes a while.
 TIMEOUT = 600
 

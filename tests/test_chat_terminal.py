@@ -1,4 +1,4 @@
-"""``python -m app.chat`` driven through a pseudo-terminal (pexpect): a question, a follow-up answered in the
+"""``python -m app.cli.chat`` driven through a pseudo-terminal (pexpect): a question, a follow-up answered in the
 conversation's context, /sources, /new, line editing, Ctrl-D. The fast test runs the real terminal loop over the
 fake pipeline (tests/chat_driver.py); the slow one runs the real process with the packaged models."""
 
@@ -59,7 +59,7 @@ def test_the_terminal_chat_answers_a_follow_up_in_context_and_starts_over_on_new
 def test_the_real_terminal_chat_with_the_packaged_models(real_app_settings, real_pipeline):
     from app_fakes import page_env
 
-    child = _spawn(["-m", "app.chat"], page_env(real_app_settings))
+    child = _spawn(["-m", "app.cli.chat"], page_env(real_app_settings))
     child.timeout = 1500  # the real LLM on a shared 2-core CPU
     child.expect_exact("docqa> ")
     child.sendline("星河数据库默认监听哪个端口？")

@@ -201,7 +201,7 @@ def test_real_ingest_killed_during_embedding_then_completed(tmp_path: Path, real
 
     from store_fakes import REPO
 
-    from app.ingest_cli import SAMPLE_CORPUS
+    from app.cli.ingest_cli import SAMPLE_CORPUS
 
     docs = tmp_path / "docs"  # two files (~12 chunks): each embedding pass costs seconds per batch here
     docs.mkdir()

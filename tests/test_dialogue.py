@@ -8,9 +8,9 @@ import pytest
 from answer_fakes import FakeRetriever, ScriptedGenerator, scored
 from fake_embedder import FakeEmbedder
 
-from app.answer_pipeline import AnswerPipeline, AskOptions, PassagesEvent
+from app.answer.answer_pipeline import AnswerPipeline, AskOptions, PassagesEvent
+from app.answer.standalone_question import APPENDED, DISCARDED, FIRST, INDEPENDENT, REWRITTEN
 from app.config import Settings
-from app.standalone_question import APPENDED, DISCARDED, FIRST, INDEPENDENT, REWRITTEN
 from prompts.conversation import Turn
 from prompts.follow_up import detect_follow_up
 from prompts.history_window import fit_history, with_history
@@ -232,7 +232,7 @@ def test_history_never_crowds_out_the_passages():
 
 
 def test_the_python_api_keeps_the_conversation_and_resets_it():
-    from app.conversation import Conversation
+    from app.answer.conversation import Conversation
 
     pipeline, generator, retriever = make(["37 道 [1]。", "青鸾评测集中有多少道题是有答案的？", "其余375道有答案 [1]。",
                                            "其余375道有答案 [1]。"])
@@ -249,7 +249,7 @@ def test_the_python_api_keeps_the_conversation_and_resets_it():
 def test_the_langchain_document_chat_model_answers_a_follow_up_from_the_messages():
     from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-    from app.chat_model_adapter import DocumentChatModel, messages_to_conversation
+    from app.langchain.chat_model_adapter import DocumentChatModel, messages_to_conversation
 
     pipeline, _, retriever = make(["青鸾评测集中有多少道题是有答案的？", "其余375道有答案 [1]。"])
     model = DocumentChatModel(pipeline=pipeline)

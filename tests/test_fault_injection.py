@@ -21,8 +21,8 @@ import pytest
 from fake_embedder import FakeEmbedder
 from store_fakes import store_settings, write_corpus
 
-from app.ingest_cli import main as ingest_main
-from app.upload_ingest import ingest_uploads
+from app.cli.ingest_cli import main as ingest_main
+from app.uploads.upload_ingest import ingest_uploads
 from ingest.pipeline.ingest_pipeline import (
     IngestOptions,
     KnowledgeBaseWriteError,
@@ -255,8 +255,8 @@ def test_the_page_shows_the_same_message_as_the_cli(base, monkeypatch, capsys):
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    import app.components as components
-    from app.retrieval_cli import main as retrieval_main
+    import app.web.components as components
+    from app.cli.retrieval_cli import main as retrieval_main
     settings, docs, documents = base
     live = generation_paths(settings.kb_path, read_current(settings.kb_path))
     data = live.catalog.read_bytes()
@@ -269,7 +269,7 @@ def test_the_page_shows_the_same_message_as_the_cli(base, monkeypatch, capsys):
     monkeypatch.setenv("DOCQA_KB_DIR", str(settings.kb_path))
     st.cache_resource.clear()
     components._loaded.clear()
-    at = AppTest.from_file(str(REPO / "app" / "chat_page.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(REPO / "app" / "web" / "chat_page.py"), default_timeout=60).run()
     assert not at.exception and tmp_home
     message = cli_line.removeprefix("error: ")
     shown = [html.unescape(e.value).replace("\u2060", "") for e in [*at.error, *at.sidebar.error, *at.info]]
@@ -292,8 +292,8 @@ def test_a_damaged_live_generation_is_refused_by_the_writer_and_the_old_files_st
 
 
 def test_every_face_applies_the_shared_question_bound(base, monkeypatch, capsys):
-    from app.ask import main as ask_main
-    from app.retrieval_cli import main as retrieval_main
+    from app.cli.ask import main as ask_main
+    from app.cli.retrieval_cli import main as retrieval_main
     from app.wiring import build_retriever
     from retrieval.question_check import QuestionError
     settings, _, _ = base

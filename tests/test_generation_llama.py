@@ -7,7 +7,7 @@ import pytest
 from answer_fakes import FakeRetriever, scored
 from fake_embedder import FakeEmbedder
 
-from app.answer_pipeline import AnswerPipeline
+from app.answer.answer_pipeline import AnswerPipeline
 from app.config import GenerationSettings, Settings
 from app.generation.factory import load_generator
 

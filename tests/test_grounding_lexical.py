@@ -7,7 +7,7 @@ import pytest
 from answer_fakes import FakeRetriever, ScriptedGenerator, scored
 from fake_embedder import FakeEmbedder
 
-from app.answer_pipeline import AnswerPipeline
+from app.answer.answer_pipeline import AnswerPipeline
 from app.config import Settings
 from ingest.store.text_tokenizer import tokenize
 from prompts.lexical_support import answer_lexical_support, covered_tokens

@@ -32,9 +32,9 @@ from store_fakes import (
 )
 
 import ingest.pipeline.ingest_pipeline as ingest_pipeline
-from app.answer_pipeline import AnswerPipeline
+from app.answer.answer_pipeline import AnswerPipeline
 from app.config import Settings
-from app.ui_render import answer_html, answer_views, passage_view
+from app.web.ui_render import answer_html, answer_views, passage_view
 from app.wiring import build_retriever
 from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
 from ingest.pipeline.ingest_report import FileFailure

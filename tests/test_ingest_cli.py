@@ -9,7 +9,7 @@ from pathlib import Path
 
 from store_fakes import REPO, assert_consistent, fake_cli, write_config, write_corpus
 
-from app.ingest_cli import SAMPLE_CORPUS, build_parser
+from app.cli.ingest_cli import SAMPLE_CORPUS, build_parser
 from ingest.store.kb_layout import read_current
 from ingest.store.kb_lock import WriterLock
 

@@ -235,7 +235,7 @@ def test_an_outgrown_flat_index_is_rebuilt_as_ann(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_real_embedder_on_the_sample_corpus(tmp_path: Path, real_embedder, real_embedder_settings,
                                             packaged_models_dir: Path) -> None:
-    from app.ingest_cli import SAMPLE_CORPUS
+    from app.cli.ingest_cli import SAMPLE_CORPUS
 
     settings = store_settings(tmp_path)
     settings.chunking = Settings().chunking

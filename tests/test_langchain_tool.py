@@ -14,9 +14,9 @@ from fake_embedder import FakeEmbedder
 from langchain_core.messages import ToolMessage
 from langchain_core.retrievers import BaseRetriever
 
-from app.answer_pipeline import AnswerPipeline
+from app.answer.answer_pipeline import AnswerPipeline
 from app.config import Settings
-from app.langchain_tool import DocqaRetriever, build_knowledge_base_tools
+from app.langchain.langchain_tool import DocqaRetriever, build_knowledge_base_tools
 from app.wiring import build_retriever
 from ingest.store.knowledge_base import KnowledgeBaseError
 from prompts.records import Answer

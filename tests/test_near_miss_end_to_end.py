@@ -20,7 +20,7 @@ DOCS = {
 @pytest.fixture(scope="module")
 def near_miss_pipeline(tmp_path_factory, packaged_models_dir, real_embedder_settings, real_embedder,
                        packaged_gguf_path):
-    from app.answer_pipeline import AnswerPipeline
+    from app.answer.answer_pipeline import AnswerPipeline
     from app.config import Settings
     from app.wiring import build_generator, build_retriever, run_ingest
     from ingest.pipeline.ingest_pipeline import IngestOptions

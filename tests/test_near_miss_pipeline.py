@@ -6,7 +6,7 @@ from __future__ import annotations
 from answer_fakes import FakeRetriever, ScriptedGenerator, scored
 from fake_embedder import FakeEmbedder
 
-from app.answer_pipeline import AnswerPipeline, is_refusal
+from app.answer.answer_pipeline import AnswerPipeline, is_refusal
 from app.config import Settings
 
 REFUSALS = (Settings().answer.refusal_zh, Settings().answer.refusal_en)

@@ -93,7 +93,7 @@ def test_reranker_reads_the_token_vectors_the_ingest_stored(retriever: HybridRet
 def test_cli_prints_json_with_sources_and_scores(kb_settings: Settings, packaged_models_dir: Path,
                                                  monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    from app.retrieval_cli import main
+    from app.cli.retrieval_cli import main
 
     monkeypatch.setenv("DOCQA_HOME", str(kb_settings.data_dir))
     monkeypatch.setenv("DOCQA_MODEL_CACHE_DIR", str(packaged_models_dir))
@@ -112,7 +112,7 @@ def test_cli_prints_json_with_sources_and_scores(kb_settings: Settings, packaged
 def test_cli_reports_a_missing_knowledge_base(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                               monkeypatch: pytest.MonkeyPatch, packaged_models_dir: Path,
                                               kb_settings: Settings) -> None:
-    from app.retrieval_cli import main
+    from app.cli.retrieval_cli import main
 
     monkeypatch.setenv("DOCQA_MODEL_CACHE_DIR", str(packaged_models_dir))
     monkeypatch.setenv("DOCQA_EMBEDDER__NUM_THREADS", str(kb_settings.embedder.num_threads))

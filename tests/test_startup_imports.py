@@ -23,7 +23,7 @@ def modules_after_import(module: str) -> set[str]:
     return set(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-@pytest.mark.parametrize("module", ["app.ask", "app.ingest_cli", "app.answer_pipeline", "app.wiring"])
+@pytest.mark.parametrize("module", ["app.cli.ask", "app.cli.ingest_cli", "app.answer.answer_pipeline", "app.wiring"])
 def test_faces_import_no_model_library_before_it_is_needed(module):
     loaded = modules_after_import(module)
     assert not [name for name in HEAVY if name in loaded]

@@ -10,8 +10,8 @@ from app_fakes import SMALL_CORPUS
 from fake_embedder import FakeEmbedder
 
 from app.config import LimitSettings, Settings
-from app.upload import UploadError, sanitize_filename, save_upload, save_uploads, settle
-from app.upload_ingest import ingest_uploads
+from app.uploads.saving import UploadError, sanitize_filename, save_upload, save_uploads, settle
+from app.uploads.upload_ingest import ingest_uploads
 from ingest.loaders.document_loader import SUPPORTED_EXTENSIONS
 from ingest.store.knowledge_base import KnowledgeBase
 

@@ -1,5 +1,5 @@
 """The composition root (app/wiring.py) opens the base the same checked way for every face: a base built with
-another embedder is refused by `python -m app.ask`, the chat page and the LangChain tool, and index settings from
+another embedder is refused by `python -m app.cli.ask`, the chat page and the LangChain tool, and index settings from
 the TOML file reach the index a question searches."""
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from app_fakes import write_corpus
 from fake_embedder import FakeEmbedder
 from streamlit.testing.v1 import AppTest
 
-import app.components as components
+import app.web.components as components
 import app.wiring as wiring
-from app import ask
+from app.cli import ask
 from app.config import load_settings
-from app.langchain_tool import build_knowledge_base_tools
+from app.langchain.langchain_tool import build_knowledge_base_tools
 from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
 from ingest.store.knowledge_base import KnowledgeBaseError
 
-PAGE = str(Path(__file__).resolve().parent.parent / "app" / "chat_page.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app" / "web" / "chat_page.py")
 REFUSED = "was built with embedder 'test-hash:32', not 'other-hash:32'"
 
 

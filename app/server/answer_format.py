@@ -3,7 +3,7 @@ on) and, for clients that show only text, a sources block appended to the answer
 
 from __future__ import annotations
 
-from app.cited_span import answer_span
+from app.answer.cited_span import answer_span
 from app.server.openai_schema import Source
 from prompts.records import Answer
 from prompts.templates import source_label

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.answer_pipeline import AskOptions, DoneEvent, RetryEvent, TokenEvent
+from app.answer.answer_pipeline import AskOptions, DoneEvent, RetryEvent, TokenEvent
 from app.server.answer_format import answer_sources, correction, sources_block
 from app.server.errors import ApiError
 from app.server.generation_queue import QueueFullError

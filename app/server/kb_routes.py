@@ -1,8 +1,8 @@
 """Knowledge-base endpoints: status, documents (list, upload, delete), re-scan and retrieval with every score.
 
 Uploads go through the same sanitised, size-limited, incremental ingest as the chat page
-(``app.upload_ingest.ingest_uploads``). Writes run in worker threads and hold the base's writer lock; questions go
-on reading the last committed generation meanwhile."""
+(``app.uploads.upload_ingest.ingest_uploads``). Writes run in worker threads and hold the base's writer lock;
+questions go on reading the last committed generation meanwhile."""
 
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from app.retrieval_cli import result_as_dict
 from app.server.errors import ApiError
 from app.server.openai_schema import RetrieveRequest
 from app.server.services import ServerServices, document_id
-from app.upload_ingest import ingest_uploads
+from app.uploads.upload_ingest import ingest_uploads
 from app.wiring import run_ingest
 from ingest.pipeline.ingest_pipeline import IngestOptions
 from ingest.pipeline.ingest_report import IngestReport
@@ -28,6 +27,7 @@ from ingest.store.kb_lock import KnowledgeBaseLockedError, WriterLock
 from ingest.store.knowledge_base import KnowledgeBaseError
 from ingest.store.manifest import ManifestError, read_manifest
 from retrieval.question_check import QuestionError, validate_question
+from retrieval.results import result_as_dict
 
 router = APIRouter()
 # Open to every caller (liveness checks carry no key); it tells nothing about the base.

@@ -19,7 +19,7 @@ from ingest.store.kb_layout import generation_paths, read_current
 from ingest.store.knowledge_base import KnowledgeBaseError
 
 if TYPE_CHECKING:
-    from app.answer_pipeline import AnswerPipeline
+    from app.answer.answer_pipeline import AnswerPipeline
     from ingest.embedding.embedder import Embedder
 
 

@@ -7,7 +7,7 @@ import random
 import time
 from pathlib import Path
 
-from app.answer_pipeline import (
+from app.answer.answer_pipeline import (
     AnswerPipeline,
     DoneEvent,
     PassagesEvent,

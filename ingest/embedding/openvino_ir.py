@@ -106,7 +106,7 @@ def compile_ir(folder: Path, dtype: str, num_threads: int) -> Any:
     if dtype not in PRECISION_HINTS:
         raise OpenVinoError(f"no OpenVINO precision for compute type {dtype!r}")
     # CACHE_DIR: OpenVINO keeps the compiled blob next to the IR, so a new process (every `python -m ingest`,
-    # `python -m app.ask`) imports it instead of compiling the graph again.
+    # `python -m app.cli.ask`) imports it instead of compiling the graph again.
     config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS[dtype], "PERFORMANCE_HINT": "LATENCY",
                               "CACHE_DIR": str(folder / _COMPILED_CACHE_DIR)}
     if num_threads > 0:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.answer_pipeline import AnswerPipeline
+from app.answer.answer_pipeline import AnswerPipeline
 from app.config import Settings
 from app.wiring import build_pipeline
 from ingest.records import DocumentRecord

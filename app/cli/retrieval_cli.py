@@ -7,12 +7,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 from app.config import ConfigError, load_settings
 from app.wiring import build_retriever, kb_notices
-from retrieval.results import RetrievalResult
+from retrieval.results import RetrievalResult, result_as_dict
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -44,16 +43,6 @@ def _print_text(result: RetrievalResult) -> None:
         print("    " + p.text.replace("\n", "\n    "))
         print()
     print("timings (ms): " + ", ".join(f"{k} {v * 1000:.1f}" for k, v in result.timings.items()))
-
-
-def result_as_dict(result: RetrievalResult) -> dict:
-    """The JSON form of a retrieval result (``--json`` here, ``POST /v1/kb/retrieve`` in the HTTP server)."""
-    passages = []
-    for p in result.passages:
-        item = asdict(p)
-        item["chunk"]["heading"] = p.chunk.heading
-        passages.append(item)
-    return {"query": result.query, "passages": passages, "timings": result.timings}
 
 
 def _as_json(result: RetrievalResult) -> str:

@@ -1,4 +1,4 @@
-"""``python -m app.chat``: an interactive conversation with the documents in the terminal.
+"""``python -m app.cli.chat``: an interactive conversation with the documents in the terminal.
 
 Each question is answered in the context of the conversation so far (a follow-up such as "那其中有多少道题？" is
 rewritten into a standalone question before retrieval). Line editing and history come from GNU readline (stdlib);
@@ -14,15 +14,15 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from app.answer_pipeline import (
+from app.answer.answer_pipeline import (
     AnswerPipeline,
     DoneEvent,
     QuestionError,
     RetryEvent,
     TokenEvent,
 )
+from app.answer.conversation import Conversation
 from app.config import ConfigError, load_settings
-from app.conversation import Conversation
 from app.wiring import build_pipeline, kb_notices
 from prompts.records import Answer
 
@@ -32,7 +32,7 @@ _EXCERPT_CHARS = 240
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m app.chat", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m app.cli.chat", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kb", type=Path, help="knowledge base folder (default: Settings.kb_path)")
     p.add_argument("--config", type=Path, help="TOML settings file")

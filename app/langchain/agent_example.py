@@ -1,5 +1,5 @@
-"""``python -m app.agent_example "问题"``: a LangChain agent (``langchain.agents.create_agent``) running fully
-offline on the packaged local LLM, answering through the ``search_knowledge_base`` tool.
+"""``python -m app.langchain.agent_example "问题"``: a LangChain agent (``langchain.agents.create_agent``) running
+fully offline on the packaged local LLM, answering through the ``search_knowledge_base`` tool.
 
 ``--chain`` runs the same question through a plain LangChain chain instead (retriever → prompt → local model),
 for when the small local model does not call the tool reliably (see bench/agent_tool_calls.py).
@@ -18,9 +18,9 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
-from app.chat_model_adapter import LocalChatModel
 from app.config import ConfigError, Settings, load_settings
-from app.langchain_tool import (
+from app.langchain.chat_model_adapter import LocalChatModel
+from app.langchain.langchain_tool import (
     AGENT_INSTRUCTIONS,
     KnowledgeBaseTools,
     build_knowledge_base_tools,
@@ -75,7 +75,7 @@ def run_agent(agent: Any, question: str, max_steps: int) -> list[Any]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m app.agent_example", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m app.langchain.agent_example", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("question", help="the question (Chinese or English)")
     p.add_argument("--kb", type=Path, help="knowledge base folder (default: Settings.kb_path)")

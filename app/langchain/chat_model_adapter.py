@@ -2,7 +2,7 @@
 
 ``ChatHuggingFace`` cannot drive a tool-calling agent over a local model (tool calls are never parsed and
 ToolMessages raise). ``LocalChatModel`` renders tools, tool calls and tool results in the model's own tool format
-(app/tool_call_format.py), streams through ``Generator.stream`` and parses ``<tool_call>`` blocks into
+(app/langchain/tool_call_format.py), streams through ``Generator.stream`` and parses ``<tool_call>`` blocks into
 ``AIMessage.tool_calls``, so ``langchain.agents.create_agent`` works with the local LLM.
 """
 
@@ -29,9 +29,9 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
-from app.answer_pipeline import AskOptions
+from app.answer.answer_pipeline import AskOptions
 from app.config import GenerationSettings
-from app.tool_call_format import (
+from app.langchain.tool_call_format import (
     ChatTurn,
     ToolCall,
     parse_reply,
@@ -164,7 +164,7 @@ class DocumentChatModel(BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    pipeline: Any  # app.answer_pipeline.AnswerPipeline (from app.wiring.build_pipeline)
+    pipeline: Any  # app.answer.answer_pipeline.AnswerPipeline (from app.wiring.build_pipeline)
 
     @property
     def _llm_type(self) -> str:

@@ -1,8 +1,8 @@
-"""The web chat page: ``streamlit run app/chat_page.py``.
+"""The web chat page: ``streamlit run app/web/chat_page.py``.
 
 Ask questions about the documents in the knowledge base; answers stream in with their sources, and the sidebar
 shows the knowledge base, the retrieval and generation settings, and an upload box feeding the same incremental
-ingest as ``python -m ingest``. Document text is rendered literally (app/ui_render.py): nothing from a document
+ingest as ``python -m ingest``. Document text is rendered literally (app/web/ui_render.py): nothing from a document
 can run or load in the browser.
 """
 
@@ -13,19 +13,19 @@ from dataclasses import replace
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from app.answer_pipeline import AskOptions, QuestionError
-from app.components import is_loaded, load_pipeline, read_kb_status
+from app.answer.answer_pipeline import AskOptions, QuestionError
 from app.config import ConfigError, Settings, load_settings
 from app.generation.base import GenerationError
-from app.ui_answer import ChatEntry, conversation, render_entry, stream_answer
-from app.ui_render import escape_inline
-from app.ui_sidebar import (
+from app.web.components import is_loaded, load_pipeline, read_kb_status
+from app.web.ui_answer import ChatEntry, conversation, render_entry, stream_answer
+from app.web.ui_render import escape_inline
+from app.web.ui_sidebar import (
     render_kb_status,
     render_language_choice,
     render_settings,
     render_upload,
 )
-from app.ui_text import choose_language, t
+from app.web.ui_text import choose_language, t
 from app.wiring import kb_notices
 from ingest.store.knowledge_base import KnowledgeBaseError, KnowledgeBaseMissingError
 

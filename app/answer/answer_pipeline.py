@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from app.answer.standalone_question import REWRITTEN, StandaloneQuestion, standalone_question
 from app.config import AnswerSettings, GenerationSettings, Settings
 from app.generation.base import Generator
-from app.standalone_question import REWRITTEN, StandaloneQuestion, standalone_question
 from prompts.citations import build_citations, remove_invalid_citations
 from prompts.context_packing import pack_passages, pack_sentences, prompt_budget
 from prompts.conversation import Turn

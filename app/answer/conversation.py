@@ -1,8 +1,8 @@
 """The Python API for a conversation with the documents: each question is answered in the context of the turns
 before it (a follow-up is rewritten into a standalone question before retrieval).
 
+    from app.answer.conversation import Conversation
     from app.config import load_settings
-    from app.conversation import Conversation
     from app.wiring import build_pipeline
 
     chat = Conversation(build_pipeline(load_settings()))
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 
-from app.answer_pipeline import AnswerEvent, AnswerPipeline, AskOptions, DoneEvent
+from app.answer.answer_pipeline import AnswerEvent, AnswerPipeline, AskOptions, DoneEvent
 from prompts.conversation import Turn
 from prompts.records import Answer
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ingest.embedding.embedder import Embedder
 
 # The sample corpus shipped with the repository, found from the package so any working directory works.
-SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "data" / "sample"
+SAMPLE_CORPUS = Path(__file__).resolve().parents[2] / "data" / "sample"
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 130
 

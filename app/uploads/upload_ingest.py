@@ -1,4 +1,4 @@
-"""Uploads into the knowledge base: save them (app/upload.py), then run the same incremental ingest as
+"""Uploads into the knowledge base: save them (app/uploads/saving.py), then run the same incremental ingest as
 ``python -m ingest`` on them, reporting progress and the outcome of each file by the name it was uploaded under."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 import numpy as np
 
 from app.config import Settings
-from app.upload import UploadFailure, save_uploads, settle
+from app.uploads.saving import UploadFailure, save_uploads, settle
 from app.wiring import load_embedder, run_ingest
 from ingest.loaders.document_loader import SUPPORTED_EXTENSIONS
 from ingest.pipeline.ingest_pipeline import IngestOptions

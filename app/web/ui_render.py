@@ -12,7 +12,7 @@ import html
 import re
 from dataclasses import dataclass
 
-from app.cited_span import answer_span, chunk_span_in_context
+from app.answer.cited_span import answer_span, chunk_span_in_context
 from prompts.records import Answer, Citation
 from retrieval.results import ScoredChunk
 
@@ -70,7 +70,7 @@ def answer_html(text: str, streaming: bool = False) -> str:
 
 @dataclass
 class ScoreRow:
-    stage: str  # label key in app.ui_text: score_dense, score_bm25, score_fused, score_rerank
+    stage: str  # label key in app.web.ui_text: score_dense, score_bm25, score_fused, score_rerank
     score: float | None
     rank: int | None  # 1-based, as retrieval numbers them
 

@@ -1,4 +1,4 @@
-"""``python -m app.ask "问题"``: stream a grounded answer to the terminal, then list its sources and flags."""
+"""``python -m app.cli.ask "问题"``: stream a grounded answer to the terminal, then list its sources and flags."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from app.answer_pipeline import (
+from app.answer.answer_pipeline import (
     AskOptions,
     DoneEvent,
     PassagesEvent,
@@ -26,7 +26,7 @@ _EXCERPT_CHARS = 160
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m app.ask", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m app.cli.ask", description=__doc__)
     p.add_argument("question", help="the question (Chinese or English)")
     p.add_argument("--kb", type=Path, help="knowledge base folder (default: Settings.kb_path)")
     p.add_argument("--config", type=Path, help="TOML settings file")

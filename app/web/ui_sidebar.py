@@ -7,12 +7,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.answer_pipeline import AskOptions
-from app.components import KnowledgeBaseStatus
+from app.answer.answer_pipeline import AskOptions
 from app.config import Settings
-from app.ui_render import escape_inline
-from app.ui_text import AUTO, t
-from app.upload_ingest import UploadOutcome, ingest_uploads
+from app.uploads.upload_ingest import UploadOutcome, ingest_uploads
+from app.web.components import KnowledgeBaseStatus
+from app.web.ui_render import escape_inline
+from app.web.ui_text import AUTO, t
 from ingest.loaders.document_loader import SUPPORTED_EXTENSIONS
 from ingest.store.kb_lock import KnowledgeBaseLockedError
 from ingest.store.knowledge_base import KnowledgeBaseError

@@ -7,14 +7,14 @@ from typing import Iterator
 
 import streamlit as st
 
-from app.answer_pipeline import (
+from app.answer.answer_pipeline import (
     AnswerEvent,
     DoneEvent,
     PassagesEvent,
     RetryEvent,
     TokenEvent,
 )
-from app.ui_render import (
+from app.web.ui_render import (
     SourceView,
     answer_html,
     answer_views,
@@ -22,7 +22,7 @@ from app.ui_render import (
     question_html,
     scores_table,
 )
-from app.ui_text import t
+from app.web.ui_text import t
 from prompts.conversation import Turn
 from prompts.records import Answer
 

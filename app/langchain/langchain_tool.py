@@ -17,8 +17,8 @@ from typing import Any
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field
 
-from app.answer_pipeline import AnswerPipeline, QuestionError
-from app.cited_span import answer_span
+from app.answer.answer_pipeline import AnswerPipeline, QuestionError
+from app.answer.cited_span import answer_span
 from app.config import Settings, load_settings
 from app.wiring import build_pipeline, build_retriever
 from ingest.store.knowledge_base import KnowledgeBase, KnowledgeBaseError, resolve_live
@@ -27,7 +27,8 @@ from retrieval.hybrid_retriever import HybridRetriever
 from retrieval.langchain_retriever import DocqaRetriever, to_document
 from retrieval.results import ScoredChunk
 
-# Re-exported so `from app.langchain_tool import DocqaRetriever` gives a LangChain BaseRetriever over the same base.
+# Re-exported so `from app.langchain.langchain_tool import DocqaRetriever` gives a LangChain BaseRetriever over the
+# same base.
 __all__ = ["AGENT_INSTRUCTIONS", "DocqaRetriever", "KnowledgeBaseTools", "build_knowledge_base_tools",
            "format_answer", "format_passages", "to_document"]
 
