@@ -8,6 +8,7 @@ from fake_embedder import FakeEmbedder
 
 from app.answer.answer_pipeline import AnswerPipeline, is_refusal
 from app.config import Settings
+from app.wiring import answer_pipeline
 
 REFUSALS = (Settings().answer.refusal_zh, Settings().answer.refusal_en)
 AIRPORT = [scored("浦东机场是上海的国际机场。2020年，浦东机场旅客吞吐量为3047万人次。它有两座航站楼。", 1, dense=0.9),
@@ -17,8 +18,8 @@ AIRPORT = [scored("浦东机场是上海的国际机场。2020年，浦东机场
 def make(answer, passages=AIRPORT, generator=None, **answer_overrides) -> AnswerPipeline:
     settings = Settings()
     settings.answer = settings.answer.replace(**answer_overrides)
-    return AnswerPipeline(FakeRetriever(list(passages)), generator or ScriptedGenerator(answer), FakeEmbedder(dimension=256),
-                          settings)
+    return answer_pipeline(FakeRetriever(list(passages)), generator or ScriptedGenerator(answer),
+                           FakeEmbedder(dimension=256), settings)
 
 
 class VerdictGenerator(ScriptedGenerator):

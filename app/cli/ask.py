@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     except QuestionError as exc:
         print(f"question rejected: {exc}", file=sys.stderr)
         return 2
+    except ConfigError as exc:  # a check named by its module path that cannot be built
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     except KnowledgeBaseError as exc:  # missing, damaged, unreadable: the same line as `python -m retrieval`
         print(f"error: {exc}", file=sys.stderr)
         return 2

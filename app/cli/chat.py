@@ -153,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         pipeline = build_pipeline(settings)
+    except ConfigError as exc:  # a check named by its module path that cannot be built
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -46,7 +46,7 @@ def _ensure_loaded(settings: Settings, lang: str, slot: DeltaGenerator) -> str:
             slot.empty()
     except KnowledgeBaseMissingError:
         return t("kb_missing", lang)
-    except (KnowledgeBaseError, GenerationError, OSError, RuntimeError) as exc:
+    except (KnowledgeBaseError, GenerationError, ConfigError, OSError, RuntimeError) as exc:
         return t("error", lang, error=escape_inline(str(exc)))
     # What opening the base repaired, in the CLI's words.
     return "\n\n".join(escape_inline(notice) for notice in kb_notices(pipeline.retriever))
