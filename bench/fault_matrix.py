@@ -167,6 +167,7 @@ class _Generator:
     """A stand-in LLM: cites passage 1 (the answer pipeline's checks then decide what to keep)."""
 
     name = "fault-matrix"
+    n_ctx = 4096
 
     def stream(self, messages, settings):
         yield "根据资料，答案见 [1]。"
@@ -220,9 +221,7 @@ def run_page_face(root: Path) -> tuple[str, list[str], list[str]]:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    import app.web.components as components
     st.cache_resource.clear()
-    components._loaded.clear()
     os.environ["DOCQA_KB_DIR"] = str(root / "kb")
     os.environ["DOCQA_CONFIG"] = str(root / "docqa.toml")
     os.environ["DOCQA_HOME"] = str(root / "home")

@@ -28,7 +28,6 @@ def page(tmp_path, monkeypatch):
     pipeline = fake_pipeline(settings)
     monkeypatch.setattr(components, "build_pipeline", lambda settings, **options: pipeline)
     st.cache_resource.clear()
-    components._loaded.clear()
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     assert not at.exception
     yield at, pipeline

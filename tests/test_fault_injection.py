@@ -255,7 +255,6 @@ def test_the_page_shows_the_same_message_as_the_cli(base, monkeypatch, capsys):
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    import app.web.components as components
     from app.cli.retrieval_cli import main as retrieval_main
     settings, docs, documents = base
     live = generation_paths(settings.kb_path, read_current(settings.kb_path))
@@ -268,7 +267,6 @@ def test_the_page_shows_the_same_message_as_the_cli(base, monkeypatch, capsys):
     monkeypatch.setenv("DOCQA_HOME", str(tmp_home := settings.kb_path.parent / "page_home"))
     monkeypatch.setenv("DOCQA_KB_DIR", str(settings.kb_path))
     st.cache_resource.clear()
-    components._loaded.clear()
     at = AppTest.from_file(str(REPO / "app" / "web" / "chat_page.py"), default_timeout=60).run()
     assert not at.exception and tmp_home
     message = cli_line.removeprefix("error: ")

@@ -15,7 +15,6 @@ from app_fakes import write_corpus
 from fake_embedder import FakeEmbedder
 from streamlit.testing.v1 import AppTest
 
-import app.web.components as components
 import app.wiring as wiring
 from app.cli import ask
 from app.config import load_settings
@@ -57,7 +56,6 @@ def test_the_langchain_tool_refuses_a_base_built_with_another_embedder(home: Pat
 def test_the_chat_page_shows_why_it_refuses_the_base(home: Path, monkeypatch) -> None:
     _other_embedder(monkeypatch)
     st.cache_resource.clear()
-    components._loaded.clear()
     try:
         at = AppTest.from_file(PAGE, default_timeout=30).run()
         assert not at.exception
