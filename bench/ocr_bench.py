@@ -106,7 +106,7 @@ def _retrieval(pages, engine: str, dpi: int, threads: int, work: Path, kinds: tu
                             ocr=OcrSettings(engine=engine, dpi=dpi, num_threads=threads))
         settings.embedder.num_threads = threads
         started = time.perf_counter()
-        report = run_ingest(settings, [folder], IngestOptions(progress=False))
+        report = run_ingest(settings, [folder], IngestOptions())
         ingest_s = time.perf_counter() - started
         retriever = build_retriever(settings)
         hits = 0

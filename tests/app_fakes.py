@@ -80,7 +80,7 @@ def write_corpus(folder: Path, files: dict[str, str] = SMALL_CORPUS) -> Path:
 
 def ingest_with_hash_embedder(settings: Settings, paths: list[Path]) -> IngestReport:
     """The real ingest with a fast stand-in embedder: a real knowledge base on disk in well under a second."""
-    return run_ingest(settings, paths, IngestOptions(progress=False), embedder_factory=FakeEmbedder)
+    return run_ingest(settings, paths, IngestOptions(), embedder_factory=FakeEmbedder)
 
 
 def page_env(settings: Settings) -> dict[str, str]:

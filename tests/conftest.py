@@ -53,7 +53,7 @@ def real_app_settings(tmp_path_factory: pytest.TempPathFactory, packaged_models_
     settings = Settings(data_dir=home, model_cache_dir=packaged_models_dir, embedder=real_embedder_settings)
     settings.generation.n_threads = 2
     settings.generation.max_new_tokens = 64
-    report = run_ingest(settings, [write_corpus(home / "docs")], IngestOptions(progress=False),
+    report = run_ingest(settings, [write_corpus(home / "docs")], IngestOptions(),
                         embedder_factory=lambda: real_embedder)
     assert report.committed and not report.failures, report.summary()
     return settings

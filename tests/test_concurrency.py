@@ -57,7 +57,7 @@ def test_readers_see_consistent_snapshots_during_an_ingest(tmp_path: Path) -> No
     docs = tmp_path / "docs"
     paths = write_corpus(docs, 6)
     settings = store_settings(tmp_path)
-    run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=lambda: FakeEmbedder())
+    run_ingest(settings, [docs], IngestOptions(), embedder_factory=lambda: FakeEmbedder())
     opened_before = KnowledgeBase.open(settings.kb_path)
     before_texts = sorted(c.text for c in opened_before.iter_chunks())
     for path in paths[:3]:

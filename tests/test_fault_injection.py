@@ -44,7 +44,7 @@ def _documents(kb_dir: Path) -> dict[str, list[str]]:
 
 
 def _ingest(settings, paths, **options):
-    return run_ingest(settings, paths, IngestOptions(progress=False, **options), embedder_factory=FakeEmbedder)
+    return run_ingest(settings, paths, IngestOptions(**options), embedder_factory=FakeEmbedder)
 
 
 @pytest.fixture

@@ -349,7 +349,7 @@ def test_ingest_of_a_folder_with_bad_files_loses_nothing_else(tmp_path):
     settings = store_settings(tmp_path)
     settings.limits = LimitSettings(max_unzipped_mb=2)
     settings.ocr = OCR_OFF
-    report = run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=FakeEmbedder)
+    report = run_ingest(settings, [docs], IngestOptions(), embedder_factory=FakeEmbedder)
     assert report.files_added == 3, report.summary()
     failed = {Path(f.path).name: f.reason for f in report.failures}
     assert set(failed) == {"bad.png", "bomb.xlsx"}

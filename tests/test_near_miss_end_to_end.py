@@ -33,7 +33,7 @@ def near_miss_pipeline(tmp_path_factory, packaged_models_dir, real_embedder_sett
     settings.kb_dir = home / "kb"
     settings.generation.n_threads = 2
     settings.generation.max_new_tokens = 64
-    run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=lambda: real_embedder)
+    run_ingest(settings, [docs], IngestOptions(), embedder_factory=lambda: real_embedder)
     return answer_pipeline(build_retriever(settings, real_embedder), build_generator(settings), real_embedder,
                            settings)
 

@@ -57,7 +57,7 @@ def test_ray_ingest_builds_the_same_knowledge_base(local_ray: None, tmp_path: Pa
 
     def ingest(kb: str, factory) -> KnowledgeBase:
         settings = Settings(data_dir=tmp_path / kb)
-        report = run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=factory)
+        report = run_ingest(settings, [docs], IngestOptions(), embedder_factory=factory)
         assert report.committed and not report.failures
         return KnowledgeBase.open(settings.kb_path)
 

@@ -30,7 +30,7 @@ QUESTION = "星河数据库默认监听哪个端口？"
 def _home(tmp: Path) -> Path:
     home = tmp / "home"
     settings = Settings(data_dir=home)
-    report = run_ingest(settings, [write_corpus(home / "docs")], IngestOptions(progress=False),
+    report = run_ingest(settings, [write_corpus(home / "docs")], IngestOptions(),
                         embedder_factory=FakeEmbedder)
     assert report.committed
     return home

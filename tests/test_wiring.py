@@ -31,7 +31,7 @@ def home(tmp_path: Path, monkeypatch) -> Path:
     """DOCQA_HOME holding a base built by the hash embedder; the LLM is a scripted stand-in."""
     monkeypatch.setenv("DOCQA_HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    run_ingest(load_settings(), [write_corpus(tmp_path / "docs")], IngestOptions(progress=False),
+    run_ingest(load_settings(), [write_corpus(tmp_path / "docs")], IngestOptions(),
                embedder_factory=FakeEmbedder)
     monkeypatch.setattr(wiring, "build_generator", lambda settings: ScriptedGenerator("7341 [1]"))
     return tmp_path
@@ -80,7 +80,7 @@ def test_ivf_nprobe_from_the_config_file_reaches_the_index_app_ask_searches(tmp_
                       encoding="utf-8")
     docs = write_corpus(tmp_path / "docs", {f"note-{i}.txt": f"第{i}号笔记：星河数据库的第{i}个配置项是端口 {7000 + i}。"
                                              for i in range(120)})
-    run_ingest(load_settings(), [docs], IngestOptions(progress=False), embedder_factory=FakeEmbedder)
+    run_ingest(load_settings(), [docs], IngestOptions(), embedder_factory=FakeEmbedder)
     monkeypatch.setattr(wiring, "load_embedder", lambda settings: FakeEmbedder())
     monkeypatch.setattr(wiring, "build_generator", lambda settings: ScriptedGenerator("7005 [1]"))
     built = []

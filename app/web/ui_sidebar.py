@@ -14,6 +14,7 @@ from app.web.components import KnowledgeBaseStatus
 from app.web.ui_render import escape_inline
 from app.web.ui_text import AUTO, t
 from ingest.loaders.document_loader import SUPPORTED_EXTENSIONS
+from ingest.pipeline.progress import COMMIT, EMBED, LOAD, OCR, SAVE, IngestProgress
 from ingest.store.kb_lock import KnowledgeBaseLockedError
 from ingest.store.knowledge_base import KnowledgeBaseError
 
@@ -26,6 +27,8 @@ SAMPLING_TOP_K_RANGE = (0, 200)
 REPETITION_PENALTY_RANGE = (1.0, 2.0)
 NO_REPEAT_NGRAM_RANGE = (0, 10)
 MIN_NEW_TOKENS = 16
+# The share of the upload bar each phase of an upload fills (embedding is the slow one), in order.
+UPLOAD_PHASES = ((SAVE, 0.05), (LOAD, 0.15), (EMBED, 0.75), (COMMIT, 0.05))
 
 
 def _clamp(value: float, bounds: tuple[float, float]) -> float:
@@ -96,6 +99,16 @@ def render_settings(base: Settings, lang: str) -> AskOptions:
     )
 
 
+def upload_fraction(event: IngestProgress) -> float:
+    """How much of the upload bar ``event`` fills: the phases before it, and its own share as far as it got."""
+    start = 0.0
+    for phase, width in UPLOAD_PHASES:
+        if phase == event.phase:
+            return min(start + width * (event.done / event.total if event.total else 1.0), 1.0)
+        start += width
+    return start
+
+
 def render_upload(settings: Settings, lang: str) -> None:
     """File uploader → the same incremental ingest as ``python -m ingest``, with a progress bar; the outcome is
     kept in session state and shown after the page reloads with the new knowledge base."""
@@ -110,7 +123,10 @@ def render_upload(settings: Settings, lang: str) -> None:
         bar = sidebar.progress(0.0)
         names = [f.name for f in files]
 
-        def on_progress(fraction: float, stage: str) -> None:
+        def on_progress(event: IngestProgress) -> None:
+            if event.phase == OCR:  # pages of the file being loaded: the bar moves per file
+                return
+            fraction = upload_fraction(event)
             bar.progress(fraction, text=t("upload_progress", lang, names=escape_inline(", ".join(names)),
                                           percent=round(fraction * 100)))
 
