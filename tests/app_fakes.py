@@ -8,13 +8,13 @@ import re
 from pathlib import Path
 
 from answer_fakes import FakeRetriever, ScriptedGenerator, scored
-from fake_embedder import FakeEmbedder
 
 from app.answer.answer_pipeline import AnswerPipeline
 from app.config import Settings
 from app.wiring import answer_pipeline
 from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
 from ingest.pipeline.ingest_report import IngestReport
+from ingest.testing.fake_embedder import FakeEmbedder
 
 HOSTILE_PASSAGE = ("检索增强生成（RAG）先检索相关段落，再让模型根据这些段落作答。"
                    "<script>window.__pwned=1</script> <img src=http://127.0.0.1:9/x.png onerror=\"window.__pwned=2\"> "

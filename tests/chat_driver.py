@@ -9,12 +9,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from answer_fakes import FakeRetriever, ScriptedGenerator, scored  # noqa: E402
-from fake_embedder import FakeEmbedder  # noqa: E402
 
 import app.cli.chat as chat  # noqa: E402
 from app.answer.answer_pipeline import AnswerPipeline  # noqa: E402
 from app.config import Settings  # noqa: E402
-from app.wiring import answer_pipeline
+from app.wiring import answer_pipeline  # noqa: E402
+from ingest.testing.fake_embedder import FakeEmbedder  # noqa: E402
 
 PASSAGE = "青鸾评测集共有412道题，其中37道是拒答题，其余375道有答案。"
 # One reply per LLM call, in order: answer 1, the rewrite of the follow-up, answer 2, then answer 3 (after /new).

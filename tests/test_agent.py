@@ -7,7 +7,6 @@ import re
 
 import pytest
 from app_fakes import CitingGenerator, ingest_with_hash_embedder, write_corpus
-from fake_embedder import FakeEmbedder
 from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
@@ -16,6 +15,7 @@ from app.config import GenerationSettings, Settings
 from app.langchain.chat_model_adapter import LocalChatModel
 from app.langchain.langchain_tool import build_knowledge_base_tools
 from app.wiring import answer_pipeline, build_retriever
+from ingest.testing.fake_embedder import FakeEmbedder
 
 QUESTION = "星河数据库默认监听哪个端口？"
 CALL = {"name": "search_knowledge_base", "args": {"question": QUESTION}, "id": "call_1", "type": "tool_call"}

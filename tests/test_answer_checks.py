@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 from answer_fakes import FakeRetriever, ScriptedGenerator, scored
-from fake_embedder import FakeEmbedder
 
 from app.answer.answer_pipeline import AnswerPipeline
 from app.config import ConfigError, Settings, load_settings
 from app.wiring import answer_pipeline, build_answer_checks
+from ingest.testing.fake_embedder import FakeEmbedder
 from prompts.checks.base import Draft, Question, Verdict
 from prompts.checks.registry import CheckParts
 from prompts.templates import PackedPassage

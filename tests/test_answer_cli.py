@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 from answer_fakes import FakeRetriever, ScriptedGenerator, scored
-from fake_embedder import FakeEmbedder
 
 from app.answer.answer_pipeline import AnswerPipeline
 from app.cli import ask
 from app.config import Settings
 from app.wiring import answer_pipeline
+from ingest.testing.fake_embedder import FakeEmbedder
 
 
 def _use_fake_pipeline(monkeypatch, answer: str, seen: list) -> None:

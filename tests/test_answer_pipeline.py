@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from answer_fakes import FakeRetriever, ScriptedGenerator, scored
-from fake_embedder import FakeEmbedder
 
 from app.answer.answer_pipeline import (
     AnswerPipeline,
@@ -16,6 +15,7 @@ from app.answer.answer_pipeline import (
 )
 from app.config import Settings
 from app.wiring import answer_pipeline
+from ingest.testing.fake_embedder import FakeEmbedder
 
 PASSAGES = [scored("通义千问模型由阿里云开发。它支持中文和英文。", 1, dense=0.9),
             scored("北京是中国的首都。", 2, dense=0.8)]

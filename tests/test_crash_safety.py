@@ -12,14 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_embedder import FakeEmbedder
-from store_fakes import (
-    assert_consistent,
-    fake_cli,
-    store_settings,
-    write_config,
-    write_corpus,
-)
+from store_fakes import assert_consistent, fake_cli, store_settings
 
 from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
 from ingest.store.kb_layout import (
@@ -30,6 +23,8 @@ from ingest.store.kb_layout import (
     generations_dir,
     read_current,
 )
+from ingest.testing.fake_embedder import FakeEmbedder
+from ingest.testing.small_corpus import write_config, write_corpus
 
 
 def _snapshot(kb_dir: Path) -> dict[str, list[str]]:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 from answer_fakes import FakeRetriever, ScriptedGenerator, scored
-from fake_embedder import FakeEmbedder
 
 from app.answer.answer_pipeline import AnswerPipeline, AskOptions, PassagesEvent
 from app.answer.standalone_question import APPENDED, DISCARDED, FIRST, INDEPENDENT, REWRITTEN
 from app.config import Settings
 from app.wiring import answer_pipeline
+from ingest.testing.fake_embedder import FakeEmbedder
 from prompts.conversation import Turn
 from prompts.follow_up import detect_follow_up
 from prompts.history_window import fit_history, with_history

@@ -18,8 +18,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from fake_embedder import FakeEmbedder
-from store_fakes import store_settings, write_corpus
+from store_fakes import store_settings
 
 from app.cli.ingest_cli import main as ingest_main
 from app.uploads.upload_ingest import ingest_uploads
@@ -31,6 +30,8 @@ from ingest.pipeline.ingest_pipeline import (
 from ingest.store.kb_layout import committed_generations, generation_paths, read_current
 from ingest.store.kb_lock import KnowledgeBaseLockedError
 from ingest.store.knowledge_base import KnowledgeBase, KnowledgeBaseError
+from ingest.testing.fake_embedder import FakeEmbedder
+from ingest.testing.small_corpus import write_corpus
 
 REPO = Path(__file__).resolve().parent.parent
 

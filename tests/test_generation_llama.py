@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 from answer_fakes import FakeRetriever, scored
-from fake_embedder import FakeEmbedder
 
 from app.answer.answer_pipeline import AnswerPipeline
 from app.config import GenerationSettings, Settings
 from app.generation.factory import load_generator
 from app.wiring import answer_pipeline
+from ingest.testing.fake_embedder import FakeEmbedder
 
 pytestmark = pytest.mark.slow
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 from answer_fakes import FakeRetriever, ScriptedGenerator, scored
-from fake_embedder import FakeEmbedder
 
 from app.answer.answer_pipeline import AnswerPipeline
 from app.config import Settings
 from app.wiring import answer_pipeline
 from ingest.store.text_tokenizer import tokenize
+from ingest.testing.fake_embedder import FakeEmbedder
 from prompts.lexical_support import answer_lexical_support, covered_tokens
 from prompts.templates import PackedPassage
 

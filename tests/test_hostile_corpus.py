@@ -21,15 +21,7 @@ from pathlib import Path
 
 import pytest
 from answer_fakes import ScriptedGenerator
-from fake_embedder import FakeEmbedder
-from fixtures.documents import pdf_bytes
-from store_fakes import (
-    assert_consistent,
-    fake_cli,
-    store_settings,
-    write_config,
-    write_corpus,
-)
+from store_fakes import assert_consistent, fake_cli, store_settings
 
 import ingest.pipeline.ingest_pipeline as ingest_pipeline
 from app.answer.answer_pipeline import AnswerPipeline
@@ -40,6 +32,9 @@ from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
 from ingest.pipeline.ingest_report import FileFailure
 from ingest.pipeline.source_scan import printable_path
 from ingest.store.vector_index import stored_vectors
+from ingest.testing.documents import pdf_bytes
+from ingest.testing.fake_embedder import FakeEmbedder
+from ingest.testing.small_corpus import write_config, write_corpus
 from prompts.templates import system_prompt
 
 # Readable text in the encodings Chinese files really come in: each must load and be found by its sentence.

@@ -7,11 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from store_fakes import REPO, assert_consistent, fake_cli, write_config, write_corpus
+from store_fakes import REPO, assert_consistent, fake_cli
 
 from app.cli.ingest_cli import SAMPLE_CORPUS, build_parser
 from ingest.store.kb_layout import read_current
 from ingest.store.kb_lock import WriterLock
+from ingest.testing.small_corpus import write_config, write_corpus
 
 
 def _run(args: list[str], tmp_path: Path) -> tuple[int, str, str]:

@@ -10,14 +10,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from fake_embedder import FakeEmbedder
-from store_fakes import assert_consistent, store_settings, write_corpus
+from store_fakes import assert_consistent, store_settings
 
 from app.config import Settings
 from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
 from ingest.pipeline.ingest_report import IngestReport
 from ingest.store.kb_layout import generations_dir, read_current
 from ingest.store.knowledge_base import KnowledgeBase, KnowledgeBaseError
+from ingest.testing.fake_embedder import FakeEmbedder
+from ingest.testing.small_corpus import write_corpus
 
 
 def _ingest(settings: Settings, paths: list[Path], embedder: FakeEmbedder | None = None,

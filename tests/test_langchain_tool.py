@@ -10,7 +10,6 @@ from app_fakes import (
     ingest_with_hash_embedder,
     write_corpus,
 )
-from fake_embedder import FakeEmbedder
 from langchain_core.messages import ToolMessage
 from langchain_core.retrievers import BaseRetriever
 
@@ -18,6 +17,7 @@ from app.config import Settings
 from app.langchain.langchain_tool import DocqaRetriever, build_knowledge_base_tools
 from app.wiring import answer_pipeline, build_retriever
 from ingest.store.knowledge_base import KnowledgeBaseError
+from ingest.testing.fake_embedder import FakeEmbedder
 from prompts.records import Answer
 
 PORT_ANSWER = "星河数据库默认监听 7341 端口 [{n}]。"

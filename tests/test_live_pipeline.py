@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 from app_fakes import ingest_with_hash_embedder, write_corpus
-from fake_embedder import FakeEmbedder
 
 from app.answer.live_pipeline import LivePipeline
 from app.config import Settings
 from app.wiring import build_pipeline
 from ingest.store.kb_layout import read_current
 from ingest.store.knowledge_base import KnowledgeBaseMissingError
+from ingest.testing.fake_embedder import FakeEmbedder
 
 
 def _holder(settings: Settings, opened: list) -> LivePipeline:

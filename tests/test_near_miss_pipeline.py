@@ -4,11 +4,11 @@ the refusal sentence, a marker-only quote beside the point, the LLM verification
 from __future__ import annotations
 
 from answer_fakes import FakeRetriever, ScriptedGenerator, scored
-from fake_embedder import FakeEmbedder
 
 from app.answer.answer_pipeline import AnswerPipeline, is_refusal
 from app.config import Settings
 from app.wiring import answer_pipeline
+from ingest.testing.fake_embedder import FakeEmbedder
 
 REFUSALS = (Settings().answer.refusal_zh, Settings().answer.refusal_en)
 AIRPORT = [scored("浦东机场是上海的国际机场。2020年，浦东机场旅客吞吐量为3047万人次。它有两座航站楼。", 1, dense=0.9),

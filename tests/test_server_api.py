@@ -18,11 +18,11 @@ import httpx
 import numpy as np
 import pytest
 from app_fakes import write_corpus
-from fake_embedder import FakeEmbedder
 from server_harness import ROOT, free_port, start_fake_server
 
 from app.config import Settings
 from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
+from ingest.testing.fake_embedder import FakeEmbedder
 
 QUESTION = "星河数据库默认监听哪个端口？"
 

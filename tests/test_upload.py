@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from app_fakes import SMALL_CORPUS
-from fake_embedder import FakeEmbedder
 
 from app.config import LimitSettings, Settings
 from app.uploads.saving import UploadError, sanitize_filename, save_upload, save_uploads, settle
@@ -18,6 +17,7 @@ from ingest.loaders.document_loader import SUPPORTED_EXTENSIONS
 from ingest.loaders.ocr_engine import OcrLine
 from ingest.pipeline.progress import COMMIT, EMBED, LOAD, OCR, SAVE, IngestProgress
 from ingest.store.knowledge_base import KnowledgeBase
+from ingest.testing.fake_embedder import FakeEmbedder
 
 DOC = "星河数据库默认监听 7341 端口。".encode()
 

@@ -12,7 +12,6 @@ import pytest
 import streamlit as st
 from answer_fakes import ScriptedGenerator
 from app_fakes import write_corpus
-from fake_embedder import FakeEmbedder
 from streamlit.testing.v1 import AppTest
 
 import app.wiring as wiring
@@ -21,6 +20,7 @@ from app.config import load_settings
 from app.langchain.langchain_tool import build_knowledge_base_tools
 from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
 from ingest.store.knowledge_base import KnowledgeBaseError
+from ingest.testing.fake_embedder import FakeEmbedder
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app" / "web" / "chat_page.py")
 REFUSED = "was built with embedder 'test-hash:32', not 'other-hash:32'"
