@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 def load_embedder(settings: Settings) -> Embedder:
     """The configured embedder, loaded once per process (converted/traced on first use)."""
-    from ingest.embedding.embedder import load_embedder as load
+    from ingest.embedding.factory import load_embedder as load
 
     return load(settings.embedder, settings.models_path)
 

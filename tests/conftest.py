@@ -24,7 +24,7 @@ def real_embedder_settings() -> EmbedderSettings:
 @pytest.fixture(scope="session")
 def real_embedder(packaged_models_dir: Path, real_embedder_settings: EmbedderSettings):
     """The default embedder exactly as the app loads it (converted on first use)."""
-    from ingest.embedding.embedder import load_embedder
+    from ingest.embedding.factory import load_embedder
 
     return load_embedder(real_embedder_settings, packaged_models_dir)
 
