@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="GGUF path, HF model path/name, or server model name")
     p.add_argument("--temperature", type=float)
     p.add_argument("--top-p", type=float)
-    p.add_argument("--top-k", type=int, help="sampling top-k of the LLM (GenerationSettings.top_k)")
+    p.add_argument("--sampling-top-k", "--top-k", type=int, dest="sampling_top_k",
+                   help="sampling top-k of the LLM (generation.sampling_top_k); passages: --passages")
     p.add_argument("--repetition-penalty", type=float)
     p.add_argument("--no-repeat-ngram-size", type=int)
     p.add_argument("--max-new-tokens", type=int)
@@ -75,8 +76,8 @@ def _print_sources(answer: Answer) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    flags = ("backend", "model", "temperature", "top_p", "top_k", "repetition_penalty", "no_repeat_ngram_size",
-             "max_new_tokens")
+    flags = ("backend", "model", "temperature", "top_p", "sampling_top_k", "repetition_penalty",
+             "no_repeat_ngram_size", "max_new_tokens")
     generation = {flag: getattr(args, flag) for flag in flags if getattr(args, flag) is not None}
     try:
         settings = load_settings(args.config, generation=generation, **({"kb_dir": args.kb} if args.kb else {}))

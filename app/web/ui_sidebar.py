@@ -82,7 +82,7 @@ def render_settings(base: Settings, lang: str) -> AskOptions:
         top_p = st.slider(t("top_p", lang), *TOP_P_RANGE, float(_clamp(g.top_p, TOP_P_RANGE)), step=0.05,
                           key="set_top_p")
         sampling_top_k = st.number_input(t("gen_top_k", lang), *SAMPLING_TOP_K_RANGE,
-                                         int(_clamp(g.top_k, SAMPLING_TOP_K_RANGE)), key="set_gen_top_k")
+                                         int(_clamp(g.sampling_top_k, SAMPLING_TOP_K_RANGE)), key="set_gen_top_k")
         repetition = st.slider(t("repetition_penalty", lang), *REPETITION_PENALTY_RANGE,
                                float(_clamp(g.repetition_penalty, REPETITION_PENALTY_RANGE)), step=0.01,
                                key="set_repetition")
@@ -93,7 +93,7 @@ def render_settings(base: Settings, lang: str) -> AskOptions:
                                      key="set_max_tokens")
     return AskOptions(
         top_k=int(top_k), rerank=bool(rerank), min_evidence_score=float(min_evidence),
-        generation=g.replace(temperature=float(temperature), top_p=float(top_p), top_k=int(sampling_top_k),
+        generation=g.replace(temperature=float(temperature), top_p=float(top_p), sampling_top_k=int(sampling_top_k),
                              repetition_penalty=float(repetition), no_repeat_ngram_size=int(no_repeat),
                              max_new_tokens=int(max_tokens)),
     )
