@@ -4,6 +4,8 @@ page, the LangChain tool, the agent example, uploads, the HTTP server and the be
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +26,20 @@ if TYPE_CHECKING:
     from ingest.store.token_store import TokenVectorStore
     from prompts.checks.base import AnswerCheck, PassageGate
     from prompts.grounding_check import SupportScorer
+
+
+# The libraries docqa runs models with, and what they say while loading or saving one ("Loaded 2 prompts", "Saving
+# model to ...") that a docqa command says in its own words or not at all; their warnings and errors still show.
+_CHATTY_LOGGERS = ("sentence_transformers",)
+
+
+def quiet_model_libraries() -> None:
+    """Called first by each face (a process docqa owns): the terminal shows docqa's own lines and bars only.
+    huggingface_hub and transformers draw a bar per model load and save ("Loading weights", "Writing model
+    shards") unless HF_HUB_DISABLE_PROGRESS_BARS is set when they are first imported; a value the user set wins."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    for name in _CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def load_embedder(settings: Settings) -> Embedder:

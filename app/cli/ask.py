@@ -17,7 +17,7 @@ from app.answer.answer_pipeline import (
     TokenEvent,
 )
 from app.config import ConfigError, load_settings
-from app.wiring import build_pipeline, kb_notices
+from app.wiring import build_pipeline, kb_notices, quiet_model_libraries
 from ingest.store.knowledge_base import KnowledgeBaseError
 from prompts.records import Answer
 from retrieval.question_check import validate_question
@@ -75,6 +75,7 @@ def _print_sources(answer: Answer) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_model_libraries()
     args = _parser().parse_args(argv)
     flags = ("backend", "model", "temperature", "top_p", "sampling_top_k", "repetition_penalty",
              "no_repeat_ngram_size", "max_new_tokens")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from app.config import ConfigError, load_settings
-from app.wiring import run_ingest
+from app.wiring import quiet_model_libraries, run_ingest
 from ingest.pipeline.ingest_pipeline import IngestOptions, IngestSetupError
 from ingest.pipeline.progress import TerminalProgress
 from ingest.store.kb_lock import KnowledgeBaseLockedError
@@ -64,6 +64,7 @@ def _embedder_device(device: str) -> str:
 
 def main(argv: Sequence[str] | None = None, embedder_factory: Callable[[], "Embedder"] | None = None) -> int:
     """Run the CLI; ``embedder_factory`` lets tests supply a fast deterministic embedder."""
+    quiet_model_libraries()
     args = build_parser().parse_args(argv)
     # Level on the handler too: some libraries (bm25s) set DEBUG on their own logger, which the root level
     # would not filter.
