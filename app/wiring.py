@@ -116,8 +116,8 @@ def build_answer_checks(settings: Settings, generator: Generator, embedder: Embe
         raise ConfigError(str(exc)) from None
 
 
-def answer_pipeline(retriever: Retriever, generator: Generator, embedder: Embedder, settings: Settings,
-                    support_scorer: SupportScorer | None = None) -> AnswerPipeline:
+def assemble_pipeline(retriever: Retriever, generator: Generator, embedder: Embedder, settings: Settings,
+                      support_scorer: SupportScorer | None = None) -> AnswerPipeline:
     """The answer pipeline over parts already loaded, with the gates and checks the settings name."""
     from app.answer.answer_pipeline import AnswerPipeline
 
@@ -131,14 +131,14 @@ def build_pipeline(settings: Settings, with_reranker: bool | None = None,
     face passes the ones it holds when it reopens a new generation of the base)."""
     if generator is not None:
         embedder = embedder or load_embedder(settings)
-        return answer_pipeline(build_retriever(settings, embedder, with_reranker), generator, embedder, settings)
+        return assemble_pipeline(build_retriever(settings, embedder, with_reranker), generator, embedder, settings)
     # The LLM loads (mostly mapping the GGUF, in C without the GIL) while the embedder's imports and model load
     # run here: a terminal question starts answering seconds sooner (bench/RESULTS_TTFT.md).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-llm") as pool:
         pending = pool.submit(build_generator, settings)
         embedder = embedder or load_embedder(settings)
         retriever = build_retriever(settings, embedder, with_reranker)
-        return answer_pipeline(retriever, pending.result(), embedder, settings)
+        return assemble_pipeline(retriever, pending.result(), embedder, settings)
 
 
 def kb_notices(retriever: object) -> list[str]:

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from app.config import Settings, load_settings
-from app.wiring import answer_pipeline, build_generator
+from app.wiring import assemble_pipeline, build_generator
 from bench.lib.answer_scoring import keyword_hit, naive_refused
 from bench.lib.bench_kb import build_kb
 from bench.lib.docqa_runs import pick_questions, run_docqa
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         questions = pick_questions(args.questions, args.answerable, args.unanswerable, args.seed)
     retriever, embedder, corpus = build_kb(settings, args.corpus, f"answer-{args.name}")
     generator = build_generator(settings)
-    pipeline = answer_pipeline(retriever, generator, embedder, settings)
+    pipeline = assemble_pipeline(retriever, generator, embedder, settings)
 
     systems: dict[str, list[dict]] = {}
     out = RESULTS_DIR / f"answer_{args.name}{'_' + args.only if args.only else ''}.json"

@@ -149,7 +149,8 @@ def run(args: argparse.Namespace, settings: Settings) -> dict:
     embedder = load_embedder(settings)
 
     started = time.perf_counter()
-    report = run_ingest(settings, [corpus.folder], IngestOptions(progress=TerminalProgress()), embedder_factory=lambda: embedder)
+    report = run_ingest(settings, [corpus.folder], IngestOptions(progress=TerminalProgress()),
+                        embedder_factory=lambda: embedder)
     ingest_seconds = time.perf_counter() - started
     print(f"ingest: {report.chunks_total} chunks from {report.documents_total} documents in {ingest_seconds:.0f}s "
           f"({report.passages_embedded} passages embedded)", file=sys.stderr)

@@ -11,7 +11,7 @@ from answer_fakes import FakeRetriever, ScriptedGenerator, scored
 
 from app.answer.answer_pipeline import AnswerPipeline
 from app.config import Settings
-from app.wiring import answer_pipeline
+from app.wiring import assemble_pipeline
 from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
 from ingest.pipeline.ingest_report import IngestReport
 from ingest.testing.fake_embedder import FakeEmbedder
@@ -58,8 +58,8 @@ def fake_passages(dense: float = 0.9) -> list:
 
 
 def fake_pipeline(settings: Settings, answer: str = ANSWER, dense: float = 0.9) -> AnswerPipeline:
-    return answer_pipeline(FakeRetriever(fake_passages(dense)), RecordingGenerator(answer),
-                           FakeEmbedder(dimension=256), settings)
+    return assemble_pipeline(FakeRetriever(fake_passages(dense)), RecordingGenerator(answer),
+                             FakeEmbedder(dimension=256), settings)
 
 
 # A tiny corpus written for these tests (one Chinese, one English document).

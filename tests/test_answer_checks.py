@@ -12,7 +12,7 @@ from answer_fakes import FakeRetriever, ScriptedGenerator, scored
 
 from app.answer.answer_pipeline import AnswerPipeline
 from app.config import ConfigError, Settings, load_settings
-from app.wiring import answer_pipeline, build_answer_checks
+from app.wiring import assemble_pipeline, build_answer_checks
 from ingest.testing.fake_embedder import FakeEmbedder
 from prompts.checks.base import Draft, Question, Verdict
 from prompts.checks.registry import CheckParts
@@ -57,7 +57,7 @@ class LatinOnlyGate:
 
 def _pipeline(answer: str, settings: Settings) -> tuple[AnswerPipeline, ScriptedGenerator]:
     generator = ScriptedGenerator(answer)
-    return answer_pipeline(FakeRetriever(list(PASSAGES)), generator, FakeEmbedder(dimension=256), settings), generator
+    return assemble_pipeline(FakeRetriever(list(PASSAGES)), generator, FakeEmbedder(dimension=256), settings), generator
 
 
 def test_a_check_defined_elsewhere_is_one_settings_entry_and_runs_in_its_place(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from app.answer.answer_pipeline import (
     TokenEvent,
 )
 from app.config import Settings
-from app.wiring import answer_pipeline
+from app.wiring import assemble_pipeline
 from ingest.testing.fake_embedder import FakeEmbedder
 
 PASSAGES = [scored("通义千问模型由阿里云开发。它支持中文和英文。", 1, dense=0.9),
@@ -26,7 +26,7 @@ def make(answer: str, passages=PASSAGES, **answer_overrides) -> tuple[AnswerPipe
     for key, value in answer_overrides.items():
         setattr(settings.answer, key, value)
     generator = ScriptedGenerator(answer)
-    return answer_pipeline(FakeRetriever(list(passages)), generator, FakeEmbedder(dimension=256), settings), generator
+    return assemble_pipeline(FakeRetriever(list(passages)), generator, FakeEmbedder(dimension=256), settings), generator
 
 
 def test_events_come_in_order_and_the_answer_is_cited_and_checked():
@@ -182,7 +182,7 @@ def test_markers_alone_with_nothing_to_quote_are_kept():
 def test_warm_up_hands_the_generator_prompts_that_differ_only_in_the_question():
     # A generator with a prompt cache (llama_cpp) has warm_up, and it can verify evidence (yes_probability).
     generator = _Verifying(["答[1]。"], p_yes=0.9)
-    pipeline = answer_pipeline(FakeRetriever(list(PASSAGES)), generator, FakeEmbedder(dimension=256), Settings())
+    pipeline = assemble_pipeline(FakeRetriever(list(PASSAGES)), generator, FakeEmbedder(dimension=256), Settings())
     calls = []
     generator.warm_up = calls.append
     pipeline.warm_up()
@@ -285,7 +285,7 @@ def test_a_first_pass_answer_is_held_to_the_stricter_verification_and_widens_bel
         for key, value in {"first_pass_budget_tokens": 200, "context_budget_tokens": 1000}.items():
             setattr(settings.answer, key, value)
         generator = _Verifying(answers, p_yes)
-        pipeline = answer_pipeline(FakeRetriever(list(STAGED)), generator, FakeEmbedder(dimension=256), settings)
+        pipeline = assemble_pipeline(FakeRetriever(list(STAGED)), generator, FakeEmbedder(dimension=256), settings)
         answer = pipeline.answer("通义千问是谁开发的？")
         assert len(generator.calls) == calls, p_yes
         # 0.8 fails the first pass's 0.9 but passes the wide pass's 0.7; 0.5 fails both.

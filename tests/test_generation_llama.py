@@ -9,7 +9,7 @@ from answer_fakes import FakeRetriever, scored
 from app.answer.answer_pipeline import AnswerPipeline
 from app.config import GenerationSettings, Settings
 from app.generation.factory import load_generator
-from app.wiring import answer_pipeline
+from app.wiring import assemble_pipeline
 from ingest.testing.fake_embedder import FakeEmbedder
 
 pytestmark = pytest.mark.slow
@@ -67,7 +67,7 @@ def test_no_repeat_ngram_changes_a_repetitive_greedy_output(generator):
 
 
 def _pipeline(settings, generator, passages) -> AnswerPipeline:
-    return answer_pipeline(FakeRetriever(passages), generator, FakeEmbedder(dimension=256), settings)
+    return assemble_pipeline(FakeRetriever(passages), generator, FakeEmbedder(dimension=256), settings)
 
 
 def test_grounded_chinese_answer_cites_its_passage(settings, generator):

@@ -27,7 +27,7 @@ import ingest.pipeline.ingest_pipeline as ingest_pipeline
 from app.answer.answer_pipeline import AnswerPipeline
 from app.config import Settings
 from app.web.ui_render import answer_html, answer_views, passage_view
-from app.wiring import answer_pipeline, build_retriever
+from app.wiring import assemble_pipeline, build_retriever
 from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
 from ingest.pipeline.ingest_report import FileFailure
 from ingest.pipeline.source_scan import printable_path
@@ -309,7 +309,7 @@ def _prompt_for(tmp_path: Path, files: dict[str, str]) -> tuple[list[dict], Answ
     embedder = FakeEmbedder()
     retriever = build_retriever(settings, embedder)
     generator = ScriptedGenerator(ANSWER)
-    pipeline = answer_pipeline(retriever, generator, FakeEmbedder(dimension=256), settings)
+    pipeline = assemble_pipeline(retriever, generator, FakeEmbedder(dimension=256), settings)
     answer = pipeline.answer(QUESTION)
     return generator.calls[0], pipeline, answer
 

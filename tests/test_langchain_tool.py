@@ -15,7 +15,7 @@ from langchain_core.retrievers import BaseRetriever
 
 from app.config import Settings
 from app.langchain.langchain_tool import DocqaRetriever, build_knowledge_base_tools
-from app.wiring import answer_pipeline, build_retriever
+from app.wiring import assemble_pipeline, build_retriever
 from ingest.store.knowledge_base import KnowledgeBaseError
 from ingest.testing.fake_embedder import FakeEmbedder
 from prompts.records import Answer
@@ -35,7 +35,7 @@ def kb_settings(tmp_path) -> Settings:
 def _tools(settings: Settings, answer: str | None = None):
     retriever = build_retriever(settings, FakeEmbedder())
     generator = RecordingGenerator(answer) if answer else CitingGenerator(PORT_ANSWER, "7341")
-    pipeline = answer_pipeline(retriever, generator, FakeEmbedder(dimension=256), settings)
+    pipeline = assemble_pipeline(retriever, generator, FakeEmbedder(dimension=256), settings)
     return build_knowledge_base_tools(settings=settings, pipeline=pipeline)
 
 

@@ -128,7 +128,7 @@ class AnswerPipeline:
     def __init__(self, retriever: Retriever, generator: Generator, settings: PipelineSettings,
                  gates: Sequence[PassageGate], checks: Sequence[AnswerCheck]) -> None:
         """``gates`` judge the packed passages before the model is called, ``checks`` the model's draft; both run in
-        order and the first that refuses decides (app.wiring.answer_pipeline builds them from the settings)."""
+        order and the first that refuses decides (app.wiring.assemble_pipeline builds them from the settings)."""
         self.retriever = retriever
         self.generator = generator
         self.settings = settings
