@@ -41,7 +41,7 @@ class AnswerSettings(SettingsSection):
     checks: tuple[str, ...] = ("citations", "retry_numbers", "marker_quote", "constraints", "verification",
                                "sentence_support", "lexical_support")
 
-    _check_gates = field_validator("gates", "checks")(_known_checks)
+    _known_parts = field_validator("gates", "checks")(_known_checks)
 
     # Tokens of the LLM's own tokenizer given to the numbered passages; on a 2-core CPU every 1000 prompt tokens
     # add ~10 s before the first answer token (bench/RESULTS_ANSWER.md).
