@@ -96,9 +96,10 @@ def settings_key(settings: Settings) -> str:
 def _open_pipeline(settings: Settings, previous: AnswerPipeline | None) -> AnswerPipeline:
     """The pipeline over the live generation, with the models of the previous one when there is one. The reranker is
     always built so the sidebar can switch reranking on and off without a reload."""
-    models = {} if previous is None else {"generator": previous.generator,
-                                          "embedder": getattr(previous.retriever, "embedder", None)}
-    return build_pipeline(settings, with_reranker=True, **models)
+    if previous is None:
+        return build_pipeline(settings, with_reranker=True)
+    return build_pipeline(settings, with_reranker=True, generator=previous.generator,
+                          embedder=getattr(previous.retriever, "embedder", None))
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
