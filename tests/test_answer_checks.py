@@ -16,6 +16,7 @@ from app.wiring import assemble_pipeline, build_answer_checks
 from ingest.testing.fake_embedder import FakeEmbedder
 from prompts.checks.base import Draft, Question, Verdict
 from prompts.checks.registry import CheckParts
+from prompts.checks.run import run_checks
 from prompts.templates import PackedPassage
 from retrieval.results import ScoredChunk
 
@@ -133,3 +134,19 @@ def test_an_entry_that_builds_no_check_of_its_kind_is_named(setting: str, entry:
     setattr(settings.answer, setting, (entry,))
     with pytest.raises(ConfigError, match=message):
         build_answer_checks(settings, ScriptedGenerator(""), FakeEmbedder(dimension=256))
+
+
+def test_every_verdict_can_be_collected_for_a_decision_that_weighs_them() -> None:
+    settings = Settings()
+    settings.answer.checks = ("citations", "test_answer_checks:NoExclamationCheck", "lexical_support")
+    _, checks = build_answer_checks(settings, ScriptedGenerator(""), FakeEmbedder(dimension=256))
+    packed = [PackedPassage(i + 1, p, p.text) for i, p in enumerate(PASSAGES)]
+    draft, question = Draft("通义千问模型由阿里云开发！[1][7]"), Question("通义千问是谁开发的？", "zh")
+    vetoed = run_checks(checks, draft, question, packed)
+    everything = run_checks(checks, draft, question, packed, until_refused=False)
+    assert [name for name, _ in vetoed.verdicts] == ["citations", "no_exclamation"]
+    assert [name for name, _ in everything.verdicts] == ["citations", "no_exclamation", "lexical_support"]
+    assert everything.refusal.reason == vetoed.refusal.reason == "the answer shouts"
+    assert everything.refusal.defect == "write the answer without exclamation marks"
+    assert everything.draft.text == "通义千问模型由阿里云开发！[1]"  # repaired by the citations check
+    assert "lexical_support.tokens" in everything.signals and "lexical_support.tokens" not in vetoed.signals

@@ -19,7 +19,7 @@ class CheckRun:
 
     # The draft as the last check that ran left it (None for gates).
     draft: Draft | None
-    # (name, verdict) of every part that ran, in order; the last one failed when ``refusal`` is set.
+    # (name, verdict) of every part that ran, in order.
     verdicts: list[tuple[str, Verdict]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -38,9 +38,10 @@ class CheckRun:
         return {f"{name}.{key}": value for name, v in self.verdicts for key, value in v.signals.items()}
 
 
-def run_checks(checks: Sequence[AnswerCheck], draft: Draft, question: Question,
-               passages: Sequence[PackedPassage]) -> CheckRun:
-    """Run ``checks`` in order until one refuses."""
+def run_checks(checks: Sequence[AnswerCheck], draft: Draft, question: Question, passages: Sequence[PackedPassage],
+               until_refused: bool = True) -> CheckRun:
+    """Run ``checks`` in order until one refuses (the pipeline's rule), or all of them with ``until_refused=False``
+    (for a decision that weighs every verdict's signals; ``refusal`` is then still the first refusing one)."""
     run = CheckRun(draft)
     for check in checks:
         start = time.perf_counter()
@@ -48,7 +49,7 @@ def run_checks(checks: Sequence[AnswerCheck], draft: Draft, question: Question,
         run.seconds[check.name] = time.perf_counter() - start
         run.verdicts.append((check.name, verdict))
         run.draft = verdict.draft or run.draft
-        if not verdict.passed:
+        if not verdict.passed and until_refused:
             break
     return run
 
