@@ -16,6 +16,7 @@ from ingest.store.vector_index import index_ids
 REPO = Path(__file__).resolve().parent.parent
 FAKE_SCRIPT = Path(__file__).resolve().parent / "ingest_with_fake_embedder.py"
 
+
 def store_settings(tmp_path: Path) -> Settings:
     """Settings for a knowledge base under ``tmp_path`` with small chunks (more chunks from small files)."""
     settings = Settings(data_dir=tmp_path / "home")
