@@ -175,6 +175,27 @@ class LlamaCppGenerator:
             llm.load_state(state)
 
     def stream(self, messages: list[Message], settings: GenerationSettings) -> Iterator[str]:
+        return self._stream(messages, settings, None)
+
+    def stream_constrained(self, messages: list[Message], settings: GenerationSettings,
+                           grammar: str) -> Iterator[str]:
+        """``stream`` with every sampled token restricted to those that keep the text inside ``grammar`` (GBNF,
+        root rule ``root``); the end token is allowed only once the text is complete under it."""
+        return self._stream(messages, settings, self._compiled(grammar))
+
+    def _compiled(self, grammar: str):
+        """``grammar`` as a LlamaGrammar, checked first: llama.cpp answers a grammar it cannot parse with a null
+        sampler, which would crash the process when added to the sampler chain."""
+        import llama_cpp
+        from llama_cpp import LlamaGrammar
+
+        sampler = llama_cpp.llama_sampler_init_grammar(self._llm._model.vocab, grammar.encode("utf-8"), b"root")
+        if not sampler:
+            raise GenerationError(f"{self.name}: llama.cpp cannot parse the grammar:\n{grammar[:2000]}")
+        llama_cpp.llama_sampler_free(sampler)
+        return LlamaGrammar.from_string(grammar, verbose=False)
+
+    def _stream(self, messages: list[Message], settings: GenerationSettings, grammar) -> Iterator[str]:
         tokens = self._prompt_tokens(messages)
         if len(tokens) >= self.n_ctx:
             raise GenerationError(f"{self.name}: prompt of {len(tokens)} tokens does not fit n_ctx={self.n_ctx}")
@@ -190,7 +211,7 @@ class LlamaCppGenerator:
                 prompt=tokens, max_tokens=max_tokens, stream=True,
                 temperature=max(settings.temperature, 0.0), top_p=settings.top_p, top_k=settings.sampling_top_k,
                 min_p=0.0, repeat_penalty=settings.repetition_penalty, seed=settings.seed,
-                logits_processor=processors,
+                logits_processor=processors, grammar=grammar,
             ):
                 piece = chunk["choices"][0]["text"]
                 if piece:

@@ -4,11 +4,11 @@ a re-scan or ``python -m ingest``). Requests already running keep the snapshot t
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from app.answer.knowledge_bases import document_id
 from app.answer.live_pipeline import LivePipeline, Snapshot
 from app.config import Settings
 from app.generation.base import Generator
@@ -22,11 +22,6 @@ if TYPE_CHECKING:
     from ingest.embedding.embedder import Embedder
 
 __all__ = ["ServerServices", "Snapshot", "document_id"]
-
-
-def document_id(path: str) -> str:
-    """A stable, URL-safe id for a catalogued document (its path may hold any character)."""
-    return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 class ServerServices:
