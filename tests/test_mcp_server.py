@@ -235,3 +235,26 @@ def test_the_real_server_answers_over_stdio_with_the_packaged_models(real_app_se
             assert off_topic["refused"] and not off_topic["citations"]
 
     anyio.run(scenario)
+
+
+def test_a_langchain_agent_reaches_the_documents_through_the_mcp_adapters(home):
+    """The agent example's MCP route: langchain-mcp-adapters loads the server's tools over one stdio session and
+    create_agent calls ask_documents (the model is scripted; the server process, protocol and tools are real)."""
+    from langchain_core.messages import AIMessage, ToolMessage
+    from test_agent import ScriptedTurns
+
+    from app.langchain.agent_example import mcp_server_connection, run_mcp_agent
+    from app.langchain.chat_model_adapter import LocalChatModel
+
+    generator = ScriptedTurns(
+        '<tool_call>\n{"name": "ask_documents", "arguments": {"question": "星河数据库默认监听哪个端口？"}}\n</tool_call>',
+        "星河数据库默认监听 7341 端口 [1]。")
+    connection = mcp_server_connection(module="app.mcp.testing")
+    connection["env"].update(_env(home))
+    messages = anyio.run(run_mcp_agent, LocalChatModel(generator=generator), "星河数据库的端口？", 6, connection)
+    tool_result = next(m for m in messages if isinstance(m, ToolMessage))
+    assert tool_result.name == "ask_documents" and "7341" in str(tool_result.content)
+    assert '"refused":false' in str(tool_result.content).replace(" ", "")
+    assert isinstance(messages[-1], AIMessage) and messages[-1].content == "星河数据库默认监听 7341 端口 [1]。"
+    # The tools' descriptions and schemas reached the model's prompt.
+    assert '"name": "ask_documents"' in generator.calls[0][0]["content"]
