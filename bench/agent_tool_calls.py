@@ -1,10 +1,16 @@
-"""How reliably the packaged local LLM drives a LangChain agent through the ``search_knowledge_base`` tool, with the
-lenient parser alone ("before") and under the tool-call grammar ("after"), side by side.
+"""How reliably the packaged local LLM drives a LangChain agent through the ``search_knowledge_base`` tool, on three
+tool-call paths side by side:
+
+- lenient: free decoding and the lenient parser ("before");
+- grammar: decoding under the tool-call grammar, the greedy first token choosing between a call and an answer;
+- decided: the grammar, with the branch chosen by the model's probability mass on beginning a call
+  (``LocalChatModel.call_threshold``; ``--call-threshold``).
 
 The knowledge base holds the seed documents and data/sample; the questions (bench/questions/agent_qa.jsonl, written
 for this benchmark) are answerable Chinese and English ones over both and unanswerable ones, several of them near
-misses. For each question and each tool-call path a fresh ``create_agent`` run (LocalChatModel over the configured
-generator, the knowledge-base tools, AGENT_INSTRUCTIONS, ``tool_choice`` left to the agent: "auto") is recorded:
+misses. Each question gets a fresh ``create_agent`` run (LocalChatModel over the configured generator, the
+knowledge-base tools, AGENT_INSTRUCTIONS, ``tool_choice`` left to the agent: "auto"). Reported per path, over all
+questions and per half (even positions = the tuning half, odd = the report half):
 
 - tool_call_rate: the model's first turn called search_knowledge_base (goal >= 0.9);
 - valid_call_rate: of the first turns that began a call (text starting with "<tool_call>", or any call the
@@ -14,13 +20,16 @@ generator, the knowledge-base tools, AGENT_INSTRUCTIONS, ``tool_choice`` left to
 - tool_refusal_rate / final_refusal_rate (unanswerable): the tool answered NOT FOUND / the agent's final answer
   says the documents do not hold it;
 - median_seconds: wall time per agent run; tool answers are computed once per question text and reused, and the
-  time the tool first took is added back, so the figure is what an uncached run costs.
+  time the tool first took is added back, so the figure is what an uncached run costs;
+- small_talk_calls: of four greetings / thanks (first turn only), how many the model answered with a call —
+  "auto" must still let it answer where no search is needed.
 
     nice -n 15 env DOCQA_GENERATION__N_THREADS=1 .venv/bin/python -m bench.agent_tool_calls
-    .venv/bin/python -m bench.agent_tool_calls --first-turn-only --paths grammar --system-prompt "..."
+    .venv/bin/python -m bench.agent_tool_calls --first-turn-only --paths decided --system-prompt "..."
 
 ``--first-turn-only`` asks only for the agent's first model turn (the tools bound, as the agent does): a fast way
-to compare system prompts. Writes bench/results/agent_tool_calls.json and prints the figures.
+to compare system prompts and thresholds (each run records the call probability). Writes
+bench/results/agent_tool_calls.json (or agent_first_turn.json) and prints the figures.
 """
 
 from __future__ import annotations
@@ -54,7 +63,11 @@ from bench.lib.paths import BENCH_DIR, QUESTIONS_DIR, RESULTS_DIR, SEEDS_DIR
 TOOL = "search_knowledge_base"
 QUESTIONS = QUESTIONS_DIR / "agent_qa.jsonl"
 SAMPLE_DIR = BENCH_DIR.parent / "data" / "sample"
-PATHS = ("lenient", "grammar")
+# lenient: the parser alone ("before"); grammar: decoding under the grammar, the greedy first token choosing
+# between a call and an answer; decided: the grammar, the branch chosen by its probability mass (call_threshold).
+PATHS = ("lenient", "grammar", "decided")
+# Messages an agent should answer without searching: "auto" must still let the model answer them.
+SMALL_TALK = ("你好！", "谢谢你的帮助。", "Hello! Who are you?", "Thanks, that's all for today.")
 REFUSAL_PHRASES = ("无法回答", "没有", "不包含", "未提及", "未找到", "找不到", "not contain", "do not", "don't",
                    "no information", "not found", "cannot", "does not")
 
@@ -122,6 +135,7 @@ class Run:
     question: str
     path: str
     tool_called: bool = False
+    call_probability: float | None = None
     call_started: bool = False
     call_valid: bool = False
     completed: bool = False
@@ -138,6 +152,8 @@ class Run:
 
 def _judge_first_turn(run: Run, message: AIMessage | None, reply: str) -> None:
     run.first_reply = reply
+    if message is not None:
+        run.call_probability = message.response_metadata.get("call_probability")
     calls = message.tool_calls if message is not None else []
     run.tool_called = any(c["name"] == TOOL for c in calls)
     run.tool_question = next((str(c["args"].get("question", "")) for c in calls if c["name"] == TOOL), "")
@@ -183,6 +199,7 @@ def run_agent(agent: Any, recorder: RecordingGenerator, cache: AnswerCache, q: Q
 def run_first_turn(model: LocalChatModel, tools: Any, system_prompt: str, q: Question, path: str) -> Run:
     """Only the agent's first model call: system prompt + question with the tools bound."""
     run = Run(q.qid, q.lang, q.answerable, q.question, path)
+    model.generator.replies.clear()
     started = time.perf_counter()
     message = model.bind_tools(tools.tools).invoke([SystemMessage(system_prompt), HumanMessage(q.question)])
     run.seconds = time.perf_counter() - started
@@ -202,6 +219,11 @@ def run_direct(cache: AnswerCache, q: Question, max_chars: int) -> dict[str, Any
 
 def _rate(values: list[bool]) -> float | None:
     return round(sum(values) / len(values), 3) if values else None
+
+
+def half(runs: list, name: str) -> list:
+    """The tuning half (even positions in the question file) or the report half (odd positions)."""
+    return runs[0::2] if name == "tune" else runs[1::2]
 
 
 def summarise(runs: list[Run]) -> dict[str, Any]:
@@ -239,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, default=6, help="LangGraph recursion limit per question")
     parser.add_argument("--system-prompt", default=AGENT_INSTRUCTIONS, help="default: AGENT_INSTRUCTIONS")
     parser.add_argument("--first-turn-only", action="store_true", help="measure only the first model turn")
+    parser.add_argument("--call-threshold", type=float, default=LocalChatModel.model_fields["call_threshold"].default,
+                        help="the decided path's call_threshold (default: LocalChatModel's)")
     args = parser.parse_args(argv)
 
     settings = load_settings()
@@ -258,9 +282,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"direct {q.qid:<10} hit={'Y' if direct[-1]['hit'] else '-'} "
                   f"refused={'Y' if direct[-1]['refused'] else '-'} {direct[-1]['seconds']:5.1f}s", file=sys.stderr)
     results: dict[str, Any] = {}
+    small_talk = [Question(f"talk-{i}", text, [], [], answerable=False, lang="zh" if ord(text[0]) > 127 else "en")
+                  for i, text in enumerate(SMALL_TALK, 1)]
     for path in args.paths:
-        model = LocalChatModel(generator=recorder, generation=generation, constrained=path == "grammar")
+        model = LocalChatModel(generator=recorder, generation=generation, constrained=path != "lenient",
+                               call_threshold=args.call_threshold if path == "decided" else None)
         agent = create_agent(model, tools.tools, system_prompt=args.system_prompt)
+        talk = [run_first_turn(model, tools, args.system_prompt, q, path) for q in small_talk]
         runs = []
         for q in questions:
             run = (run_first_turn(model, tools, args.system_prompt, q, path) if args.first_turn_only
@@ -270,7 +298,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"valid={'Y' if run.call_valid else ('n' if run.call_started else '-')} "
                   f"hit={'Y' if run.answer_hit else '-'} refused={'Y' if run.final_refused else '-'} "
                   f"{run.seconds:5.1f}s  {' '.join(run.steps)}", file=sys.stderr)
-        results[path] = {"summary": summarise(runs), "runs": [dataclasses.asdict(r) for r in runs]}
+        results[path] = {"summary": {**summarise(runs), "tune_half": summarise(half(runs, "tune")),
+                                     "report_half": summarise(half(runs, "report")),
+                                     "small_talk_calls": sum(r.tool_called for r in talk)},
+                         "runs": [dataclasses.asdict(r) for r in runs],
+                         "small_talk": [dataclasses.asdict(r) for r in talk]}
     summary: dict[str, Any] = {path: results[path]["summary"] for path in args.paths}
     if direct:
         answerable = [d for d in direct if d["answerable"]]
@@ -279,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             "direct_refusal_rate": _rate([d["refused"] for d in direct if not d["answerable"]]),
             "median_seconds": round(statistics.median(d["seconds"] for d in direct), 1)}
     meta = {"model": settings.generation.model, "n_threads": settings.generation.n_threads,
+            "call_threshold": args.call_threshold if "decided" in args.paths else None,
             "first_turn_only": args.first_turn_only, "system_prompt": args.system_prompt,
             "max_new_tokens": args.max_new_tokens, "questions_file": str(QUESTIONS.relative_to(BENCH_DIR.parent))}
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

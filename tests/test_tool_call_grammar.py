@@ -276,3 +276,32 @@ def test_a_server_with_its_own_tool_calling_gets_tools_and_tool_choice_through()
     # Tool calls and results travel as structured OpenAI messages, not as template text.
     assert messages[1]["tool_calls"][0]["function"]["name"] == "list_docs"
     assert messages[2] == {"role": "tool", "tool_call_id": "c1", "content": "a.txt"}
+
+
+class ProbingGrammarBackend(ScriptedGrammarBackend):
+    """A grammar backend that also reports how likely the reply begins like a call."""
+
+    def __init__(self, p_call: float, *replies: str) -> None:
+        super().__init__(*replies)
+        self.p_call, self.asked = p_call, []
+
+    def leading_char_probability(self, messages, chars):
+        self.asked.append(chars)
+        return self.p_call
+
+
+@pytest.mark.parametrize("p_call, expected_root", [(0.7, "root ::= call\n"), (0.3, "root ::= answer\n")])
+def test_under_auto_the_models_own_branch_probability_decides(p_call, expected_root):
+    reply = call("search_docs", '{"question": "q"}') if p_call > 0.5 else "你好！"
+    backend = ProbingGrammarBackend(p_call, reply)
+    message = LocalChatModel(generator=backend, call_threshold=0.5).bind_tools([search_docs]).invoke("q")
+    assert backend.grammars[0].startswith(expected_root) and backend.asked == ["<{`"]
+    assert bool(message.tool_calls) == (p_call > 0.5)
+    assert message.response_metadata["call_probability"] == p_call
+
+
+def test_explicit_choices_and_no_threshold_skip_the_probe():
+    backend = ProbingGrammarBackend(0.9, call("list_docs", "{}"), "答案。")
+    LocalChatModel(generator=backend).bind_tools([list_docs], tool_choice="any").invoke("q")
+    LocalChatModel(generator=backend, call_threshold=None).bind_tools([list_docs]).invoke("q")
+    assert backend.asked == [] and backend.grammars[1].startswith("root ::= call | answer")

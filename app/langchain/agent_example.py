@@ -30,7 +30,7 @@ from app.langchain.langchain_tool import (
     KnowledgeBaseTools,
     build_knowledge_base_tools,
 )
-from app.wiring import build_generator, quiet_model_libraries
+from app.wiring import quiet_model_libraries
 from ingest.store.knowledge_base import KnowledgeBaseError
 
 CHAIN_PROMPT = ChatPromptTemplate.from_messages([
@@ -127,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings: Settings = load_settings(**({"kb_dir": args.kb} if args.kb else {}))
         if args.mcp:
-            model = LocalChatModel(generator=build_generator(settings),
-                                   generation=settings.generation.replace(max_new_tokens=args.max_new_tokens))
+            model = LocalChatModel.from_settings(settings, max_new_tokens=args.max_new_tokens)
             asyncio.run(run_mcp_agent(model, args.question, args.max_steps, mcp_server_connection(args.kb)))
             return 0
         print("loading the knowledge base, embedder and local LLM…", file=sys.stderr, flush=True)
@@ -136,8 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, KnowledgeBaseError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    model = LocalChatModel(generator=build_generator(settings),
-                           generation=settings.generation.replace(max_new_tokens=args.max_new_tokens))
+    model = LocalChatModel.from_settings(settings, max_new_tokens=args.max_new_tokens)
     if args.chain:
         for piece in build_chain(tools, model).stream(args.question):
             print(piece, end="", flush=True)

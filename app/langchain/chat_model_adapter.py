@@ -32,7 +32,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
 from app.answer.answer_pipeline import AskOptions
-from app.config import GenerationSettings
+from app.config import GenerationSettings, Settings
 from app.generation.base import GrammarGenerator, ToolCallingGenerator
 from app.langchain.tool_call_format import (
     ChatTurn,
@@ -43,12 +43,14 @@ from app.langchain.tool_call_format import (
     to_plain_messages,
 )
 from app.langchain.tool_call_grammar import (
+    CALL_START_CHARS,
     ToolChoice,
     normalise_tool_choice,
     parse_constrained_call,
     tool_call_grammar,
     tool_names,
 )
+from app.wiring import build_generator
 from prompts.conversation import Turn
 
 
@@ -144,6 +146,16 @@ class LocalChatModel(BaseChatModel):
     # Use the grammar (or the server's tool calling) where the backend offers it; False measures the lenient
     # parser alone on any backend (bench/agent_tool_calls.py compares both).
     constrained: bool = True
+    # Under tool_choice="auto" with the grammar: call a tool when the model puts at least this much probability on
+    # beginning a call (its first visible character "<", "{" or "`", in or out of format) rather than an answer,
+    # summed over every token that begins one — the model's own choice between the two branches, not the single
+    # likeliest token's. None: the greedy first token decides. Chosen by bench/agent_tool_calls.py.
+    call_threshold: float | None = Field(default=0.5, ge=0.0, le=1.0)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **generation: Any) -> LocalChatModel:
+        """The configured LLM (loaded once per process), with decoding overrides such as ``max_new_tokens=256``."""
+        return cls(generator=build_generator(settings), generation=settings.generation.replace(**generation))
 
     @property
     def _llm_type(self) -> str:
@@ -189,7 +201,10 @@ class LocalChatModel(BaseChatModel):
             return
         plain = self._plain_messages(messages, tools)
         names = set(tool_names(tools)) if choice.may_call else None
+        metadata: dict[str, Any] = {"tool_call_path": path}
         if path == "grammar":
+            choice = self._decided(choice, plain, metadata)
+            names = set(tool_names(tools)) if choice.may_call else None
             pieces = self.generator.stream_constrained(plain, self.generation, tool_call_grammar(tools, choice))
             # Under the grammar a reply is a call exactly when it starts with "<": an answer streams at once.
             visible: Callable[[str], int] = lambda text: 0 if text.lstrip()[:1] in ("", "<") else len(text)
@@ -199,7 +214,6 @@ class LocalChatModel(BaseChatModel):
         progress = _Progress()
         yield from _stream_visible(pieces, stop, run_manager, visible, progress)
         text, shown = progress.text, progress.shown
-        metadata: dict[str, Any] = {"tool_call_path": path}
         if path == "grammar":
             call = parse_constrained_call(text) if names and text.lstrip().startswith("<") else None
             reply = ParsedReply("" if call else text, [call] if call else [])
@@ -217,6 +231,16 @@ class LocalChatModel(BaseChatModel):
                   for i, c in enumerate(reply.tool_calls)]
         yield ChatGenerationChunk(message=AIMessageChunk(content=rest, tool_call_chunks=chunks,
                                                          response_metadata=metadata, chunk_position="last"))
+
+    def _decided(self, choice: ToolChoice, plain: list[dict[str, str]], metadata: dict[str, Any]) -> ToolChoice:
+        """Under "auto", the branch the model prefers by probability mass (``call_threshold``), as a choice the
+        grammar then holds it to: any bound tool, or an answer. Other choices are already decided."""
+        if choice.mode != "auto" or self.call_threshold is None or not hasattr(self.generator,
+                                                                              "leading_char_probability"):
+            return choice
+        p_call = self.generator.leading_char_probability(plain, CALL_START_CHARS)
+        metadata["call_probability"] = round(p_call, 4)
+        return ToolChoice("required" if p_call >= self.call_threshold else "none")
 
     def _native_turn(self, messages: list[BaseMessage], tools: list[dict[str, Any]],
                      choice: ToolChoice) -> ChatGenerationChunk:

@@ -23,9 +23,11 @@ from typing import Any, Literal
 
 from app.langchain.tool_call_format import ToolCall
 
-# A free-text answer may not start like a call ("<", "{" or a code fence: how the model begins one, in format or
-# drifted) nor with white space: under the grammar, a reply starting with "<" is a call and every call is valid.
-_ANSWER_RULE = 'answer ::= [^<{` \\t\\r\\n] [^\\x00]*'
+# How a reply that is (or drifts into) a call begins: "<" (the call tag), "{" (bare JSON), "`" (a code fence). Under
+# the grammar a free-text answer may not start with one of them, nor with white space, so a reply starting with "<"
+# is a call and every call is valid.
+CALL_START_CHARS = "<{`"
+_ANSWER_RULE = f"answer ::= [^{CALL_START_CHARS} \\t\\r\\n] [^\\x00]*"
 _CALL_TEXT = re.compile(r"\s*<tool_call>\n(\{.*\})\n</tool_call>\s*", re.DOTALL)
 
 Mode = Literal["auto", "required", "none"]
