@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import html
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -329,3 +330,126 @@ def test_an_unwritable_base_is_named_as_a_permission_problem(base, tmp_path):
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert lines[0].startswith("error: permission denied") and "damaged" not in lines[0]
     assert _documents(settings.kb_path) == documents
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and r.name.startswith("ingest")]
+
+
+def test_current_set_back_to_an_older_generation_keeps_the_newer_one(base, capsys, caplog):
+    """A restored backup, a sync tool or a hand edit points CURRENT at gen-000001: before, the next ingest deleted
+    gen-000002 as 'left by an interrupted ingest' and its documents were gone."""
+    settings, docs, documents = base
+    kb_dir = settings.kb_path
+    assert committed_generations(kb_dir) == ["gen-000002", "gen-000001"]
+    (kb_dir / "CURRENT").write_text("gen-000001\n", encoding="utf-8")
+    with KnowledgeBase.open(kb_dir) as kb:  # readers use the newest complete generation and say why
+        assert kb.manifest.generation == "gen-000002" and len(kb.notices) == 1
+        assert "names gen-000001, an older generation than gen-000002" in kb.notices[0]
+        assert "--use-generation gen-000001" in kb.notices[0]
+    code = ingest_main(["--quiet", "--kb", str(kb_dir), str(docs)], embedder_factory=FakeEmbedder)
+    err = _warnings(caplog)
+    assert code == 0 and len(err) == 1 and "CURRENT now names it" in err[0], err
+    assert read_current(kb_dir) == "gen-000002" and committed_generations(kb_dir) == ["gen-000002", "gen-000001"]
+    assert _documents(kb_dir) == documents
+    # The user's choice: gen-000001's content made live again, as a new generation; nothing is deleted for it.
+    code = ingest_main(["--quiet", "--kb", str(kb_dir), "--use-generation", "gen-000001"])
+    assert code == 0, capsys.readouterr().err
+    assert read_current(kb_dir) == "gen-000003"
+    assert set(_documents(kb_dir)) == {p for p in documents if "/more/" not in p}
+    assert {"gen-000001", "gen-000002"} <= set(committed_generations(kb_dir))
+    with KnowledgeBase.open(kb_dir) as kb:
+        assert kb.notices == []
+    assert ingest_main(["--quiet", "--kb", str(kb_dir), "--use-generation", "gen-000009"]) == 2
+    assert "no committed generation 'gen-000009'" in capsys.readouterr().err
+
+
+def test_a_commit_cut_off_before_its_flip_is_still_cleaned_up(base, caplog):
+    """The other reason a generation is newer than CURRENT: a writer killed between renaming its folder and
+    flipping CURRENT. Its announced next CURRENT tells the two apart, so that one is removed (it never was live)."""
+    settings, docs, documents = base
+    kb_dir = settings.kb_path
+    (kb_dir / "CURRENT").write_text("gen-000001\n", encoding="utf-8")
+    (kb_dir / "CURRENT.tmp-4242").write_text("gen-000002\n", encoding="utf-8")
+    with KnowledgeBase.open(kb_dir) as kb:  # a commit in progress: readers keep to CURRENT, with nothing to say
+        assert kb.manifest.generation == "gen-000001" and kb.notices == []
+    caplog.set_level(logging.INFO, logger="ingest")
+    report = _ingest(settings, [docs])  # removes it, then does the work again from gen-000001
+    removed = [r.getMessage() for r in caplog.records if "left by an interrupted ingest" in r.getMessage()]
+    assert sorted(removed) == ["removed CURRENT.tmp-4242 left by an interrupted ingest",
+                               "removed gen-000002 left by an interrupted ingest"]
+    assert report.committed and report.files_added == 2 and not (kb_dir / "CURRENT.tmp-4242").exists()
+    assert _documents(kb_dir) == documents
+
+
+def test_current_naming_an_unknown_generation_deletes_nothing(base, caplog):
+    settings, docs, documents = base
+    kb_dir = settings.kb_path
+    (kb_dir / "CURRENT").write_text("gen-000077\n", encoding="utf-8")
+    assert ingest_main(["--quiet", "--kb", str(kb_dir), str(docs)], embedder_factory=FakeEmbedder) == 0
+    err = " ".join(_warnings(caplog))
+    assert "names generation 'gen-000077', which does not exist; using gen-000002" in err
+    assert committed_generations(kb_dir) == ["gen-000002", "gen-000001"] and _documents(kb_dir) == documents
+
+
+@pytest.mark.parametrize("kind", ["folder", "link"])
+def test_a_folder_or_a_link_in_place_of_current_gets_one_line_and_a_fix(base, kind, capsys, caplog):
+    settings, docs, documents = base
+    kb_dir = settings.kb_path
+    current = kb_dir / "CURRENT"
+    current.unlink()
+    if kind == "folder":
+        current.mkdir()
+        (current / "something").write_text("kept", encoding="utf-8")
+    else:
+        current.symlink_to("/etc/hostname")
+    with KnowledgeBase.open(kb_dir) as kb:
+        assert kb.manifest.generation == "gen-000002" and "not the pointer file docqa writes" in kb.notices[0]
+    code = ingest_main(["--quiet", "--kb", str(kb_dir), str(docs)], embedder_factory=FakeEmbedder)
+    err = capsys.readouterr().err.strip().splitlines() + _warnings(caplog)
+    assert len(err) == 1 and "Errno" not in err[0], err
+    if kind == "folder":  # it cannot be replaced by a rename: the user moves it (nothing of it is deleted)
+        assert code == 2 and err[0].startswith("error: ") and "move it out of the way" in err[0]
+        assert (current / "something").read_text(encoding="utf-8") == "kept"
+    else:  # the link itself is replaced (what it pointed to is left alone)
+        assert code == 0 and "CURRENT now names it" in err[0]
+        assert not current.is_symlink() and read_current(kb_dir) == "gen-000002"
+    assert committed_generations(kb_dir) == ["gen-000002", "gen-000001"] and _documents(kb_dir) == documents
+
+
+def test_links_out_of_the_folder_are_skipped_with_a_line_unless_asked(base, tmp_path, caplog):
+    settings, docs, documents = base
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "secret.md").write_text("不该进入知识库的私人笔记：保险箱密码在抽屉里。", encoding="utf-8")
+    (docs / "passwd.txt").symlink_to("/etc/passwd")
+    (docs / "elsewhere").symlink_to(outside)
+    (docs / "inside.txt").symlink_to(docs / "doc_000.txt")  # a link that stays inside is an ordinary file
+    args = ["--quiet", "--kb", str(settings.kb_path), str(docs)]
+    assert ingest_main(args, embedder_factory=FakeEmbedder) == 1
+    err = _warnings(caplog)
+    assert sorted(err) == [f"skipped {docs / 'elsewhere'}: a symbolic link to {outside}, outside the folder being "
+                           "ingested: not followed (--follow-links follows it)",
+                           f"skipped {docs / 'passwd.txt'}: a symbolic link to /etc/passwd, outside the folder "
+                           "being ingested: not followed (--follow-links follows it)"]
+    stored = _documents(settings.kb_path)
+    assert str(docs / "inside.txt") in stored and not any("passwd" in p or "elsewhere" in p for p in stored)
+    assert not any("root:" in t or "保险箱" in t for texts in stored.values() for t in texts)
+    # Asked to follow: both come in; turned off again, they are kept (a link left out removes nothing) and named.
+    assert ingest_main([*args, "--follow-links"], embedder_factory=FakeEmbedder) == 0
+    followed = _documents(settings.kb_path)
+    assert {str(docs / "passwd.txt"), str(docs / "elsewhere" / "secret.md")} <= set(followed)
+    assert ingest_main(args, embedder_factory=FakeEmbedder) == 1
+    assert _documents(settings.kb_path) == followed
+    assert all(followed[p] == texts for p, texts in documents.items())
+
+
+def test_a_link_loop_between_folders_ends_when_following_links(base, tmp_path):
+    settings, docs, _ = base
+    outside = tmp_path / "loop"
+    outside.mkdir()
+    (outside / "back").symlink_to(docs)
+    (outside / "note.md").write_text("循环链接另一侧的笔记，内容完整。", encoding="utf-8")
+    (docs / "loop").symlink_to(outside)
+    report = _ingest(settings, [docs], follow_links=True)
+    assert not report.failures and str(docs / "loop" / "note.md") in _documents(settings.kb_path)
