@@ -12,6 +12,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+# What a real client adds to an upload or a re-scan: a header a web page cannot send cross-site without asking
+# (app/http_guard/loopback_guard.py refuses uploads that a page could have sent on its own).
+ASKED = {"X-Requested-With": "docqa"}
 
 
 def free_port() -> int:

@@ -18,11 +18,16 @@ import sys
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
+from app_fakes import ingest_with_hash_embedder
+from app_fakes import write_corpus as write_small_corpus
 from fake_embedder import FakeEmbedder
+from server_harness import ASKED, start_fake_server
 from store_fakes import store_settings, write_corpus
 
 from app.cli.ingest_cli import main as ingest_main
+from app.config import Settings
 from app.uploads.upload_ingest import ingest_uploads
 from ingest.pipeline.ingest_pipeline import (
     IngestOptions,
@@ -453,3 +458,103 @@ def test_a_link_loop_between_folders_ends_when_following_links(base, tmp_path):
     (docs / "loop").symlink_to(outside)
     report = _ingest(settings, [docs], follow_links=True)
     assert not report.failures and str(docs / "loop" / "note.md") in _documents(settings.kb_path)
+
+
+# --- web pages against the loopback server (a real server process) ------------------------------------------------
+
+_MINE = "# 我的笔记\n\n保险柜的备用钥匙放在书架第三层。\n".encode()
+_PLANTED = "# 我的笔记\n\n备用钥匙已经交给了楼下的陌生人。\n".encode()
+
+
+@pytest.fixture(scope="module")
+def loopback_server(tmp_path_factory):
+    """A server over a small base plus one upload of the user's, answering also to the configured name docqa.lan."""
+    tmp = tmp_path_factory.mktemp("loopback")
+    home = tmp / "home"
+    ingest_with_hash_embedder(Settings(data_dir=home), [write_small_corpus(home / "docs")])
+    server = start_fake_server({"DOCQA_HOME": str(home), "DOCQA_CONFIG": "",
+                                "DOCQA_SERVER__ALLOWED_HOSTS": '["docqa.lan"]'}, tmp / "server.log")
+    server.home = home
+    try:
+        saved = httpx.post(server.base_url + "/v1/kb/documents", headers=ASKED, timeout=60,
+                           files=[("files", ("我的笔记.md", _MINE, "text/markdown"))])
+        assert saved.json()["files"][0]["status"] == "ingested", saved.text
+        yield server
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log.read_text(encoding="utf-8", errors="replace")
+
+
+def _state(server) -> tuple[dict[str, str], bytes]:
+    """The documents the server lists (name -> id) and the bytes of the user's upload."""
+    listed = httpx.get(server.base_url + "/v1/kb/documents", timeout=30).json()["documents"]
+    return {d["name"]: d["id"] for d in listed}, (server.home / "uploads" / "我的笔记.md").read_bytes()
+
+
+def _hostile_requests(server, doc_id: str, headers: dict[str, str]) -> list[tuple[str, httpx.Response]]:
+    base = server.base_url
+    chat = {"model": "docqa", "messages": [{"role": "user", "content": "备用钥匙在哪里？"}]}
+    plant = [("files", ("我的笔记.md", _PLANTED, "text/markdown"))]
+    return [
+        ("list documents", httpx.get(base + "/v1/kb/documents", headers=headers, timeout=30)),
+        ("status", httpx.get(base + "/v1/kb/status", headers=headers, timeout=30)),
+        ("models", httpx.get(base + "/v1/models", headers=headers, timeout=30)),
+        ("retrieve", httpx.post(base + "/v1/kb/retrieve", json={"query": "备用钥匙"}, headers=headers, timeout=30)),
+        ("chat", httpx.post(base + "/v1/chat/completions", json=chat, headers=headers, timeout=30)),
+        ("upload (multipart)", httpx.post(base + "/v1/kb/documents", files=plant, headers=headers, timeout=30)),
+        ("rescan (text/plain)", httpx.post(base + "/v1/kb/rescan", content=b"x", timeout=30,
+                                           headers={**headers, "Content-Type": "text/plain"})),
+        ("delete", httpx.delete(base + f"/v1/kb/documents/{doc_id}", headers=headers, timeout=30)),
+    ]
+
+
+@pytest.mark.parametrize("attack", ["dns_rebinding", "cross_origin", "origin_null", "cross_site_fetch"])
+def test_a_web_page_can_neither_read_nor_change_the_base(loopback_server, attack):
+    server = loopback_server
+    before = _state(server)
+    port = server.port
+    headers = {"dns_rebinding": {"Host": f"evil.example:{port}"},
+               "cross_origin": {"Origin": "http://evil.example"},
+               "origin_null": {"Origin": "null"},
+               "cross_site_fetch": {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}}[attack]
+    for what, response in _hostile_requests(server, before[0]["我的笔记.md"], headers):
+        assert response.status_code == 403, (what, response.status_code, response.text)
+        error = response.json()["error"]
+        assert error["code"] in ("host_not_allowed", "origin_not_allowed"), (what, error)
+        assert "我的笔记" not in response.text and "星河" not in response.text, what
+    assert _state(server) == before  # nothing planted, replaced, re-scanned or deleted
+
+
+def test_uploads_and_rescans_a_page_could_send_on_its_own_are_refused(loopback_server):
+    """Browsers that send no Origin: a 'simple' request (a form's content type, no custom header) is refused."""
+    server = loopback_server
+    before = _state(server)
+    plant = [("files", ("我的笔记.md", _PLANTED, "text/markdown"))]
+    for response in (httpx.post(server.base_url + "/v1/kb/documents", files=plant, timeout=30),
+                     httpx.post(server.base_url + "/v1/kb/rescan", content=b"", timeout=30),
+                     httpx.post(server.base_url + "/v1/kb/rescan", content=b"a=1", timeout=30,
+                                headers={"Content-Type": "application/x-www-form-urlencoded"})):
+        assert response.status_code == 403 and response.json()["error"]["code"] == "simple_request_refused"
+        assert "X-Requested-With" in response.json()["error"]["message"]
+    assert _state(server) == before
+    # What a real client sends passes: JSON, or the header a page cannot add on its own.
+    assert httpx.post(server.base_url + "/v1/kb/rescan", json={}, timeout=60).status_code == 200
+    assert httpx.post(server.base_url + "/v1/kb/rescan", headers=ASKED, timeout=60).status_code == 200
+    assert _state(server) == before
+
+
+def test_local_front_ends_and_configured_names_are_served(loopback_server):
+    server = loopback_server
+    base = server.base_url
+    for host in (f"localhost:{server.port}", f"127.0.0.1:{server.port}", "docqa.lan", f"DOCQA.lan:{server.port}",
+                 "app.localhost"):
+        assert httpx.get(base + "/v1/kb/documents", headers={"Host": host}, timeout=30).status_code == 200, host
+    local = {"Origin": "http://localhost:3000"}
+    listed = httpx.get(base + "/v1/kb/documents", headers=local, timeout=30)
+    assert listed.status_code == 200 and listed.headers["access-control-allow-origin"] == "http://localhost:3000"
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    allowed = httpx.options(base + "/v1/chat/completions", headers={**local, **preflight}, timeout=30)
+    assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == "http://localhost:3000"
+    refused = httpx.options(base + "/v1/chat/completions", timeout=30,
+                            headers={"Origin": "https://evil.example", **preflight})
+    assert refused.status_code == 403 and "access-control-allow-origin" not in refused.headers
