@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,7 @@ import pytest
 from app_fakes import ingest_with_hash_embedder
 from app_fakes import write_corpus as write_small_corpus
 from fake_embedder import FakeEmbedder
-from server_harness import ASKED, start_fake_server
+from server_harness import ASKED, free_port, start_fake_server
 from store_fakes import store_settings, write_corpus
 
 from app.cli.ingest_cli import main as ingest_main
@@ -558,3 +559,58 @@ def test_local_front_ends_and_configured_names_are_served(loopback_server):
     refused = httpx.options(base + "/v1/chat/completions", timeout=30,
                             headers={"Origin": "https://evil.example", **preflight})
     assert refused.status_code == 403 and "access-control-allow-origin" not in refused.headers
+
+
+def _page_websocket(port: int, host: str, origin: str) -> str:
+    """Open the chat page's WebSocket as a browser on ``origin`` would, reaching 127.0.0.1 under the name ``host``
+    (DNS rebinding points a foreign name at this machine); 'open' or why it was refused."""
+    import socket
+
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        with connect(f"ws://{host}:{port}/_stcore/stream", sock=sock, origin=origin, open_timeout=10):
+            return "open"
+    except InvalidStatus as exc:
+        return f"refused {exc.response.status_code}"
+
+
+def test_the_chat_pages_own_server_refuses_rebinding_and_foreign_pages(tmp_path):
+    """.streamlit/config.toml: Streamlit checks the Host and the Origin of the WebSocket that carries questions,
+    answers and uploads; without allowedHosts it accepts any Host."""
+    port = free_port()
+    env = {**os.environ, "DOCQA_HOME": str(tmp_path / "home"), "DOCQA_CONFIG": ""}
+    log = open(tmp_path / "streamlit.log", "w")
+    # No --server.address: the project's config file decides it (127.0.0.1).
+    page = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "chat_page.py"),
+                             "--server.headless", "true", "--server.port", str(port),
+                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert page.poll() is None and time.monotonic() < deadline, "streamlit did not start"
+            time.sleep(0.3)
+        assert _page_websocket(port, "127.0.0.1", f"http://127.0.0.1:{port}") == "open"
+        assert _page_websocket(port, "localhost", f"http://localhost:{port}") == "open"
+        assert _page_websocket(port, "evil.example", f"http://evil.example:{port}").startswith("refused 403")
+        assert _page_websocket(port, "127.0.0.1", "https://evil.example").startswith("refused 403")
+        # Listening on loopback only (the config file's address), not on every interface.
+        if shutil.which("ss"):
+            listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
+            local = [line.split()[3] for line in listening.splitlines() if line.strip()]
+            assert local == [f"127.0.0.1:{port}"], listening
+    finally:
+        page.terminate()
+        try:
+            page.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            page.kill()
+        log.close()
