@@ -7,6 +7,7 @@ the cases that need their own set-up."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import html
 import json
@@ -614,3 +615,171 @@ def test_the_chat_pages_own_server_refuses_rebinding_and_foreign_pages(tmp_path)
         except subprocess.TimeoutExpired:
             page.kill()
         log.close()
+
+
+# --- uploads: streamed to disk, bounded, and never half-confirmed --------------------------------------------------
+
+def _rss_kib(pid: int, field: str = "VmRSS") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def _multipart_stream(name: str, size: int, pause: float = 0.0):
+    """A multipart upload of ``size`` bytes of text, produced 1 MiB at a time (``pause`` seconds apart)."""
+    yield (f'--B0undary\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+           "Content-Type: text/plain\r\n\r\n").encode()
+    block = ("大文件的一行文字，用来填满上传。\n" * 40_000).encode()[: 1 << 20]
+    sent = 0
+    while sent < size:
+        piece = block[: min(len(block), size - sent)]
+        sent += len(piece)
+        if pause:
+            time.sleep(pause)
+        yield piece
+    yield b"\r\n--B0undary--\r\n"
+
+
+_STREAM_HEADERS = {"Content-Type": "multipart/form-data; boundary=B0undary", **ASKED}
+
+
+@pytest.mark.parametrize("accepted", [False, True], ids=["over_the_file_limit", "saved_then_refused_by_size"])
+def test_a_95_mb_upload_is_streamed_to_disk_not_held_in_memory(tmp_path, accepted):
+    """Before: the server read each upload whole into memory (+92 MB of RSS for a 95 MB file) before checking the
+    per-file limit. Now it is written to disk as it arrives, under the limit."""
+    home = tmp_path / "home"
+    ingest_with_hash_embedder(Settings(data_dir=home), [write_small_corpus(home / "docs")])
+    # Accepted: a 100 MB upload limit lets it be saved; the ingest then refuses it by its size (limits.max_file_mb)
+    # without reading it, so what is measured is the upload path, not a loader.
+    limits = {"DOCQA_LIMITS__MAX_UPLOAD_MB": "100", "DOCQA_LIMITS__MAX_FILE_MB": "90"} if accepted else {}
+    server = start_fake_server({"DOCQA_HOME": str(home), "DOCQA_CONFIG": "", **limits}, tmp_path / "server.log")
+    try:
+        pid = server.process.pid
+        for _ in range(3):  # settle the allocator with a few ordinary requests first
+            httpx.get(server.base_url + "/v1/kb/documents", timeout=30)
+        before, peak_before = _rss_kib(pid), _rss_kib(pid, "VmHWM")
+        samples: list[int] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                samples.append(_rss_kib(pid))
+                time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            response = httpx.post(server.base_url + "/v1/kb/documents", headers=_STREAM_HEADERS, timeout=300,
+                                  content=_multipart_stream("巨大.txt", 95 * 2**20))
+        finally:
+            done.set()
+            sampler.join()
+        after, peak_after = _rss_kib(pid), _rss_kib(pid, "VmHWM")
+        grew = (max(samples) - before) / 1024
+        print(f"\n95 MB upload ({'saved, then refused by size' if accepted else 'over the 50 MB file limit'}): "
+              f"server RSS {before / 1024:.1f} MB before, {after / 1024:.1f} MB after, highest sample "
+              f"{max(samples) / 1024:.1f} MB (+{grew:.1f} MB); peak RSS (VmHWM) {peak_before / 1024:.1f} → "
+              f"{peak_after / 1024:.1f} MB")
+        assert response.status_code == 200, response.text
+        result = response.json()["files"][0]
+        assert result["status"] == "failed"
+        assert ("max_file_mb" if accepted else "max_upload_mb") in result["reason"], result
+        assert grew < 24 and (peak_after - peak_before) / 1024 < 24
+        uploads = home / "uploads"
+        assert not [p for p in uploads.rglob("*") if p.is_file()], list(uploads.rglob("*"))  # nothing left behind
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log.read_text(encoding="utf-8", errors="replace")
+
+
+def test_uploads_beyond_the_concurrent_bound_are_told_to_retry(tmp_path):
+    home = tmp_path / "home"
+    ingest_with_hash_embedder(Settings(data_dir=home), [write_small_corpus(home / "docs")])
+    server = start_fake_server({"DOCQA_HOME": str(home), "DOCQA_CONFIG": "",
+                                "DOCQA_SERVER__MAX_CONCURRENT_UPLOADS": "1"}, tmp_path / "server.log")
+    try:
+        slow: list[httpx.Response] = []
+        first = threading.Thread(target=lambda: slow.append(httpx.post(
+            server.base_url + "/v1/kb/documents", headers=_STREAM_HEADERS, timeout=120,
+            content=_multipart_stream("慢.txt", 3 * 2**20, pause=0.7))))
+        first.start()
+        time.sleep(0.8)  # the first body is arriving
+        second = httpx.post(server.base_url + "/v1/kb/documents", headers=ASKED, timeout=30,
+                            files=[("files", ("快.md", "# 快\n\n第二个上传。\n".encode(), "text/markdown"))])
+        assert second.status_code == 429 and second.headers["retry-after"]
+        assert second.json()["error"]["code"] == "too_many_uploads"
+        first.join()
+        assert slow[0].status_code == 200 and slow[0].json()["files"][0]["status"] == "ingested", slow[0].text
+        again = httpx.post(server.base_url + "/v1/kb/documents", headers=ASKED, timeout=30,
+                           files=[("files", ("快.md", "# 快\n\n第二个上传。\n".encode(), "text/markdown"))])
+        assert again.status_code == 200 and again.json()["files"][0]["status"] == "ingested"
+    finally:
+        server.stop()
+
+
+def test_an_upload_cut_off_by_a_kill_is_not_ingested_by_the_next_rescan_unless_asked(tmp_path):
+    home = tmp_path / "home"
+    ingest_with_hash_embedder(Settings(data_dir=home), [write_small_corpus(home / "docs")])
+    env = {"DOCQA_HOME": str(home), "DOCQA_CONFIG": ""}
+    uploads = home / "uploads"
+    first_version = "# 报告\n\n第一版：熔岩协议的握手超时是 42 秒。\n".encode()
+    second_version = "# 报告\n\n第二版：熔岩协议的握手超时改为 7 秒。\n".encode()
+
+    def texts(base: str) -> str:
+        hits = httpx.post(base + "/v1/kb/retrieve", json={"query": "熔岩协议的握手超时"}, timeout=30).json()
+        return " ".join(p["chunk"]["text"] for p in hits["passages"])
+
+    server = start_fake_server(env, tmp_path / "server1.log", "--embed-delay", "3")
+    try:
+        saved = httpx.post(server.base_url + "/v1/kb/documents", headers=ASKED, timeout=60,
+                           files=[("files", ("报告.md", first_version, "text/markdown"))])
+        assert saved.json()["files"][0]["status"] == "ingested"
+        def upload_second() -> None:
+            with contextlib.suppress(httpx.HTTPError):  # the server is killed while it answers
+                httpx.post(server.base_url + "/v1/kb/documents", headers=ASKED, timeout=60,
+                           files=[("files", ("报告.md", second_version, "text/markdown"))])
+
+        thread = threading.Thread(target=upload_second, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while (uploads / "报告.md").read_bytes() != second_version:  # saved, and being embedded
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        server.process.kill()  # SIGKILL: no cleanup runs
+        server.process.wait()
+    finally:
+        server.stop()
+    assert (uploads / "报告.md").read_bytes() == second_version  # what the kill left
+
+    server = start_fake_server(env, tmp_path / "server2.log")
+    try:
+        assert "第一版" in texts(server.base_url)
+        rescan = httpx.post(server.base_url + "/v1/kb/rescan", json={}, timeout=60).json()
+        assert len(rescan["notices"]) == 1 and "set aside" in rescan["notices"][0], rescan
+        assert "第一版" in texts(server.base_url) and "第二版" not in texts(server.base_url)
+        assert (uploads / "报告.md").read_bytes() == first_version
+        assert (uploads / ".interrupted" / "报告.md").read_bytes() == second_version
+        assert sorted(p.name for p in uploads.iterdir()) == [".interrupted", "报告.md"]  # no backup, no marker
+        # Asked for: it comes in as an upload would.
+        asked = httpx.post(server.base_url + "/v1/kb/rescan", json={"include_interrupted": True}, timeout=60).json()
+        assert asked["interrupted"] == [{"name": "报告.md", "status": "ingested"}], asked
+        assert "第二版" in texts(server.base_url) and (uploads / "报告.md").read_bytes() == second_version
+        assert not list((uploads / ".interrupted").iterdir())
+    finally:
+        server.stop()
+    for log in ("server1.log", "server2.log"):
+        assert "Traceback" not in (tmp_path / log).read_text(encoding="utf-8", errors="replace")
+
+
+def test_max_tokens_is_capped_by_the_models_context():
+    from types import SimpleNamespace
+
+    from app.server.chat_routes import ask_options
+    from app.server.openai_schema import ChatCompletionRequest
+    settings = Settings()
+    body = ChatCompletionRequest(model="docqa", messages=[{"role": "user", "content": "问"}], max_tokens=10**12)
+    options = ask_options(body, SimpleNamespace(settings=settings), [])
+    assert options.generation.max_new_tokens == settings.generation.n_ctx
+    body = ChatCompletionRequest(model="docqa", messages=[{"role": "user", "content": "问"}], max_tokens=64)
+    assert ask_options(body, SimpleNamespace(settings=settings), []).generation.max_new_tokens == 64

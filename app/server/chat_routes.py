@@ -86,8 +86,12 @@ def conversation(body: ChatCompletionRequest, max_turns: int) -> tuple[str, list
 
 
 def ask_options(body: ChatCompletionRequest, services: ServerServices, history: list[Turn]) -> AskOptions:
+    max_new_tokens = body.max_completion_tokens or body.max_tokens
+    if max_new_tokens is not None:
+        # No answer can be longer than the model's context window: a larger request is capped to it.
+        max_new_tokens = min(max_new_tokens, services.settings.generation.n_ctx)
     changes = {"temperature": body.temperature, "top_p": body.top_p, "seed": body.seed,
-               "max_new_tokens": body.max_completion_tokens or body.max_tokens,
+               "max_new_tokens": max_new_tokens,
                "repetition_penalty": body.repetition_penalty, "no_repeat_ngram_size": body.no_repeat_ngram_size}
     try:
         generation = services.settings.generation.replace(**{k: v for k, v in changes.items() if v is not None})

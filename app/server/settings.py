@@ -32,6 +32,9 @@ class ServerSettings(SettingsSection):
     # Largest multipart upload request (all files together; each file is also held to limits.max_upload_mb).
     max_upload_request_mb: float = Field(100.0, gt=0)
     max_upload_files: int = Field(20, ge=1)
+    # Uploads received at once (each is written to disk as it arrives); more are answered 429 before their body
+    # is read, so a flood of uploads cannot fill the disk or the file table.
+    max_concurrent_uploads: int = Field(2, ge=1)
     # Texts per /v1/embeddings call.
     max_embedding_inputs: int = Field(256, ge=1)
     # Earlier turns of a conversation passed to the pipeline (the most recent ones).

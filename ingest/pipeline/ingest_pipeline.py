@@ -125,10 +125,11 @@ def _default_keyword_builder(settings: IngestConfig) -> KeywordBuilder:
 
 
 def _known_documents(settings: IngestConfig, rebuild: bool) -> dict[str, DocumentRecord]:
-    return {} if rebuild else _known_documents_of(settings.kb_path)
+    return {} if rebuild else known_documents(settings.kb_path)
 
 
-def _known_documents_of(kb_dir: Path) -> dict[str, DocumentRecord]:
+def known_documents(kb_dir: Path) -> dict[str, DocumentRecord]:
+    """The live generation's documents by path ({} for an empty folder); KnowledgeBaseError when it is damaged."""
     live = live_state(kb_dir)
     if live is None:
         return {}
@@ -357,7 +358,7 @@ def _report_blind_spots(scan: ScanResult, known: dict[str, DocumentRecord], repo
 def _warn_rebuild_drops(kb_dir: Path, plan: IngestPlan) -> None:
     """A rebuild keeps only what is under the paths given: say how many documents of the old base that drops."""
     try:
-        known = _known_documents_of(kb_dir)
+        known = known_documents(kb_dir)
     except KnowledgeBaseError:
         return  # a damaged base: what it held cannot be counted
     kept = {source.path for source in plan.unchanged} | {s.path for s, _ in plan.new + plan.changed}
