@@ -42,7 +42,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from ingest.store.kb_layout import generation_number  # noqa: E402
+
 FAULTS = ["deleted", "emptied", "truncated", "garbage_header", "corrupted_middle", "permissions"]
+# Faults of the pointer alone: CURRENT set back to the older committed generation (a restored backup, a sync tool, a
+# hand edit), naming one that never existed, a folder in its place, a symbolic link in its place.
+POINTER_FAULTS = ["older_generation", "unknown_generation", "folder", "symlink"]
 FACES = ["ingest_nochange", "ingest_change", "retrieval", "ask", "page"]
 QUESTION = "量化1是本文件第几段讨论的主题？"
 _ENV_MARK = "DOCQA_FAULT_MATRIX_NO_DAC"
@@ -126,7 +131,21 @@ def base_files(kb_dir: Path) -> list[str]:
 
 def damage(path: Path, fault: str) -> None:
     data = path.read_bytes()
-    if fault == "deleted":
+    if fault == "older_generation":
+        from ingest.store.kb_layout import committed_generations
+        path.write_text(committed_generations(path.parent)[-1] + "\n", encoding="utf-8")
+    elif fault == "unknown_generation":
+        path.write_text("gen-999999\n", encoding="utf-8")
+    elif fault == "folder":
+        path.unlink()
+        path.mkdir()
+        (path / "notes.txt").write_text("a folder where the pointer belongs", encoding="utf-8")
+    elif fault == "symlink":
+        outside = path.parent.parent / "pointer-target"
+        outside.write_bytes(data)
+        path.unlink()
+        path.symlink_to(outside)
+    elif fault == "deleted":
         path.unlink()
     elif fault == "emptied":
         path.write_bytes(b"")
@@ -282,6 +301,10 @@ def lost_documents(root: Path, relative: str, original: bytes, mode: int,
         return 0
     target = kb / relative
     target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_symlink():
+        target.unlink()
+    elif target.is_dir():
+        shutil.rmtree(target)
     if target.exists():
         target.chmod(0o600)
     target.write_bytes(original)
@@ -300,6 +323,36 @@ def run_cell(pristine: Path, work: Path, expected: dict[str, list[str]], relativ
     original, mode = target.read_bytes(), target.stat().st_mode & 0o7777
     live_before = max(p.name for p in (root / "kb" / "generations").iterdir() if p.name.startswith("gen-"))
     damage(target, fault)
+    with _deletions_recorded() as deleted:
+        _run_face(cell, root, face)
+    # Documents re-ingested from their sources would hide a deleted generation, and a new one may take its name:
+    # every folder deletion is watched, besides checking the folder itself.
+    newest = generation_number(live_before)
+    cell.generation_deleted = (not (root / "kb" / "generations" / live_before).is_dir()
+                               or any((generation_number(Path(d).name) or -1) >= newest for d in deleted))
+    cell.lost = lost_documents(root, relative, original, mode, expected)
+    _make_removable(root)
+    return cell
+
+
+@contextlib.contextmanager
+def _deletions_recorded():
+    """Every folder ``shutil.rmtree`` deletes while the face runs (the writer deletes generations with it)."""
+    deleted: list[str] = []
+    original = shutil.rmtree
+
+    def recording(path, *args, **kwargs):
+        deleted.append(str(path))
+        return original(path, *args, **kwargs)
+
+    shutil.rmtree = recording
+    try:
+        yield deleted
+    finally:
+        shutil.rmtree = original
+
+
+def _run_face(cell: Cell, root: Path, face: str) -> None:
     if face == "page":
         status, errors, notes = run_page_face(root)
         if status == "exception":
@@ -312,11 +365,6 @@ def run_cell(pristine: Path, work: Path, expected: dict[str, list[str]], relativ
         code, _, stderr = run_cli_face(face, root)
         cell.exit_code = code
         cell.outcome, cell.message = classify_cli(face, code, stderr)
-    # Documents re-ingested from their sources would hide a deleted generation: check the folder itself too.
-    cell.generation_deleted = not (root / "kb" / "generations" / live_before).is_dir()
-    cell.lost = lost_documents(root, relative, original, mode, expected)
-    _make_removable(root)
-    return cell
 
 
 def _make_removable(root: Path) -> None:
@@ -353,9 +401,11 @@ def run_matrix(files: list[str] | None, faults: list[str], faces: list[str], pro
         pristine = work / "pristine"
         (work / "cell").rename(pristine)
         chosen = [f for f in base_files(pristine / "kb") if files is None or any(f.endswith(n) for n in files)]
-        total = len(chosen) * len(faults) * len(faces)
+        total = sum(1 for r in chosen for f in faults if f not in POINTER_FAULTS or r == "CURRENT") * len(faces)
         for relative in chosen:
             for fault in faults:
+                if fault in POINTER_FAULTS and relative != "CURRENT":
+                    continue  # the pointer's own faults apply to CURRENT only
                 for face in faces:
                     cell = run_cell(pristine, work, expected, relative, fault, face)
                     matrix.cells.append(cell)
@@ -384,7 +434,7 @@ def print_table(matrix: Matrix) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fault_matrix", description=__doc__.split("\n")[0])
     parser.add_argument("--files", help="comma-separated suffixes of base files to damage (default: all)")
-    parser.add_argument("--faults", default=",".join(FAULTS))
+    parser.add_argument("--faults", default=",".join(FAULTS + POINTER_FAULTS))
     parser.add_argument("--faces", default=",".join(FACES))
     parser.add_argument("--json", action="store_true", help="print every cell and the counts as JSON")
     parser.add_argument("--quiet", action="store_true", help="no line per cell on stderr")

@@ -71,7 +71,7 @@ def test_the_fault_matrix_recovers_or_refuses_every_cell_and_loses_nothing():
     files = "CURRENT,manifest.json,catalog.sqlite3,index.faiss,keyword_index.json,token_vectors.sqlite3," \
             "embedding_cache.sqlite3"
     command = [sys.executable, "-m", "bench.fault_matrix", "--json", "--quiet", "--files", files,
-               "--faults", "deleted,garbage_header,corrupted_middle,permissions"]
+               "--faults", "deleted,garbage_header,corrupted_middle,permissions,older_generation,folder"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -79,11 +79,15 @@ def test_the_fault_matrix_recovers_or_refuses_every_cell_and_loses_nothing():
     print("\nfault matrix (subset):", counts)
     failed = [c for c in result["cells"] if c["outcome"] == "failed" or c["lost"] or c["generation_deleted"]]
     assert not failed, failed[:5]
-    assert counts["cells"] == 7 * 4 * 5 and counts["documents_lost"] == counts["generations_deleted"] == 0
+    # 7 files x 4 faults x 5 faces, and the pointer's own 2 faults (CURRENT only) x 5 faces
+    assert counts["cells"] == 7 * 4 * 5 + 2 * 5 and counts["documents_lost"] == counts["generations_deleted"] == 0
     assert counts["recovered"] >= 20 and counts["refused"] >= 20  # both paths are really taken
     by_cell = {(c["file"], c["fault"], c["face"]): c for c in result["cells"]}
     # A deleted CURRENT is recovered to the newest complete generation, by readers and by the writer alike.
     assert by_cell[("CURRENT", "deleted", "ingest_nochange")]["outcome"] == "recovered"
+    # CURRENT set back to gen-000001: the newer generation is kept and used (before, the ingest deleted it).
+    assert "using gen-000002" in by_cell[("CURRENT", "older_generation", "ingest_nochange")]["message"]
+    assert by_cell[("CURRENT", "folder", "ingest_change")]["outcome"] == "refused"
     assert "using gen-000002" in by_cell[("CURRENT", "deleted", "retrieval")]["message"]
     # A permission problem is called one, not damage.
     cell = by_cell[("generations/gen-000002/catalog.sqlite3", "permissions", "retrieval")]
