@@ -1,5 +1,5 @@
 """Receiving a multipart upload straight to disk: each file part is written, as it arrives, to a staged file in
-the upload folder (``app.upload.staging_path``), and a part over the per-file limit stops being written the moment
+the upload folder (``app.uploads.saving.staging_path``), and a part over the per-file limit stops being written the moment
 it passes it. Memory holds one network chunk at a time, whatever the size of the upload (Starlette's own form
 parser would spool every file to the temporary folder first, and the handler then read it whole).
 
@@ -19,7 +19,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
 from app.config import LimitSettings
-from app.upload import StagedUpload, UploadFailure, max_upload_bytes, over_limit_reason, staging_path
+from app.uploads.saving import StagedUpload, UploadFailure, max_upload_bytes, over_limit_reason, staging_path
 
 # A form field that is not a file (clients send none; a stray one is read and dropped) may hold this much.
 _MAX_FIELD_BYTES = 64 * 1024

@@ -77,7 +77,7 @@ class UploadOutcome:
 def ingest_uploads(files: Iterable[tuple[str, bytes] | StagedUpload], settings: Settings,
                    on_progress: ProgressCallback = lambda fraction, stage: None,
                    embedder: Embedder | None = None) -> UploadOutcome:
-    """Save the uploads (bytes, or files already staged by ``app.upload``: each staged file is consumed) into
+    """Save the uploads (bytes, or files already staged by ``app.uploads.saving``: each staged file is consumed) into
     ``settings.upload_path`` and run the same incremental ingest as ``python -m ingest`` on them.
     ``on_progress(fraction, stage)`` follows saving, chunking and embedding. Files that fail (bad name, too big,
     unreadable) are reported by name; the rest are ingested. Raises KnowledgeBaseLockedError when another ingest is
@@ -95,7 +95,7 @@ def ingest_uploads(files: Iterable[tuple[str, bytes] | StagedUpload], settings: 
 
 def recover_interrupted_uploads(settings: Settings) -> list[str]:
     """Under the writer lock: undo what an upload killed before it was settled left in the upload folder (see
-    ``app.upload.recover_interrupted``), one line each."""
+    ``app.uploads.saving.recover_interrupted``), one line each."""
     try:
         known = known_documents(settings.kb_path)
     except KnowledgeBaseError:
