@@ -589,7 +589,7 @@ def test_the_chat_pages_own_server_refuses_rebinding_and_foreign_pages(tmp_path)
     env = {**os.environ, "DOCQA_HOME": str(tmp_path / "home"), "DOCQA_CONFIG": ""}
     log = open(tmp_path / "streamlit.log", "w")
     # No --server.address: the project's config file decides it (127.0.0.1).
-    page = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "chat_page.py"),
+    page = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "web" / "chat_page.py"),
                              "--server.headless", "true", "--server.port", str(port),
                              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
