@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import html
+import io
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -787,3 +789,99 @@ def test_max_tokens_is_capped_by_the_models_context():
     assert options.generation.max_new_tokens == settings.generation.n_ctx
     body = ChatCompletionRequest(model="docqa", messages=[{"role": "user", "content": "问"}], max_tokens=64)
     assert ask_options(body, SimpleNamespace(settings=settings), []).generation.max_new_tokens == 64
+
+
+# --- file names and text that would drive the terminal or reorder what is displayed --------------------------------
+
+# A name that retitles and clears the terminal and hides its real type behind a bidi override ("…exe.md" shows as
+# "…dm.exe"), and a passage with an override inside it (the loaders drop control characters from text, not bidi).
+_HOSTILE_NAME = "发票\u202efdp.exe\x1b]0;pwned\x07\x1b[2J.md"
+_HOSTILE_TEXT = "# 冷却\n\n量子退火机的冷却时间是四十分钟\u202e，之后才能再次运行。\n"
+_RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_QUESTION = "量子退火机的冷却时间是多少？"
+
+
+@pytest.fixture
+def hostile_home(tmp_path, monkeypatch):
+    """A base holding a document with the hostile name and text; the faces' models are stand-ins that quote it."""
+    from server_launcher import QuotingGenerator
+    home = tmp_path / "home"
+    docs = home / "docs"
+    docs.mkdir(parents=True)
+    (docs / _HOSTILE_NAME).write_text(_HOSTILE_TEXT, encoding="utf-8")
+    (docs / "普通.md").write_text("# 普通\n\n星河数据库默认监听 7341 端口。\n", encoding="utf-8")
+    monkeypatch.setenv("DOCQA_HOME", str(home))
+    monkeypatch.setenv("DOCQA_CONFIG", "")
+    monkeypatch.setenv("DOCQA_ANSWER__MIN_EVIDENCE_SCORE", "0")  # the hash embedder's cosines are low
+    monkeypatch.setattr("app.wiring.load_embedder", lambda settings: FakeEmbedder())
+    monkeypatch.setattr("app.wiring.build_generator", lambda settings: QuotingGenerator())
+    assert ingest_main(["--quiet", str(docs)], embedder_factory=FakeEmbedder) == 0
+    return home
+
+
+def _shown_safely(text: str, face: str) -> None:
+    raw = _RAW.search(text)
+    assert raw is None, (face, raw and text[max(0, raw.start() - 200):raw.end() + 100])
+    assert "\\u202e" in text, (face, text[:400])  # the override is shown, as an escape
+
+
+def test_escape_and_bidi_characters_in_names_are_shown_escaped_on_every_face(hostile_home, capsys, caplog,
+                                                                               monkeypatch, tmp_path):
+    from app.cli.ask import main as ask_main
+    from app.cli.chat import main as chat_main
+    from app.cli.retrieval_cli import main as retrieval_main
+    # python -m ingest: a file with such a name that fails is named in its line (logged: captured by caplog).
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / _HOSTILE_NAME).write_bytes(b"")
+    assert ingest_main(["--quiet", str(bad)], embedder_factory=FakeEmbedder) == 1
+    _shown_safely(" ".join(_warnings(caplog)), "ingest")
+    capsys.readouterr()
+    assert retrieval_main([_QUESTION]) == 0
+    _shown_safely(capsys.readouterr().out, "retrieval")
+    assert retrieval_main([_QUESTION, "--json"]) == 0
+    printed = capsys.readouterr().out
+    _shown_safely(printed, "retrieval --json")
+    assert any(_HOSTILE_NAME == p["chunk"]["source"].rsplit("/", 1)[-1] for p in json.loads(printed)["passages"])
+    assert ask_main([_QUESTION]) == 0
+    asked = capsys.readouterr().out
+    _shown_safely(asked, "ask")
+    assert "四十分钟" in asked and "Sources:" in asked
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{_QUESTION}\n/sources\n"))
+    assert chat_main([]) == 0
+    chatted = capsys.readouterr().out
+    _shown_safely(chatted, "chat")
+    assert "四十分钟" in chatted
+
+
+def test_escape_and_bidi_characters_reach_neither_the_servers_text_nor_the_page(hostile_home, tmp_path):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    import app.web.components as components
+    server = start_fake_server({"DOCQA_HOME": str(hostile_home), "DOCQA_CONFIG": "",
+                                "DOCQA_ANSWER__MIN_EVIDENCE_SCORE": "0"}, tmp_path / "server.log")
+    try:
+        chat = {"model": "docqa", "messages": [{"role": "user", "content": _QUESTION}]}
+        answered = httpx.post(server.base_url + "/v1/chat/completions", json=chat, timeout=60).json()
+        content = answered["choices"][0]["message"]["content"]
+        _shown_safely(content, "server")
+        assert "四十分钟" in content and ("来源" in content or "Sources" in content)
+        # The structured field keeps the name as it is (a client that shows it must do as docqa does).
+        assert any(source["file"].endswith(_HOSTILE_NAME) for source in answered["docqa"]["sources"])
+        streamed = httpx.post(server.base_url + "/v1/chat/completions", json={**chat, "stream": True}, timeout=60)
+        pieces = [json.loads(line[6:]) for line in streamed.text.splitlines()
+                  if line.startswith("data: {") and '"choices":[{' in line]
+        _shown_safely("".join(p["choices"][0]["delta"].get("content") or "" for p in pieces), "server stream")
+    finally:
+        server.stop()
+    st.cache_resource.clear()
+    components._loaded.clear()
+    at = AppTest.from_file(str(REPO / "app" / "web" / "chat_page.py"), default_timeout=60).run()
+    at.chat_input(key="question").set_value(_QUESTION).run()
+    assert not at.exception
+    shown = "\n".join([*(e.value for e in at.markdown), *(e.value for e in at.sidebar.markdown),
+                       *(h.proto.body for h in at.html), *(e.value for e in at.caption)])
+    _shown_safely(html.unescape(shown), "page")
+    assert "四十分钟" in html.unescape(shown)
+    st.cache_resource.clear()
