@@ -885,3 +885,49 @@ def test_escape_and_bidi_characters_reach_neither_the_servers_text_nor_the_page(
     _shown_safely(html.unescape(shown), "page")
     assert "四十分钟" in html.unescape(shown)
     st.cache_resource.clear()
+
+
+# --- a damaged base at server start --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fix", ["repaired", "rebuilt"])
+def test_the_server_starts_on_a_damaged_base_says_why_and_recovers(tmp_path, fix):
+    """Before: 60 lines of chained tracebacks and no server, so not even /health or an upload."""
+    home = tmp_path / "home"
+    settings = Settings(data_dir=home)
+    docs = write_small_corpus(home / "docs")
+    ingest_with_hash_embedder(settings, [docs])
+    documents = _documents(settings.kb_path)
+    catalog = generation_paths(settings.kb_path, read_current(settings.kb_path)).catalog
+    intact = catalog.read_bytes()
+    catalog.write_bytes(intact[: len(intact) // 2])
+    server = start_fake_server({"DOCQA_HOME": str(home), "DOCQA_CONFIG": "", "DOCQA_ANSWER__MIN_EVIDENCE_SCORE": "0"},
+                               tmp_path / "server.log")
+    base = server.base_url
+    chat = {"model": "docqa", "messages": [{"role": "user", "content": "星河数据库默认监听哪个端口？"}]}
+    try:
+        health = httpx.get(base + "/health", timeout=30).json()
+        assert health["status"] == "degraded" and "catalog.sqlite3: damaged" in health["problem"], health
+        for response in (httpx.get(base + "/v1/kb/documents", timeout=30),
+                         httpx.post(base + "/v1/kb/retrieve", json={"query": "端口"}, timeout=30),
+                         httpx.post(base + "/v1/chat/completions", json=chat, timeout=30),
+                         httpx.post(base + "/v1/kb/documents", headers=ASKED, timeout=30,
+                                    files=[("files", ("新.md", "# 新\n\n新的内容。\n".encode(), "text/markdown"))])):
+            assert response.status_code in (409, 503), response.text
+            message = response.json()["error"]["message"]  # one line naming the file and the fix
+            assert "catalog.sqlite3" in message and "rebuild with" in message and "\n" not in message, message
+        if fix == "repaired":
+            catalog.write_bytes(intact)
+        else:  # the fix the message names: a rebuild from the folders (here while the server runs)
+            report = run_ingest(settings, [docs], IngestOptions(progress=False, rebuild=True),
+                                embedder_factory=FakeEmbedder)
+            assert report.committed
+        assert httpx.get(base + "/health", timeout=30).json() == {"status": "ok"}
+        listed = httpx.get(base + "/v1/kb/documents", timeout=30).json()["documents"]
+        assert sorted(d["path"] for d in listed) == sorted(documents)
+        assert "7341" in httpx.post(base + "/v1/chat/completions", json=chat, timeout=30).json()["choices"][0][
+            "message"]["content"]
+    finally:
+        server.stop()
+    log = server.log.read_text(encoding="utf-8", errors="replace")
+    assert "Traceback" not in log and log.count("the knowledge base cannot be used yet") == 1, log
+    assert _documents(settings.kb_path) == documents  # nothing lost

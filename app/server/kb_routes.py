@@ -70,14 +70,28 @@ def _locked(exc: KnowledgeBaseLockedError) -> ApiError:
 
 
 @open_router.get("/health")
-async def health() -> dict:
-    return {"status": "ok"}
+async def health(request: Request) -> dict:
+    """Liveness, and whether questions can be answered: a damaged base does not stop the server, it makes it
+    "degraded" with the reason (shown to callers the key check accepts: it names paths)."""
+    problem = await run_in_threadpool(_services(request).problem)
+    if not problem:
+        return {"status": "ok"}
+    shown = problem if request.app.state.auth.accepts(request) else "the knowledge base cannot be used"
+    return {"status": "degraded", "problem": shown}
+
+
+async def _documents(services: ServerServices) -> tuple[str | None, list[DocumentRecord]]:
+    """The live generation and its documents, or a 503 JSON error saying why the base cannot be read."""
+    try:
+        return await run_in_threadpool(services.documents)
+    except KnowledgeBaseError as exc:
+        raise ApiError(503, str(exc), "server_error", "kb_unavailable") from None
 
 
 @router.get("/v1/kb/status")
 async def status(request: Request) -> dict:
     services = _services(request)
-    generation, documents = await run_in_threadpool(services.documents)
+    generation, documents = await _documents(services)
     manifest = None
     if generation is not None:
         try:
@@ -94,7 +108,7 @@ async def status(request: Request) -> dict:
 @router.get("/v1/kb/documents")
 async def list_documents(request: Request) -> dict:
     services = _services(request)
-    generation, documents = await run_in_threadpool(services.documents)
+    generation, documents = await _documents(services)
     return {"generation": generation, "documents": [_document(services, d) for d in documents]}
 
 
@@ -157,7 +171,7 @@ async def upload_documents(request: Request) -> dict:
 @router.delete("/v1/kb/documents/{doc_id}")
 async def delete_document(doc_id: str, request: Request) -> dict:
     services = _services(request)
-    _, documents = await run_in_threadpool(services.documents)
+    _, documents = await _documents(services)
     doc = next((d for d in documents if document_id(d.path) == doc_id), None)
     if doc is None:
         raise ApiError(404, f"no document with id {doc_id!r} (GET /v1/kb/documents lists them)", code="not_found")
@@ -203,7 +217,7 @@ async def rescan(request: Request, body: RescanRequest | None = None) -> dict:
     ``follow_links``."""
     services = _services(request)
     body = body or RescanRequest()
-    _, documents = await run_in_threadpool(services.documents)
+    _, documents = await _documents(services)
     roots = [p.resolve() for p in [services.settings.upload_path, *services.settings.server.scan_paths] if p.exists()]
     # Catalogued files outside the scanned folders are checked one by one (those inside are covered by the scan).
     known = [Path(d.path) for d in documents if not any(Path(d.path).resolve().is_relative_to(r) for r in roots)]
