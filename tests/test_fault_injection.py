@@ -27,7 +27,16 @@ import pytest
 from app_fakes import ingest_with_hash_embedder
 from app_fakes import write_corpus as write_small_corpus
 from fake_embedder import FakeEmbedder
-from server_harness import ASKED, free_port, start_fake_server
+from server_harness import (
+    ASKED,
+    MULTIPART_HEADERS,
+    attack_headers,
+    free_port,
+    hostile_requests,
+    multipart_stream,
+    start_fake_server,
+    upload_memory,
+)
 from store_fakes import store_settings, write_corpus
 
 from app.cli.ingest_cli import main as ingest_main
@@ -73,7 +82,8 @@ def test_the_fault_matrix_recovers_or_refuses_every_cell_and_loses_nothing():
     files = "CURRENT,manifest.json,catalog.sqlite3,index.faiss,keyword_index.json,token_vectors.sqlite3," \
             "embedding_cache.sqlite3"
     command = [sys.executable, "-m", "bench.fault_matrix", "--json", "--quiet", "--files", files,
-               "--faults", "deleted,garbage_header,corrupted_middle,permissions,older_generation,folder"]
+               "--faults", "deleted,garbage_header,corrupted_middle,permissions,older_generation,folder",
+               "--scenarios", "link_out_of_folder,hostile_file_name"]  # the server's rows have tests of their own
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -81,8 +91,9 @@ def test_the_fault_matrix_recovers_or_refuses_every_cell_and_loses_nothing():
     print("\nfault matrix (subset):", counts)
     failed = [c for c in result["cells"] if c["outcome"] == "failed" or c["lost"] or c["generation_deleted"]]
     assert not failed, failed[:5]
-    # 7 files x 4 faults x 5 faces, and the pointer's own 2 faults (CURRENT only) x 5 faces
-    assert counts["cells"] == 7 * 4 * 5 + 2 * 5 and counts["documents_lost"] == counts["generations_deleted"] == 0
+    # 7 files x 4 faults x 5 faces, the pointer's own 2 faults (CURRENT only) x 5 faces, 2 scenarios x 4 faces
+    assert counts["cells"] == 7 * 4 * 5 + 2 * 5 + 2 * 4
+    assert counts["documents_lost"] == counts["generations_deleted"] == 0
     assert counts["recovered"] >= 20 and counts["refused"] >= 20  # both paths are really taken
     by_cell = {(c["file"], c["fault"], c["face"]): c for c in result["cells"]}
     # A deleted CURRENT is recovered to the newest complete generation, by readers and by the writer alike.
@@ -90,6 +101,9 @@ def test_the_fault_matrix_recovers_or_refuses_every_cell_and_loses_nothing():
     # CURRENT set back to gen-000001: the newer generation is kept and used (before, the ingest deleted it).
     assert "using gen-000002" in by_cell[("CURRENT", "older_generation", "ingest_nochange")]["message"]
     assert by_cell[("CURRENT", "folder", "ingest_change")]["outcome"] == "refused"
+    # The scenario rows: links out of the folder are named and left out; a hostile name is never printed raw.
+    assert "symbolic link" in by_cell[("scenario: link_out_of_folder", "-", "ingest_change")]["message"]
+    assert "\\u202e" in by_cell[("scenario: hostile_file_name", "-", "ingest_change")]["message"]
     assert "using gen-000002" in by_cell[("CURRENT", "deleted", "retrieval")]["message"]
     # A permission problem is called one, not damage.
     cell = by_cell[("generations/gen-000002/catalog.sqlite3", "permissions", "retrieval")]
@@ -499,33 +513,13 @@ def _state(server) -> tuple[dict[str, str], bytes]:
     return {d["name"]: d["id"] for d in listed}, (server.home / "uploads" / "我的笔记.md").read_bytes()
 
 
-def _hostile_requests(server, doc_id: str, headers: dict[str, str]) -> list[tuple[str, httpx.Response]]:
-    base = server.base_url
-    chat = {"model": "docqa", "messages": [{"role": "user", "content": "备用钥匙在哪里？"}]}
-    plant = [("files", ("我的笔记.md", _PLANTED, "text/markdown"))]
-    return [
-        ("list documents", httpx.get(base + "/v1/kb/documents", headers=headers, timeout=30)),
-        ("status", httpx.get(base + "/v1/kb/status", headers=headers, timeout=30)),
-        ("models", httpx.get(base + "/v1/models", headers=headers, timeout=30)),
-        ("retrieve", httpx.post(base + "/v1/kb/retrieve", json={"query": "备用钥匙"}, headers=headers, timeout=30)),
-        ("chat", httpx.post(base + "/v1/chat/completions", json=chat, headers=headers, timeout=30)),
-        ("upload (multipart)", httpx.post(base + "/v1/kb/documents", files=plant, headers=headers, timeout=30)),
-        ("rescan (text/plain)", httpx.post(base + "/v1/kb/rescan", content=b"x", timeout=30,
-                                           headers={**headers, "Content-Type": "text/plain"})),
-        ("delete", httpx.delete(base + f"/v1/kb/documents/{doc_id}", headers=headers, timeout=30)),
-    ]
-
-
 @pytest.mark.parametrize("attack", ["dns_rebinding", "cross_origin", "origin_null", "cross_site_fetch"])
 def test_a_web_page_can_neither_read_nor_change_the_base(loopback_server, attack):
     server = loopback_server
     before = _state(server)
-    port = server.port
-    headers = {"dns_rebinding": {"Host": f"evil.example:{port}"},
-               "cross_origin": {"Origin": "http://evil.example"},
-               "origin_null": {"Origin": "null"},
-               "cross_site_fetch": {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}}[attack]
-    for what, response in _hostile_requests(server, before[0]["我的笔记.md"], headers):
+    headers = attack_headers(attack, server.port)
+    for what, response in hostile_requests(server.base_url, before[0]["我的笔记.md"], headers,
+                                           ("我的笔记.md", _PLANTED)):
         assert response.status_code == 403, (what, response.status_code, response.text)
         error = response.json()["error"]
         assert error["code"] in ("host_not_allowed", "origin_not_allowed"), (what, error)
@@ -625,31 +619,6 @@ def test_the_chat_pages_own_server_refuses_rebinding_and_foreign_pages(tmp_path)
 
 # --- uploads: streamed to disk, bounded, and never half-confirmed --------------------------------------------------
 
-def _rss_kib(pid: int, field: str = "VmRSS") -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {field} for {pid}")
-
-
-def _multipart_stream(name: str, size: int, pause: float = 0.0):
-    """A multipart upload of ``size`` bytes of text, produced 1 MiB at a time (``pause`` seconds apart)."""
-    yield (f'--B0undary\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
-           "Content-Type: text/plain\r\n\r\n").encode()
-    block = ("大文件的一行文字，用来填满上传。\n" * 40_000).encode()[: 1 << 20]
-    sent = 0
-    while sent < size:
-        piece = block[: min(len(block), size - sent)]
-        sent += len(piece)
-        if pause:
-            time.sleep(pause)
-        yield piece
-    yield b"\r\n--B0undary--\r\n"
-
-
-_STREAM_HEADERS = {"Content-Type": "multipart/form-data; boundary=B0undary", **ASKED}
-
-
 @pytest.mark.parametrize("accepted", [False, True], ids=["over_the_file_limit", "saved_then_refused_by_size"])
 def test_a_95_mb_upload_is_streamed_to_disk_not_held_in_memory(tmp_path, accepted):
     """Before: the server read each upload whole into memory (+92 MB of RSS for a 95 MB file) before checking the
@@ -661,37 +630,16 @@ def test_a_95_mb_upload_is_streamed_to_disk_not_held_in_memory(tmp_path, accepte
     limits = {"DOCQA_LIMITS__MAX_UPLOAD_MB": "100", "DOCQA_LIMITS__MAX_FILE_MB": "90"} if accepted else {}
     server = start_fake_server({"DOCQA_HOME": str(home), "DOCQA_CONFIG": "", **limits}, tmp_path / "server.log")
     try:
-        pid = server.process.pid
-        for _ in range(3):  # settle the allocator with a few ordinary requests first
-            httpx.get(server.base_url + "/v1/kb/documents", timeout=30)
-        before, peak_before = _rss_kib(pid), _rss_kib(pid, "VmHWM")
-        samples: list[int] = []
-        done = threading.Event()
-
-        def sample() -> None:
-            while not done.is_set():
-                samples.append(_rss_kib(pid))
-                time.sleep(0.02)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        try:
-            response = httpx.post(server.base_url + "/v1/kb/documents", headers=_STREAM_HEADERS, timeout=300,
-                                  content=_multipart_stream("巨大.txt", 95 * 2**20))
-        finally:
-            done.set()
-            sampler.join()
-        after, peak_after = _rss_kib(pid), _rss_kib(pid, "VmHWM")
-        grew = (max(samples) - before) / 1024
+        response, mb = upload_memory(server, 95 * 2**20)
         print(f"\n95 MB upload ({'saved, then refused by size' if accepted else 'over the 50 MB file limit'}): "
-              f"server RSS {before / 1024:.1f} MB before, {after / 1024:.1f} MB after, highest sample "
-              f"{max(samples) / 1024:.1f} MB (+{grew:.1f} MB); peak RSS (VmHWM) {peak_before / 1024:.1f} → "
-              f"{peak_after / 1024:.1f} MB")
+              f"server RSS {mb['rss_before']:.1f} MB before, {mb['rss_after']:.1f} MB after, highest sample "
+              f"{mb['highest']:.1f} MB (+{mb['highest'] - mb['rss_before']:.1f} MB); peak RSS (VmHWM) "
+              f"{mb['peak_before']:.1f} → {mb['peak_after']:.1f} MB")
         assert response.status_code == 200, response.text
         result = response.json()["files"][0]
         assert result["status"] == "failed"
         assert ("max_file_mb" if accepted else "max_upload_mb") in result["reason"], result
-        assert grew < 24 and (peak_after - peak_before) / 1024 < 24
+        assert mb["highest"] - mb["rss_before"] < 24 and mb["peak_after"] - mb["peak_before"] < 24
         uploads = home / "uploads"
         assert not [p for p in uploads.rglob("*") if p.is_file()], list(uploads.rglob("*"))  # nothing left behind
     finally:
@@ -707,8 +655,8 @@ def test_uploads_beyond_the_concurrent_bound_are_told_to_retry(tmp_path):
     try:
         slow: list[httpx.Response] = []
         first = threading.Thread(target=lambda: slow.append(httpx.post(
-            server.base_url + "/v1/kb/documents", headers=_STREAM_HEADERS, timeout=120,
-            content=_multipart_stream("慢.txt", 3 * 2**20, pause=0.7))))
+            server.base_url + "/v1/kb/documents", headers=MULTIPART_HEADERS, timeout=120,
+            content=multipart_stream("慢.txt", 3 * 2**20, pause=0.7))))
         first.start()
         time.sleep(0.8)  # the first body is arriving
         second = httpx.post(server.base_url + "/v1/kb/documents", headers=ASKED, timeout=30,
