@@ -27,11 +27,11 @@ import pytest
 from app_fakes import ingest_with_hash_embedder
 from app_fakes import write_corpus as write_small_corpus
 from fake_embedder import FakeEmbedder
+from page_server import running_page
 from server_harness import (
     ASKED,
     MULTIPART_HEADERS,
     attack_headers,
-    free_port,
     hostile_requests,
     multipart_stream,
     start_fake_server,
@@ -581,24 +581,9 @@ def _page_websocket(port: int, host: str, origin: str) -> str:
 def test_the_chat_pages_own_server_refuses_rebinding_and_foreign_pages(tmp_path):
     """.streamlit/config.toml: Streamlit checks the Host and the Origin of the WebSocket that carries questions,
     answers and uploads; without allowedHosts it accepts any Host."""
-    port = free_port()
     env = {**os.environ, "DOCQA_HOME": str(tmp_path / "home"), "DOCQA_CONFIG": ""}
-    log = open(tmp_path / "streamlit.log", "w")
     # No --server.address: the project's config file decides it (127.0.0.1).
-    page = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "web" / "chat_page.py"),
-                             "--server.headless", "true", "--server.port", str(port),
-                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert page.poll() is None and time.monotonic() < deadline, "streamlit did not start"
-            time.sleep(0.3)
+    with running_page(env, tmp_path / "streamlit.log") as port:
         assert _page_websocket(port, "127.0.0.1", f"http://127.0.0.1:{port}") == "open"
         assert _page_websocket(port, "localhost", f"http://localhost:{port}") == "open"
         assert _page_websocket(port, "evil.example", f"http://evil.example:{port}").startswith("refused 403")
@@ -608,13 +593,6 @@ def test_the_chat_pages_own_server_refuses_rebinding_and_foreign_pages(tmp_path)
             listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
             local = [line.split()[3] for line in listening.splitlines() if line.strip()]
             assert local == [f"127.0.0.1:{port}"], listening
-    finally:
-        page.terminate()
-        try:
-            page.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            page.kill()
-        log.close()
 
 
 # --- uploads: streamed to disk, bounded, and never half-confirmed --------------------------------------------------

@@ -32,7 +32,6 @@ from ingest.store.kb_layout import (
     PENDING_CURRENT_PREFIX,
     GenerationPaths,
     announce_commit,
-    committed_generations,
     fsync_dir,
     generation_name,
     generation_number,
