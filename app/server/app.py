@@ -32,6 +32,7 @@ def create_app(services: ServerServices, warm_up: bool = True) -> FastAPI:
     app = FastAPI(title="docqa", summary="Grounded answers from your own documents, OpenAI-compatible",
                   lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services, app.state.queue, app.state.auth = services, queue, auth
+    app.state.uploads_in_flight = 0  # uploads being received now (server.max_concurrent_uploads bounds it)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_json_bytes=int(server.max_body_mb * _MB),
                        max_upload_bytes=int(server.max_upload_request_mb * _MB))

@@ -126,11 +126,11 @@ async def _upload_slot(request: Request) -> AsyncIterator[None]:
     """One of ``server.max_concurrent_uploads`` places, taken before the body is read (429 when none is free)."""
     state = request.app.state
     server = _services(request).settings.server
-    if getattr(state, "uploads_in_flight", 0) >= server.max_concurrent_uploads:
+    if state.uploads_in_flight >= server.max_concurrent_uploads:
         raise ApiError(429, f"{server.max_concurrent_uploads} uploads are already being received "
                             f"(server.max_concurrent_uploads); retry in {server.retry_after_s} s",
                        "rate_limit_error", "too_many_uploads", headers={"Retry-After": str(server.retry_after_s)})
-    state.uploads_in_flight = getattr(state, "uploads_in_flight", 0) + 1
+    state.uploads_in_flight += 1
     try:
         yield
     finally:
