@@ -12,6 +12,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+# What a real client adds to an upload or a re-scan: a header a web page cannot send cross-site without asking
+# (app/http_guard/loopback_guard.py refuses uploads that a page could have sent on its own).
+ASKED = {"X-Requested-With": "docqa"}
 
 
 def free_port() -> int:
@@ -66,3 +69,91 @@ def start_fake_server(env: dict[str, str], log: Path, *extra: str, timeout: floa
         server.stop()
         raise
     return server
+
+
+# --- what the security tests and the fault matrix send a real server ---------------------------------------------
+
+def attack_headers(attack: str, port: int) -> dict[str, str]:
+    """What a web page's request carries in each attack: a DNS-rebinding page's Host, another site's Origin, a
+    sandboxed page's ``Origin: null``, a cross-site fetch that sends no Origin."""
+    return {"dns_rebinding": {"Host": f"evil.example:{port}"},
+            "cross_origin": {"Origin": "http://evil.example"},
+            "origin_null": {"Origin": "null"},
+            "cross_site_fetch": {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}}[attack]
+
+
+def hostile_requests(base_url: str, doc_id: str, headers: dict[str, str],
+                     planted: tuple[str, bytes]) -> list[tuple[str, httpx.Response]]:
+    """Every kind of request a page would send to read or change the base: list, status, models, retrieve, chat,
+    a multipart upload planting ``planted`` (name, bytes), a text/plain re-scan, a delete of ``doc_id``."""
+    chat = {"model": "docqa", "messages": [{"role": "user", "content": "备用钥匙在哪里？"}]}
+    files = [("files", (planted[0], planted[1], "text/markdown"))]
+    return [
+        ("list documents", httpx.get(base_url + "/v1/kb/documents", headers=headers, timeout=30)),
+        ("status", httpx.get(base_url + "/v1/kb/status", headers=headers, timeout=30)),
+        ("models", httpx.get(base_url + "/v1/models", headers=headers, timeout=30)),
+        ("retrieve", httpx.post(base_url + "/v1/kb/retrieve", json={"query": "备用钥匙"}, headers=headers,
+                                timeout=30)),
+        ("chat", httpx.post(base_url + "/v1/chat/completions", json=chat, headers=headers, timeout=30)),
+        ("upload (multipart)", httpx.post(base_url + "/v1/kb/documents", files=files, headers=headers, timeout=30)),
+        ("rescan (text/plain)", httpx.post(base_url + "/v1/kb/rescan", content=b"x", timeout=30,
+                                           headers={**headers, "Content-Type": "text/plain"})),
+        ("delete", httpx.delete(base_url + f"/v1/kb/documents/{doc_id}", headers=headers, timeout=30)),
+    ]
+
+
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """A process's resident memory (VmRSS) or its peak (VmHWM), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} for process {pid}")
+
+
+MULTIPART_HEADERS = {"Content-Type": "multipart/form-data; boundary=B0undary", **ASKED}
+
+
+def multipart_stream(name: str, size: int, pause: float = 0.0):
+    """A multipart upload (send with MULTIPART_HEADERS) of ``size`` bytes of text, produced 1 MiB at a time,
+    ``pause`` seconds apart: the client never holds the file in memory either."""
+    yield (f'--B0undary\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+           "Content-Type: text/plain\r\n\r\n").encode()
+    block = ("大文件的一行文字，用来填满上传。\n" * 40_000).encode()[: 1 << 20]
+    sent = 0
+    while sent < size:
+        piece = block[: min(len(block), size - sent)]
+        sent += len(piece)
+        if pause:
+            time.sleep(pause)
+        yield piece
+    yield b"\r\n--B0undary--\r\n"
+
+
+def upload_memory(server: ServerProcess, size: int, name: str = "巨大.txt") -> tuple[httpx.Response, dict[str, float]]:
+    """Upload ``size`` bytes to ``server`` while sampling its memory every 20 ms; the response and the figures in
+    MB: RSS before and after, the highest sample, and the peak (VmHWM) before and after."""
+    import threading
+    pid = server.process.pid
+    for _ in range(3):  # settle the allocator with a few ordinary requests first
+        httpx.get(server.base_url + "/v1/kb/documents", timeout=30)
+    before, peak_before = rss_kib(pid), rss_kib(pid, "VmHWM")
+    samples: list[int] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            samples.append(rss_kib(pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        response = httpx.post(server.base_url + "/v1/kb/documents", headers=MULTIPART_HEADERS, timeout=300,
+                              content=multipart_stream(name, size))
+    finally:
+        done.set()
+        sampler.join()
+    mb = 1024.0
+    figures = {"rss_before": before / mb, "rss_after": rss_kib(pid) / mb, "highest": max(samples) / mb,
+               "peak_before": peak_before / mb, "peak_after": rss_kib(pid, "VmHWM") / mb}
+    return response, figures
