@@ -256,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.agent_tool_calls", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--questions", type=int, default=0, help="only the first N questions (0 = all)")
+    parser.add_argument("--half", choices=("tune", "report"), help="only one half of the questions")
     parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
     parser.add_argument("--max-new-tokens", type=int, default=160, help="per model turn")
     parser.add_argument("--max-steps", type=int, default=6, help="LangGraph recursion limit per question")
@@ -272,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     cache = AnswerCache(assemble_pipeline(retriever, generator, embedder, settings))
     tools = build_knowledge_base_tools(settings=settings, pipeline=cache)
     recorder = RecordingGenerator(generator)
-    questions = load_questions(QUESTIONS)[:args.questions or None]
+    questions = load_questions(QUESTIONS)
+    questions = (half(questions, args.half) if args.half else questions)[:args.questions or None]
     generation = settings.generation.replace(max_new_tokens=args.max_new_tokens)
 
     direct: list[dict[str, Any]] = []
@@ -298,8 +300,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"valid={'Y' if run.call_valid else ('n' if run.call_started else '-')} "
                   f"hit={'Y' if run.answer_hit else '-'} refused={'Y' if run.final_refused else '-'} "
                   f"{run.seconds:5.1f}s  {' '.join(run.steps)}", file=sys.stderr)
-        results[path] = {"summary": {**summarise(runs), "tune_half": summarise(half(runs, "tune")),
-                                     "report_half": summarise(half(runs, "report")),
+        halves = {} if args.half else {"tune_half": summarise(half(runs, "tune")),
+                                       "report_half": summarise(half(runs, "report"))}
+        results[path] = {"summary": {**summarise(runs), **halves,
                                      "small_talk_calls": sum(r.tool_called for r in talk)},
                          "runs": [dataclasses.asdict(r) for r in runs],
                          "small_talk": [dataclasses.asdict(r) for r in talk]}
@@ -312,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             "median_seconds": round(statistics.median(d["seconds"] for d in direct), 1)}
     meta = {"model": settings.generation.model, "n_threads": settings.generation.n_threads,
             "call_threshold": args.call_threshold if "decided" in args.paths else None,
-            "first_turn_only": args.first_turn_only, "system_prompt": args.system_prompt,
+            "first_turn_only": args.first_turn_only, "half": args.half or "both", "system_prompt": args.system_prompt,
             "max_new_tokens": args.max_new_tokens, "questions_file": str(QUESTIONS.relative_to(BENCH_DIR.parent))}
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     out = RESULTS_DIR / ("agent_first_turn.json" if args.first_turn_only else "agent_tool_calls.json")

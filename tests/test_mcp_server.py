@@ -21,9 +21,9 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
-from server_harness import free_port
 
 from app.config import Settings
+from app.server.process_harness import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = {"search_documents", "ask_documents", "list_knowledge_bases", "list_documents"}
@@ -180,9 +180,26 @@ def test_a_web_page_cannot_reach_the_http_server(http_server):
                        "clientInfo": {"name": "page", "version": "0"}}}
     headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
     rebound = httpx.post(http_server.url, json=init, headers={**headers, "Host": f"evil.example:{http_server.port}"})
-    assert rebound.status_code in (403, 421)
+    assert rebound.status_code == 403 and rebound.json()["error"]["code"] == "host_not_allowed"
     foreign = httpx.post(http_server.url, json=init, headers={**headers, "Origin": "https://evil.example"})
-    assert foreign.status_code == 403
+    assert foreign.status_code == 403 and foreign.json()["error"]["code"] == "origin_not_allowed"
+    simple = httpx.post(http_server.url, content=json.dumps(init), headers={"Content-Type": "text/plain"})
+    assert simple.status_code == 403 and simple.json()["error"]["code"] == "simple_request_refused"
+    local_page = httpx.post(http_server.url, json=init, headers={**headers, "Origin": "http://localhost:3000"})
+    assert local_page.status_code == 200
+
+
+def test_configured_host_names_are_served(home, tmp_path):
+    server = HttpServer(home, tmp_path / "mcp.log", DOCQA_MCP__ALLOWED_HOSTS='["docqa.lan"]')
+    try:
+        server.wait_ready()
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                           "clientInfo": {"name": "lan", "version": "0"}}}
+        headers = {"Accept": "application/json, text/event-stream", "Host": f"docqa.lan:{server.port}"}
+        assert httpx.post(server.url, json=init, headers=headers).status_code == 200
+    finally:
+        server.stop()
 
 
 def test_with_a_key_every_http_request_needs_it(home, tmp_path):

@@ -17,7 +17,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from app.config import ConfigError, load_settings
 from app.wiring import quiet_model_libraries, run_ingest
-from ingest.pipeline.ingest_pipeline import IngestOptions, IngestSetupError
+from ingest.pipeline.ingest_pipeline import IngestOptions, IngestSetupError, use_generation
 from ingest.pipeline.progress import TerminalProgress
 from ingest.store.kb_lock import KnowledgeBaseLockedError
 from ingest.store.knowledge_base import KnowledgeBaseError
@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rebuild", action="store_true",
                         help="start a fresh knowledge base from PATHs (needed after changing the embedder)")
     parser.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
+    parser.add_argument("--follow-links", action="store_true",
+                        help="also ingest files that symbolic links inside the folders point to when they lie "
+                             "outside those folders (skipped by default, with a line naming each)")
+    parser.add_argument("--use-generation", metavar="NAME",
+                        help="make the committed generation NAME (e.g. gen-000003) live again, as a new generation "
+                             "with its content; no PATHs")
     parser.add_argument("--quiet", action="store_true", help="no progress bars, no summary; errors only")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     return parser
@@ -80,16 +86,22 @@ def main(argv: Sequence[str] | None = None, embedder_factory: Callable[[], "Embe
     if args.device:
         settings.embedder.device = _embedder_device(args.device)
         settings.index.device = args.device  # the FAISS layer falls back to the CPU by itself, with a message
+    if args.use_generation and (args.paths or args.rebuild or args.dry_run):
+        print("error: --use-generation takes no PATHs, --rebuild or --dry-run", file=sys.stderr)
+        return EXIT_FATAL
     paths = args.paths or [SAMPLE_CORPUS]
     bars = not (args.quiet or args.json)
-    options = IngestOptions(rebuild=args.rebuild, dry_run=args.dry_run)
+    options = IngestOptions(rebuild=args.rebuild, dry_run=args.dry_run, follow_links=args.follow_links)
     if bars:
         options.progress = TerminalProgress()
     try:
         with logging_redirect_tqdm() if bars else contextlib.nullcontext():
             for active in logging.getLogger().handlers:  # the tqdm handler forgets the level
                 active.setLevel(handler.level)
-            report = run_ingest(settings, paths, options, embedder_factory=embedder_factory)
+            if args.use_generation:
+                report = use_generation(settings, args.use_generation)
+            else:
+                report = run_ingest(settings, paths, options, embedder_factory=embedder_factory)
     except (KnowledgeBaseLockedError, KnowledgeBaseError, IngestSetupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FATAL

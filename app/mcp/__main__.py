@@ -20,6 +20,7 @@ import anyio
 
 from app.config import ConfigError, Settings, load_settings
 from app.http_guard.api_key import BearerKeyGuard, StartupRefused, check_startup
+from app.mcp.settings import McpSettings
 from app.wiring import quiet_model_libraries
 
 
@@ -82,11 +83,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def http_app(server, mcp: McpSettings):
+    """The streamable-HTTP app behind the loopback guard (web pages the user opens cannot reach it: the HTTP API's
+    Host, Origin and simple-request rules) and then the API-key rule."""
+    from app.http_guard.loopback_guard import GuardPolicy, install_loopback_guard
+
+    app = server.streamable_http_app()
+    app.add_middleware(BearerKeyGuard, api_key=mcp.api_key)
+    # Added last, so it runs first: a refused page never reaches the key check or the MCP session manager.
+    install_loopback_guard(app, GuardPolicy.of([*mcp.allowed_hosts, mcp.host], mcp.allowed_origins))
+    return app
+
+
 def serve(services, http: bool) -> None:
-    """Serve ``services`` (an McpServices) on stdio, or on streamable HTTP behind the API-key rule."""
+    """Serve ``services`` (an McpServices) on stdio, or on streamable HTTP behind the loopback guard and the
+    API-key rule."""
+    from mcp.server.transport_security import TransportSecuritySettings
+
     from app.mcp.mcp_server import build_server
 
-    server = build_server(services)
+    # The SDK's own DNS-rebinding check would duplicate the loopback guard and ignore [mcp] allowed_hosts.
+    server = build_server(services, TransportSecuritySettings(enable_dns_rebinding_protection=False))
     if not http:
         anyio.run(_serve_stdio, server)
         return
@@ -94,7 +111,7 @@ def serve(services, http: bool) -> None:
 
     settings = services.settings
     mcp = settings.mcp
-    app = BearerKeyGuard(server.streamable_http_app(), mcp.api_key)
+    app = http_app(server, mcp)
     print(f"docqa MCP server on http://{mcp.host}:{mcp.port}{mcp.path} (base {settings.kb_name!r}; API key "
           f"{'required' if mcp.api_key else 'not required'})", file=sys.stderr, flush=True)
     uvicorn.run(app, host=mcp.host, port=mcp.port, log_level="warning", timeout_graceful_shutdown=5)

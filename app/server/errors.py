@@ -18,12 +18,14 @@ log = logging.getLogger("docqa.server")
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str, type_: str = "invalid_request_error", code: str | None = None,
-                 param: str | None = None) -> None:
+                 param: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.type, self.code, self.param = status, message, type_, code, param
+        self.headers = headers
 
     def response(self) -> JSONResponse:
-        return JSONResponse(error_body(self.message, self.type, self.code, self.param), status_code=self.status)
+        return JSONResponse(error_body(self.message, self.type, self.code, self.param), status_code=self.status,
+                            headers=self.headers)
 
 
 def _describe(exc: RequestValidationError) -> tuple[str, str | None]:

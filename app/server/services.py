@@ -4,6 +4,8 @@ a re-scan or ``python -m ingest``). Requests already running keep the snapshot t
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -14,8 +16,11 @@ from app.config import Settings
 from app.generation.base import Generator
 from app.wiring import build_generator, build_pipeline, load_embedder
 from ingest.records import DocumentRecord
-from ingest.store.catalog import Catalog
-from ingest.store.kb_layout import generation_paths, read_current
+from ingest.store.catalog import Catalog, CatalogError
+from ingest.store.kb_layout import generation_paths
+from ingest.store.knowledge_base import KnowledgeBaseError, damaged_message
+
+log = logging.getLogger("docqa.server")
 
 if TYPE_CHECKING:
     from app.answer.answer_pipeline import AnswerPipeline
@@ -56,7 +61,9 @@ class ServerServices:
             return self._generator
 
     def live_generation(self) -> str | None:
-        return read_current(self.settings.kb_path)
+        """The generation readers use (a damaged or set-back CURRENT resolved as ``resolve_live`` does); None when
+        nothing was ever committed; KnowledgeBaseError when no generation can stand in for a damaged CURRENT."""
+        return self.live.live_generation()
 
     def _open_pipeline(self, previous: AnswerPipeline | None) -> AnswerPipeline:
         # The reranker is always built so each request can switch reranking on or off.
@@ -67,18 +74,36 @@ class ServerServices:
         return self.live.snapshot()
 
     def documents(self) -> tuple[str | None, list[DocumentRecord]]:
-        """The live generation's name and its catalogued documents (read straight from its catalog)."""
+        """The live generation's name and its catalogued documents (read straight from its catalog); the generation
+        is the one the readers use (a damaged CURRENT is resolved as they resolve it). KnowledgeBaseError, with the
+        one-line message and fix, when the base cannot be read."""
+        kb_path = self.settings.kb_path
         generation = self.live_generation()
         if generation is None:
             return None, []
-        catalog = Catalog.open_readonly(generation_paths(self.settings.kb_path, generation).catalog)
         try:
-            return generation, catalog.documents()
-        finally:
-            catalog.close()
+            catalog = Catalog.open_readonly(generation_paths(kb_path, generation).catalog)
+            try:
+                return generation, catalog.documents()
+            finally:
+                catalog.close()
+        except (CatalogError, sqlite3.Error) as exc:
+            raise KnowledgeBaseError(damaged_message(kb_path, exc)) from exc
+
+    def problem(self) -> str:
+        """Why questions cannot be answered now ("" when they can, or when there is simply no base yet): the base
+        is opened (or found open) to tell, so a base repaired or rebuilt meanwhile counts as repaired."""
+        try:
+            if self.live_generation() is not None:  # nothing committed yet is no problem: the base is empty
+                self.snapshot()
+        except KnowledgeBaseError as exc:
+            return str(exc)
+        return ""
 
     def warm_up(self) -> None:
-        """Load the models and open the base now, so the first question does not pay for it."""
+        """Load the models and open the base now, so the first question does not pay for it. A base that cannot be
+        opened is said in one line: the server still starts, tells /health why, and opens the base once it is
+        repaired or rebuilt (an upload or a re-scan can be what rebuilds it)."""
         _ = self.embedder, self.generator
-        if self.live_generation() is not None:
-            self.snapshot()
+        if problem := self.problem():
+            log.warning("the knowledge base cannot be used yet: %s", problem)

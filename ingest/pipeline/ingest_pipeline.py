@@ -7,12 +7,13 @@ its previously ingested version, if any, stays. Everything is committed at once 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import faiss
 import numpy as np
@@ -41,14 +42,21 @@ from ingest.pipeline.source_scan import (
 from ingest.records import ChunkDraft, DocumentRecord
 from ingest.settings import IndexSettings, IngestConfig
 from ingest.store.catalog import Catalog, CatalogError
-from ingest.store.kb_layout import EMBEDDING_CACHE_FILE, TOKEN_VECTORS_FILE
+from ingest.store.kb_layout import (
+    EMBEDDING_CACHE_FILE,
+    TOKEN_VECTORS_FILE,
+    committed_generations,
+    generations_dir,
+)
 from ingest.store.kb_lock import WriterLock
 from ingest.store.kb_writer import (
     GenerationWriter,
     KeywordBuilder,
     LiveState,
+    check_pointer_replaceable,
     clean_leftovers,
     collect_garbage,
+    generation_state,
     live_state,
     repair_pointer,
 )
@@ -89,6 +97,7 @@ class IngestOptions:
     # Called as the run goes (loading files, OCR pages, embedding passages, committing). The terminal passes
     # ingest.pipeline.progress.TerminalProgress() for tqdm bars; the default reports nothing.
     progress: ProgressCallback = _silent
+    follow_links: bool = False  # ingest what symbolic links inside the folders point to, also outside them
 
 
 class KnowledgeBaseWriteError(KnowledgeBaseError):
@@ -120,10 +129,11 @@ def _default_keyword_builder(settings: IngestConfig) -> KeywordBuilder:
 
 
 def _known_documents(settings: IngestConfig, rebuild: bool) -> dict[str, DocumentRecord]:
-    return {} if rebuild else _known_documents_of(settings.kb_path)
+    return {} if rebuild else known_documents(settings.kb_path)
 
 
-def _known_documents_of(kb_dir: Path) -> dict[str, DocumentRecord]:
+def known_documents(kb_dir: Path) -> dict[str, DocumentRecord]:
+    """The live generation's documents by path ({} for an empty folder); KnowledgeBaseError when it is damaged."""
     live = live_state(kb_dir)
     if live is None:
         return {}
@@ -336,7 +346,7 @@ def _write_generation(settings: IngestConfig, options: IngestOptions, work: Prep
 
 def _prepare(settings: IngestConfig, paths: Sequence[Path], options: IngestOptions, report: IngestReport) -> PreparedWork:
     """Scan, compare with the catalog, load and chunk what is new."""
-    scan = scan_sources(paths, SUPPORTED_EXTENSIONS)
+    scan = scan_sources(paths, SUPPORTED_EXTENSIONS, follow_links=options.follow_links)
     for path in scan.undecodable:
         _fail(report, printable_path(path), "file name is not valid UTF-8 (rename the file to ingest it)")
     known = _known_documents(settings, options.rebuild)
@@ -349,9 +359,12 @@ def _prepare(settings: IngestConfig, paths: Sequence[Path], options: IngestOptio
 
 
 def _report_blind_spots(scan: ScanResult, known: dict[str, DocumentRecord], report: IngestReport) -> None:
-    """One line per given path that is missing and per folder that cannot be listed, saying that the documents
-    ingested from there are kept (the plan removes nothing under them)."""
-    for root, reason in [(r, "no such file or folder") for r in scan.missing_roots] + sorted(scan.unreadable.items()):
+    """One line per given path that is missing, per folder that cannot be listed and per link leading out of the
+    folder, saying that the documents ingested from there are kept (the plan removes nothing under them)."""
+    blind = [(r, "no such file or folder") for r in scan.missing_roots] + sorted(scan.unreadable.items())
+    blind += [(link, f"a symbolic link to {printable_path(target)}, outside the folder being ingested: not followed "
+                     "(--follow-links follows it)") for link, target in sorted(scan.outside.items())]
+    for root, reason in blind:
         kept = sum(1 for path in known if under_roots(path, [root]))
         detail = f"; the {kept} document(s) ingested from it are kept" if kept else ""
         _fail(report, printable_path(root), f"{reason}{detail}")
@@ -360,7 +373,7 @@ def _report_blind_spots(scan: ScanResult, known: dict[str, DocumentRecord], repo
 def _warn_rebuild_drops(kb_dir: Path, plan: IngestPlan) -> None:
     """A rebuild keeps only what is under the paths given: say how many documents of the old base that drops."""
     try:
-        known = _known_documents_of(kb_dir)
+        known = known_documents(kb_dir)
     except KnowledgeBaseError:
         return  # a damaged base: what it held cannot be counted
     kept = {source.path for source in plan.unchanged} | {s.path for s, _ in plan.new + plan.changed}
@@ -379,6 +392,52 @@ def _keyword_index_needs_writing(live: LiveState) -> str:
     return problem
 
 
+@contextlib.contextmanager
+def _write_errors_as_one_line(kb_dir: Path) -> Iterator[None]:
+    """A full disk or a permission problem while writing is neither damage nor a bug: KnowledgeBaseWriteError, whose
+    message says so in one line."""
+    try:
+        yield
+    except (OSError, sqlite3.Error, RuntimeError) as exc:
+        problem = describe_os_problem(exc, kb_dir)
+        if problem is None:
+            raise
+        raise KnowledgeBaseWriteError(problem) from exc
+
+
+def use_generation(settings: IngestConfig, name: str, keyword_builder: KeywordBuilder | None = None) -> IngestReport:
+    """Make the committed generation ``name`` live again, as a new generation with its content (so no generation
+    is deleted and CURRENT never points back past a newer one); the usual garbage collection follows. Raises
+    KnowledgeBaseError when ``name`` is not a committed generation or does not verify, KnowledgeBaseLockedError
+    when another ingest runs."""
+    kb_dir = settings.kb_path
+    started = time.perf_counter()
+    report = IngestReport(kb_dir=str(kb_dir))
+    with _write_errors_as_one_line(kb_dir), WriterLock(kb_dir):
+        committed = committed_generations(kb_dir)
+        if name not in committed:
+            listed = ", ".join(committed) or "none"
+            raise KnowledgeBaseError(f"{generations_dir(kb_dir)} holds no committed generation {name!r} "
+                                     f"(committed: {listed})")
+        check_pointer_replaceable(kb_dir)
+        for leftover in clean_leftovers(kb_dir):
+            log.info("removed %s left by an interrupted ingest", leftover)
+        source = generation_state(kb_dir, name)
+        writer = GenerationWriter.start(kb_dir, source.manifest.embedder, source.manifest.dimension, settings.index,
+                                        source=name)
+        try:
+            manifest = writer.commit(keyword_builder or _default_keyword_builder(settings))
+        except BaseException:
+            writer.abort()
+            raise
+        _collect_garbage(kb_dir, settings.index)
+    report.committed, report.generation = True, manifest.generation
+    report.chunks_total, report.documents_total = manifest.n_chunks, manifest.n_documents
+    report.seconds = time.perf_counter() - started
+    log.info("%s now holds the content of %s", manifest.generation, name)
+    return report
+
+
 def run_ingest(settings: IngestConfig, paths: Sequence[Path], options: IngestOptions | None = None,
                embedder_factory: Callable[[], "Embedder"] | None = None,
                keyword_builder: KeywordBuilder | None = None) -> IngestReport:
@@ -393,18 +452,13 @@ def run_ingest(settings: IngestConfig, paths: Sequence[Path], options: IngestOpt
     report = IngestReport(kb_dir=str(kb_dir), dry_run=options.dry_run)
     lock = WriterLock(kb_dir)
     try:
-        if not options.dry_run:
-            lock.acquire()
-        try:
-            _run_locked(settings, paths, options, embedder_factory, keyword_builder, report)
-        finally:
-            lock.release()
-    except (OSError, sqlite3.Error, RuntimeError) as exc:
-        # A full disk or a permission problem is neither damage nor a bug: say so in one line.
-        problem = describe_os_problem(exc, kb_dir)
-        if problem is None:
-            raise
-        raise KnowledgeBaseWriteError(problem) from exc
+        with _write_errors_as_one_line(kb_dir):
+            if not options.dry_run:
+                lock.acquire()
+            try:
+                _run_locked(settings, paths, options, embedder_factory, keyword_builder, report)
+            finally:
+                lock.release()
     finally:
         report.seconds = time.perf_counter() - started
     return report
@@ -415,6 +469,7 @@ def _run_locked(settings: IngestConfig, paths: Sequence[Path], options: IngestOp
                 report: IngestReport) -> None:
     kb_dir = settings.kb_path
     if not options.dry_run:
+        check_pointer_replaceable(kb_dir)
         if not options.rebuild and (notice := repair_pointer(kb_dir)):
             log.warning(notice)
         for name in clean_leftovers(kb_dir):
