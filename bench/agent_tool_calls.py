@@ -95,6 +95,9 @@ class RecordingGenerator:
     def stream_constrained(self, messages: list[dict[str, str]], settings: Any, grammar: str) -> Iterator[str]:
         return self._record(self.inner.stream_constrained(messages, settings, grammar))
 
+    def leading_char_probability(self, messages: list[dict[str, str]], chars: str) -> float:
+        return self.inner.leading_char_probability(messages, chars)
+
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
 
@@ -208,6 +211,39 @@ def run_first_turn(model: LocalChatModel, tools: Any, system_prompt: str, q: Que
     return run
 
 
+def probe(model: LocalChatModel, tools: Any, system_prompt: str, q: Question) -> dict[str, Any]:
+    """The first turn's branch, without decoding a reply: the probability the model puts on beginning a call
+    (what ``call_threshold`` compares), and the branch the greedy first token takes under the "auto" grammar
+    (one token decoded: under the grammar a reply that starts with "<" is a call, and every call is valid)."""
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    from app.langchain.tool_call_grammar import CALL_START_CHARS, ToolChoice, tool_call_grammar
+
+    schemas = [convert_to_openai_tool(t) for t in tools.tools]
+    plain = model._plain_messages([SystemMessage(system_prompt), HumanMessage(q.question)], schemas)
+    generator = model.generator
+    started = time.perf_counter()
+    p_call = generator.leading_char_probability(plain, CALL_START_CHARS)
+    first = "".join(generator.stream_constrained(plain, model.generation.replace(max_new_tokens=1),
+                                                 tool_call_grammar(schemas, ToolChoice("auto"))))
+    return {"qid": q.qid, "answerable": q.answerable, "call_probability": round(p_call, 4),
+            "greedy_calls": first.startswith("<"), "first_token": first, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def threshold_table(probes: list[dict[str, Any]], talk: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """First-turn call rates per half if the branch were decided at each threshold (decided path), beside the
+    greedy grammar's, and the small-talk messages each would answer with a call."""
+    rows = []
+    for threshold in (None, 0.5, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01):
+        def calls(p: dict[str, Any]) -> bool:
+            return p["greedy_calls"] if threshold is None else p["call_probability"] >= threshold
+        rows.append({"threshold": threshold if threshold is not None else "greedy",
+                     "tune_half": _rate([calls(p) for p in half(probes, "tune")]),
+                     "report_half": _rate([calls(p) for p in half(probes, "report")]),
+                     "small_talk_calls": sum(calls(p) for p in talk)})
+    return rows
+
+
 def run_direct(cache: AnswerCache, q: Question, max_chars: int) -> dict[str, Any]:
     """The tool's own answer to the question, asked directly (what the agent is compared with)."""
     answer = cache.answer(q.question)
@@ -261,7 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=160, help="per model turn")
     parser.add_argument("--max-steps", type=int, default=6, help="LangGraph recursion limit per question")
     parser.add_argument("--system-prompt", default=AGENT_INSTRUCTIONS, help="default: AGENT_INSTRUCTIONS")
+    parser.add_argument("--lenient-prompt", help="the lenient path's system prompt (e.g. the one shipped before; "
+                                                 "default: --system-prompt)")
     parser.add_argument("--first-turn-only", action="store_true", help="measure only the first model turn")
+    parser.add_argument("--out-suffix", default="", help="appended to the result file's name")
+    parser.add_argument("--probe", action="store_true",
+                        help="only the first turn's branch per question: call probability, greedy grammar branch")
     parser.add_argument("--call-threshold", type=float, default=LocalChatModel.model_fields["call_threshold"].default,
                         help="the decided path's call_threshold (default: LocalChatModel's)")
     args = parser.parse_args(argv)
@@ -277,6 +318,22 @@ def main(argv: list[str] | None = None) -> int:
     questions = (half(questions, args.half) if args.half else questions)[:args.questions or None]
     generation = settings.generation.replace(max_new_tokens=args.max_new_tokens)
 
+    if args.probe:
+        model = LocalChatModel(generator=recorder, generation=generation)
+        probes = [probe(model, tools, args.system_prompt, q) for q in questions]
+        talk = [probe(model, tools, args.system_prompt, Question(f"talk-{i}", text, [], []))
+                for i, text in enumerate(SMALL_TALK, 1)]
+        for p in probes + talk:
+            print(f"probe {p['qid']:<10} p_call={p['call_probability']:.4f} greedy={'call' if p['greedy_calls'] else 'answer'}"
+                  f" {p['first_token']!r} {p['seconds']}s", file=sys.stderr)
+        table = threshold_table(probes, talk)
+        out = RESULTS_DIR / f"agent_probe{args.out_suffix}.json"
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"system_prompt": args.system_prompt, "thresholds": table, "probes": probes,
+                                   "small_talk": talk}, ensure_ascii=False, indent=2), encoding="utf-8")
+        print(json.dumps(table, indent=1))
+        print(f"written {out}")
+        return 0
     direct: list[dict[str, Any]] = []
     if not args.first_turn_only:
         for q in questions:
@@ -289,11 +346,12 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.paths:
         model = LocalChatModel(generator=recorder, generation=generation, constrained=path != "lenient",
                                call_threshold=args.call_threshold if path == "decided" else None)
-        agent = create_agent(model, tools.tools, system_prompt=args.system_prompt)
-        talk = [run_first_turn(model, tools, args.system_prompt, q, path) for q in small_talk]
+        prompt = args.lenient_prompt if path == "lenient" and args.lenient_prompt else args.system_prompt
+        agent = create_agent(model, tools.tools, system_prompt=prompt)
+        talk = [run_first_turn(model, tools, prompt, q, path) for q in small_talk]
         runs = []
         for q in questions:
-            run = (run_first_turn(model, tools, args.system_prompt, q, path) if args.first_turn_only
+            run = (run_first_turn(model, tools, prompt, q, path) if args.first_turn_only
                    else run_agent(agent, recorder, cache, q, path, args.max_steps))
             runs.append(run)
             print(f"{path:<8} {run.qid:<10} tool={'Y' if run.tool_called else 'n'} "
@@ -316,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"model": settings.generation.model, "n_threads": settings.generation.n_threads,
             "call_threshold": args.call_threshold if "decided" in args.paths else None,
             "first_turn_only": args.first_turn_only, "half": args.half or "both", "system_prompt": args.system_prompt,
+            "lenient_prompt": args.lenient_prompt or args.system_prompt,
             "max_new_tokens": args.max_new_tokens, "questions_file": str(QUESTIONS.relative_to(BENCH_DIR.parent))}
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     out = RESULTS_DIR / ("agent_first_turn.json" if args.first_turn_only else "agent_tool_calls.json")
