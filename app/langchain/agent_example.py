@@ -80,11 +80,16 @@ async def run_mcp_agent(model: LocalChatModel, question: str, max_steps: int,
         messages: list[Any] = []
         async for update in agent.astream({"messages": [{"role": "user", "content": question}]},
                                           config={"recursion_limit": max_steps}, stream_mode="updates"):
-            for step in update.values():
-                for message in (step or {}).get("messages", []):
-                    _print_step(message)
-                    messages.append(message)
+            _take_step(update, messages)
         return messages
+
+
+def _take_step(update: dict[str, Any], messages: list[Any]) -> None:
+    """One LangGraph update: print its messages and keep them."""
+    for step in update.values():
+        for message in (step or {}).get("messages", []):
+            _print_step(message)
+            messages.append(message)
 
 
 def _print_step(message: Any) -> None:
@@ -102,10 +107,7 @@ def run_agent(agent: Any, question: str, max_steps: int) -> list[Any]:
     messages: list[Any] = []
     for update in agent.stream({"messages": [{"role": "user", "content": question}]},
                                config={"recursion_limit": max_steps}, stream_mode="updates"):
-        for step in update.values():
-            for message in (step or {}).get("messages", []):
-                _print_step(message)
-                messages.append(message)
+        _take_step(update, messages)
     return messages
 
 

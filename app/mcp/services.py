@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from app.answer.knowledge_bases import base_settings
 from app.answer.live_pipeline import LivePipeline, Snapshot
+from app.answer.loaded_models import LoadedModels
 from app.config import Settings
 from app.wiring import build_generator, build_pipeline, load_embedder
 
@@ -18,31 +19,14 @@ if TYPE_CHECKING:
     from ingest.embedding.embedder import Embedder
 
 
-class McpServices:
+class McpServices(LoadedModels):
     def __init__(self, settings: Settings, embedder_factory: Callable[[], Embedder] | None = None,
                  generator_factory: Callable[[], Generator] | None = None) -> None:
+        super().__init__(embedder_factory or (lambda: load_embedder(settings)),
+                         generator_factory or (lambda: build_generator(settings)))
         self.settings = settings
-        self._embedder_factory = embedder_factory or (lambda: load_embedder(settings))
-        self._generator_factory = generator_factory or (lambda: build_generator(settings))
-        self._embedder: Embedder | None = None
-        self._generator: Generator | None = None
-        self._models_lock = threading.Lock()
         self._bases: dict[str, LivePipeline] = {}
         self._bases_lock = threading.Lock()
-
-    @property
-    def embedder(self) -> Embedder:
-        with self._models_lock:
-            if self._embedder is None:
-                self._embedder = self._embedder_factory()
-            return self._embedder
-
-    @property
-    def generator(self) -> Generator:
-        with self._models_lock:
-            if self._generator is None:
-                self._generator = self._generator_factory()
-            return self._generator
 
     def base(self, name: str | None) -> Settings:
         """The settings of the base called ``name`` (None: the configured one); ConfigError naming the known ones."""

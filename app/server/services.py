@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from app.answer.knowledge_bases import document_id
+from app.answer.loaded_models import LoadedModels
 from app.answer.live_pipeline import LivePipeline, Snapshot
 from app.config import Settings
 from app.generation.base import Generator
@@ -29,36 +29,19 @@ if TYPE_CHECKING:
 __all__ = ["ServerServices", "Snapshot", "document_id"]
 
 
-class ServerServices:
+class ServerServices(LoadedModels):
     """Models load once (lazily, on first need); the pipeline is rebuilt only for a new generation."""
 
     def __init__(self, settings: Settings, embedder_factory: Callable[[], Embedder] | None = None,
                  generator_factory: Callable[[], Generator] | None = None) -> None:
+        super().__init__(embedder_factory or (lambda: load_embedder(settings)),
+                         generator_factory or (lambda: build_generator(settings)))
         self.settings = settings
-        self._embedder_factory = embedder_factory or (lambda: load_embedder(settings))
-        self._generator_factory = generator_factory or (lambda: build_generator(settings))
-        self._embedder: Embedder | None = None
-        self._generator: Generator | None = None
-        self._lock = threading.Lock()
         self.live = LivePipeline(settings.kb_path, self._open_pipeline)
 
     @property
     def kb_name(self) -> str:
         return self.settings.server.kb_name or self.settings.kb_path.resolve().name
-
-    @property
-    def embedder(self) -> Embedder:
-        with self._lock:
-            if self._embedder is None:
-                self._embedder = self._embedder_factory()
-            return self._embedder
-
-    @property
-    def generator(self) -> Generator:
-        with self._lock:
-            if self._generator is None:
-                self._generator = self._generator_factory()
-            return self._generator
 
     def live_generation(self) -> str | None:
         """The generation readers use (a damaged or set-back CURRENT resolved as ``resolve_live`` does); None when
