@@ -37,7 +37,9 @@ def knowledge_store(settings: Settings) -> KnowledgeStore:
     if settings.store.backend == "milvus":
         from ingest.store.milvus.milvus_store import MilvusStore
 
-        return MilvusStore.for_base(settings.store, settings.kb_path, settings.kb_name)
+        # Named after the base's folder, which a rename does not change; the default base has none.
+        base_key = Path(settings.base_dir).name if settings.base_dir else settings.kb_name
+        return MilvusStore.for_base(settings.store, settings.kb_path, base_key, settings.index)
     from ingest.store.folder_store import FolderStore
 
     return FolderStore(settings.kb_path, settings.index)
