@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING
 
 from app.config import Settings
 from app.generation.base import Generator
-from app.wiring import build_generator, build_pipeline, load_embedder
+from app.wiring import build_generator, build_pipeline, knowledge_store, load_embedder
 from ingest.records import DocumentRecord
-from ingest.store.catalog import Catalog
-from ingest.store.kb_layout import generation_paths, read_current
 from ingest.store.knowledge_base import KnowledgeBaseError
+from ingest.store.store_protocol import StoreInfo
 
 if TYPE_CHECKING:
     from app.answer.answer_pipeline import AnswerPipeline
@@ -48,6 +47,8 @@ class ServerServices:
         self._generator: Generator | None = None
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
+        # The base's store (FAISS folder or Milvus): asked which generation is live before every request.
+        self.store = knowledge_store(settings)
 
     @property
     def kb_name(self) -> str:
@@ -68,13 +69,13 @@ class ServerServices:
             return self._generator
 
     def live_generation(self) -> str | None:
-        return read_current(self.settings.kb_path)
+        return self.store.live_generation()
 
     def snapshot(self) -> Snapshot:
         """The pipeline over the live generation; raises KnowledgeBaseError when there is no base yet."""
         generation = self.live_generation()
         if generation is None:
-            raise KnowledgeBaseError(f"{self.settings.kb_path}: no knowledge base here yet "
+            raise KnowledgeBaseError(f"{self.store.location}: no knowledge base here yet "
                                      "(upload files or run `python -m ingest` first)")
         current = self._snapshot
         if current is not None and current.generation == generation:
@@ -88,15 +89,12 @@ class ServerServices:
             return self._snapshot
 
     def documents(self) -> tuple[str | None, list[DocumentRecord]]:
-        """The live generation's name and its catalogued documents (read straight from its catalog)."""
-        generation = self.live_generation()
-        if generation is None:
-            return None, []
-        catalog = Catalog.open_readonly(generation_paths(self.settings.kb_path, generation).catalog)
-        try:
-            return generation, catalog.documents()
-        finally:
-            catalog.close()
+        """The live generation's name and its catalogued documents (without opening its indexes)."""
+        return self.store.live_documents()
+
+    def live_info(self) -> StoreInfo | None:
+        """What the live generation holds (embedder, counts), None when there is no base yet."""
+        return self.store.live_info()
 
     def warm_up(self) -> None:
         """Load the models and open the base now, so the first question does not pay for it."""

@@ -18,7 +18,7 @@ import streamlit as st
 
 from app.answer.answer_pipeline import AnswerPipeline
 from app.config import Settings
-from app.wiring import build_pipeline
+from app.wiring import build_pipeline, knowledge_store
 from ingest.records import DocumentRecord
 from ingest.store.catalog import Catalog, CatalogError
 from ingest.store.kb_layout import GenerationPaths, generation_paths
@@ -27,29 +27,44 @@ from ingest.store.knowledge_base import (
     KnowledgeBaseMissingError,
     check_generation_files,
     damaged_message,
+    manifest_info,
     resolve_live,
 )
 from ingest.store.manifest import Manifest
+from ingest.store.store_protocol import KnowledgeStore, StoreInfo
 
 
 @dataclass
 class KnowledgeBaseStatus:
-    kb_dir: Path
-    manifest: Manifest | None
+    location: str
+    info: StoreInfo | None
     documents: list[DocumentRecord] = field(default_factory=list)
     # Why the base cannot be read (the same line the CLI prints), or what opening it repaired; "" when all is well.
     problem: str = ""
     notice: str = ""
 
 
-def read_kb_status(kb_dir: Path) -> KnowledgeBaseStatus | None:
-    """The live generation's manifest and document list (cheap: JSON + SQLite), or None when there is no base;
-    a damaged base gives a status whose ``problem`` says what is wrong, as the CLI would."""
+def read_kb_status(settings: Settings) -> KnowledgeBaseStatus | None:
+    """The live generation's description and document list, or None when there is no base; a damaged or
+    unreachable base gives a status whose ``problem`` says what is wrong, as the CLI would."""
+    if settings.store.backend == "folder":
+        return _folder_status(settings.kb_path)
+    store = _store(settings)
+    try:
+        info = store.live_info()
+        _, documents = store.live_documents() if info else (None, [])
+    except KnowledgeBaseError as exc:
+        return KnowledgeBaseStatus(store.location, None, problem=str(exc))
+    return None if info is None else KnowledgeBaseStatus(store.location, info, documents)
+
+
+def _folder_status(kb_dir: Path) -> KnowledgeBaseStatus | None:
+    """The folder store's status, cheap (JSON + SQLite) and with the files checked as the CLI checks them."""
     kb_dir = Path(kb_dir)
     try:
         live = resolve_live(kb_dir)
     except KnowledgeBaseError as exc:
-        return KnowledgeBaseStatus(kb_dir, None, problem=str(exc))
+        return KnowledgeBaseStatus(str(kb_dir), None, problem=str(exc))
     if live is None:
         return None
     paths = generation_paths(kb_dir, live.name)
@@ -57,13 +72,14 @@ def read_kb_status(kb_dir: Path) -> KnowledgeBaseStatus | None:
         manifest = _checked_manifest(str(kb_dir), live.name, _stamp(paths))
         catalog = Catalog.open_readonly(paths.catalog)
     except KnowledgeBaseError as exc:
-        return KnowledgeBaseStatus(kb_dir, None, problem=str(exc))
+        return KnowledgeBaseStatus(str(kb_dir), None, problem=str(exc))
     except (CatalogError, OSError) as exc:
-        return KnowledgeBaseStatus(kb_dir, None, problem=damaged_message(kb_dir, exc))
+        return KnowledgeBaseStatus(str(kb_dir), None, problem=damaged_message(kb_dir, exc))
     try:
-        return KnowledgeBaseStatus(kb_dir, manifest, catalog.documents(), notice=live.notice)
+        return KnowledgeBaseStatus(str(kb_dir), manifest_info(kb_dir, manifest), catalog.documents(),
+                                   notice=live.notice)
     except sqlite3.DatabaseError as exc:
-        return KnowledgeBaseStatus(kb_dir, None, problem=damaged_message(kb_dir, exc))
+        return KnowledgeBaseStatus(str(kb_dir), None, problem=damaged_message(kb_dir, exc))
     finally:
         catalog.close()
 
@@ -101,18 +117,24 @@ def _cached_pipeline(key: str, generation: str, _settings: Settings) -> AnswerPi
     return pipeline
 
 
+# One store per settings in this process: a Milvus store keeps its connection across the page's reruns.
+_stores: dict[str, KnowledgeStore] = {}
+
+
+def _store(settings: Settings) -> KnowledgeStore:
+    key = settings_key(settings)
+    if key not in _stores:
+        _stores[key] = knowledge_store(settings)
+    return _stores[key]
+
+
 # (settings key, generation) pairs loaded in this process, so the page can say what a first load is doing.
 _loaded: set[tuple[str, str]] = set()
 
 
-def _live_name(kb_dir: Path) -> str:
-    """The generation to load ("" when there is no base); KnowledgeBaseError when the base cannot be read."""
-    live = resolve_live(kb_dir)
-    return live.name if live else ""
-
-
 def _key(settings: Settings) -> tuple[str, str]:
-    return settings_key(settings), _live_name(settings.kb_path)
+    """(settings, the generation to load: "" when there is no base); KnowledgeBaseError when it cannot be read."""
+    return settings_key(settings), _store(settings).live_generation() or ""
 
 
 def load_pipeline(settings: Settings) -> AnswerPipeline:
@@ -124,7 +146,7 @@ def load_pipeline(settings: Settings) -> AnswerPipeline:
     if not key[1]:
         # Checked before anything loads: without a knowledge base there is nothing to answer from.
         raise KnowledgeBaseMissingError(
-            f"{settings.kb_path}: no knowledge base here yet (run `python -m ingest` first)")
+            f"{_store(settings).location}: no knowledge base here yet (run `python -m ingest` first)")
     pipeline = _cached_pipeline(key[0], key[1], settings)
     _loaded.add(key)
     return pipeline

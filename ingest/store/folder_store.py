@@ -15,7 +15,6 @@ import numpy as np
 from ingest.records import ChunkDraft, DocumentRecord
 from ingest.settings import IndexSettings
 from ingest.store.catalog import Catalog, CatalogError
-from ingest.store.kb_layout import read_current
 from ingest.store.kb_writer import (
     GenerationWriter,
     KeywordBuilder,
@@ -31,6 +30,7 @@ from ingest.store.knowledge_base import (
     damaged_message,
     keyword_index_problem,
     manifest_info,
+    resolve_live,
 )
 from ingest.store.store_protocol import StoreInfo
 
@@ -96,7 +96,9 @@ class FolderStore:
         self._keyword_builder = keyword_builder or _default_keyword_builder(self.index_settings)
 
     def live_generation(self) -> str | None:
-        return read_current(self.kb_dir)
+        # A damaged CURRENT resolves to the newest complete generation, as opening the base does.
+        live = resolve_live(self.kb_dir, self.index_settings)
+        return live.name if live else None
 
     def live_info(self) -> StoreInfo | None:
         live = live_state(self.kb_dir)
