@@ -37,7 +37,9 @@ def parse_store_uri(value: str) -> dict[str, str]:
         raise ValueError("--store: put the token in DOCQA_STORE__TOKEN (or [store] token), not in the URI, "
                          "where other users see it in the process list")
     store = {"backend": "milvus"}
-    if parts.netloc:
+    if parts.netloc in (".", "..", "~"):  # milvus://./kb.db: a path relative to here (or home)
+        store["uri"] = str(Path(parts.netloc + parts.path).expanduser())
+    elif parts.netloc:
         store["uri"] = f"{'https' if scheme == 'milvus+https' else 'http'}://{parts.netloc}"
     elif parts.path:
         if not parts.path.endswith(LOCAL_SUFFIX):
@@ -104,7 +106,7 @@ def connect(uri: str, token: str, timeout: float) -> GuardedClient:
                                "(pymilvus and milvus-lite)") from None
     _quiet_libraries()
     if is_local(uri):
-        folder = Path(uri).expanduser()
+        folder = Path(uri).expanduser().absolute()
         folder.parent.mkdir(parents=True, exist_ok=True)
         uri = str(folder)
     try:
@@ -113,16 +115,25 @@ def connect(uri: str, token: str, timeout: float) -> GuardedClient:
         raise MilvusStoreError(describe_failure(uri, exc)) from None
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    while exc is not None and all(exc is not seen for seen in chain):  # pymilvus raises "e from e"
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
 def describe_failure(uri: str, exc: Exception) -> str:
     """One line for a failed Milvus call: what went wrong where, and what to do."""
     message = getattr(exc, "message", "") or str(exc)
     code = getattr(exc, "code", None)
-    lowered = message.lower()
+    # pymilvus reports a refused token as "fail connecting"; the gRPC status it wraps says UNAUTHENTICATED.
+    lowered = " ".join(str(e) for e in _causes(exc)).lower()
     if is_local(uri) and "open local milvus failed" in lowered:
         return (f"Milvus Lite file {uri} is open in another process (Milvus Lite lets one process open a file); "
                 f"stop it, or share the file through a server: `milvus-lite server --data-dir {uri}` and "
                 f"[store] uri = \"http://127.0.0.1:19530\"")
-    if "unauthenticated" in lowered or "auth" in lowered and ("fail" in lowered or "denied" in lowered):
+    if "unauthenticated" in lowered or "auth check failure" in lowered or "permission denied" in lowered:
         return (f"Milvus at {uri} refused the token: set the right one in [store] token or DOCQA_STORE__TOKEN "
                 "(nothing was changed)")
     if code == 2 or "fail connecting" in lowered or "unavailable" in lowered or "deadline" in lowered:

@@ -154,8 +154,8 @@ def create_epoch(client, names: CollectionNames, epoch: int, dimension: int, set
     index_params.add_index("dense", **dense)
     index_params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
                            params={"bm25_k1": index.bm25_k1, "bm25_b": index.bm25_b})
-    for scalar in ("content_hash", "gen_added", "gen_removed"):
-        index_params.add_index(scalar, index_type="INVERTED")
+    # Neighbours and removals look chunks up by content; the generation filters are cheap scans beside a search.
+    index_params.add_index("content_hash", index_type="INVERTED")
     client.create_collection(names.chunks(epoch), schema=schema, index_params=index_params,
                              consistency_level="Strong")
 
