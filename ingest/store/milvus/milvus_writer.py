@@ -133,6 +133,10 @@ class MilvusWriter:
         if not self._new_epoch:
             set_removed(self._client, self._docs, "doc_pk", gone, self.gen)
             set_removed(self._client, self._chunks, "chunk_id", self._removed_chunks, self.gen)
+        # Sealed and indexed before readers arrive: Milvus searches rows still in its write buffer without their
+        # index (Milvus Lite: row by row in Python, seconds per query at a few thousand rows).
+        for collection in (self._chunks, self._docs):
+            self._client.flush(collection)
         now = time.time()
         commit = Commit(gen=self.gen, epoch=self._base.epoch, embedder=self.embedder, dimension=self.dimension,
                         n_documents=len(self._current), n_chunks=self._n_chunks,
