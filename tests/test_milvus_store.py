@@ -196,6 +196,10 @@ def test_a_killed_ingest_leaves_the_previous_generation_answering(tmp_path: Path
     _ingest(settings, corpus, LAUNCHED_EMBEDDER)
     paths = {Path(d.path).name for d in store.live_documents()[1]}
     assert "rag_notes.md" not in paths and "extra.txt" in paths
+    # This process holds the Milvus Lite file now: another process is told so in one line.
+    other = fake_cli(["--store", store_uri, str(corpus)], tmp_path)
+    _, err = other.communicate(timeout=120)
+    assert other.returncode == 2 and "open in another process" in err and len(err.strip().splitlines()) == 1, err
 
 
 @pytest.fixture(scope="module")
