@@ -202,10 +202,11 @@ def _apply(writer: StoreWriter, plan: IngestPlan, contents: list[LoadedContent],
         writer.remove_document(path)
     for source, previous in plan.touched:
         writer.put_document(_document(source, previous.content_hash, previous.n_chunks, previous.title,
-                                       previous.file_type))
+                                      previous.file_type))
     for content in contents:
+        rows = [vectors[text_hash(d.text)] for d in content.drafts]
         ids = writer.add_chunks(content.content_hash, content.drafts,
-                                np.stack([vectors[text_hash(d.text)] for d in content.drafts]))
+                                np.stack(rows) if rows else np.zeros((0, writer.dimension), np.float32))
         report.chunks_added += len(ids)
         report.files_duplicate += len(content.sources) - 1
         for source in content.sources:
