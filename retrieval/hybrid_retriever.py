@@ -5,7 +5,6 @@ the FAISS folder or Milvus (``ingest/store/store_protocol.py``): fusion, reranki
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ingest.settings import LimitSettings

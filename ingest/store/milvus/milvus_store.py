@@ -17,6 +17,7 @@ import logging
 import time
 from pathlib import Path
 
+from ingest.records import DocumentRecord
 from ingest.settings import IndexSettings, StoreSettings
 from ingest.store.knowledge_base import KnowledgeBaseError, KnowledgeBaseMissingError
 from ingest.store.milvus.milvus_connection import GuardedClient, connect
@@ -41,7 +42,6 @@ from ingest.store.milvus.milvus_schema import (
 )
 from ingest.store.milvus.milvus_snapshot import MilvusSnapshot
 from ingest.store.milvus.milvus_writer import MilvusWriter
-from ingest.records import DocumentRecord
 from ingest.store.store_protocol import StoreInfo
 
 log = logging.getLogger(__name__)
