@@ -78,6 +78,7 @@ def _doc_ids(chunks, doc_id_of_file: dict[str, str]) -> list[str]:
 def _score(retriever: HybridRetriever, questions: list[Question], doc_id_of_file: dict[str, str]) -> dict:
     scores: dict[str, dict[str, MethodScores]] = defaultdict(lambda: defaultdict(MethodScores))
     latencies: list[float] = []
+    stages: dict[str, list[float]] = defaultdict(list)
     for i, q in enumerate(questions):
         half = "A" if i % 2 == HALVES["A"] else "B"
         gold = set(q.gold_doc_ids)
@@ -87,12 +88,15 @@ def _score(retriever: HybridRetriever, questions: list[Question], doc_id_of_file
         started = time.perf_counter()
         result = retriever.retrieve(q.question, top_k=max(KS), rerank=False)
         latencies.append(time.perf_counter() - started)
+        for stage, seconds in result.timings.items():
+            stages[stage].append(1000 * seconds)
         chunks = [p.chunk for p in result.passages]
         scores[half]["hybrid"].add(_doc_ids(chunks, doc_id_of_file), gold, [p.text for p in result.passages],
                                    q.answers)
     ms = sorted(1000 * s for s in latencies)
     return {"halves": {h: {m: s.summary() for m, s in per.items()} for h, per in scores.items()},
-            "query_ms": {"p50": statistics.median(ms), "p95": ms[min(len(ms) - 1, int(0.95 * len(ms)))]}}
+            "query_ms": {"p50": statistics.median(ms), "p95": ms[min(len(ms) - 1, int(0.95 * len(ms)))]},
+            "stage_p50_ms": {stage: statistics.median(v) for stage, v in stages.items()}}
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -131,11 +135,14 @@ def _print(result: dict) -> None:
                 s = figures["halves"][half][method]
                 print(f"| {backend} | {half} | {method} | {s['hit@1']:.3f} | {s['hit@5']:.3f} | {s['mrr@10']:.3f} "
                       f"| {s['n']} |")
-    print("\n| store | query p50 ms | query p95 ms | ingest s (embeddings cached) | chunks/s |")
-    print("|---|---|---|---|---|")
+    print("\n| store | query p50 ms | query p95 ms | p50 ms embed / dense / bm25 / merge | ingest s (embeddings "
+          "cached) | chunks/s |")
+    print("|---|---|---|---|---|---|")
     for backend, figures in result["stores"].items():
-        q, i = figures["query_ms"], figures["ingest"]
-        print(f"| {backend} | {q['p50']:.1f} | {q['p95']:.1f} | {i['seconds']:.1f} | {i['chunks_per_second']:.1f} |")
+        q, i, st = figures["query_ms"], figures["ingest"], figures["stage_p50_ms"]
+        stages = " / ".join(f"{st[s]:.1f}" for s in ("embed", "dense", "bm25", "merge"))
+        print(f"| {backend} | {q['p50']:.1f} | {q['p95']:.1f} | {stages} | {i['seconds']:.1f} | "
+              f"{i['chunks_per_second']:.1f} |")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ rjieba words and CJK bigrams; README "Knowledge base on Milvus"), so it is compa
 
 from __future__ import annotations
 
+import html
 import shutil
 import subprocess
 import sys
@@ -146,6 +147,44 @@ def test_deleting_one_document_is_one_writer_operation_on_either_store(pair) -> 
     assert _documents(milvus) == _documents(folder)
     # Generation 1 is collected now: what generation 2 removed is deleted; what 3 removed stays for readers of 2.
     assert _stored_rows(milvus) == info.n_chunks + len(removed)
+
+
+def test_the_page_and_the_langchain_tool_work_on_a_milvus_base(pair, monkeypatch) -> None:
+    import streamlit as st
+    from answer_fakes import ScriptedGenerator
+    from streamlit.testing.v1 import AppTest
+
+    import app.web.components as components
+    from app.answer.answer_pipeline import AnswerPipeline
+    from app.langchain.langchain_tool import build_knowledge_base_tools
+
+    _, _, milvus = pair
+    milvus.answer.min_evidence_score = 0.0  # the gate is calibrated on e5 cosines, not the hash embedder's
+
+    def pipeline(settings: Settings, **options) -> AnswerPipeline:
+        return AnswerPipeline(build_retriever(settings, EMBEDDER), ScriptedGenerator("LoRA 是低秩适配 [1]。"),
+                              FakeEmbedder(dimension=256), settings)
+
+    tools = build_knowledge_base_tools(settings=milvus, pipeline=pipeline(milvus))
+    listing = tools.list_documents.invoke({})
+    assert f"{len(_documents(milvus))} documents" in listing and "lora_finetuning.md" in listing
+    found = tools.search.invoke({"question": "LoRA 微调", "passages_only": True})
+    assert "lora_finetuning.md" in found
+
+    monkeypatch.setenv("DOCQA_HOME", str(milvus.data_dir))
+    monkeypatch.setenv("DOCQA_STORE__BACKEND", "milvus")
+    monkeypatch.setattr(components, "build_pipeline", pipeline)
+    st.cache_resource.clear()
+    components._loaded.clear()
+    at = AppTest.from_file(str(ROOT / "app" / "web" / "chat_page.py"), default_timeout=60).run()
+    assert not at.exception, at.exception
+    info = knowledge_store(milvus).live_info()
+    assert [m.value for m in at.sidebar.metric] == [str(info.n_documents), str(info.n_chunks)]
+    assert "collections docqa_default_" in html.unescape(at.sidebar.markdown[0].value)
+    at.chat_input[0].set_value("LoRA 微调是什么").run()
+    assert not at.exception, at.exception
+    assert len(at.chat_message) == 2
+    st.cache_resource.clear()
 
 
 def test_another_embedder_is_refused_in_one_line_and_nothing_is_deleted(pair) -> None:
