@@ -25,6 +25,9 @@ from ingest.store.milvus.milvus_schema import CHUNK_FIELDS, QUERY_WINDOW, Collec
 from ingest.store.store_protocol import Ranking, StoreInfo
 
 
+WARM_UP_QUERY = "知识库 knowledge base"
+
+
 class MilvusSnapshot:
     def __init__(self, client, names: CollectionNames, commit: Commit, info: StoreInfo, search_params: dict):
         """``client``: a ``milvus_connection.GuardedClient`` (every failure is a one-line MilvusStoreError)."""
@@ -37,6 +40,9 @@ class MilvusSnapshot:
         ensure_loaded(client, self._chunks)
         self._documents = read_documents(client, names, commit, self._filter)
         self._sources = first_sources(self._documents)
+        # Milvus Lite loads its jieba dictionary and builds each segment's BM25 index on the first keyword search
+        # (seconds): paid here, while a face says it is loading, not by the first question.
+        self.keyword_search(WARM_UP_QUERY, 1)
 
     def dense_search(self, vector: np.ndarray, k: int) -> Ranking:
         if k <= 0:
