@@ -21,6 +21,7 @@ from ingest.pipeline.ingest_pipeline import IngestOptions, IngestSetupError, use
 from ingest.pipeline.progress import TerminalProgress
 from ingest.store.kb_lock import KnowledgeBaseLockedError
 from ingest.store.knowledge_base import KnowledgeBaseError
+from ingest.store.milvus.milvus_connection import STORE_URI_HELP, parse_store_uri
 
 if TYPE_CHECKING:
     from ingest.embedding.embedder import Embedder
@@ -41,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"files or folders to ingest (default: the sample corpus {SAMPLE_CORPUS})")
     parser.add_argument("--kb", type=Path, help="knowledge-base folder (default: Settings.kb_path)")
     parser.add_argument("--config", type=Path, help="TOML settings file")
+    parser.add_argument("--store", metavar="STORE",
+                        help=f"where the knowledge base is stored: 'folder' (default: FAISS files in the base's "
+                             f"folder) or Milvus: {STORE_URI_HELP}")
+    parser.add_argument("--ray", action="store_true",
+                        help="embed with Ray Data (embedder.runner = \"ray\"; the 'scale' extra) to spread a big "
+                             "ingest over cores, machines or GPUs")
     parser.add_argument("--device", choices=["cpu", "cuda"],
                         help="device for the embedder and the FAISS index (cuda falls back to cpu with a message)")
     parser.add_argument("--rebuild", action="store_true",
@@ -80,9 +87,13 @@ def main(argv: Sequence[str] | None = None, embedder_factory: Callable[[], "Embe
     try:
         overrides = {"kb_dir": args.kb} if args.kb else {}
         settings = load_settings(args.config, **overrides)
-    except ConfigError as exc:
+        if args.store:
+            settings.store = settings.store.replace(**parse_store_uri(args.store))
+    except (ConfigError, ValueError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_FATAL
+    if args.ray:
+        settings.embedder.runner = "ray"
     if args.device:
         settings.embedder.device = _embedder_device(args.device)
         settings.index.device = args.device  # the FAISS layer falls back to the CPU by itself, with a message
