@@ -377,7 +377,7 @@ def _quoting_generator():
     """A stand-in LLM that quotes passage [1], with the evidence gate open (the hash embedder's cosines are low): the
     scenario's document is then cited, so its name and text reach every face's output."""
     import app.wiring as wiring
-    from server_launcher import QuotingGenerator
+    from app.generation.testing import QuotingGenerator
     before = wiring.build_generator
     wiring.build_generator = lambda settings: QuotingGenerator()
     os.environ["DOCQA_ANSWER__MIN_EVIDENCE_SCORE"] = "0"
@@ -390,7 +390,7 @@ def _quoting_generator():
 
 def run_scenario(pristine: Path, work: Path, expected: dict[str, list[str]], scenario: str, face: str) -> Cell:
     """One cell of a scenario row (bench/hostile_scenarios.py) on a fresh copy of the base."""
-    from fake_embedder import FakeEmbedder
+    from ingest.testing.fake_embedder import FakeEmbedder
 
     from app.cli.ingest_cli import main as ingest_main
     cell = Cell(f"scenario: {scenario}", "-", face)

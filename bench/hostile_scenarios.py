@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable
 import httpx
 
 if TYPE_CHECKING:
-    from server_harness import ServerProcess
+    from app.server.process_harness import ServerProcess
 
 SCENARIOS: dict[str, list[str]] = {
     "link_out_of_folder": ["ingest_change", "retrieval", "ask", "page"],
@@ -88,8 +88,8 @@ def run_reader_scenario(scenario: str, face: str, root: Path, ingest: Callable[[
 
 def run_server_scenario(scenario: str, root: Path, env: dict[str, str], documents: Callable[[Path], dict]) -> tuple[
         str, str]:
-    """A scenario against a real server process over ``root``'s base (tests/server_harness.py starts it)."""
-    from server_harness import start_fake_server
+    """A scenario against a real server process over ``root``'s base (app/server/process_harness.py starts it)."""
+    from app.server.process_harness import start_fake_server
 
     from ingest.store.kb_layout import generation_paths, read_current
     kb = root / "kb"
@@ -118,7 +118,7 @@ def run_server_scenario(scenario: str, root: Path, env: dict[str, str], document
 def _against(scenario: str, server: "ServerProcess", catalog: Path, intact: bytes,
              documents: Callable[[Path], dict]) -> tuple[str, str]:
     """The scenario's requests, once the server is up; (outcome, message)."""
-    from server_harness import ASKED, attack_headers, hostile_requests, upload_memory
+    from app.server.process_harness import ASKED, attack_headers, hostile_requests, upload_memory
     kb = catalog.parents[2]  # kb/generations/<name>/catalog.sqlite3
     base = server.base_url
     if scenario == "damaged_base_at_server_start":

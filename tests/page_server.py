@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from server_harness import free_port
+from app.server.process_harness import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -27,7 +27,7 @@ import pytest
 from app_fakes import ingest_with_hash_embedder
 from app_fakes import write_corpus as write_small_corpus
 from page_server import running_page
-from server_harness import (
+from app.server.process_harness import (
     ASKED,
     MULTIPART_HEADERS,
     attack_headers,
@@ -729,7 +729,7 @@ _QUESTION = "量子退火机的冷却时间是多少？"
 @pytest.fixture
 def hostile_home(tmp_path, monkeypatch):
     """A base holding a document with the hostile name and text; the faces' models are stand-ins that quote it."""
-    from server_launcher import QuotingGenerator
+    from app.generation.testing import QuotingGenerator
     home = tmp_path / "home"
     docs = home / "docs"
     docs.mkdir(parents=True)
@@ -783,7 +783,6 @@ def test_escape_and_bidi_characters_reach_neither_the_servers_text_nor_the_page(
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    import app.web.components as components
     server = start_fake_server({"DOCQA_HOME": str(hostile_home), "DOCQA_CONFIG": "",
                                 "DOCQA_ANSWER__MIN_EVIDENCE_SCORE": "0"}, tmp_path / "server.log")
     try:
@@ -801,7 +800,6 @@ def test_escape_and_bidi_characters_reach_neither_the_servers_text_nor_the_page(
     finally:
         server.stop()
     st.cache_resource.clear()
-    components._loaded.clear()
     at = AppTest.from_file(str(REPO / "app" / "web" / "chat_page.py"), default_timeout=60).run()
     at.chat_input(key="question").set_value(_QUESTION).run()
     assert not at.exception

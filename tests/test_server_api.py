@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import pytest
 from app_fakes import write_corpus
-from server_harness import ASKED, ROOT, free_port, start_fake_server
+from app.server.process_harness import ASKED, ROOT, free_port, start_fake_server
 
 from app.config import Settings
 from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest

@@ -1,4 +1,6 @@
-"""Runs a real server process on 127.0.0.1 on a free port for a test, and stops it afterwards."""
+"""Runs a real server process (``python -m app.server.testing``) on 127.0.0.1 on a free port, and stops it afterwards;
+the requests a hostile web page would send it, and the server's memory during an upload. The tests and the fault
+matrix (bench/) both drive a server this way, so it lives beside the server, not in tests/ or bench/."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # What a real client adds to an upload or a re-scan: a header a web page cannot send cross-site without asking
 # (app/http_guard/loopback_guard.py refuses uploads that a page could have sent on its own).
 ASKED = {"X-Requested-With": "docqa"}
