@@ -31,6 +31,7 @@ from bench.lib.eval_data import Question, corpus_subset, load_questions, materia
 from bench.lib.paths import EVAL_DIR, RESULTS_DIR
 from bench.lib.retrieval_metrics import KS, MethodScores
 from ingest.pipeline.ingest_pipeline import IngestOptions
+from ingest.pipeline.progress import TerminalProgress
 from ingest.store.kb_layout import EMBEDDING_CACHE_FILE, TOKEN_VECTORS_FILE
 from retrieval.hybrid_retriever import HybridRetriever
 
@@ -65,7 +66,7 @@ def _fresh_build(settings: Settings, cache_from: Path, folder: Path, embedder) -
     for name in (EMBEDDING_CACHE_FILE, TOKEN_VECTORS_FILE):
         if (cache_from / name).exists():
             shutil.copyfile(cache_from / name, settings.kb_path / name)
-    report = run_ingest(settings, [folder], IngestOptions(progress=False), embedder_factory=lambda: embedder)
+    report = run_ingest(settings, [folder], IngestOptions(), embedder_factory=lambda: embedder)
     assert report.committed and report.passages_embedded == 0, report.summary()
     return {"seconds": report.seconds, "chunks": report.chunks_total, "documents": report.documents_total,
             "chunks_per_second": report.chunks_total / report.seconds}
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> dict:
     embedder = load_embedder(base)
     # Embed once, incrementally, into a base kept between runs: its caches feed the fresh builds below.
     seed = _store_settings(base, root / "embedded", "folder")
-    run_ingest(seed, [corpus.folder], IngestOptions(progress=True), embedder_factory=lambda: embedder)
+    run_ingest(seed, [corpus.folder], IngestOptions(progress=TerminalProgress()), embedder_factory=lambda: embedder)
     result = {"set": args.set, "questions": len(questions), "embedder": embedder.name, "command": " ".join(sys.argv),
               "date": time.strftime("%Y-%m-%d %H:%M"), "stores": {}}
     for backend in STORES:

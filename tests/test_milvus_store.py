@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fake_embedder import FakeEmbedder
-from server_harness import ROOT, free_port, start_fake_server
+from ingest.testing.fake_embedder import FakeEmbedder
+from app.server.process_harness import ROOT, free_port, start_fake_server
 from store_fakes import fake_cli
 
 pytest.importorskip("pymilvus")
@@ -48,7 +48,7 @@ def _settings(home: Path, backend: str, **store: str) -> Settings:
 
 
 def _ingest(settings: Settings, folder: Path, embedder: FakeEmbedder = EMBEDDER):
-    report = run_ingest(settings, [folder], IngestOptions(progress=False), embedder_factory=lambda: embedder)
+    report = run_ingest(settings, [folder], IngestOptions(), embedder_factory=lambda: embedder)
     assert report.committed or report.generation, report.summary()
     return report
 
@@ -157,13 +157,14 @@ def test_the_page_and_the_langchain_tool_work_on_a_milvus_base(pair, monkeypatch
     import app.web.components as components
     from app.answer.answer_pipeline import AnswerPipeline
     from app.langchain.langchain_tool import build_knowledge_base_tools
+    from app.wiring import assemble_pipeline
 
     _, _, milvus = pair
     milvus.answer.min_evidence_score = 0.0  # the gate is calibrated on e5 cosines, not the hash embedder's
 
     def pipeline(settings: Settings, **options) -> AnswerPipeline:
-        return AnswerPipeline(build_retriever(settings, EMBEDDER), ScriptedGenerator("LoRA 是低秩适配 [1]。"),
-                              FakeEmbedder(dimension=256), settings)
+        return assemble_pipeline(build_retriever(settings, EMBEDDER), ScriptedGenerator("LoRA 是低秩适配 [1]。"),
+                                 FakeEmbedder(dimension=256), settings)
 
     tools = build_knowledge_base_tools(settings=milvus, pipeline=pipeline(milvus))
     listing = tools.list_documents.invoke({})
@@ -175,7 +176,6 @@ def test_the_page_and_the_langchain_tool_work_on_a_milvus_base(pair, monkeypatch
     monkeypatch.setenv("DOCQA_STORE__BACKEND", "milvus")
     monkeypatch.setattr(components, "build_pipeline", pipeline)
     st.cache_resource.clear()
-    components._loaded.clear()
     at = AppTest.from_file(str(ROOT / "app" / "web" / "chat_page.py"), default_timeout=60).run()
     assert not at.exception, at.exception
     info = knowledge_store(milvus).live_info()
