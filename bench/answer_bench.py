@@ -32,6 +32,7 @@ from bench.lib.answer_scoring import keyword_hit, naive_refused
 from bench.lib.bench_kb import build_kb
 from bench.lib.docqa_runs import pick_questions, run_docqa
 from bench.lib.eval_data import Question, load_questions
+from bench.lib.llm_cache import CachedGenerator
 from bench.lib.paths import RESULTS_DIR, SEEDS_DIR, SEEDS_QUESTIONS
 
 TUTORIAL_PROMPT = (
@@ -144,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="also report docqa as if AnswerSettings.min_evidence_score were this (repeatable); "
                         "run with the gate off (DOCQA_ANSWER__MIN_EVIDENCE_SCORE=-1) to compare thresholds")
     p.add_argument("--report", type=Path, nargs="+", help="only compare saved answer_*.json runs and exit")
+    p.add_argument("--llm-store", type=Path,
+                   help="keep what the LLM says in this SQLite file and answer repeated prompts from it "
+                        "(bench/lib/llm_cache.py): a re-run after a change to the checks only re-checks")
     args = p.parse_args(argv)
     if args.report:
         report(args.report, args.questions, args.gate_at)
@@ -158,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         questions = pick_questions(args.questions, args.answerable, args.unanswerable, args.seed)
     retriever, embedder, corpus = build_kb(settings, args.corpus, f"answer-{args.name}")
     generator = build_generator(settings)
+    if args.llm_store:
+        generator = CachedGenerator(generator, args.llm_store)
     pipeline = AnswerPipeline(retriever, generator, embedder, settings)
 
     systems: dict[str, list[dict]] = {}
