@@ -32,13 +32,11 @@ from bench.lib.keep_right_sets import DevCase, all_cases
 from bench.lib.llm_cache import CachedGenerator
 from bench.lib.paths import RESULTS_DIR
 from bench.near_miss_bench import CaseRetriever, doc_id_of
+from prompts.answer_signals import answer_signals
 from prompts.citations import parse_citations, remove_invalid_citations
-from prompts.evidence_match import cited_anchors, cited_evidence, cited_passages, match_constraints
-from prompts.evidence_verification import verify_evidence
-from prompts.lexical_support import answer_lexical_support
-from prompts.marker_only_answer import is_markers_only
+from prompts.claim_check import apply_derivation, complement_derivation, cited_sentences_with_figures
+from prompts.marker_only_answer import is_markers_only, quote_cited_sentence
 from prompts.number_support import unsupported_numbers
-from prompts.question_constraints import question_constraints
 
 LLM_STORE = RESULTS_DIR / "keep_right_llm.sqlite3"
 CONSTRAINT_KINDS = ("year", "date", "relative_time", "unit", "relation", "name")
@@ -60,37 +58,28 @@ def build_case_retriever(settings: Settings, cases: list[DevCase]) -> CaseRetrie
     return CaseRetriever(retriever, corpus)
 
 
-def draft_signals(pipeline: AnswerPipeline, question: str, draft: str, passages, language: str) -> dict:
-    """What the checks can see of ``draft``: the evidence p(yes), each constraint kind's verdict, lexical
-    support, number support, the answer's shape, the retrieval scores of what it cites."""
+def draft_signals(pipeline: AnswerPipeline, question: str, draft: str, passages, language: str,
+                  retried: bool) -> dict:
+    """What the checks can see of ``draft`` (prompts/answer_signals.py), its total − part derivation, and how
+    it reads against the retrieval scores of what it cites."""
     a = pipeline.settings.answer
     packed = pipeline._pack(question, passages, language, pipeline.settings.generation)
     text = remove_invalid_citations(draft, {p.number for p in packed})
+    quoted = is_markers_only(text)
+    if quoted:
+        text = quote_cited_sentence(question, text, packed, language) or text
     passage_language = _passage_language(packed, a)
-    evidence = cited_evidence(text, packed, a.evidence_neighbours)
-    constraints = question_constraints(question, language)
-    failed = {}
-    for kind in CONSTRAINT_KINDS:
-        m = match_constraints(constraints, evidence, frozenset({kind}), 0.0, a.min_coverage_tokens,
-                              cited_passages(text, packed), cited_anchors(text, packed))
-        failed[kind] = "; ".join(m.missing)
-    coverage = match_constraints(constraints, evidence, frozenset(), 0.0, a.min_coverage_tokens).coverage
-    support = answer_lexical_support(text, packed, a.zh_min_cjk_share, skip=(a.refusal_zh, a.refusal_en))
+    checks = frozenset(CONSTRAINT_KINDS)
+    if passage_language != language:
+        checks -= {"name", "relative_time", "unit"}
+    signals = answer_signals(question, text, packed, language, a, pipeline.generator, checks, retried, quoted)
+    derivation = complement_derivation(question, text, cited_sentences_with_figures(signals.evidence), language)
     cited = [p for p in packed if p.number in set(parse_citations(text))]
-    return {
-        "text": text,
-        "p_yes": verify_evidence(pipeline.generator, question, evidence, language),
-        "constraint_failed": failed,
-        "coverage": coverage,
-        "lexical_support": support.score, "lexical_tokens": support.total,
-        "unsupported_numbers": unsupported_numbers(text, [p.text for p in packed]),
-        "markers_only": is_markers_only(text),
-        "chars": len(remove_invalid_citations(text, set()).strip()),
-        "citations": len(parse_citations(text)), "cites_packed": len(cited),
-        "passage_language": passage_language, "packed": len(packed),
-        "cited_dense": max((p.passage.dense_score or 0.0 for p in cited), default=None),
-        "cited_fused": max((p.passage.fused_score or 0.0 for p in cited), default=None),
-    }
+    return {"text": text, **signals.as_dict(),
+            "derived": apply_derivation(text, derivation, language) if derivation else None,
+            "unsupported_numbers": unsupported_numbers(text, [p.text for p in packed]),
+            "chars": len(remove_invalid_citations(text, set()).strip()), "packed": len(packed),
+            "cited_dense": max((p.passage.dense_score or 0.0 for p in cited), default=None)}
 
 
 def run_case(pipeline: AnswerPipeline, retriever: CaseRetriever, case: DevCase) -> dict:
@@ -129,8 +118,9 @@ def run_case(pipeline: AnswerPipeline, retriever: CaseRetriever, case: DevCase) 
     last = drafts[-1] if drafts else ""
     if generated and last and not answer.refusal_reason.startswith("the model found no answer"):
         signals = draft_signals(pipeline, answer.standalone_question or case.question, last, passages,
-                                answer.language)
+                                answer.language, retried=len(drafts) > 1)
         signals["right"] = case.is_right(signals["text"])
+        signals["derived_right"] = bool(signals["derived"]) and case.is_right(signals["derived"])
         row["signals"] = signals
     return row
 

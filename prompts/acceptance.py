@@ -1,0 +1,52 @@
+"""One calibrated decision instead of a chain of vetoes: the answer's signals (prompts/answer_signals.py) combined
+into one acceptance score, a logistic model fitted on the tuning half of the development sets
+(bench/fit_acceptance.py), and a threshold chosen there for a stated share of right answers refused. The
+coefficients and the threshold are settings (AnswerSettings.acceptance), with their provenance beside them."""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import Field
+
+from ingest.settings import SettingsSection
+from prompts.answer_signals import AnswerSignals
+
+# p(yes) is kept away from 0 and 1 before its log-odds are taken: the model's verdicts saturate.
+_P_FLOOR = 1e-3
+FEATURES = ("evidence_logit", "claim_logit", "conflict", "low_lexical_support", "shape_mismatch", "cross_language",
+            "retried", "quoted")
+
+
+class AcceptanceModel(SettingsSection):
+    """score = sigmoid(intercept + Σ weight·feature); accepted when score ≥ threshold."""
+
+    intercept: float = 0.0
+    weights: dict[str, float] = Field(default_factory=dict)
+    threshold: float = Field(0.5, ge=0, le=1)
+    # Lexical support below this counts as low (one feature, not a veto).
+    low_lexical_support: float = Field(0.7, ge=0, le=1)
+    # ... for answers with at least this many content tokens (a short answer hinges on one or two).
+    min_lexical_tokens: int = Field(20, ge=1)
+
+
+def _logit(p: float | None) -> float:
+    if p is None:
+        return 0.0
+    p = min(1 - _P_FLOOR, max(_P_FLOOR, p))
+    return math.log(p / (1 - p))
+
+
+def features(signals: AnswerSignals, model: AcceptanceModel) -> dict[str, float]:
+    low_support = (signals.lexical_support is not None and signals.lexical_tokens >= model.min_lexical_tokens
+                   and signals.lexical_support < model.low_lexical_support)
+    return {"evidence_logit": _logit(signals.p_yes_evidence), "claim_logit": _logit(signals.p_yes_claim),
+            "conflict": float(bool(signals.conflicts)), "low_lexical_support": float(low_support),
+            "shape_mismatch": float(signals.shape_mismatch), "cross_language": float(signals.cross_language),
+            "retried": float(signals.retried), "quoted": float(signals.quoted)}
+
+
+def acceptance_score(signals: AnswerSignals, model: AcceptanceModel) -> float:
+    x = features(signals, model)
+    z = model.intercept + sum(w * x.get(name, 0.0) for name, w in model.weights.items())
+    return 1 / (1 + math.exp(-max(-50.0, min(50.0, z))))
