@@ -7,27 +7,15 @@ from __future__ import annotations
 
 import math
 
-from pydantic import Field
-
-from ingest.settings import SettingsSection
 from prompts.answer_signals import AnswerSignals
+from prompts.settings import AcceptanceModel
 
 # p(yes) is kept away from 0 and 1 before its log-odds are taken: the model's verdicts saturate.
 _P_FLOOR = 1e-3
+__all__ = ["FEATURES", "AcceptanceModel", "acceptance_score", "features"]
+
 FEATURES = ("evidence_logit", "claim_logit", "conflict", "low_lexical_support", "shape_mismatch", "cross_language",
             "retried", "quoted")
-
-
-class AcceptanceModel(SettingsSection):
-    """score = sigmoid(intercept + Σ weight·feature); accepted when score ≥ threshold."""
-
-    intercept: float = 0.0
-    weights: dict[str, float] = Field(default_factory=dict)
-    threshold: float = Field(0.5, ge=0, le=1)
-    # Lexical support below this counts as low (one feature, not a veto).
-    low_lexical_support: float = Field(0.7, ge=0, le=1)
-    # ... for answers with at least this many content tokens (a short answer hinges on one or two).
-    min_lexical_tokens: int = Field(20, ge=1)
 
 
 def _logit(p: float | None) -> float:

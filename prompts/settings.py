@@ -9,6 +9,19 @@ from pydantic import Field
 from ingest.settings import SettingsSection
 
 
+class AcceptanceModel(SettingsSection):
+    """One acceptance decision over an answer's signals (prompts/acceptance.py): score = sigmoid(intercept +
+    Σ weight·feature), the answer kept when score ≥ threshold. Features: prompts/acceptance.FEATURES."""
+
+    intercept: float = 0.0
+    weights: dict[str, float] = Field(default_factory=dict)
+    threshold: float = Field(0.5, ge=0, le=1)
+    # Lexical support below this counts as low (a feature, not a veto) ...
+    low_lexical_support: float = Field(0.7, ge=0, le=1)
+    # ... for answers with at least this many content tokens (a short answer hinges on one or two).
+    min_lexical_tokens: int = Field(20, ge=1)
+
+
 class AnswerSettings(SettingsSection):
     # Tokens of the LLM's own tokenizer given to the numbered passages; on a 2-core CPU every 1000 prompt tokens
     # add ~10 s before the first answer token (bench/RESULTS_ANSWER.md).
@@ -63,6 +76,16 @@ class AnswerSettings(SettingsSection):
     min_verification_yes_zh: float = Field(0.7, le=1)
     min_verification_yes_en: float = Field(0.75, le=1)
     min_verification_yes_cross: float = Field(0.5, le=1)
+
+    # The one decision on a drafted answer (prompts/answer_decision.py): its signals scored by this model (fitted
+    # by bench/fit_acceptance.py; provenance in bench/RESULTS_KEEP_RIGHT.md). PROVISIONAL until fitted.
+    acceptance: AcceptanceModel = Field(default_factory=lambda: AcceptanceModel(
+        intercept=0.5, threshold=0.5,
+        weights={"evidence_logit": 1.0, "claim_logit": 1.0, "conflict": -4.0, "low_lexical_support": -2.0,
+                 "shape_mismatch": -1.5, "retried": -0.5, "quoted": -0.5}))
+    # Below this p(yes) of the claim verdict a figure among several in its cited sentence is asked about again
+    # (prompts/answer_repair.py, "doubtful_figure").
+    min_claim_yes: float = Field(0.5, ge=0, le=1)
 
     # A first-pass answer (first_pass_budget_tokens) must reach at least this p(yes) as well: read from fewer
     # passages, the small model more often answers from a same-topic passage that lacks the answer (near misses

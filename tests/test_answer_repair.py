@@ -43,3 +43,56 @@ def test_the_decision_weighs_the_signals_together():
     # One low verdict is outweighed by a confident other one: no single veto.
     assert acceptance_score(AnswerSignals(p_yes_evidence=0.4, p_yes_claim=0.95), model) > model.threshold
     assert features(AnswerSignals(asked="count", has_figure=False), model)["shape_mismatch"] == 1.0
+
+
+class _Verdicts:
+    """A yes/no scorer answering from the last line of the prompt: the claim prompt gets ``claim`` (or
+    ``claims[answer]``), the evidence prompt ``evidence``."""
+
+    def __init__(self, evidence: float, claim: float, claims: dict[str, float] | None = None) -> None:
+        self.evidence, self.claim, self.claims = evidence, claim, claims or {}
+
+    def yes_probability(self, messages, yes, no) -> float:
+        content = messages[-1]["content"]
+        if "回答：" in content or "Proposed answer:" in content:
+            return next((p for a, p in self.claims.items() if a in content), self.claim)
+        return self.evidence
+
+
+def _packed(*texts: str):
+    from prompts.templates import PackedPassage
+    from tests.answer_fakes import scored
+
+    return [PackedPassage(i + 1, scored(t, i + 1), t) for i, t in enumerate(texts)]
+
+
+SAMPLE = "我们的“青鸾”内部评测集共有 412 道题，其中 37 道是资料中没有答案的“拒答题”，专门用来检验系统会不会老实说不知道。"
+KINDS = frozenset({"year", "date", "relative_time", "unit", "relation", "name"})
+
+
+def test_the_readme_follow_up_is_answered_375_not_37():
+    from prompts.answer_decision import decide
+    from prompts.settings import AnswerSettings
+
+    decision = decide("青鸾评测集中有多少道题是有答案的？", "37 [1]", _packed(SAMPLE), "zh", AnswerSettings(),
+                      _Verdicts(0.9, 0.2, {"375": 0.8}), KINDS)
+    assert decision.accepted and decision.text.startswith("375") and decision.derived == "412 − 37 = 375"
+    kept = decide("青鸾评测集里有多少道拒答题？", "37 [1]", _packed(SAMPLE), "zh", AnswerSettings(),
+                  _Verdicts(0.9, 0.9), KINDS)
+    assert kept.accepted and kept.text == "37道 [1]"  # with the unit its sentence writes
+
+
+def test_a_draft_the_evidence_speaks_against_is_refused_and_one_it_is_silent_on_kept():
+    from prompts.answer_decision import decide
+    from prompts.settings import AnswerSettings
+
+    question = "青川省2023年一季度GDP增速是多少？"
+    undated = decide(question, "5.1% [1]", _packed("据初步核算，一季度青川省GDP增速为5.1%。"), "zh", AnswerSettings(),
+                     _Verdicts(0.8, 0.8), KINDS)
+    assert undated.accepted and not undated.signals.conflicts
+    other_year = decide(question, "11.9% [1]", _packed("2021年一季度，青川省GDP同比增长11.9%。"), "zh",
+                        AnswerSettings(), _Verdicts(0.8, 0.8), KINDS)
+    assert not other_year.accepted and "give 2021, not 2023" in other_year.reason
+    short_list = decide("碳达峰路径分哪几步？", "先淘汰落后产能 [1]", _packed(STEPS), "zh", AnswerSettings(),
+                        _Verdicts(0.9, 0.9), KINDS)
+    assert short_list.accepted and short_list.wants_repair and short_list.finding.kind == "incomplete_list"
