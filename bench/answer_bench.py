@@ -30,6 +30,7 @@ from app.config import Settings, load_settings
 from app.wiring import build_generator
 from bench.lib.answer_scoring import keyword_hit, naive_refused
 from bench.lib.bench_kb import build_kb
+from bench.lib.decision_pipeline import DecisionPipeline
 from bench.lib.docqa_runs import pick_questions, run_docqa
 from bench.lib.eval_data import Question, load_questions
 from bench.lib.llm_cache import CachedGenerator
@@ -145,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="also report docqa as if AnswerSettings.min_evidence_score were this (repeatable); "
                         "run with the gate off (DOCQA_ANSWER__MIN_EVIDENCE_SCORE=-1) to compare thresholds")
     p.add_argument("--report", type=Path, nargs="+", help="only compare saved answer_*.json runs and exit")
+    p.add_argument("--decision", action="store_true",
+                   help="finish drafts with the one acceptance decision and a repair (bench/lib/decision_pipeline.py)")
     p.add_argument("--llm-store", type=Path,
                    help="keep what the LLM says in this SQLite file and answer repeated prompts from it "
                         "(bench/lib/llm_cache.py): a re-run after a change to the checks only re-checks")
@@ -164,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     generator = build_generator(settings)
     if args.llm_store:
         generator = CachedGenerator(generator, args.llm_store)
-    pipeline = AnswerPipeline(retriever, generator, embedder, settings)
+    pipeline = (DecisionPipeline if args.decision else AnswerPipeline)(retriever, generator, embedder, settings)
 
     systems: dict[str, list[dict]] = {}
     out = RESULTS_DIR / f"answer_{args.name}{'_' + args.only if args.only else ''}.json"

@@ -28,6 +28,7 @@ from app.answer_pipeline import AnswerPipeline, PassagesEvent, RetryEvent, Token
 from app.config import Settings, load_settings
 from app.wiring import build_generator
 from bench.lib.bench_kb import build_kb
+from bench.lib.decision_pipeline import DecisionPipeline
 from bench.lib.keep_right_sets import DevCase, all_cases
 from bench.lib.llm_cache import CachedGenerator
 from bench.lib.paths import RESULTS_DIR
@@ -182,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sets", nargs="+", default=["distractors", "near_miss", "written_zh"])
     p.add_argument("--per-group", type=int,
                    help="at most this many cases of each group (set, language, answerable, half)")
+    p.add_argument("--decision", action="store_true",
+                   help="finish drafts with the one acceptance decision and a repair (bench/lib/decision_pipeline.py)")
     p.add_argument("--report", type=Path, nargs="+", help="only print the tables of saved runs (rows added up)")
     args = p.parse_args(argv)
     if args.report:
@@ -193,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     cases = order_cases([c for c in everything if c.set_name in args.sets and args.half in ("both", c.half)],
                         args.per_group)
     generator = CachedGenerator(build_generator(settings), LLM_STORE)
-    pipeline = AnswerPipeline(retriever, generator, retriever.retriever.embedder, settings)
+    pipeline = (DecisionPipeline if args.decision else AnswerPipeline)(retriever, generator,
+                                                                       retriever.retriever.embedder, settings)
     pipeline.warm_up()
     out = RESULTS_DIR / f"keep_right_{args.name}.json"
     rows: list[dict] = []
