@@ -14,7 +14,9 @@ from prompts.settings import AcceptanceModel
 _P_FLOOR = 1e-3
 __all__ = ["FEATURES", "AcceptanceModel", "acceptance_score", "features"]
 
-FEATURES = ("evidence_logit", "claim_logit", "conflict", "low_lexical_support", "shape_mismatch", "cross_language",
+# A name the cited passage never writes is weaker evidence against than another year, date or unit: the
+# passage may name its subject in Chinese ("地区生产总值" for "GDP"), so the two weigh apart.
+FEATURES = ("evidence_logit", "claim_logit", "conflict_name", "conflict_other", "low_lexical_support", "shape_mismatch", "cross_language",
             "retried", "quoted")
 
 
@@ -29,7 +31,9 @@ def features(signals: AnswerSignals, model: AcceptanceModel) -> dict[str, float]
     low_support = (signals.lexical_support is not None and signals.lexical_tokens >= model.min_lexical_tokens
                    and signals.lexical_support < model.low_lexical_support)
     return {"evidence_logit": _logit(signals.p_yes_evidence), "claim_logit": _logit(signals.p_yes_claim),
-            "conflict": float(bool(signals.conflicts)), "low_lexical_support": float(low_support),
+            "conflict_name": float("name" in signals.conflicts),
+            "conflict_other": float(bool(set(signals.conflicts) - {"name"})),
+            "low_lexical_support": float(low_support),
             "shape_mismatch": float(signals.shape_mismatch), "cross_language": float(signals.cross_language),
             "retried": float(signals.retried), "quoted": float(signals.quoted)}
 

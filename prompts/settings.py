@@ -81,8 +81,8 @@ class AnswerSettings(SettingsSection):
     # by bench/fit_acceptance.py; provenance in bench/RESULTS_KEEP_RIGHT.md). PROVISIONAL until fitted.
     acceptance: AcceptanceModel = Field(default_factory=lambda: AcceptanceModel(
         intercept=0.5, threshold=0.5,
-        weights={"evidence_logit": 1.0, "claim_logit": 1.0, "conflict": -4.0, "low_lexical_support": -2.0,
-                 "shape_mismatch": -1.5, "retried": -0.5, "quoted": -0.5}))
+        weights={"evidence_logit": 1.0, "claim_logit": 1.0, "conflict_name": -2.0, "conflict_other": -4.0,
+                 "low_lexical_support": -2.0, "shape_mismatch": -1.5, "retried": -0.5, "quoted": -0.5}))
     # Below this p(yes) of the claim verdict a figure among several in its cited sentence is asked about again
     # (prompts/answer_repair.py, "doubtful_figure").
     min_claim_yes: float = Field(0.5, ge=0, le=1)

@@ -33,8 +33,8 @@ def test_fixable_defects_are_named_for_the_model():
 
 
 def test_the_decision_weighs_the_signals_together():
-    model = AcceptanceModel(intercept=0.5, weights={"evidence_logit": 1.0, "claim_logit": 1.0, "conflict": -4.0},
-                            threshold=0.5)
+    model = AcceptanceModel(intercept=0.5, threshold=0.5, weights={"evidence_logit": 1.0, "claim_logit": 1.0,
+                                                                   "conflict_name": -2.0, "conflict_other": -4.0})
     sure = AnswerSignals(p_yes_evidence=0.9, p_yes_claim=0.8)
     doubtful = AnswerSignals(p_yes_evidence=0.55, p_yes_claim=0.1)
     against = AnswerSignals(p_yes_evidence=0.9, p_yes_claim=0.8, conflicts={"year": "give 2020, not 2021"})
