@@ -31,10 +31,10 @@ class DecisionPipeline(AnswerPipeline):
         if not raw or is_refusal(raw, (a.refusal_zh, a.refusal_en)):
             return super()._finish(raw, packed, refused, retried, unchecked, first_pass)
         text = remove_invalid_citations(raw, {p.number for p in packed})
-        invented = unsupported_numbers(text, [p.text for p in packed]) if retried else []
+        question = refused.standalone_question or refused.question
+        invented = unsupported_numbers(text, [p.text for p in packed], question) if retried else []
         if invented:
             return super()._finish(raw, packed, refused, retried, unchecked, first_pass)
-        question = refused.standalone_question or refused.question
         language = refused.language
         passage_language = _passage_language(packed, a)
         checks = frozenset(a.evidence_checks)
