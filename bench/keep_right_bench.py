@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from app.answer_pipeline import AnswerPipeline, PassagesEvent, RetryEvent, TokenEvent, _passage_language
+from app.answer.answer_pipeline import AnswerPipeline, PassagesEvent, RetryEvent, TokenEvent, _passage_language
 from app.config import Settings, load_settings
 from app.wiring import build_generator
 from bench.lib.bench_kb import build_kb

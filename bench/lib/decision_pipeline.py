@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from app.answer_pipeline import AnswerPipeline, _passage_language, is_refusal
+from app.answer.answer_pipeline import AnswerPipeline, _passage_language, is_refusal
 from prompts.answer_decision import Decision, decide
 from prompts.answer_repair import repair_messages
 from prompts.citations import build_citations, remove_invalid_citations
