@@ -82,9 +82,7 @@ def decided(row: dict, model: AcceptanceModel) -> tuple[bool, bool]:
         return row["refused"], row["right"]
     if acceptance_score(s, model) < model.threshold:
         return True, False
-    sig = row["signals"]
-    right = sig.get("derived_right") if sig.get("derived") else sig["right"]
-    return False, bool(row["answerable"] and right)
+    return False, bool(row["answerable"] and row["signals"]["right"])
 
 
 def group_table(rows: list[dict], half: str, model: AcceptanceModel) -> None:

@@ -28,19 +28,15 @@ from app.answer.answer_pipeline import AnswerPipeline, PassagesEvent, RetryEvent
 from app.config import Settings, load_settings
 from app.wiring import build_generator
 from bench.lib.bench_kb import build_kb
-from bench.lib.decision_pipeline import DecisionPipeline
+from bench.lib.decision_pipeline import SAME_LANGUAGE_ONLY, DecisionPipeline
 from bench.lib.keep_right_sets import DevCase, all_cases
 from bench.lib.llm_cache import CachedGenerator
 from bench.lib.paths import RESULTS_DIR
 from bench.near_miss_bench import CaseRetriever, doc_id_of
-from prompts.answer_signals import answer_signals
-from prompts.citations import parse_citations, remove_invalid_citations
-from prompts.claim_check import apply_derivation, complement_derivation, cited_sentences_with_figures
-from prompts.marker_only_answer import is_markers_only, quote_cited_sentence
-from prompts.number_support import unsupported_numbers
+from prompts.answer_decision import decide
+from prompts.citations import remove_invalid_citations
 
 LLM_STORE = RESULTS_DIR / "keep_right_llm.sqlite3"
-CONSTRAINT_KINDS = ("year", "date", "relative_time", "unit", "relation", "name")
 
 
 def corpus_of(cases: list[DevCase], path: Path) -> Path:
@@ -61,26 +57,18 @@ def build_case_retriever(settings: Settings, cases: list[DevCase]) -> CaseRetrie
 
 def draft_signals(pipeline: AnswerPipeline, question: str, draft: str, passages, language: str,
                   retried: bool) -> dict:
-    """What the checks can see of ``draft`` (prompts/answer_signals.py), its total − part derivation, and how
-    it reads against the retrieval scores of what it cites."""
+    """The decision on ``draft`` as the checks see it (prompts/answer_decision.py: the unit, the derivation, the
+    signals, the acceptance score with the configured model, the finding), for fitting and reporting."""
     a = pipeline.settings.answer
     packed = pipeline._pack(question, passages, language, pipeline.settings.generation)
     text = remove_invalid_citations(draft, {p.number for p in packed})
-    quoted = is_markers_only(text)
-    if quoted:
-        text = quote_cited_sentence(question, text, packed, language) or text
-    passage_language = _passage_language(packed, a)
-    checks = frozenset(CONSTRAINT_KINDS)
-    if passage_language != language:
-        checks -= {"name", "relative_time", "unit"}
-    signals = answer_signals(question, text, packed, language, a, pipeline.generator, checks, retried, quoted)
-    derivation = complement_derivation(question, text, cited_sentences_with_figures(signals.evidence), language)
-    cited = [p for p in packed if p.number in set(parse_citations(text))]
-    return {"text": text, **signals.as_dict(),
-            "derived": apply_derivation(text, derivation, language) if derivation else None,
-            "unsupported_numbers": unsupported_numbers(text, [p.text for p in packed]),
-            "chars": len(remove_invalid_citations(text, set()).strip()), "packed": len(packed),
-            "cited_dense": max((p.passage.dense_score or 0.0 for p in cited), default=None)}
+    checks = frozenset(a.evidence_checks)
+    if _passage_language(packed, a) != language:
+        checks -= SAME_LANGUAGE_ONLY
+    decision = decide(question, text, packed, language, a, pipeline.generator, checks, retried)
+    return {"text": decision.text, **decision.signals.as_dict(), "score": decision.score,
+            "accepted": decision.accepted, "finding": decision.finding.kind if decision.finding else "",
+            "derived": decision.derived, "packed": len(packed)}
 
 
 def run_case(pipeline: AnswerPipeline, retriever: CaseRetriever, case: DevCase) -> dict:
@@ -121,7 +109,6 @@ def run_case(pipeline: AnswerPipeline, retriever: CaseRetriever, case: DevCase) 
         signals = draft_signals(pipeline, answer.standalone_question or case.question, last, passages,
                                 answer.language, retried=len(drafts) > 1)
         signals["right"] = case.is_right(signals["text"])
-        signals["derived_right"] = bool(signals["derived"]) and case.is_right(signals["derived"])
         row["signals"] = signals
     return row
 

@@ -19,7 +19,7 @@ from prompts.records import Answer
 from prompts.templates import PackedPassage, build_messages
 
 # Constraint kinds that cannot be compared across languages (the question's words are not the passages' words).
-_SAME_LANGUAGE_ONLY = frozenset({"name", "coverage", "relative_time", "unit"})
+SAME_LANGUAGE_ONLY = frozenset({"name", "coverage", "relative_time", "unit"})
 
 
 class DecisionPipeline(AnswerPipeline):
@@ -39,7 +39,7 @@ class DecisionPipeline(AnswerPipeline):
         passage_language = _passage_language(packed, a)
         checks = frozenset(a.evidence_checks)
         if passage_language != language:
-            checks -= _SAME_LANGUAGE_ONLY
+            checks -= SAME_LANGUAGE_ONLY
         scorer = self.generator if hasattr(self.generator, "yes_probability") else None
         start = time.perf_counter()
         decision = decide(question, text, packed, language, a, scorer, checks, retried)
