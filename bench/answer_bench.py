@@ -167,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     generator = build_generator(settings)
     if args.llm_store:
         generator = CachedGenerator(generator, args.llm_store)
-    pipeline = (DecisionPipeline if args.decision else AnswerPipeline)(retriever, generator, embedder, settings)
+    pipeline = (DecisionPipeline(retriever, generator, embedder, settings, shadow=True) if args.decision
+                else AnswerPipeline(retriever, generator, embedder, settings))
 
     systems: dict[str, list[dict]] = {}
     out = RESULTS_DIR / f"answer_{args.name}{'_' + args.only if args.only else ''}.json"
@@ -189,8 +190,18 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.only in (None, "docqa"):
         systems["docqa"] = []
+        if args.decision:
+            systems["docqa, shipped checks on the same drafts"] = []
         for i, q in enumerate(questions):
+            if args.decision:
+                pipeline.last_shadow = None
             systems["docqa"].append({"qid": q.qid, **run_docqa(pipeline, q)})
+            if args.decision:  # the shipped chain's verdict on the same draft (a refusal before it: the same)
+                shadow = pipeline.last_shadow
+                row = dict(systems["docqa"][-1])
+                if shadow is not None:
+                    row.update(answer=shadow.text, refused=shadow.refused, refusal_reason=shadow.refusal_reason)
+                systems["docqa, shipped checks on the same drafts"].append(row)
             print(f"  docqa {i + 1}/{len(questions)} {q.qid}: {systems['docqa'][-1]['answer'][:60]!r}",
                   file=sys.stderr)
             save()

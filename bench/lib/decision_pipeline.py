@@ -23,10 +23,20 @@ SAME_LANGUAGE_ONLY = frozenset({"name", "coverage", "relative_time", "unit"})
 
 
 class DecisionPipeline(AnswerPipeline):
-    """AnswerPipeline whose answers are finished by ``decide`` (and repaired once when it names a finding)."""
+    """AnswerPipeline whose answers are finished by ``decide`` (and repaired once when it names a finding). With
+    ``shadow``, each draft is also finished by the shipped chain of checks (``last_shadow``), so one run gives both
+    systems' verdicts on the same drafts."""
+
+    def __init__(self, *args, shadow: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.shadow = shadow
+        self.last_shadow: Answer | None = None
 
     def _finish(self, raw: str, packed: list[PackedPassage], refused: Answer, retried: bool = False,
                 unchecked: str = "", first_pass: bool = False) -> Answer:
+        if self.shadow:
+            self.last_shadow = super()._finish(raw, packed, replace(refused, timings=dict(refused.timings)),
+                                               retried, unchecked, first_pass)
         a = self.settings.answer
         if not raw or is_refusal(raw, (a.refusal_zh, a.refusal_en)):
             return super()._finish(raw, packed, refused, retried, unchecked, first_pass)
