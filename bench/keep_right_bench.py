@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sets", nargs="+", default=["distractors", "near_miss", "written_zh"])
     p.add_argument("--per-group", type=int,
                    help="at most this many cases of each group (set, language, answerable, half)")
+    p.add_argument("--same-cases", type=Path, help="only the cases of this saved run (e.g. to finish its drafts again)")
     p.add_argument("--decision", action="store_true",
                    help="finish drafts with the one acceptance decision and a repair (bench/lib/decision_pipeline.py)")
     p.add_argument("--report", type=Path, nargs="+", help="only print the tables of saved runs (rows added up)")
@@ -182,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     retriever = build_case_retriever(settings, everything)
     cases = order_cases([c for c in everything if c.set_name in args.sets and args.half in ("both", c.half)],
                         args.per_group)
+    if args.same_cases:
+        done = {r["case_id"] for r in json.loads(args.same_cases.read_text(encoding="utf-8"))["rows"]}
+        cases = [c for c in cases if c.case_id in done]
     generator = CachedGenerator(build_generator(settings), LLM_STORE)
     pipeline = (DecisionPipeline if args.decision else AnswerPipeline)(retriever, generator,
                                                                        retriever.retriever.embedder, settings)
