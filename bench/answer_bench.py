@@ -183,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({
             "date": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv), "llm": generator.name,
-            "generation": vars(settings.generation), "answer_settings": vars(settings.answer),
+            "generation": settings.generation.model_dump(mode="json"),
+            "answer_settings": settings.answer.model_dump(mode="json"),
             "retrieval_rerank": settings.retrieval.rerank, "questions": [q.qid for q in questions],
             "n_done": len(answered), "summaries": summaries, "rows": done},
             ensure_ascii=False, indent=2), encoding="utf-8")
