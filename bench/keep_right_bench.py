@@ -90,6 +90,11 @@ def run_case(pipeline: AnswerPipeline, retriever: CaseRetriever, case: DevCase) 
     generated = "generate" in answer.timings
     if generated:
         drafts.append("".join(current).strip())
+    chain = None
+    if getattr(pipeline, "shadow", False):
+        # The chain of vetoes on the same draft (a refusal before any draft: the same refusal).
+        chain = pipeline.last_shadow or answer
+        pipeline.last_shadow = None
     right_docs = {p.doc_id for p in case.passages if case.answerable and case.is_right(p.text)}
     corpus = retriever.corpus
     row = {
@@ -104,6 +109,9 @@ def run_case(pipeline: AnswerPipeline, retriever: CaseRetriever, case: DevCase) 
                       "fused": p.fused_score, "holds_answer": doc_id_of(p, corpus) in right_docs}
                      for p in passages],
     }
+    if chain is not None:
+        row["shipped"] = {"refused": chain.refused, "text": chain.text, "reason": chain.refusal_reason,
+                          "right": (not chain.refused) and case.is_right(chain.text)}
     last = drafts[-1] if drafts else ""
     if generated and last and not answer.refusal_reason.startswith("the model found no answer"):
         signals = draft_signals(pipeline, answer.standalone_question or case.question, last, passages,
@@ -132,7 +140,16 @@ def summarise(rows: list[dict]) -> dict[str, dict]:
     return out
 
 
+def as_shipped(rows: list[dict]) -> list[dict]:
+    """The rows as the chain of vetoes (today's parsers) finished the same drafts (runs with --decision)."""
+    return [{**r, **r["shipped"]} for r in rows if "shipped" in r]
+
+
 def report(rows: list[dict]) -> None:
+    if rows and all("shipped" in r for r in rows):
+        print("\n## the chain of vetoes (with today's question and number parsers), same drafts")
+        report(as_shipped(rows))
+        print("\n## the decision")
     for half in ("tune", "report"):
         sel = [r for r in rows if r["half"] == half]
         if not sel:
@@ -187,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         done = {r["case_id"] for r in json.loads(args.same_cases.read_text(encoding="utf-8"))["rows"]}
         cases = [c for c in cases if c.case_id in done]
     generator = CachedGenerator(build_generator(settings), LLM_STORE)
-    pipeline = (DecisionPipeline if args.decision else AnswerPipeline)(retriever, generator,
-                                                                       retriever.retriever.embedder, settings)
+    embedder = retriever.retriever.embedder
+    pipeline = (DecisionPipeline(retriever, generator, embedder, settings, shadow=True) if args.decision
+                else AnswerPipeline(retriever, generator, embedder, settings))
     pipeline.warm_up()
     out = RESULTS_DIR / f"keep_right_{args.name}.json"
     rows: list[dict] = []
