@@ -92,7 +92,7 @@ def group_table(rows: list[dict], half: str, model: AcceptanceModel) -> None:
             kind = "answerable" if r["answerable"] else "near miss"
             groups.setdefault(f"{r['set']} {r['language']} {kind}", []).append(r)
             groups.setdefault(f"all {r['language']} {kind}", []).append(r)
-    print("| group | n | before: accuracy / refused / wrong shown | decision: accuracy / refused / wrong shown |")
+    print("| group | n | as run: accuracy / refused / wrong shown | with this model: accuracy / refused / wrong shown |")
     print("|---|---:|---|---|")
     for g, sel in sorted(groups.items()):
         n = len(sel)
