@@ -170,6 +170,32 @@ def _interleave(groups: list[list[DevCase]]) -> list[DevCase]:
     return ordered
 
 
+def _cells(rows: list[dict]) -> dict[str, str]:
+    return {g: (f"{s['accuracy']:.2f} / {s['refused']:.2f} / {s['wrong_shown']}" if "accuracy" in s
+                else f"refused {s['refused']:.2f} / {s['wrong_shown']}") for g, s in summarise(rows).items()}
+
+
+def compare(before: list[dict], after: list[dict]) -> None:
+    """Side by side on the cases both runs hold: the shipped pipeline before, the chain of vetoes with today's
+    parsers on the same drafts (when the after run shadowed it), and the decision."""
+    common = {r["case_id"] for r in before} & {r["case_id"] for r in after}
+    for half in ("tune", "report"):
+        b = [r for r in before if r["case_id"] in common and r["half"] == half]
+        a = [r for r in after if r["case_id"] in common and r["half"] == half]
+        if not a:
+            continue
+        columns = {"before": _cells(b)}
+        if all("shipped" in r for r in a):
+            columns["chain, today's parsers"] = _cells(as_shipped(a))
+        columns["after: decision + repair"] = _cells(a)
+        n = {g: s["n"] for g, s in summarise(a).items()}
+        print(f"\n### {half} half (answerable: accuracy / refused / wrong shown; near miss: refused / wrong shown)\n")
+        print("| group | n | " + " | ".join(columns) + " |")
+        print("|---|---:|" + "---|" * len(columns))
+        for g in n:
+            print(f"| {g} | {n[g]} | " + " | ".join(c.get(g, "") for c in columns.values()) + " |")
+
+
 def order_cases(cases: list[DevCase], per_group: int | None = None) -> list[DevCase]:
     """The cases interleaved over the groups (set, language, answerable, half; within a group over its sources),
     so a run stopped early covers every group; at most ``per_group`` of each group."""
@@ -191,7 +217,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decision", action="store_true",
                    help="finish drafts with the one acceptance decision and a repair (bench/lib/decision_pipeline.py)")
     p.add_argument("--report", type=Path, nargs="+", help="only print the tables of saved runs (rows added up)")
+    p.add_argument("--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"),
+                   help="only print two saved runs side by side on the cases both hold")
     args = p.parse_args(argv)
+    if args.compare:
+        before, after = (json.loads(p.read_text(encoding="utf-8"))["rows"] for p in args.compare)
+        compare(before, after)
+        return 0
     if args.report:
         report([r for path in args.report for r in json.loads(path.read_text(encoding="utf-8"))["rows"]])
         return 0
