@@ -59,7 +59,8 @@ def _clauses(sentence: str) -> list[str]:
 
 
 def _clause_of(quantity: Quantity, clauses: list[str]) -> str:
-    return next((c for c in clauses if quantity.text in c.replace(" ", "")), "")
+    written = quantity.text.replace(" ", "")
+    return next((c for c in clauses if written in c.replace(" ", "")), "")
 
 
 def _denied_word(clause: str, language: str) -> str:

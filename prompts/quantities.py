@@ -89,7 +89,9 @@ def read_quantities(text: str) -> list[Quantity]:
             value = float(cn2an.cn2an(digits + (multiplier or ""), "smart")) if multiplier else float(digits)
         except (ValueError, KeyError, IndexError):
             value = float(digits)
-        found.append(Quantity(value, _unit(unit), f"{figure}{multiplier or ''}{_unit(unit)}"))
+        unit = _unit(unit)
+        space = " " if unit[:1].isascii() and unit[:1].isalpha() else ""  # "374 companies", "12名"
+        found.append(Quantity(value, unit, f"{figure}{multiplier or ''}{space}{unit}"))
     return found
 
 

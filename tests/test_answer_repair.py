@@ -96,3 +96,8 @@ def test_a_draft_the_evidence_speaks_against_is_refused_and_one_it_is_silent_on_
     short_list = decide("碳达峰路径分哪几步？", "先淘汰落后产能 [1]", _packed(STEPS), "zh", AnswerSettings(),
                         _Verdicts(0.9, 0.9), KINDS)
     assert short_list.accepted and short_list.wants_repair and short_list.finding.kind == "incomplete_list"
+
+
+def test_an_english_figure_keeps_its_space():
+    assert with_units("374 [1]", asked_for("How many companies are there?", "en"),
+                      ["There are 374 companies in the city."]) == "374 companies [1]"
