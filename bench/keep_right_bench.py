@@ -142,7 +142,7 @@ def summarise(rows: list[dict]) -> dict[str, dict]:
 
 def as_shipped(rows: list[dict]) -> list[dict]:
     """The rows as the chain of vetoes (today's parsers) finished the same drafts (runs with --decision)."""
-    return [{**r, **r["shipped"]} for r in rows if "shipped" in r]
+    return [{**{k: v for k, v in r.items() if k != "shipped"}, **r["shipped"]} for r in rows if "shipped" in r]
 
 
 def report(rows: list[dict]) -> None:
