@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prompts.acceptance import FEATURES, AcceptanceModel, acceptance_score, features
+from prompts.acceptance import FEATURES, AcceptanceModel, acceptance_score, against, features
 from prompts.answer_signals import AnswerSignals
 
 _SIGNAL_FIELDS = set(AnswerSignals.__dataclass_fields__)
@@ -34,10 +34,11 @@ def signals_of(row: dict) -> AnswerSignals | None:
 
 
 def examples(rows: list[dict], half: str, model: AcceptanceModel) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """The drafts the score decides (evidence against an answer refuses it whatever the score)."""
     xs, ys, kept = [], [], []
     for r in rows:
         s = signals_of(r)
-        if r["half"] != half or s is None:
+        if r["half"] != half or s is None or against(s):
             continue
         f = features(s, model)
         xs.append([f[n] for n in FEATURES])
@@ -54,8 +55,8 @@ def fit(rows: list[dict], max_false_refusal: float, c: float) -> AcceptanceModel
     clf = LogisticRegression(C=c, max_iter=1000).fit(x, y)
     model = base.model_copy(update={"intercept": float(clf.intercept_[0]),
                                     "weights": {n: round(float(w), 4) for n, w in zip(FEATURES, clf.coef_[0])}})
-    scores = sorted(acceptance_score(signals_of(r), model) for r in rows
-                    if r["half"] == "tune" and signals_of(r) and r["answerable"] and r["signals"]["right"])
+    scores = sorted(acceptance_score(signals_of(r), model) for r in rows if r["half"] == "tune" and signals_of(r)
+                    and not against(signals_of(r)) and r["answerable"] and r["signals"]["right"])
     # The highest threshold that refuses at most max_false_refusal of the right drafts.
     allowed = int(max_false_refusal * len(scores))
     threshold = scores[allowed] if scores else 0.5
@@ -64,8 +65,8 @@ def fit(rows: list[dict], max_false_refusal: float, c: float) -> AcceptanceModel
 
 def curve(rows: list[dict], half: str, model: AcceptanceModel) -> list[tuple[float, float, float]]:
     """(threshold, share of right drafts kept, share of wrong drafts refused) on ``half``."""
-    scored = [(acceptance_score(signals_of(r), model), bool(r["answerable"] and r["signals"]["right"]))
-              for r in rows if r["half"] == half and signals_of(r)]
+    scored = [(acceptance_score(signals_of(r), model) if not against(signals_of(r)) else -1.0,
+               bool(r["answerable"] and r["signals"]["right"])) for r in rows if r["half"] == half and signals_of(r)]
     out = []
     for t in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, model.threshold):
         right = [s for s, ok in scored if ok]
@@ -80,7 +81,7 @@ def decided(row: dict, model: AcceptanceModel) -> tuple[bool, bool]:
     s = signals_of(row)
     if s is None:
         return row["refused"], row["right"]
-    if acceptance_score(s, model) < model.threshold:
+    if acceptance_score(s, model) < model.threshold or against(s):
         return True, False
     return False, bool(row["answerable"] and row["signals"]["right"])
 

@@ -12,12 +12,20 @@ from prompts.settings import AcceptanceModel
 
 # p(yes) is kept away from 0 and 1 before its log-odds are taken: the model's verdicts saturate.
 _P_FLOOR = 1e-3
-__all__ = ["FEATURES", "AcceptanceModel", "acceptance_score", "features"]
+__all__ = ["AGAINST", "FEATURES", "AcceptanceModel", "acceptance_score", "against", "features"]
 
-# A name the cited passage never writes is weaker evidence against than another year, date or unit: the
-# passage may name its subject in Chinese ("地区生产总值" for "GDP"), so the two weigh apart.
-FEATURES = ("evidence_logit", "claim_logit", "conflict_name", "conflict_other", "low_lexical_support", "shape_mismatch", "cross_language",
-            "retried", "quoted")
+# Evidence against the answer refuses it outright (issue #25): the cited sentences name another year, date or
+# relative time, give their count in another unit, or give no number for a "how many" — the rule the issue sets,
+# and too rare in the development sets for a weight to be fitted. A name the cited passage never writes is weaker
+# evidence (the passage may name its subject in Chinese, "地区生产总值" for "GDP"): a feature, weighed.
+AGAINST = frozenset({"year", "date", "relative_time", "unit", "relation"})
+FEATURES = ("evidence_logit", "claim_logit", "conflict_name", "low_lexical_support", "shape_mismatch",
+            "cross_language", "retried", "quoted")
+
+
+def against(signals: AnswerSignals) -> list[str]:
+    """What the cited evidence says against the answer (refusal reasons), by constraint kind."""
+    return [reason for kind, reason in signals.conflicts.items() if kind in AGAINST]
 
 
 def _logit(p: float | None) -> float:
@@ -32,7 +40,6 @@ def features(signals: AnswerSignals, model: AcceptanceModel) -> dict[str, float]
                    and signals.lexical_support < model.low_lexical_support)
     return {"evidence_logit": _logit(signals.p_yes_evidence), "claim_logit": _logit(signals.p_yes_claim),
             "conflict_name": float("name" in signals.conflicts),
-            "conflict_other": float(bool(set(signals.conflicts) - {"name"})),
             "low_lexical_support": float(low_support),
             "shape_mismatch": float(signals.shape_mismatch), "cross_language": float(signals.cross_language),
             "retried": float(signals.retried), "quoted": float(signals.quoted)}

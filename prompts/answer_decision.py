@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prompts.acceptance import acceptance_score
+from prompts.acceptance import acceptance_score, against
 from prompts.answer_repair import Finding, find_defect, with_units
 from prompts.answer_signals import AnswerSignals, answer_signals
 from prompts.citations import parse_citations
@@ -46,15 +46,15 @@ class Decision:
 
 def _refusal_reason(signals: AnswerSignals, score: float, threshold: float, quoted: bool, text: str) -> str:
     what = "the quoted sentence" if quoted else "the answer"
-    if signals.conflicts:
-        why = "; ".join(signals.conflicts.values())
+    if against(signals) or signals.conflicts:
+        why = "; ".join(against(signals) or signals.conflicts.values())
     else:
         verdicts = [f"{name} {p:.2f}" for name, p in (("evidence", signals.p_yes_evidence),
                                                      ("answer", signals.p_yes_claim)) if p is not None]
         why = ("asked whether the cited sentences answer the question and whether the answer is right by them, "
                f"the model doubts it (p(yes): {', '.join(verdicts)})" if verdicts else "its signals are weak")
-    return (f"{what} does not answer this question: {why} (acceptance {score:.2f} < {threshold:g}); "
-            f"draft answer: {text}")
+    score_note = "" if against(signals) else f" (acceptance {score:.2f} < {threshold:g})"
+    return f"{what} does not answer this question: {why}{score_note}; draft answer: {text}"
 
 
 def decide(question: str, draft: str, packed: list[PackedPassage], language: str, settings: AnswerSettings,
@@ -77,7 +77,7 @@ def decide(question: str, draft: str, packed: list[PackedPassage], language: str
             signals.p_yes_claim = verify_claim(scorer, question, text, signals.evidence, language)
     model = settings.acceptance
     score = acceptance_score(signals, model)
-    accepted = score >= model.threshold
+    accepted = score >= model.threshold and not against(signals)
     doubted = signals.p_yes_claim is not None and signals.p_yes_claim < settings.min_claim_yes
     cited = [n for n in parse_citations(draft)] or [packed[0].number if packed else 1]
     finding = None if derived else find_defect(text, asked, anchors, language, is_markers_only(draft), doubted,

@@ -77,12 +77,17 @@ class AnswerSettings(SettingsSection):
     min_verification_yes_en: float = Field(0.75, le=1)
     min_verification_yes_cross: float = Field(0.5, le=1)
 
-    # The one decision on a drafted answer (prompts/answer_decision.py): its signals scored by this model (fitted
-    # by bench/fit_acceptance.py; provenance in bench/RESULTS_KEEP_RIGHT.md). PROVISIONAL until fitted.
+    # The one decision on a drafted answer (prompts/answer_decision.py): its signals scored by a logistic model
+    # (evidence against the answer refuses it whatever the score: prompts/acceptance.AGAINST), fitted by
+    # `python -m bench.fit_acceptance bench/results/keep_right_after_written.json
+    # bench/results/keep_right_after_dev36.json` (2026-12-07) on the tuning half of the keep-right development
+    # sets (38 drafts the score decides, 31 right; L2, C=1); threshold = the highest refusing at most 5 % of the
+    # tuning half's right drafts. The curve on the report half: bench/RESULTS_KEEP_RIGHT.md. Few drafts: refit.
     acceptance: AcceptanceModel = Field(default_factory=lambda: AcceptanceModel(
-        intercept=0.5, threshold=0.5,
-        weights={"evidence_logit": 1.0, "claim_logit": 1.0, "conflict_name": -2.0, "conflict_other": -4.0,
-                 "low_lexical_support": -2.0, "shape_mismatch": -1.5, "retried": -0.5, "quoted": -0.5}))
+        intercept=-2.3558, threshold=0.7322,
+        weights={"evidence_logit": 1.2886, "claim_logit": 0.6653, "conflict_name": -0.8643,
+                 "low_lexical_support": -0.0306, "shape_mismatch": 0.0, "cross_language": 0.0, "retried": -0.7649,
+                 "quoted": 0.2922}))
     # Below this p(yes) of the claim verdict a figure among several in its cited sentence is asked about again
     # (prompts/answer_repair.py, "doubtful_figure").
     min_claim_yes: float = Field(0.5, ge=0, le=1)

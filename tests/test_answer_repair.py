@@ -34,10 +34,10 @@ def test_fixable_defects_are_named_for_the_model():
 
 def test_the_decision_weighs_the_signals_together():
     model = AcceptanceModel(intercept=0.5, threshold=0.5, weights={"evidence_logit": 1.0, "claim_logit": 1.0,
-                                                                   "conflict_name": -2.0, "conflict_other": -4.0})
+                                                                   "conflict_name": -2.0})
     sure = AnswerSignals(p_yes_evidence=0.9, p_yes_claim=0.8)
     doubtful = AnswerSignals(p_yes_evidence=0.55, p_yes_claim=0.1)
-    against = AnswerSignals(p_yes_evidence=0.9, p_yes_claim=0.8, conflicts={"year": "give 2020, not 2021"})
+    against = AnswerSignals(p_yes_evidence=0.9, p_yes_claim=0.8, conflicts={"name": "do not mention 'MMLU'"})
     assert acceptance_score(sure, model) > model.threshold > acceptance_score(doubtful, model)
     assert acceptance_score(against, model) < acceptance_score(sure, model)
     # One low verdict is outweighed by a confident other one: no single veto.
@@ -88,10 +88,10 @@ def test_a_draft_the_evidence_speaks_against_is_refused_and_one_it_is_silent_on_
 
     question = "青川省2023年一季度GDP增速是多少？"
     undated = decide(question, "5.1% [1]", _packed("据初步核算，一季度青川省GDP增速为5.1%。"), "zh", AnswerSettings(),
-                     _Verdicts(0.8, 0.8), KINDS)
+                     _Verdicts(0.9, 0.9), KINDS)
     assert undated.accepted and not undated.signals.conflicts
     other_year = decide(question, "11.9% [1]", _packed("2021年一季度，青川省GDP同比增长11.9%。"), "zh",
-                        AnswerSettings(), _Verdicts(0.8, 0.8), KINDS)
+                        AnswerSettings(), _Verdicts(0.99, 0.99), KINDS)  # evidence against: refused however sure
     assert not other_year.accepted and "give 2021, not 2023" in other_year.reason
     short_list = decide("碳达峰路径分哪几步？", "先淘汰落后产能 [1]", _packed(STEPS), "zh", AnswerSettings(),
                         _Verdicts(0.9, 0.9), KINDS)
