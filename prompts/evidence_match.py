@@ -124,6 +124,10 @@ def cited_passages(answer: str, packed: list[PackedPassage]) -> str:
     return "\n".join(source_label(by_number[n].passage) + "\n" + by_number[n].text for n in cited)
 
 
+def own_years(anchors: list[str] | None, language: str) -> list[str]:
+    return [y for a in anchors or [] for y in years_in(unicodedata.normalize("NFKC", a), language)]
+
+
 def match_constraints(constraints: QuestionConstraints, evidence: str, checks: frozenset[str],
                       min_coverage: float, min_coverage_tokens: int, passages: str | None = None,
                       anchors: list[str] | None = None) -> EvidenceMatch:
@@ -144,8 +148,10 @@ def match_constraints(constraints: QuestionConstraints, evidence: str, checks: f
             own = years_in(unicodedata.normalize("NFKC", anchor), lang)
             if own and not absent and not set(own) & set(constraints.years):
                 absent, given = list(constraints.years), own
-        other = [y for y in given if y not in constraints.years]
-        # Only another year is evidence against: news, reports and notes often leave their own year unsaid.
+        # Only another year is evidence against: news, reports and notes often leave their own year unsaid. In
+        # Chinese a year is written with 年: "1850万吨" and "2010万吨" are amounts, whatever their digits.
+        written = given if lang == "en" else years_in(text, lang) + own_years(anchors, lang)
+        other = [y for y in dict.fromkeys(written) if y not in constraints.years]
         if absent and other:
             missing.append(f"the cited passages give {', '.join(other)}, not {', '.join(absent)}")
     if "date" in checks and constraints.dates:

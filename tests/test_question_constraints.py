@@ -115,3 +115,9 @@ def test_a_base_model_named_with_base_is_the_model_the_passage_names():
     passage = "墨言实验室发布Lumen-7B系列模型。其中Lumen-7B为基座模型，在C-Eval上得分61.2。"
     assert check("Lumen-7B-base在C-Eval上得了多少分？", passage).matches
     assert not check("Lumen-7B-Chat在C-Eval上得了多少分？", passage).matches
+
+
+def test_an_amount_is_not_another_year():
+    assert check("东湖钢铁集团2023年排放多少二氧化碳？", "集团全年排放二氧化碳约1850万吨，2020年为2010万吨。",
+                 kinds=frozenset({"year"})).missing == ["the cited passages give 2020, not 2023"]
+    assert check("东湖钢铁集团2023年排放多少二氧化碳？", "集团全年排放二氧化碳约1850万吨。", kinds=frozenset({"year"})).matches
