@@ -72,7 +72,7 @@ def decide(question: str, draft: str, packed: list[PackedPassage], language: str
     derived = ""
     derivation = complement_derivation(question, text, cited_sentences_with_figures(signals.evidence), language)
     if derivation is not None and not quoted:
-        text, derived = apply_derivation(text, derivation, language), derivation.explain(language)
+        text, derived = apply_derivation(text, derivation, language), derivation.explain()
         if scorer is not None:  # the verdict on the corrected answer, not on the figure it replaced
             signals.p_yes_claim = verify_claim(scorer, question, text, signals.evidence, language)
     model = settings.acceptance

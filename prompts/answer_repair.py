@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from prompts.citations import remove_invalid_citations
 from prompts.quantities import read_quantities, same_value, to_arabic
 from prompts.question_shape import COUNT, LIST, QUANTITY, AskedFor
-from prompts.sentences import split_sentences
 
 # Items of an enumeration: separated by 、，, ; 和/及/以及/与 "and".
 _ITEM_SPLIT = re.compile(r"[、，,；;]|以及|和|及|与|與|\band\b|\bor\b")
@@ -99,10 +98,6 @@ def find_defect(answer: str, asked: AskedFor, cited_sentences: list[str], langua
                     return Finding("doubtful_figure", _NOTES[lang]["doubtful_figure"].format(
                         figure=answered[0].text, n=n, others="、".join(others) if lang == "zh" else ", ".join(others)))
     return None
-
-
-def anchor_sentences(evidence: str) -> list[str]:
-    return split_sentences(evidence)
 
 
 def repair_messages(messages: list[dict], draft: str, finding: Finding, question: str, language: str

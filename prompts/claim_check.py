@@ -45,9 +45,8 @@ class Derivation:
     part: Quantity
     replaced: str
 
-    def explain(self, language: str) -> str:
-        t, p = _figure(self.total.value), _figure(self.part.value)
-        return f"{t} − {p} = {_figure(self.value)}" if language == "zh" else f"{t} − {p} = {_figure(self.value)}"
+    def explain(self) -> str:
+        return f"{_figure(self.total.value)} − {_figure(self.part.value)} = {_figure(self.value)}"
 
 
 def _figure(value: float) -> str:
@@ -117,7 +116,7 @@ def apply_derivation(answer: str, derivation: Derivation, language: str) -> str:
     fixed, n = re.subn(rf"(?<![\d.]){digits}(?![\d.])", _figure(derivation.value), answer, count=1)
     if not n:  # the figure was written in words ("三十七"): say the derived figure in front
         fixed = f"{_figure(derivation.value)}：{answer}" if language == "zh" else f"{_figure(derivation.value)}: {answer}"
-    note = f"（{derivation.explain('zh')}）" if language == "zh" else f" ({derivation.explain('en')})"
+    note = f"（{derivation.explain()}）" if language == "zh" else f" ({derivation.explain()})"
     citations = re.search(r"(\s*\[\d+\](?:\s*\[\d+\])*)\s*[。.]?\s*$", fixed)
     if citations:  # the arithmetic before the closing citations
         return fixed[:citations.start()] + note + fixed[citations.start():]
