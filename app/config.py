@@ -51,8 +51,10 @@ __all__ = ["PACKAGED_EMBEDDER", "PACKAGED_LLM", "AnswerSettings", "ChunkingSetti
 
 ENV_PREFIX = "DOCQA_"
 # Settings that moved to another section; old TOML files and variables naming the old place keep working.
-_MOVED = {("retrieval", "bm25_k1"): "index", ("retrieval", "bm25_b"): "index",
-          ("retrieval", "bm25_cjk_bigrams"): "index"}
+_MOVED = {("retrieval", "bm25_k1"): ("index", "bm25_k1"), ("retrieval", "bm25_b"): ("index", "bm25_b"),
+          ("retrieval", "bm25_cjk_bigrams"): ("index", "bm25_cjk_bigrams"),
+          # Sampling's top-k had the name retrieval uses for the number of passages.
+          ("generation", "top_k"): ("generation", "sampling_top_k")}
 
 
 def default_data_dir() -> Path:
@@ -94,13 +96,14 @@ class Settings(SettingsSection):
     def _move_renamed(cls, values: Any) -> Any:
         if not isinstance(values, dict):
             return values
-        for (old_section, key), new_section in _MOVED.items():
+        for (old_section, old_key), (new_section, new_key) in _MOVED.items():
             old = values.get(old_section)
-            if isinstance(old, dict) and key in old:
+            if isinstance(old, dict) and old_key in old:
                 old = values[old_section] = dict(old)
-                new = values.get(new_section)
+                value = old.pop(old_key)
+                new = values.get(new_section)  # the same dict when the setting was renamed within its section
                 new = dict(new) if isinstance(new, dict) else ({} if new is None else new.model_dump())
-                new.setdefault(key, old.pop(key))
+                new.setdefault(new_key, value)
                 values[new_section] = new
         return values
 

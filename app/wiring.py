@@ -4,29 +4,47 @@ page, the LangChain tool, the agent example, uploads, the HTTP server and the be
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.config import Settings
+from app.config import ConfigError, Settings
 from app.generation.base import Generator
 from app.generation.factory import load_generator
 from retrieval.hybrid_retriever import HybridRetriever
 from retrieval.reranker import MAXSIM, Reranker, build_reranker
 
 if TYPE_CHECKING:
-    from app.answer.answer_pipeline import AnswerPipeline
+    from app.answer.answer_pipeline import AnswerPipeline, Retriever
     from ingest.embedding.embedder import Embedder
     from ingest.pipeline.ingest_pipeline import IngestOptions
     from ingest.pipeline.ingest_report import IngestReport
     from ingest.store.knowledge_base import KnowledgeBase
     from ingest.store.token_store import TokenVectorStore
+    from prompts.checks.base import AnswerCheck, PassageGate
+    from prompts.grounding_check import SupportScorer
+
+
+# The libraries docqa runs models with, and what they say while loading or saving one ("Loaded 2 prompts", "Saving
+# model to ...") that a docqa command says in its own words or not at all; their warnings and errors still show.
+_CHATTY_LOGGERS = ("sentence_transformers",)
+
+
+def quiet_model_libraries() -> None:
+    """Called first by each face (a process docqa owns): the terminal shows docqa's own lines and bars only.
+    huggingface_hub and transformers draw a bar per model load and save ("Loading weights", "Writing model
+    shards") unless HF_HUB_DISABLE_PROGRESS_BARS is set when they are first imported; a value the user set wins."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    for name in _CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def load_embedder(settings: Settings) -> Embedder:
     """The configured embedder, loaded once per process (converted/traced on first use)."""
-    from ingest.embedding.embedder import load_embedder as load
+    from ingest.embedding.factory import load_embedder as load
 
     return load(settings.embedder, settings.models_path)
 
@@ -73,22 +91,54 @@ def build_generator(settings: Settings) -> Generator:
     return load_generator(settings.generation, settings.models_path)
 
 
+def build_support_scorer(settings: Settings, embedder: Embedder) -> SupportScorer:
+    """What scores answer sentences against their passages: the retrieval embedder (cosine), or the
+    sentence_transformers.CrossEncoder that ``answer.support_scorer`` names."""
+    from prompts.grounding_check import CrossEncoderSupportScorer, EmbeddingSupportScorer
+
+    if settings.answer.support_scorer == "embedder":
+        return EmbeddingSupportScorer(embedder)
+    return CrossEncoderSupportScorer(settings.answer.support_scorer, device=settings.embedder.device)
+
+
+def build_answer_checks(settings: Settings, generator: Generator, embedder: Embedder,
+                        support_scorer: SupportScorer | None = None
+                        ) -> tuple[list[PassageGate], list[AnswerCheck]]:
+    """The ordered gates and checks of ``[answer] gates`` / ``[answer] checks`` (prompts/checks/). The LLM
+    verifies evidence when its backend can score a yes/no (llama.cpp)."""
+    from prompts.checks.registry import CheckLoadError, CheckParts, load_checks, load_gates
+
+    yes_no = generator if hasattr(generator, "yes_probability") else None
+    parts = CheckParts(settings.answer, yes_no, support_scorer or build_support_scorer(settings, embedder))
+    try:
+        return load_gates(parts), load_checks(parts)
+    except CheckLoadError as exc:  # an entry the settings could only check for its form ("module:factory")
+        raise ConfigError(str(exc)) from None
+
+
+def assemble_pipeline(retriever: Retriever, generator: Generator, embedder: Embedder, settings: Settings,
+                      support_scorer: SupportScorer | None = None) -> AnswerPipeline:
+    """The answer pipeline over parts already loaded, with the gates and checks the settings name."""
+    from app.answer.answer_pipeline import AnswerPipeline
+
+    gates, checks = build_answer_checks(settings, generator, embedder, support_scorer)
+    return AnswerPipeline(retriever, generator, settings, gates, checks)
+
+
 def build_pipeline(settings: Settings, with_reranker: bool | None = None,
                    generator: Generator | None = None, embedder: Embedder | None = None) -> AnswerPipeline:
     """Embedder, base, retriever and LLM wired into an answer pipeline (models load once per process; a long-running
     face passes the ones it holds when it reopens a new generation of the base)."""
-    from app.answer.answer_pipeline import AnswerPipeline
-
     if generator is not None:
         embedder = embedder or load_embedder(settings)
-        return AnswerPipeline(build_retriever(settings, embedder, with_reranker), generator, embedder, settings)
+        return assemble_pipeline(build_retriever(settings, embedder, with_reranker), generator, embedder, settings)
     # The LLM loads (mostly mapping the GGUF, in C without the GIL) while the embedder's imports and model load
     # run here: a terminal question starts answering seconds sooner (bench/RESULTS_TTFT.md).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-llm") as pool:
         pending = pool.submit(build_generator, settings)
         embedder = embedder or load_embedder(settings)
         retriever = build_retriever(settings, embedder, with_reranker)
-        return AnswerPipeline(retriever, pending.result(), embedder, settings)
+        return assemble_pipeline(retriever, pending.result(), embedder, settings)
 
 
 def kb_notices(retriever: object) -> list[str]:

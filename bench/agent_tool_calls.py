@@ -35,11 +35,10 @@ from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.errors import GraphRecursionError
 
-from app.answer.answer_pipeline import AnswerPipeline
 from app.config import load_settings
 from app.langchain.chat_model_adapter import LocalChatModel
 from app.langchain.langchain_tool import AGENT_INSTRUCTIONS, build_knowledge_base_tools
-from app.wiring import build_generator
+from app.wiring import assemble_pipeline, build_generator
 from bench.lib.answer_scoring import keyword_hit
 from bench.lib.bench_kb import build_kb
 from bench.lib.eval_data import Question, load_questions
@@ -187,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     retriever, embedder, _ = build_kb(settings, SEEDS_DIR, "answer-seeds")
     generator = build_generator(settings)
-    pipeline = AnswerPipeline(retriever, generator, embedder, settings)
+    pipeline = assemble_pipeline(retriever, generator, embedder, settings)
     tools = build_knowledge_base_tools(settings=settings, pipeline=pipeline)
     recorder = RecordingGenerator(generator)
     model = LocalChatModel(generator=recorder,

@@ -25,9 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from app.answer.answer_pipeline import AnswerPipeline
 from app.config import Settings, load_settings
-from app.wiring import build_generator
+from app.wiring import assemble_pipeline, build_generator
 from bench.lib.answer_scoring import keyword_hit, naive_refused
 from bench.lib.bench_kb import build_kb
 from bench.lib.decision_pipeline import DecisionPipeline
@@ -167,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     generator = build_generator(settings)
     if args.llm_store:
         generator = CachedGenerator(generator, args.llm_store)
-    pipeline = (DecisionPipeline(retriever, generator, embedder, settings, shadow=True) if args.decision
-                else AnswerPipeline(retriever, generator, embedder, settings))
+    pipeline = (DecisionPipeline.assemble(retriever, generator, embedder, settings, shadow=True) if args.decision
+                else assemble_pipeline(retriever, generator, embedder, settings))
 
     systems: dict[str, list[dict]] = {}
     out = RESULTS_DIR / f"answer_{args.name}{'_' + args.only if args.only else ''}.json"

@@ -21,9 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-from app.answer.answer_pipeline import AnswerPipeline, is_refusal
+from app.answer.answer_pipeline import is_refusal
 from app.config import Settings, load_settings
-from app.wiring import build_generator
+from app.wiring import assemble_pipeline, build_generator
 from bench.lib.bench_kb import build_kb
 from bench.lib.eval_data import load_questions
 from bench.lib.paths import RESULTS_DIR, SEEDS_DIR, SEEDS_QUESTIONS
@@ -39,7 +39,7 @@ def score_runs(settings: Settings, run_paths: list[Path], questions_path: Path, 
     questions = {q.qid: q for q in load_questions(questions_path)}
     retriever, embedder, _ = build_kb(settings, corpus, "answer-seeds")
     generator = build_generator(settings)  # its tokenizer sizes the packing
-    pipeline = AnswerPipeline(retriever, generator, embedder, settings)
+    pipeline = assemble_pipeline(retriever, generator, embedder, settings)
     e5 = EmbeddingSupportScorer(embedder)
     a = settings.answer
     refusals = (a.refusal_zh, a.refusal_en)

@@ -42,7 +42,7 @@ from app.answer.answer_pipeline import (
 from app.answer.conversation import Conversation
 from app.answer.standalone_question import REWRITTEN, standalone_question
 from app.config import Settings, load_settings
-from app.wiring import build_generator
+from app.wiring import assemble_pipeline, build_generator
 from bench.lib.answer_scoring import keyword_hit
 from bench.lib.bench_kb import build_kb
 from bench.lib.paths import QUESTIONS_DIR, RESULTS_DIR, SEEDS_DIR
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     by_id = {d.did: d for d in dialogues}
     retriever, embedder, corpus = build_kb(settings, args.corpus, f"answer-{args.name}")
     generator = _NoLLM() if args.no_llm else build_generator(settings)
-    pipeline = AnswerPipeline(retriever, generator, embedder, settings)
+    pipeline = assemble_pipeline(retriever, generator, embedder, settings)
     if not args.no_llm:
         pipeline.warm_up()  # as the chat page and `python -m app.cli.chat` do at start
     out = RESULTS_DIR / f"dialogue_{args.name}.json"

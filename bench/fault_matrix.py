@@ -5,7 +5,7 @@ document is lost.
     python -m bench.fault_matrix                      # the full matrix (~5 min on 2 shared cores)
     python -m bench.fault_matrix --files CURRENT --faults deleted --faces ingest_change --json
 
-The base is built by the real ingest with the fast stand-in embedder (tests/fake_embedder.py): two generations,
+The base is built by the real ingest with the fast stand-in embedder (ingest/testing/fake_embedder.py): two generations,
 an embedding cache, token vectors. For each cell a fresh copy is damaged, the face runs in this process (the real
 CLI ``main`` functions, the real chat page under Streamlit's AppTest; only the embedder and the LLM are stand-ins),
 and then the base is checked: it must open and hold every old document with the same chunk texts, either as it
@@ -40,7 +40,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 
 FAULTS = ["deleted", "emptied", "truncated", "garbage_header", "corrupted_middle", "permissions"]
 FACES = ["ingest_nochange", "ingest_change", "retrieval", "ask", "page"]
@@ -78,14 +77,14 @@ class Matrix:
 # --- the base ----------------------------------------------------------------------------------------------------
 
 def _config(root: Path) -> Path:
-    from store_fakes import write_config
+    from ingest.testing.small_corpus import write_config
     return write_config(root / "docqa.toml", keep_generations=2, gc_grace_seconds=0.0)
 
 
 def build_base(root: Path) -> dict[str, list[str]]:
     """Two ingests into ``root/kb`` from ``root/docs``; returns every document's chunk texts (path -> texts)."""
-    from fake_embedder import FakeEmbedder
-    from store_fakes import write_corpus
+    from ingest.testing.fake_embedder import FakeEmbedder
+    from ingest.testing.small_corpus import write_corpus
 
     from app.cli.ingest_cli import main as ingest_main
     docs = root / "docs"
@@ -167,6 +166,7 @@ class _Generator:
     """A stand-in LLM: cites passage 1 (the answer pipeline's checks then decide what to keep)."""
 
     name = "fault-matrix"
+    n_ctx = 4096
 
     def stream(self, messages, settings):
         yield "根据资料，答案见 [1]。"
@@ -180,7 +180,7 @@ class _Generator:
 
 def _patch_models() -> None:
     """The embedder and the LLM are stand-ins everywhere the faces get them (app/wiring.py)."""
-    from fake_embedder import FakeEmbedder
+    from ingest.testing.fake_embedder import FakeEmbedder
 
     import app.wiring as wiring
     wiring.load_embedder = lambda settings: FakeEmbedder()
@@ -189,8 +189,8 @@ def _patch_models() -> None:
 
 def run_cli_face(face: str, root: Path) -> tuple[int | None, str, str]:
     """(exit code or None for an escaped exception, stdout, stderr)."""
-    from fake_embedder import FakeEmbedder
-    from store_fakes import write_corpus
+    from ingest.testing.fake_embedder import FakeEmbedder
+    from ingest.testing.small_corpus import write_corpus
 
     kb, config, docs = str(root / "kb"), str(root / "docqa.toml"), root / "docs"
     with _captured() as (out, err):
@@ -220,9 +220,7 @@ def run_page_face(root: Path) -> tuple[str, list[str], list[str]]:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    import app.web.components as components
     st.cache_resource.clear()
-    components._loaded.clear()
     os.environ["DOCQA_KB_DIR"] = str(root / "kb")
     os.environ["DOCQA_CONFIG"] = str(root / "docqa.toml")
     os.environ["DOCQA_HOME"] = str(root / "home")

@@ -92,7 +92,7 @@ def run_docqa(settings: Settings, corpus: Path, embedder: object) -> dict:
     from ingest.pipeline.ingest_pipeline import IngestOptions
 
     started, cpu = time.perf_counter(), time.process_time()
-    report = run_ingest(settings, [corpus], IngestOptions(progress=False), embedder_factory=lambda: embedder)
+    report = run_ingest(settings, [corpus], IngestOptions(), embedder_factory=lambda: embedder)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     kb = open_knowledge_base(settings, embedder)
     texts = [c.text for c in kb.iter_chunks()]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from app.answer.answer_pipeline import AnswerPipeline, PassagesEvent, RetryEvent, TokenEvent, _passage_language
 from app.config import Settings, load_settings
-from app.wiring import build_generator
+from app.wiring import assemble_pipeline, build_generator
 from bench.lib.bench_kb import build_kb
 from bench.lib.decision_pipeline import SAME_LANGUAGE_ONLY, DecisionPipeline
 from bench.lib.keep_right_sets import DevCase, all_cases
@@ -237,8 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         cases = [c for c in cases if c.case_id in done]
     generator = CachedGenerator(build_generator(settings), LLM_STORE)
     embedder = retriever.retriever.embedder
-    pipeline = (DecisionPipeline(retriever, generator, embedder, settings, shadow=True) if args.decision
-                else AnswerPipeline(retriever, generator, embedder, settings))
+    pipeline = (DecisionPipeline.assemble(retriever, generator, embedder, settings, shadow=True) if args.decision
+                else assemble_pipeline(retriever, generator, embedder, settings))
     pipeline.warm_up()
     out = RESULTS_DIR / f"keep_right_{args.name}.json"
     rows: list[dict] = []

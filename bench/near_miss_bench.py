@@ -30,14 +30,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from app.answer.answer_pipeline import (
-    AnswerPipeline,
     PassagesEvent,
     RetryEvent,
     TokenEvent,
     _passage_language,
 )
 from app.config import Settings, load_settings
-from app.wiring import build_generator
+from app.wiring import assemble_pipeline, build_generator
 from bench.lib.answer_scoring import keyword_hit
 from bench.lib.bench_kb import build_kb
 from bench.lib.near_miss_sets import (
@@ -116,7 +115,7 @@ def run_end_to_end(settings: Settings, retriever: CaseRetriever, generator, embe
         s = settings.model_copy(update={"answer": settings.answer.replace(**changes)})
         getattr(generator, "forget_context", lambda: None)()  # neither variant reuses the other's passages
         start = time.perf_counter()
-        answer = AnswerPipeline(retriever, generator, embedder, s).answer(q.question)
+        answer = assemble_pipeline(retriever, generator, embedder, s).answer(q.question)
         row["variants"][name] = {"refused": answer.refused, "text": answer.text, "reason": answer.refusal_reason,
                                  "added_s": time.perf_counter() - start}
     return row
@@ -124,7 +123,7 @@ def run_end_to_end(settings: Settings, retriever: CaseRetriever, generator, embe
 
 def run_case(settings: Settings, retriever: CaseRetriever, generator, embedder, case: Case) -> dict:
     retriever.allowed = set(case.doc_ids)
-    before = AnswerPipeline(retriever, generator, embedder, settings.model_copy(
+    before = assemble_pipeline(retriever, generator, embedder, settings.model_copy(
         update={"answer": settings.answer.replace(**VARIANTS["before (today)"], retry_refusals=True)}))
     q = case.question
     first, second, retried, passages, done = [], [], False, [], None
@@ -163,7 +162,7 @@ def finish_variants(settings: Settings, retriever: CaseRetriever, generator, emb
     for name, changes in VARIANTS.items():
         for retry in (True, False):
             s = settings.model_copy(update={"answer": settings.answer.replace(**changes, retry_refusals=retry)})
-            pipeline = AnswerPipeline(retriever, generator, embedder, s)
+            pipeline = assemble_pipeline(retriever, generator, embedder, s)
             packed = pipeline._pack(q.question, passages, language, s.generation)
             raw = row["second"] if (retried and retry) else row["first"]
             refused = Answer(question=q.question, text=pipeline._refusal(language), refused=True,
@@ -174,8 +173,8 @@ def finish_variants(settings: Settings, retriever: CaseRetriever, generator, emb
                 "refused": answer.refused, "text": answer.text, "reason": answer.refusal_reason,
                 "added_s": time.perf_counter() - t if name != "before (today)" else 0.0}
     # The LLM's verdict on each answer the constraint checks let through (applied offline, see summarise).
-    packed = AnswerPipeline(retriever, generator, embedder, settings)._pack(q.question, passages, language,
-                                                                            settings.generation)
+    packed = assemble_pipeline(retriever, generator, embedder, settings)._pack(q.question, passages, language,
+                                                                              settings.generation)
     scores: dict[str, float] = dict(known_p_yes or {})
     for name, v in row["variants"].items():
         if name.startswith("constraints") and not v["refused"] and hasattr(generator, "yes_probability"):

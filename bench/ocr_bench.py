@@ -5,7 +5,7 @@ retrieval hit@5 on the OCR'd pages against the same pages ingested as text.
         --dpis 300 150 --noisy
     PYTHONPATH=. .venv/bin/python -m bench.ocr_bench --pages 24 --engines auto --dpis 300 --retrieval
 
-Pages come from bench/lib/scanned_pages.py (Noto CJK, Chinese/English/two-column/table), written as image-only PDFs
+Pages come from ingest/testing/scanned_pages.py (Noto CJK, Chinese/English/two-column/table), written as image-only PDFs
 and read through the real loader (``load_document``: pypdfium2 rendering, OCR, reading order). CER compares the
 text with all whitespace removed (layout spaces are not characters a reader needs). Prints a table and writes
 bench/results/ocr_<name>.json.
@@ -21,15 +21,15 @@ import time
 from pathlib import Path
 
 from bench.lib.paths import RESULTS_DIR
-from bench.lib.scanned_pages import (
+from ingest.loaders.document_loader import load_document
+from ingest.settings import LimitSettings, OcrSettings
+from ingest.testing.scanned_pages import (
     at_dpi,
     char_accuracy,
     degrade,
     image_pdf,
     make_pages,
 )
-from ingest.loaders.document_loader import load_document
-from ingest.settings import LimitSettings, OcrSettings
 
 
 def memoise_ocr() -> None:
@@ -106,7 +106,7 @@ def _retrieval(pages, engine: str, dpi: int, threads: int, work: Path, kinds: tu
                             ocr=OcrSettings(engine=engine, dpi=dpi, num_threads=threads))
         settings.embedder.num_threads = threads
         started = time.perf_counter()
-        report = run_ingest(settings, [folder], IngestOptions(progress=False))
+        report = run_ingest(settings, [folder], IngestOptions())
         ingest_s = time.perf_counter() - started
         retriever = build_retriever(settings)
         hits = 0
@@ -123,10 +123,8 @@ def _retrieval(pages, engine: str, dpi: int, threads: int, work: Path, kinds: tu
 def _text_pdf_timing(rounds: int) -> dict:
     """Seconds to load text PDFs with OCR "auto" vs. "off" (the code path before OCR existed), interleaved."""
     import statistics
-    import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from fixtures.documents import pdf_bytes
+    from ingest.testing.documents import pdf_bytes
 
     sample = Path(__file__).resolve().parent.parent / "data" / "sample" / "tokenizer_notes.pdf"
     out = {}

@@ -153,13 +153,13 @@ def time_retrieval(retriever: object, questions: list[str], warmup: int,
 
 
 def time_generation(settings: Settings, retriever: object, embedder: object, questions: list[str]) -> list[dict]:
-    from app.answer.answer_pipeline import AnswerPipeline, DoneEvent
-    from app.wiring import build_generator
+    from app.answer.answer_pipeline import DoneEvent
+    from app.wiring import assemble_pipeline, build_generator
 
     started = time.perf_counter()
     generator = build_generator(settings)
     load_s = time.perf_counter() - started
-    pipeline = AnswerPipeline(retriever, generator, embedder, settings)
+    pipeline = assemble_pipeline(retriever, generator, embedder, settings)
     runs = []
     for q in questions:
         asked = time.perf_counter()

@@ -136,6 +136,7 @@ def _print_table(name: str, summaries: dict[str, dict[str, float]],
 def run(args: argparse.Namespace, settings: Settings) -> dict:
     from app.wiring import load_embedder, run_ingest
     from ingest.pipeline.ingest_pipeline import IngestOptions
+    from ingest.pipeline.progress import TerminalProgress
 
     work_dir = args.work_dir or RESULTS_DIR / f"kb-{args.name}"
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -148,7 +149,8 @@ def run(args: argparse.Namespace, settings: Settings) -> dict:
     embedder = load_embedder(settings)
 
     started = time.perf_counter()
-    report = run_ingest(settings, [corpus.folder], IngestOptions(progress=True), embedder_factory=lambda: embedder)
+    report = run_ingest(settings, [corpus.folder], IngestOptions(progress=TerminalProgress()),
+                        embedder_factory=lambda: embedder)
     ingest_seconds = time.perf_counter() - started
     print(f"ingest: {report.chunks_total} chunks from {report.documents_total} documents in {ingest_seconds:.0f}s "
           f"({report.passages_embedded} passages embedded)", file=sys.stderr)

@@ -69,7 +69,7 @@ def current_generation(home: Path) -> str:
 def start_server(phase: str, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     if phase == "fake":
-        args = ["tests/server_launcher.py", "--port", str(port), "--real-embedder", "--token-delay", "0.02",
+        args = ["-m", "app.server.testing", "--port", str(port), "--real-embedder", "--token-delay", "0.02",
                 "--padding", "20"]
     else:
         args = ["-m", "app.server", "--port", str(port)]

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         settings.embedder.num_threads = args.threads
         settings.generation.n_threads = args.threads
         started = time.perf_counter()
-        report = run_ingest(settings, [work / "docs"], IngestOptions(progress=False))
+        report = run_ingest(settings, [work / "docs"], IngestOptions())
         result["ingest"] = {"rows": 2200, "chunks": report.chunks_total,
                             "seconds": round(time.perf_counter() - started, 1),
                             "failures": [str(f) for f in report.failures], "load_avg": os.getloadavg()[0]}

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from app.answer.answer_pipeline import AnswerPipeline
 from app.config import Settings, load_settings
-from app.wiring import build_generator
+from app.wiring import assemble_pipeline, build_generator
 from bench.lib.answer_scoring import keyword_hit
 from bench.lib.bench_kb import build_kb
 from bench.lib.docqa_runs import pick_questions, run_docqa
@@ -103,11 +103,11 @@ def summarise(rows: list[dict], questions: list[Question]) -> dict:
 
 def pipelines(settings: Settings, retriever, embedder, generator: PromptRecorder,
               after_only: bool = False) -> dict[str, AnswerPipeline]:
-    after = {"after": AnswerPipeline(retriever, generator, embedder, settings)}
+    after = {"after": assemble_pipeline(retriever, generator, embedder, settings)}
     if after_only:
         return after
     before = settings.model_copy(update={"answer": settings.answer.replace(**BEFORE)})
-    return {"before": AnswerPipeline(retriever, generator, embedder, before), **after}
+    return {"before": assemble_pipeline(retriever, generator, embedder, before), **after}
 
 
 def packed_prompt(pipeline: AnswerPipeline, generator, q: Question) -> dict:

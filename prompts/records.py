@@ -41,3 +41,6 @@ class Answer:
     # was made: app/answer/standalone_question.py).
     standalone_question: str = ""
     follow_up: str = ""
+    # What the gates and checks measured on the way (prompts/checks/), named "<check>.<signal>": e.g.
+    # "evidence_score.best_score", "verification.p_yes", "lexical_support.score".
+    signals: dict[str, float] = field(default_factory=dict)

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import importlib.util
+import re
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ingest.settings import SettingsSection
+
+
+# A check named by a module of prompts/checks/, or "package.module:factory" for one kept elsewhere.
+_CHECK_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+_CHECK_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
+def _known_checks(entries: tuple[str, ...]) -> tuple[str, ...]:
+    """Each entry names a module of prompts/checks/ or has the form "package.module:factory" (imported when the
+    pipeline is built); repeats are refused."""
+    for entry in entries:
+        if _CHECK_PATH.fullmatch(entry):
+            continue
+        if not _CHECK_NAME.fullmatch(entry) or importlib.util.find_spec(f"prompts.checks.{entry}") is None:
+            raise ValueError(f"{entry!r} is no module of prompts/checks/ and not of the form 'package.module:factory'")
+    if len(set(entries)) != len(entries):
+        raise ValueError("a check is named twice")
+    return entries
 
 
 class AcceptanceModel(SettingsSection):
@@ -23,6 +43,19 @@ class AcceptanceModel(SettingsSection):
 
 
 class AnswerSettings(SettingsSection):
+    # The gates that may refuse before the LLM is called, in order (prompts/checks/; each reads its own settings
+    # below): the best evidence score (min_evidence_score), the question's names (require_question_names).
+    gates: tuple[str, ...] = ("evidence_score", "question_names")
+    # The checks of the model's draft, in order; each sees the draft as the ones before left it and the first that
+    # refuses decides: drop invalid citation numbers, numbers a second answer invents, a bare "[1]" quoted,
+    # near-miss constraints (evidence_checks), the LLM's verification (min_verification_yes_*), per-sentence
+    # support flags (min_support_score), lexical support (min_lexical_support). Add a check: a file in
+    # prompts/checks/ with build(parts), or "package.module:factory", and its name here.
+    checks: tuple[str, ...] = ("citations", "retry_numbers", "marker_quote", "constraints", "verification",
+                               "sentence_support", "lexical_support")
+
+    _known_parts = field_validator("gates", "checks")(_known_checks)
+
     # Tokens of the LLM's own tokenizer given to the numbered passages; on a 2-core CPU every 1000 prompt tokens
     # add ~10 s before the first answer token (bench/RESULTS_ANSWER.md).
     context_budget_tokens: int = Field(1024, ge=64)

@@ -20,9 +20,12 @@ def scored(text: str, chunk_id: int = 1, dense: float | None = 0.9, source: str 
 class FakeRetriever:
     passages: list[ScoredChunk]
     calls: list[str] = field(default_factory=list)
+    # The number of passages asked for by each call (None = the configured one).
+    top_ks: list[int | None] = field(default_factory=list)
 
     def retrieve(self, query: str, top_k: int | None = None, rerank: bool | None = None) -> RetrievalResult:
         self.calls.append(query)
+        self.top_ks.append(top_k)
         return RetrievalResult(query=query, passages=list(self.passages), timings={"total": 0.0})
 
 

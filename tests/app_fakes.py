@@ -8,12 +8,13 @@ import re
 from pathlib import Path
 
 from answer_fakes import FakeRetriever, ScriptedGenerator, scored
-from fake_embedder import FakeEmbedder
 
 from app.answer.answer_pipeline import AnswerPipeline
 from app.config import Settings
+from app.wiring import assemble_pipeline
 from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
 from ingest.pipeline.ingest_report import IngestReport
+from ingest.testing.fake_embedder import FakeEmbedder
 
 HOSTILE_PASSAGE = ("检索增强生成（RAG）先检索相关段落，再让模型根据这些段落作答。"
                    "<script>window.__pwned=1</script> <img src=http://127.0.0.1:9/x.png onerror=\"window.__pwned=2\"> "
@@ -57,7 +58,8 @@ def fake_passages(dense: float = 0.9) -> list:
 
 
 def fake_pipeline(settings: Settings, answer: str = ANSWER, dense: float = 0.9) -> AnswerPipeline:
-    return AnswerPipeline(FakeRetriever(fake_passages(dense)), RecordingGenerator(answer), FakeEmbedder(dimension=256), settings)
+    return assemble_pipeline(FakeRetriever(fake_passages(dense)), RecordingGenerator(answer),
+                             FakeEmbedder(dimension=256), settings)
 
 
 # A tiny corpus written for these tests (one Chinese, one English document).
@@ -78,7 +80,7 @@ def write_corpus(folder: Path, files: dict[str, str] = SMALL_CORPUS) -> Path:
 
 def ingest_with_hash_embedder(settings: Settings, paths: list[Path]) -> IngestReport:
     """The real ingest with a fast stand-in embedder: a real knowledge base on disk in well under a second."""
-    return run_ingest(settings, paths, IngestOptions(progress=False), embedder_factory=FakeEmbedder)
+    return run_ingest(settings, paths, IngestOptions(), embedder_factory=FakeEmbedder)
 
 
 def page_env(settings: Settings) -> dict[str, str]:

@@ -9,11 +9,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from answer_fakes import FakeRetriever, ScriptedGenerator, scored  # noqa: E402
-from fake_embedder import FakeEmbedder  # noqa: E402
 
 import app.cli.chat as chat  # noqa: E402
 from app.answer.answer_pipeline import AnswerPipeline  # noqa: E402
 from app.config import Settings  # noqa: E402
+from app.wiring import assemble_pipeline  # noqa: E402
+from ingest.testing.fake_embedder import FakeEmbedder  # noqa: E402
 
 PASSAGE = "青鸾评测集共有412道题，其中37道是拒答题，其余375道有答案。"
 # One reply per LLM call, in order: answer 1, the rewrite of the follow-up, answer 2, then answer 3 (after /new).
@@ -23,7 +24,7 @@ REPLIES = ["青鸾评测集有 37 道拒答题 [1]。", "青鸾评测集中有�
 
 def build(settings: Settings, with_reranker: bool | None = None) -> AnswerPipeline:
     retriever = FakeRetriever([scored(PASSAGE, 1, source="docs/青鸾评测集.md")])
-    pipeline = AnswerPipeline(retriever, ScriptedGenerator(REPLIES), FakeEmbedder(dimension=256), settings)
+    pipeline = assemble_pipeline(retriever, ScriptedGenerator(REPLIES), FakeEmbedder(dimension=256), settings)
     chat.SEEN_RETRIEVER = retriever  # type: ignore[attr-defined]
     return pipeline
 

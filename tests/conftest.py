@@ -24,7 +24,7 @@ def real_embedder_settings() -> EmbedderSettings:
 @pytest.fixture(scope="session")
 def real_embedder(packaged_models_dir: Path, real_embedder_settings: EmbedderSettings):
     """The default embedder exactly as the app loads it (converted on first use)."""
-    from ingest.embedding.embedder import load_embedder
+    from ingest.embedding.factory import load_embedder
 
     return load_embedder(real_embedder_settings, packaged_models_dir)
 
@@ -53,7 +53,7 @@ def real_app_settings(tmp_path_factory: pytest.TempPathFactory, packaged_models_
     settings = Settings(data_dir=home, model_cache_dir=packaged_models_dir, embedder=real_embedder_settings)
     settings.generation.n_threads = 2
     settings.generation.max_new_tokens = 64
-    report = run_ingest(settings, [write_corpus(home / "docs")], IngestOptions(progress=False),
+    report = run_ingest(settings, [write_corpus(home / "docs")], IngestOptions(),
                         embedder_factory=lambda: real_embedder)
     assert report.committed and not report.failures, report.summary()
     return settings

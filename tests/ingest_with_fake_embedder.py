@@ -17,12 +17,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fake_embedder import FakeEmbedder  # noqa: E402
-
 import ingest.pipeline.ingest_pipeline as ingest_pipeline  # noqa: E402
 import ingest.store.kb_writer as kb_writer  # noqa: E402
 import ingest.store.keyword_index as keyword_index  # noqa: E402
 from app.cli.ingest_cli import main  # noqa: E402
+from ingest.testing.fake_embedder import FakeEmbedder  # noqa: E402
 
 # Functions called in this order during a commit, and the module whose name for them the run looks up.
 COMMIT_STEPS = {"save_index": kb_writer, "build_keyword_index": keyword_index, "write_manifest": kb_writer,

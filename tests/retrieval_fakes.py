@@ -8,11 +8,11 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-from fake_embedder import FakeEmbedder
 
 from app.config import RetrievalSettings
 from ingest.records import Chunk
 from ingest.store.keyword_index import KeywordIndex, build_keyword_index
+from ingest.testing.fake_embedder import FakeEmbedder
 from retrieval.hybrid_retriever import HybridRetriever
 
 DIM = 64

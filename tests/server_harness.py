@@ -59,7 +59,7 @@ class ServerProcess:
 
 def start_fake_server(env: dict[str, str], log: Path, *extra: str, timeout: float = 240) -> ServerProcess:
     port = free_port()
-    server = ServerProcess(["tests/server_launcher.py", "--port", str(port), *extra], env, port, log)
+    server = ServerProcess(["-m", "app.server.testing", "--port", str(port), *extra], env, port, log)
     try:
         server.wait_ready(timeout)
     except BaseException:

@@ -7,16 +7,15 @@ import re
 
 import pytest
 from app_fakes import CitingGenerator, ingest_with_hash_embedder, write_corpus
-from fake_embedder import FakeEmbedder
 from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 
-from app.answer.answer_pipeline import AnswerPipeline
 from app.config import GenerationSettings, Settings
 from app.langchain.chat_model_adapter import LocalChatModel
 from app.langchain.langchain_tool import build_knowledge_base_tools
-from app.wiring import build_retriever
+from app.wiring import assemble_pipeline, build_retriever
+from ingest.testing.fake_embedder import FakeEmbedder
 
 QUESTION = "星河数据库默认监听哪个端口？"
 CALL = {"name": "search_knowledge_base", "args": {"question": QUESTION}, "id": "call_1", "type": "tool_call"}
@@ -53,8 +52,8 @@ def kb_tools(tmp_path):
     settings.answer.min_evidence_score = 0.0
     ingest_with_hash_embedder(settings, [write_corpus(tmp_path / "docs")])
     retriever = build_retriever(settings, FakeEmbedder())
-    pipeline = AnswerPipeline(retriever, CitingGenerator("星河数据库默认监听 7341 端口 [{n}]。", "7341"),
-                              FakeEmbedder(dimension=256), settings)
+    pipeline = assemble_pipeline(retriever, CitingGenerator("星河数据库默认监听 7341 端口 [{n}]。", "7341"),
+                                 FakeEmbedder(dimension=256), settings)
     return build_knowledge_base_tools(settings=settings, pipeline=pipeline)
 
 

@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 
 from answer_fakes import FakeRetriever, ScriptedGenerator, scored
-from fake_embedder import FakeEmbedder
 
 from app.answer.answer_pipeline import AnswerPipeline
 from app.cli import ask
 from app.config import Settings
+from app.wiring import assemble_pipeline
+from ingest.testing.fake_embedder import FakeEmbedder
 
 
 def _use_fake_pipeline(monkeypatch, answer: str, seen: list) -> None:
     def build(settings: Settings, with_reranker: bool | None = None) -> AnswerPipeline:
         seen.append(settings)
         passages = [scored("星河数据库默认监听 7341 端口。", 1, source="docs/星河.md", page=3, heading=["端口"])]
-        return AnswerPipeline(FakeRetriever(passages), ScriptedGenerator(answer), FakeEmbedder(dimension=256), settings)
+        return assemble_pipeline(FakeRetriever(passages), ScriptedGenerator(answer),
+                                 FakeEmbedder(dimension=256), settings)
 
     monkeypatch.setattr(ask, "load_settings", lambda config=None, **overrides: Settings(**overrides))
     monkeypatch.setattr(ask, "build_pipeline", build)

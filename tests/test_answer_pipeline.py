@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from answer_fakes import FakeRetriever, ScriptedGenerator, scored
-from fake_embedder import FakeEmbedder
 
 from app.answer.answer_pipeline import (
     AnswerPipeline,
@@ -15,6 +14,8 @@ from app.answer.answer_pipeline import (
     TokenEvent,
 )
 from app.config import Settings
+from app.wiring import assemble_pipeline
+from ingest.testing.fake_embedder import FakeEmbedder
 
 PASSAGES = [scored("通义千问模型由阿里云开发。它支持中文和英文。", 1, dense=0.9),
             scored("北京是中国的首都。", 2, dense=0.8)]
@@ -25,7 +26,7 @@ def make(answer: str, passages=PASSAGES, **answer_overrides) -> tuple[AnswerPipe
     for key, value in answer_overrides.items():
         setattr(settings.answer, key, value)
     generator = ScriptedGenerator(answer)
-    return AnswerPipeline(FakeRetriever(list(passages)), generator, FakeEmbedder(dimension=256), settings), generator
+    return assemble_pipeline(FakeRetriever(list(passages)), generator, FakeEmbedder(dimension=256), settings), generator
 
 
 def test_events_come_in_order_and_the_answer_is_cited_and_checked():
@@ -179,9 +180,11 @@ def test_markers_alone_with_nothing_to_quote_are_kept():
 
 
 def test_warm_up_hands_the_generator_prompts_that_differ_only_in_the_question():
-    pipeline, generator = make("答[1]。")
+    # A generator with a prompt cache (llama_cpp) has warm_up, and it can verify evidence (yes_probability).
+    generator = _Verifying(["答[1]。"], p_yes=0.9)
+    pipeline = assemble_pipeline(FakeRetriever(list(PASSAGES)), generator, FakeEmbedder(dimension=256), Settings())
     calls = []
-    generator.warm_up = calls.append  # a generator with a prompt cache (llama_cpp) has this method
+    generator.warm_up = calls.append
     pipeline.warm_up()
     # Per language (English, then Chinese): the follow-up rewrite, the evidence verification, the answer prompt.
     assert len(calls) == 6
@@ -189,7 +192,8 @@ def test_warm_up_hands_the_generator_prompts_that_differ_only_in_the_question():
         assert first[0] == second[0]  # the same system message
         assert first[-1]["content"] != second[-1]["content"]  # what changes per question differs
     pipeline.settings.dialogue = pipeline.settings.dialogue.replace(follow_up="append")
-    pipeline.settings.answer = pipeline.settings.answer.replace(min_verification_yes_zh=0, min_verification_yes_en=0)
+    # Changed in place: the checks read the pipeline's own [answer] section when they run.
+    pipeline.settings.answer.min_verification_yes_zh = pipeline.settings.answer.min_verification_yes_en = 0
     calls.clear()
     pipeline.warm_up()
     assert len(calls) == 2  # nothing to rewrite or verify: the answer prompts only
@@ -281,7 +285,7 @@ def test_a_first_pass_answer_is_held_to_the_stricter_verification_and_widens_bel
         for key, value in {"first_pass_budget_tokens": 200, "context_budget_tokens": 1000}.items():
             setattr(settings.answer, key, value)
         generator = _Verifying(answers, p_yes)
-        pipeline = AnswerPipeline(FakeRetriever(list(STAGED)), generator, FakeEmbedder(dimension=256), settings)
+        pipeline = assemble_pipeline(FakeRetriever(list(STAGED)), generator, FakeEmbedder(dimension=256), settings)
         answer = pipeline.answer("通义千问是谁开发的？")
         assert len(generator.calls) == calls, p_yes
         # 0.8 fails the first pass's 0.9 but passes the wide pass's 0.7; 0.5 fails both.

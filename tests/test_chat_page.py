@@ -28,7 +28,6 @@ def page(tmp_path, monkeypatch):
     pipeline = fake_pipeline(settings)
     monkeypatch.setattr(components, "build_pipeline", lambda settings, **options: pipeline)
     st.cache_resource.clear()
-    components._loaded.clear()
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     assert not at.exception
     yield at, pipeline
@@ -117,10 +116,14 @@ def test_sidebar_settings_reach_the_pipeline(page):
     at.sidebar.slider(key="set_temperature").set_value(0.7)
     at.sidebar.number_input(key="set_max_tokens").set_value(64)
     at.sidebar.number_input(key="set_no_repeat").set_value(3)
+    at.sidebar.number_input(key="set_gen_top_k").set_value(5)
+    at.sidebar.number_input(key="set_top_k").set_value(2)
     at.run()
     _ask(at, "什么是 RAG？")
     used = pipeline.generator.settings_seen[-1]
     assert (used.temperature, used.max_new_tokens, used.no_repeat_ngram_size) == (0.7, 64, 3)
+    # Two knobs once both called top-k: sampling goes to the LLM, passages to retrieval.
+    assert used.sampling_top_k == 5 and pipeline.retriever.top_ks[-1] == 2
 
 
 def test_a_refusal_is_shown_as_such_with_the_passages_considered(page):

@@ -12,7 +12,6 @@ import streamlit as st
 from app_fakes import page_env
 from streamlit.testing.v1 import AppTest
 
-import app.web.components as components
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +25,6 @@ def real_page(real_app_settings, real_pipeline, monkeypatch):
     for name, value in page_env(real_app_settings).items():
         monkeypatch.setenv(name, value)
     st.cache_resource.clear()
-    components._loaded.clear()
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     assert not at.exception, at.exception
     yield at

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-from fixtures.documents import SAMPLE_DIR
 from shared_data import SHARED_DIR
 
 from app.config import ChunkingSettings, LimitSettings
@@ -16,6 +15,7 @@ from ingest.chunking.normalize import normalize_text
 from ingest.chunking.text_structure import split_sentences
 from ingest.loaders.document_loader import load_document
 from ingest.records import ChunkDraft, LoadedDocument, PageText
+from ingest.testing.documents import SAMPLE_DIR
 
 SEEDS = SHARED_DIR / "seeds"
 

@@ -6,18 +6,13 @@ import json
 import time
 from pathlib import Path
 
-from fake_embedder import FakeEmbedder
-from store_fakes import (
-    assert_consistent,
-    fake_cli,
-    store_settings,
-    write_config,
-    write_corpus,
-)
+from store_fakes import assert_consistent, fake_cli, store_settings
 
 from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
 from ingest.store.kb_layout import LOCK_FILE, read_current
 from ingest.store.knowledge_base import KnowledgeBase
+from ingest.testing.fake_embedder import FakeEmbedder
+from ingest.testing.small_corpus import write_config, write_corpus
 
 
 def _wait_for_lock_holder(kb_dir: Path, timeout: float = 60.0) -> str:
@@ -57,7 +52,7 @@ def test_readers_see_consistent_snapshots_during_an_ingest(tmp_path: Path) -> No
     docs = tmp_path / "docs"
     paths = write_corpus(docs, 6)
     settings = store_settings(tmp_path)
-    run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=lambda: FakeEmbedder())
+    run_ingest(settings, [docs], IngestOptions(), embedder_factory=lambda: FakeEmbedder())
     opened_before = KnowledgeBase.open(settings.kb_path)
     before_texts = sorted(c.text for c in opened_before.iter_chunks())
     for path in paths[:3]:

@@ -55,6 +55,16 @@ def test_the_config_file_is_found_by_variable_or_in_the_working_directory(tmp_pa
         load_settings(data_dir=tmp_path)
 
 
+def test_the_renamed_sampling_top_k_keeps_its_old_name_in_files_and_variables(tmp_path: Path, monkeypatch) -> None:
+    # Sampling's top-k was generation.top_k, the name retrieval uses for passages.
+    path = _toml(tmp_path, "[generation]\ntop_k = 12\n[retrieval]\ntop_k = 3\n")
+    settings = load_settings(path, data_dir=tmp_path)
+    assert (settings.generation.sampling_top_k, settings.retrieval.top_k) == (12, 3)
+    monkeypatch.setenv("DOCQA_GENERATION__TOP_K", "7")
+    assert load_settings(data_dir=tmp_path / "elsewhere").generation.sampling_top_k == 7
+    assert Settings().generation.sampling_top_k == 40 and "top_k" not in Settings().generation.model_dump()
+
+
 def test_settings_that_moved_section_keep_working(tmp_path: Path) -> None:
     path = _toml(tmp_path, "[retrieval]\nbm25_k1 = 1.2\nbm25_cjk_bigrams = false\n")
     settings = load_settings(path, data_dir=tmp_path)

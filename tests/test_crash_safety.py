@@ -12,14 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_embedder import FakeEmbedder
-from store_fakes import (
-    assert_consistent,
-    fake_cli,
-    store_settings,
-    write_config,
-    write_corpus,
-)
+from store_fakes import assert_consistent, fake_cli, store_settings
 
 from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
 from ingest.store.kb_layout import (
@@ -30,6 +23,8 @@ from ingest.store.kb_layout import (
     generations_dir,
     read_current,
 )
+from ingest.testing.fake_embedder import FakeEmbedder
+from ingest.testing.small_corpus import write_config, write_corpus
 
 
 def _snapshot(kb_dir: Path) -> dict[str, list[str]]:
@@ -47,7 +42,7 @@ def _snapshot(kb_dir: Path) -> dict[str, list[str]]:
 def _clean_result(tmp_path: Path, docs: Path) -> dict[str, list[str]]:
     """What a single uninterrupted run makes of ``docs`` in a fresh knowledge base."""
     settings = store_settings(tmp_path / "reference")
-    run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=lambda: FakeEmbedder())
+    run_ingest(settings, [docs], IngestOptions(), embedder_factory=lambda: FakeEmbedder())
     return _snapshot(settings.kb_path)
 
 
@@ -64,7 +59,7 @@ def _setup(tmp_path: Path) -> tuple[Path, Path, Path, dict[str, list[str]]]:
     docs = tmp_path / "docs"
     paths = write_corpus(docs, 8)
     settings = store_settings(tmp_path)
-    run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=lambda: FakeEmbedder())
+    run_ingest(settings, [docs], IngestOptions(), embedder_factory=lambda: FakeEmbedder())
     before = _snapshot(settings.kb_path)
     paths[0].write_text("改写后的第一份文件，讲的是长上下文外推。\n\n第二段讲位置插值。", encoding="utf-8")
     paths[1].unlink()

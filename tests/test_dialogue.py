@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import pytest
 from answer_fakes import FakeRetriever, ScriptedGenerator, scored
-from fake_embedder import FakeEmbedder
 
 from app.answer.answer_pipeline import AnswerPipeline, AskOptions, PassagesEvent
 from app.answer.standalone_question import APPENDED, DISCARDED, FIRST, INDEPENDENT, REWRITTEN
 from app.config import Settings
+from app.wiring import assemble_pipeline
+from ingest.testing.fake_embedder import FakeEmbedder
 from prompts.conversation import Turn
 from prompts.follow_up import detect_follow_up
 from prompts.history_window import fit_history, with_history
@@ -142,7 +143,7 @@ def make(answers, follow_up: str = "rewrite", passages=PASSAGES, **dialogue):
     settings.dialogue = settings.dialogue.replace(follow_up=follow_up, **dialogue)
     generator = ScriptedGenerator(answers)
     retriever = FakeRetriever(list(passages))
-    return AnswerPipeline(retriever, generator, FakeEmbedder(dimension=256), settings), generator, retriever
+    return assemble_pipeline(retriever, generator, FakeEmbedder(dimension=256), settings), generator, retriever
 
 
 def test_a_rewrite_that_still_leans_on_the_conversation_is_discarded():

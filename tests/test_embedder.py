@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from app.config import EmbedderSettings
-from ingest.embedding.embedder import Embedder, EmbedderError, load_embedder
+from ingest.embedding.embedder import Embedder, EmbedderError
+from ingest.embedding.factory import load_embedder
 from ingest.embedding.openvino_ir import openvino_installed
 
 WORDS = [f"w{i}" for i in range(40)]

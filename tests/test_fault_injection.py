@@ -18,8 +18,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from fake_embedder import FakeEmbedder
-from store_fakes import store_settings, write_corpus
+from store_fakes import store_settings
 
 from app.cli.ingest_cli import main as ingest_main
 from app.uploads.upload_ingest import ingest_uploads
@@ -31,6 +30,8 @@ from ingest.pipeline.ingest_pipeline import (
 from ingest.store.kb_layout import committed_generations, generation_paths, read_current
 from ingest.store.kb_lock import KnowledgeBaseLockedError
 from ingest.store.knowledge_base import KnowledgeBase, KnowledgeBaseError
+from ingest.testing.fake_embedder import FakeEmbedder
+from ingest.testing.small_corpus import write_corpus
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -44,7 +45,7 @@ def _documents(kb_dir: Path) -> dict[str, list[str]]:
 
 
 def _ingest(settings, paths, **options):
-    return run_ingest(settings, paths, IngestOptions(progress=False, **options), embedder_factory=FakeEmbedder)
+    return run_ingest(settings, paths, IngestOptions(**options), embedder_factory=FakeEmbedder)
 
 
 @pytest.fixture
@@ -255,7 +256,6 @@ def test_the_page_shows_the_same_message_as_the_cli(base, monkeypatch, capsys):
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    import app.web.components as components
     from app.cli.retrieval_cli import main as retrieval_main
     settings, docs, documents = base
     live = generation_paths(settings.kb_path, read_current(settings.kb_path))
@@ -268,7 +268,6 @@ def test_the_page_shows_the_same_message_as_the_cli(base, monkeypatch, capsys):
     monkeypatch.setenv("DOCQA_HOME", str(tmp_home := settings.kb_path.parent / "page_home"))
     monkeypatch.setenv("DOCQA_KB_DIR", str(settings.kb_path))
     st.cache_resource.clear()
-    components._loaded.clear()
     at = AppTest.from_file(str(REPO / "app" / "web" / "chat_page.py"), default_timeout=60).run()
     assert not at.exception and tmp_home
     message = cli_line.removeprefix("error: ")

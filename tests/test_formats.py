@@ -13,7 +13,6 @@ import zlib
 from pathlib import Path
 
 import pytest
-from fake_embedder import FakeEmbedder
 from store_fakes import store_settings
 
 from ingest.chunking.chunker import chunk_document
@@ -25,6 +24,7 @@ from ingest.loaders.document_loader import (
 from ingest.loaders.ocr_engine import OcrLine, installed_engine
 from ingest.loaders.reading_order import reading_order
 from ingest.settings import ChunkingSettings, LimitSettings, OcrSettings
+from ingest.testing.fake_embedder import FakeEmbedder
 
 LIMITS = LimitSettings()
 OCR_OFF = OcrSettings(engine="off")
@@ -285,7 +285,7 @@ def _blank_pdf(path: Path, pages: int) -> Path:
 def test_thousand_page_scan_stops_at_the_ocr_page_limit(tmp_path):
     from PIL import Image
 
-    from bench.lib.scanned_pages import image_pdf
+    from ingest.testing.scanned_pages import image_pdf
     pages = [Image.new("RGB", (30, 40), "white")] * 1000
     reason = _reason(image_pdf(pages, tmp_path / "scan.pdf", 10), ocr=OcrSettings())
     assert "1000 scanned page(s) need OCR, over the limit of 300" in reason
@@ -349,7 +349,7 @@ def test_ingest_of_a_folder_with_bad_files_loses_nothing_else(tmp_path):
     settings = store_settings(tmp_path)
     settings.limits = LimitSettings(max_unzipped_mb=2)
     settings.ocr = OCR_OFF
-    report = run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=FakeEmbedder)
+    report = run_ingest(settings, [docs], IngestOptions(), embedder_factory=FakeEmbedder)
     assert report.files_added == 3, report.summary()
     failed = {Path(f.path).name: f.reason for f in report.failures}
     assert set(failed) == {"bad.png", "bomb.xlsx"}
@@ -359,14 +359,14 @@ def test_ingest_of_a_folder_with_bad_files_loses_nothing_else(tmp_path):
 
 @pytest.fixture(scope="module")
 def scanned_pages():
-    from bench.lib.scanned_pages import make_pages
+    from ingest.testing.scanned_pages import make_pages
     return make_pages(3, seed=11)
 
 
 @pytest.mark.slow
 @needs_ocr
 def test_ocr_image_end_to_end(tmp_path, scanned_pages):
-    from bench.lib.scanned_pages import at_dpi, char_accuracy
+    from ingest.testing.scanned_pages import at_dpi, char_accuracy
     page = scanned_pages[0]
     path = tmp_path / "page.png"
     at_dpi(page.image, 200).save(path)
@@ -382,7 +382,7 @@ def test_ocr_only_the_scanned_pages_of_a_pdf(tmp_path, scanned_pages):
     """Page 1 has a text layer and keeps it; page 2 is an image and is recognised; progress is per OCR page."""
     from pypdf import PdfReader, PdfWriter
 
-    from bench.lib.scanned_pages import at_dpi, image_pdf
+    from ingest.testing.scanned_pages import at_dpi, image_pdf
     scan = image_pdf([at_dpi(scanned_pages[1].image, 200)], tmp_path / "scan.pdf", 200)
     writer = PdfWriter()
     writer.append(PdfReader(_text_layer_pdf(tmp_path / "layer.pdf")))

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 from answer_fakes import FakeRetriever, scored
-from fake_embedder import FakeEmbedder
 
 from app.answer.answer_pipeline import AnswerPipeline
 from app.config import GenerationSettings, Settings
 from app.generation.factory import load_generator
+from app.wiring import assemble_pipeline
+from ingest.testing.fake_embedder import FakeEmbedder
 
 pytestmark = pytest.mark.slow
 
@@ -66,7 +67,7 @@ def test_no_repeat_ngram_changes_a_repetitive_greedy_output(generator):
 
 
 def _pipeline(settings, generator, passages) -> AnswerPipeline:
-    return AnswerPipeline(FakeRetriever(passages), generator, FakeEmbedder(dimension=256), settings)
+    return assemble_pipeline(FakeRetriever(passages), generator, FakeEmbedder(dimension=256), settings)
 
 
 def test_grounded_chinese_answer_cites_its_passage(settings, generator):
@@ -144,9 +145,8 @@ def test_the_first_pass_prompt_is_a_token_prefix_of_the_wider_one_and_a_miss_wid
     block_end = len(generator._llm.tokenize(through_passage.encode("utf-8"), add_bos=False, special=True))
     assert generator._llm.longest_token_prefix(first, wide) >= block_end - 1  # a merge at the seam at most
 
-    pipeline = _pipeline(settings, generator, passages)
-    pipeline.settings = settings.model_copy(update={"answer": settings.answer.replace(
-        first_pass_budget_tokens=generator.count_tokens(passages[0].text) + 30)})
+    pipeline = _pipeline(settings.model_copy(update={"answer": settings.answer.replace(
+        first_pass_budget_tokens=generator.count_tokens(passages[0].text) + 30)}), generator, passages)
     assert len(pipeline._stages("备份文件保存在哪个目录？", passages, "zh", settings.generation)) == 2
     answer = pipeline.answer("备份文件保存在哪个目录？")
     assert not answer.refused and "/var/backup" in answer.text, answer.text

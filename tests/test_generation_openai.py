@@ -62,7 +62,7 @@ def server_url():
 
 def test_streams_deltas_and_sends_decoding_settings(server_url):
     settings = GenerationSettings(backend="openai", model="m", openai_base_url=server_url, temperature=0.0,
-                                  top_k=7, max_new_tokens=33)
+                                  sampling_top_k=7, max_new_tokens=33)
     gen = OpenAICompatibleGenerator(settings)
     assert list(gen.stream([{"role": "user", "content": "hi"}], settings)) == ["你好", "，", "世界[1]"]
     path, body = _Handler.requests[-1]

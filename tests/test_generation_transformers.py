@@ -55,7 +55,8 @@ def test_streams_greedy_text_from_a_local_hf_folder(tiny_model_dir, tmp_path):
 
 def test_sampling_settings_are_accepted_and_seeded(tiny_model_dir, tmp_path):
     settings = GenerationSettings(backend="transformers", model=str(tiny_model_dir), device="cpu",
-                                  temperature=0.8, top_p=0.9, top_k=20, no_repeat_ngram_size=2, max_new_tokens=6)
+                                  temperature=0.8, top_p=0.9, sampling_top_k=20, no_repeat_ngram_size=2,
+                                  max_new_tokens=6)
     gen = load_generator(settings, tmp_path)
     messages = [{"role": "user", "content": "hi"}]
     assert "".join(gen.stream(messages, settings)) == "".join(gen.stream(messages, settings))

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 from answer_fakes import FakeRetriever, ScriptedGenerator, scored
-from fake_embedder import FakeEmbedder
 
 from app.answer.answer_pipeline import AnswerPipeline
 from app.config import Settings
+from app.wiring import assemble_pipeline
 from ingest.store.text_tokenizer import tokenize
+from ingest.testing.fake_embedder import FakeEmbedder
 from prompts.lexical_support import answer_lexical_support, covered_tokens
 from prompts.templates import PackedPassage
 
@@ -61,7 +62,7 @@ def _pipeline(answer: str, **answer_overrides) -> AnswerPipeline:
     for key, value in answer_overrides.items():
         setattr(settings.answer, key, value)
     passages = [scored(FLASH, 1, dense=0.9), scored(PORT, 2, dense=0.85)]
-    return AnswerPipeline(FakeRetriever(passages), ScriptedGenerator(answer), FakeEmbedder(dimension=256), settings)
+    return assemble_pipeline(FakeRetriever(passages), ScriptedGenerator(answer), FakeEmbedder(dimension=256), settings)
 
 
 def test_pipeline_refuses_an_answer_its_passages_do_not_support_and_says_why():
@@ -83,7 +84,8 @@ def test_pipeline_does_not_judge_a_short_answer_by_word_overlap():
     # "9秒" for a passage that writes "九秒": no token in common, but far too short to be an invented explanation.
     settings = Settings()
     passages = [scored("月影协议规定每个节点每隔九秒发送一次心跳。", 1, dense=0.9)]
-    pipeline = AnswerPipeline(FakeRetriever(passages), ScriptedGenerator("9秒 [1]"), FakeEmbedder(dimension=256), settings)
+    pipeline = assemble_pipeline(FakeRetriever(passages), ScriptedGenerator("9秒 [1]"),
+                                 FakeEmbedder(dimension=256), settings)
     answer = pipeline.answer("月影协议规定心跳间隔是多少秒？")
     assert not answer.refused and answer.text.startswith("9秒")
     settings.answer.min_lexical_tokens = 1

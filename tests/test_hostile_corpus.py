@@ -21,25 +21,20 @@ from pathlib import Path
 
 import pytest
 from answer_fakes import ScriptedGenerator
-from fake_embedder import FakeEmbedder
-from fixtures.documents import pdf_bytes
-from store_fakes import (
-    assert_consistent,
-    fake_cli,
-    store_settings,
-    write_config,
-    write_corpus,
-)
+from store_fakes import assert_consistent, fake_cli, store_settings
 
 import ingest.pipeline.ingest_pipeline as ingest_pipeline
 from app.answer.answer_pipeline import AnswerPipeline
 from app.config import Settings
 from app.web.ui_render import answer_html, answer_views, passage_view
-from app.wiring import build_retriever
+from app.wiring import assemble_pipeline, build_retriever
 from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
 from ingest.pipeline.ingest_report import FileFailure
 from ingest.pipeline.source_scan import printable_path
 from ingest.store.vector_index import stored_vectors
+from ingest.testing.documents import pdf_bytes
+from ingest.testing.fake_embedder import FakeEmbedder
+from ingest.testing.small_corpus import write_config, write_corpus
 from prompts.templates import system_prompt
 
 # Readable text in the encodings Chinese files really come in: each must load and be found by its sentence.
@@ -142,7 +137,7 @@ def test_one_ingest_over_every_hostile_input_reports_each_and_loses_nothing(tmp_
     docs = tmp_path / "docs"
     base_files = write_corpus(docs, 4)
     settings = store_settings(tmp_path)
-    run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=FakeEmbedder)
+    run_ingest(settings, [docs], IngestOptions(), embedder_factory=FakeEmbedder)
     before = _snapshot(settings.kb_path)
 
     expected = _write_hostile_inputs(docs, base_files[0])
@@ -216,12 +211,12 @@ def test_a_first_run_where_every_file_fails_reports_them_and_the_next_run_works(
     (docs / "empty.txt").write_bytes(b"")
     (docs / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
     settings = store_settings(tmp_path)
-    report = run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=FakeEmbedder)
+    report = run_ingest(settings, [docs], IngestOptions(), embedder_factory=FakeEmbedder)
     assert sorted(Path(f.path).name for f in report.failures) == ["broken.pdf", "empty.txt"]
     with assert_consistent(settings.kb_path) as kb:  # an empty but valid knowledge base, not a crash
         assert (kb.manifest.n_documents, kb.manifest.n_chunks) == (0, 0)
     write_corpus(docs, 1)
-    report = run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=FakeEmbedder)
+    report = run_ingest(settings, [docs], IngestOptions(), embedder_factory=FakeEmbedder)
     assert report.committed and report.files_added == 1 and len(report.failures) == 2
     assert_consistent(settings.kb_path).close()
 
@@ -236,7 +231,7 @@ def test_a_file_rewritten_during_the_run_is_stored_consistently_and_picked_up_ne
     docs = tmp_path / "docs"
     paths = write_corpus(docs, 3)
     settings = store_settings(tmp_path)
-    run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=FakeEmbedder)
+    run_ingest(settings, [docs], IngestOptions(), embedder_factory=FakeEmbedder)
     target = paths[1]
     old_text = "旧版：白鹭缓存层把热点段落保留十二个小时。"
     new_text = "新版：白鹭缓存层把热点段落保留三十六小时。"
@@ -255,7 +250,7 @@ def test_a_file_rewritten_during_the_run_is_stored_consistently_and_picked_up_ne
         return document
 
     monkeypatch.setattr(ingest_pipeline, "load_document", load_while_the_file_changes)
-    first = run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=FakeEmbedder)
+    first = run_ingest(settings, [docs], IngestOptions(), embedder_factory=FakeEmbedder)
     monkeypatch.setattr(ingest_pipeline, "load_document", real_load)
     assert first.committed and first.files_updated == 1 and not first.failures
 
@@ -267,13 +262,13 @@ def test_a_file_rewritten_during_the_run_is_stored_consistently_and_picked_up_ne
     # The stored text is whole: the version the loader read, never a mix.
     assert stored_text() == (new_text if when == "before_load" else old_text)
     embedder = FakeEmbedder()
-    second = run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=lambda: embedder)
+    second = run_ingest(settings, [docs], IngestOptions(), embedder_factory=lambda: embedder)
     assert stored_text() == new_text
     if when == "after_load":
         assert (second.files_updated, embedder.passages) == (1, 1)
     else:  # the right content is stored already; only its mtime is refreshed
         assert (second.files_skipped, second.chunks_added, embedder.passages) == (3, 0, 0)
-    third = run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=FakeEmbedder)
+    third = run_ingest(settings, [docs], IngestOptions(), embedder_factory=FakeEmbedder)
     assert not third.committed and third.files_skipped == 3
 
 
@@ -309,12 +304,12 @@ def _prompt_for(tmp_path: Path, files: dict[str, str]) -> tuple[list[dict], Answ
     settings = store_settings(tmp_path)
     settings.chunking = Settings().chunking
     settings.answer.min_evidence_score = 0.0  # the gate is calibrated on e5 cosines, not on hashed bigrams
-    report = run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=FakeEmbedder)
+    report = run_ingest(settings, [docs], IngestOptions(), embedder_factory=FakeEmbedder)
     assert report.committed and not report.failures
     embedder = FakeEmbedder()
     retriever = build_retriever(settings, embedder)
     generator = ScriptedGenerator(ANSWER)
-    pipeline = AnswerPipeline(retriever, generator, FakeEmbedder(dimension=256), settings)
+    pipeline = assemble_pipeline(retriever, generator, FakeEmbedder(dimension=256), settings)
     answer = pipeline.answer(QUESTION)
     return generator.calls[0], pipeline, answer
 

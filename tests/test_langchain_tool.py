@@ -10,15 +10,14 @@ from app_fakes import (
     ingest_with_hash_embedder,
     write_corpus,
 )
-from fake_embedder import FakeEmbedder
 from langchain_core.messages import ToolMessage
 from langchain_core.retrievers import BaseRetriever
 
-from app.answer.answer_pipeline import AnswerPipeline
 from app.config import Settings
 from app.langchain.langchain_tool import DocqaRetriever, build_knowledge_base_tools
-from app.wiring import build_retriever
+from app.wiring import assemble_pipeline, build_retriever
 from ingest.store.knowledge_base import KnowledgeBaseError
+from ingest.testing.fake_embedder import FakeEmbedder
 from prompts.records import Answer
 
 PORT_ANSWER = "星河数据库默认监听 7341 端口 [{n}]。"
@@ -36,7 +35,7 @@ def kb_settings(tmp_path) -> Settings:
 def _tools(settings: Settings, answer: str | None = None):
     retriever = build_retriever(settings, FakeEmbedder())
     generator = RecordingGenerator(answer) if answer else CitingGenerator(PORT_ANSWER, "7341")
-    pipeline = AnswerPipeline(retriever, generator, FakeEmbedder(dimension=256), settings)
+    pipeline = assemble_pipeline(retriever, generator, FakeEmbedder(dimension=256), settings)
     return build_knowledge_base_tools(settings=settings, pipeline=pipeline)
 
 

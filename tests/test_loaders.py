@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-from fixtures.documents import SAMPLE_DIR, pdf_bytes, write_docx
 
 from app.config import LimitSettings
 from ingest.loaders.document_loader import (
@@ -15,6 +14,7 @@ from ingest.loaders.document_loader import (
     LoadError,
     load_document,
 )
+from ingest.testing.documents import SAMPLE_DIR, pdf_bytes, write_docx
 
 LIMITS = LimitSettings()
 CHINESE = "检索增强生成先检索相关文档，再让模型根据资料回答问题。"

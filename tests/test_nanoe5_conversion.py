@@ -232,7 +232,7 @@ def test_token_ids_match_the_engine(real_embedder, engine_tokenizer, engine, tex
 
 
 def _embedder_in(dtype: str, settings, models_dir: Path, backend: str = "torch"):
-    from ingest.embedding.embedder import load_embedder
+    from ingest.embedding.factory import load_embedder
     from ingest.embedding.openvino_embedder import load_openvino_embedder
 
     if backend != "openvino-lean":

@@ -20,9 +20,8 @@ DOCS = {
 @pytest.fixture(scope="module")
 def near_miss_pipeline(tmp_path_factory, packaged_models_dir, real_embedder_settings, real_embedder,
                        packaged_gguf_path):
-    from app.answer.answer_pipeline import AnswerPipeline
     from app.config import Settings
-    from app.wiring import build_generator, build_retriever, run_ingest
+    from app.wiring import assemble_pipeline, build_generator, build_retriever, run_ingest
     from ingest.pipeline.ingest_pipeline import IngestOptions
 
     home = tmp_path_factory.mktemp("near_miss_home")
@@ -34,9 +33,9 @@ def near_miss_pipeline(tmp_path_factory, packaged_models_dir, real_embedder_sett
     settings.kb_dir = home / "kb"
     settings.generation.n_threads = 2
     settings.generation.max_new_tokens = 64
-    run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=lambda: real_embedder)
-    return AnswerPipeline(build_retriever(settings, real_embedder), build_generator(settings), real_embedder,
-                          settings)
+    run_ingest(settings, [docs], IngestOptions(), embedder_factory=lambda: real_embedder)
+    return assemble_pipeline(build_retriever(settings, real_embedder), build_generator(settings), real_embedder,
+                             settings)
 
 
 def test_the_year_the_passages_give_is_answered_with_its_own_figure_never_the_neighbouring_years(

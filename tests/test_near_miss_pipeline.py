@@ -4,10 +4,11 @@ the refusal sentence, a marker-only quote beside the point, the LLM verification
 from __future__ import annotations
 
 from answer_fakes import FakeRetriever, ScriptedGenerator, scored
-from fake_embedder import FakeEmbedder
 
 from app.answer.answer_pipeline import AnswerPipeline, is_refusal
 from app.config import Settings
+from app.wiring import assemble_pipeline
+from ingest.testing.fake_embedder import FakeEmbedder
 
 REFUSALS = (Settings().answer.refusal_zh, Settings().answer.refusal_en)
 AIRPORT = [scored("浦东机场是上海的国际机场。2020年，浦东机场旅客吞吐量为3047万人次。它有两座航站楼。", 1, dense=0.9),
@@ -17,8 +18,8 @@ AIRPORT = [scored("浦东机场是上海的国际机场。2020年，浦东机场
 def make(answer, passages=AIRPORT, generator=None, **answer_overrides) -> AnswerPipeline:
     settings = Settings()
     settings.answer = settings.answer.replace(**answer_overrides)
-    return AnswerPipeline(FakeRetriever(list(passages)), generator or ScriptedGenerator(answer), FakeEmbedder(dimension=256),
-                          settings)
+    return assemble_pipeline(FakeRetriever(list(passages)), generator or ScriptedGenerator(answer),
+                             FakeEmbedder(dimension=256), settings)
 
 
 class VerdictGenerator(ScriptedGenerator):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from app.config import EmbedderSettings
-from ingest.embedding.embedder import load_embedder
+from ingest.embedding.factory import load_embedder
 from ingest.embedding.openvino_embedder import OpenVinoEmbedder, load_openvino_embedder
 from ingest.embedding.openvino_ir import IR_DIR_NAME, MANIFEST_FILE
 from tests.test_embedder import WINDOW_SETTINGS, _build_tiny_model, needs_openvino
@@ -81,7 +81,7 @@ def test_a_later_process_embeds_without_importing_torch(tiny_model_dir: Path, tm
     script = f"""
 import json, sys
 from app.config import EmbedderSettings
-from ingest.embedding.embedder import load_embedder
+from ingest.embedding.factory import load_embedder
 settings = EmbedderSettings(**json.loads({_settings(tiny_model_dir).model_dump_json()!r}))
 vectors = load_embedder(settings, {str(tmp_path)!r}).encode_passages({texts!r})
 heavy = sorted(m for m in ("torch", "sentence_transformers", "transformers") if m in sys.modules)

@@ -16,7 +16,8 @@ import pytest
 
 from app.config import EmbedderSettings
 from ingest.embedding import sentence_transformer_embedder as st_module
-from ingest.embedding.embedder import EmbedderError, load_embedder
+from ingest.embedding.embedder import EmbedderError
+from ingest.embedding.factory import load_embedder
 from ingest.embedding.openvino_ir import IR_DIR_NAME, OpenVinoError, resolve_backend
 from ingest.embedding.sentence_transformer_embedder import model_input_names
 from tests.test_embedder import WINDOW_SETTINGS, _build_tiny_model, needs_openvino

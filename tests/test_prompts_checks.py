@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from answer_fakes import scored
-from fake_embedder import FakeEmbedder
 
+from ingest.testing.fake_embedder import FakeEmbedder
 from prompts.evidence_gate import check_evidence
 from prompts.grounding_check import EmbeddingSupportScorer, check_answer
 from prompts.templates import PackedPassage

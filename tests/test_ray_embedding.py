@@ -21,7 +21,7 @@ TEXTS = [f"第{i}段：本地文档问答系统的测试文本。Passage {i} of 
 
 
 def hash_loader(settings: EmbedderSettings, models_dir: Path) -> "object":
-    from fake_embedder import FakeEmbedder
+    from ingest.testing.fake_embedder import FakeEmbedder
     return FakeEmbedder()
 
 
@@ -35,7 +35,7 @@ def local_ray():
 
 
 def test_ray_vectors_come_back_in_input_order(local_ray: None, tmp_path: Path) -> None:
-    from fake_embedder import FakeEmbedder
+    from ingest.testing.fake_embedder import FakeEmbedder
 
     settings = EmbedderSettings(runner="ray", ray_workers=2, batch_size=4)
     embedder = RayEmbedder(settings, tmp_path, loader=hash_loader)
@@ -45,7 +45,7 @@ def test_ray_vectors_come_back_in_input_order(local_ray: None, tmp_path: Path) -
 
 
 def test_ray_ingest_builds_the_same_knowledge_base(local_ray: None, tmp_path: Path) -> None:
-    from fake_embedder import FakeEmbedder
+    from ingest.testing.fake_embedder import FakeEmbedder
 
     from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
     from ingest.store.knowledge_base import KnowledgeBase
@@ -57,7 +57,7 @@ def test_ray_ingest_builds_the_same_knowledge_base(local_ray: None, tmp_path: Pa
 
     def ingest(kb: str, factory) -> KnowledgeBase:
         settings = Settings(data_dir=tmp_path / kb)
-        report = run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=factory)
+        report = run_ingest(settings, [docs], IngestOptions(), embedder_factory=factory)
         assert report.committed and not report.failures
         return KnowledgeBase.open(settings.kb_path)
 

@@ -37,7 +37,7 @@ def kb_settings(tmp_path_factory: pytest.TempPathFactory, packaged_models_dir: P
     for name, text in DOCS.items():
         (docs / name).write_text(text, encoding="utf-8")
     settings = Settings(data_dir=home, model_cache_dir=packaged_models_dir, embedder=real_embedder_settings)
-    report = run_ingest(settings, [docs], IngestOptions(progress=False), embedder_factory=lambda: real_embedder)
+    report = run_ingest(settings, [docs], IngestOptions(), embedder_factory=lambda: real_embedder)
     assert report.committed and report.documents_total == len(DOCS)
     return settings
 

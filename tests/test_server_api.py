@@ -18,11 +18,11 @@ import httpx
 import numpy as np
 import pytest
 from app_fakes import write_corpus
-from fake_embedder import FakeEmbedder
 from server_harness import ROOT, free_port, start_fake_server
 
 from app.config import Settings
 from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
+from ingest.testing.fake_embedder import FakeEmbedder
 
 QUESTION = "星河数据库默认监听哪个端口？"
 
@@ -30,7 +30,7 @@ QUESTION = "星河数据库默认监听哪个端口？"
 def _home(tmp: Path) -> Path:
     home = tmp / "home"
     settings = Settings(data_dir=home)
-    report = run_ingest(settings, [write_corpus(home / "docs")], IngestOptions(progress=False),
+    report = run_ingest(settings, [write_corpus(home / "docs")], IngestOptions(),
                         embedder_factory=FakeEmbedder)
     assert report.committed
     return home

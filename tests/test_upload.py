@@ -3,17 +3,21 @@ incremental ingest (with a fast stand-in embedder) keeping folder and knowledge 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 from app_fakes import SMALL_CORPUS
-from fake_embedder import FakeEmbedder
 
 from app.config import LimitSettings, Settings
 from app.uploads.saving import UploadError, sanitize_filename, save_upload, save_uploads, settle
 from app.uploads.upload_ingest import ingest_uploads
+from app.web.ui_sidebar import upload_fraction
 from ingest.loaders.document_loader import SUPPORTED_EXTENSIONS
+from ingest.loaders.ocr_engine import OcrLine
+from ingest.pipeline.progress import COMMIT, EMBED, LOAD, OCR, SAVE, IngestProgress
 from ingest.store.knowledge_base import KnowledgeBase
+from ingest.testing.fake_embedder import FakeEmbedder
 
 DOC = "星河数据库默认监听 7341 端口。".encode()
 
@@ -98,18 +102,26 @@ def _sources(settings: Settings) -> list[str]:
 
 
 def test_uploads_run_the_incremental_ingest_and_report_each_file(settings):
-    progress: list[tuple[float, str]] = []
+    progress: list[IngestProgress] = []
     files = [(name, text.encode()) for name, text in SMALL_CORPUS.items()]
     files += [("broken.pdf", b"%PDF-1.4 not really a pdf"), ("../evil.exe", b"MZ")]
-    outcome = ingest_uploads(files, settings, lambda f, stage: progress.append((f, stage)), embedder=FakeEmbedder())
+    outcome = ingest_uploads(files, settings, progress.append, embedder=FakeEmbedder())
     assert sorted(outcome.ingested) == sorted(SMALL_CORPUS)
     assert [f.name for f in outcome.failures] == ["../evil.exe", "broken.pdf"]
     assert "not supported" in outcome.failures[0].reason and "corrupt or truncated PDF" in outcome.failures[1].reason
     assert _sources(settings) == sorted(SMALL_CORPUS)
     # The failed PDF is not left behind in the upload folder; the good files are.
     assert sorted(p.name for p in settings.upload_path.iterdir()) == sorted(SMALL_CORPUS)
-    fractions = [f for f, _ in progress]
-    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and "embed" in {s for _, s in progress}
+    # One ingest: saving, then each phase of the run once, each counting up to its total.
+    phases = list(dict.fromkeys(e.phase for e in progress))
+    assert phases == [SAVE, LOAD, EMBED, COMMIT]
+    for phase in phases:
+        events = [e for e in progress if e.phase == phase]
+        assert [e.done for e in events] == sorted(e.done for e in events) and events[-1].done == events[-1].total
+    loaded = [Path(e.file).name for e in progress if e.phase == LOAD and e.file]
+    assert sorted(loaded) == sorted([*SMALL_CORPUS, "broken.pdf"])  # the bad name never reached the ingest
+    fractions = [upload_fraction(e) for e in progress]  # the chat page's bar only moves forward, to the end
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
 
     again = ingest_uploads(files[:1], settings, embedder=FakeEmbedder())
     assert again.unchanged == [files[0][0]] and not again.ingested
@@ -121,3 +133,33 @@ def test_an_updated_upload_replaces_the_document(settings):
     assert outcome.ingested == ["a.md"] and outcome.report.files_updated == 1
     with KnowledgeBase.open(settings.kb_path) as kb:
         assert ["8080" in c.text for c in kb.iter_chunks()] == [True]
+
+
+class _CountingOcr:
+    """A stand-in OCR engine that reads the same line from every page and counts the pages it was given."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.pages = 0
+
+    def recognise(self, image) -> list[OcrLine]:
+        self.pages += 1
+        return [OcrLine("扫描件：星河数据库默认监听 7341 端口。", 0.99, 10, 10, 300, 30)]
+
+
+def test_a_scanned_upload_is_recognised_once(settings, monkeypatch):
+    from PIL import Image
+
+    import ingest.loaders.image_loader as image_loader
+
+    engine = _CountingOcr()
+    monkeypatch.setattr(image_loader, "load_ocr_engine", lambda ocr: engine)
+    scan = io.BytesIO()
+    Image.new("RGB", (320, 80), "white").save(scan, "PNG")
+    progress: list[IngestProgress] = []
+    outcome = ingest_uploads([("扫描.png", scan.getvalue())], settings, progress.append, embedder=FakeEmbedder())
+    assert outcome.ingested == ["扫描.png"] and engine.pages == 1
+    assert [(e.done, e.total) for e in progress if e.phase == OCR] == [(1, 1)]
+    assert [e.done for e in progress if e.phase == LOAD] == [0, 1]  # the file was loaded by one run
+

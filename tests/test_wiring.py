@@ -12,16 +12,15 @@ import pytest
 import streamlit as st
 from answer_fakes import ScriptedGenerator
 from app_fakes import write_corpus
-from fake_embedder import FakeEmbedder
 from streamlit.testing.v1 import AppTest
 
-import app.web.components as components
 import app.wiring as wiring
 from app.cli import ask
 from app.config import load_settings
 from app.langchain.langchain_tool import build_knowledge_base_tools
 from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
 from ingest.store.knowledge_base import KnowledgeBaseError
+from ingest.testing.fake_embedder import FakeEmbedder
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app" / "web" / "chat_page.py")
 REFUSED = "was built with embedder 'test-hash:32', not 'other-hash:32'"
@@ -32,7 +31,7 @@ def home(tmp_path: Path, monkeypatch) -> Path:
     """DOCQA_HOME holding a base built by the hash embedder; the LLM is a scripted stand-in."""
     monkeypatch.setenv("DOCQA_HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    run_ingest(load_settings(), [write_corpus(tmp_path / "docs")], IngestOptions(progress=False),
+    run_ingest(load_settings(), [write_corpus(tmp_path / "docs")], IngestOptions(),
                embedder_factory=FakeEmbedder)
     monkeypatch.setattr(wiring, "build_generator", lambda settings: ScriptedGenerator("7341 [1]"))
     return tmp_path
@@ -57,7 +56,6 @@ def test_the_langchain_tool_refuses_a_base_built_with_another_embedder(home: Pat
 def test_the_chat_page_shows_why_it_refuses_the_base(home: Path, monkeypatch) -> None:
     _other_embedder(monkeypatch)
     st.cache_resource.clear()
-    components._loaded.clear()
     try:
         at = AppTest.from_file(PAGE, default_timeout=30).run()
         assert not at.exception
@@ -82,7 +80,7 @@ def test_ivf_nprobe_from_the_config_file_reaches_the_index_app_ask_searches(tmp_
                       encoding="utf-8")
     docs = write_corpus(tmp_path / "docs", {f"note-{i}.txt": f"第{i}号笔记：星河数据库的第{i}个配置项是端口 {7000 + i}。"
                                              for i in range(120)})
-    run_ingest(load_settings(), [docs], IngestOptions(progress=False), embedder_factory=FakeEmbedder)
+    run_ingest(load_settings(), [docs], IngestOptions(), embedder_factory=FakeEmbedder)
     monkeypatch.setattr(wiring, "load_embedder", lambda settings: FakeEmbedder())
     monkeypatch.setattr(wiring, "build_generator", lambda settings: ScriptedGenerator("7005 [1]"))
     built = []

@@ -1,44 +1,32 @@
-"""Question → retrieved passages → evidence gate and name check → grounded prompt → streamed answer (asked once
-more after a refusal) → checked, cited Answer."""
+"""Question → retrieved passages → the gates (prompts/checks/) → grounded prompt → streamed answer (asked once
+more after a refusal) → the checks (prompts/checks/) → checked, cited Answer.
+
+The pipeline runs the ordered gates and checks it is given (composed by app/wiring.py from ``[answer] gates`` and
+``[answer] checks``) and knows none of them by name."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Generator as EventGenerator
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from app.answer.standalone_question import REWRITTEN, StandaloneQuestion, standalone_question
-from app.config import AnswerSettings, GenerationSettings, Settings
 from app.generation.base import Generator
+from app.generation.settings import GenerationSettings
+from ingest.settings import LimitSettings
+from prompts.checks.base import AnswerCheck, Draft, PassageGate, Question
+from prompts.checks.run import run_checks, run_gates
 from prompts.citations import build_citations, remove_invalid_citations
 from prompts.context_packing import pack_passages, pack_sentences, prompt_budget
 from prompts.conversation import Turn
-from prompts.evidence_gate import check_evidence
-from prompts.evidence_match import (
-    cited_anchors,
-    cited_evidence,
-    cited_passages,
-    match_constraints,
-)
-from prompts.evidence_verification import verification_messages, verify_evidence
-from prompts.grounding_check import (
-    CrossEncoderSupportScorer,
-    EmbeddingSupportScorer,
-    SupportScorer,
-    check_answer,
-)
 from prompts.history_window import fit_history, with_history
-from prompts.language import detect_language
-from prompts.lexical_support import answer_lexical_support
-from prompts.marker_only_answer import is_markers_only, quote_cited_sentence
-from prompts.number_support import unsupported_numbers
-from prompts.question_constraints import question_constraints
-from prompts.question_names import check_question_names
+from prompts.language import detect_language, passages_language
 from prompts.records import Answer
+from prompts.settings import AnswerSettings, DialogueSettings
 from prompts.standalone_prompt import build_rewrite_messages
-from prompts.templates import PackedPassage, build_messages, source_label
+from prompts.templates import PackedPassage, build_messages
 from retrieval.multi_query import fuse_results
 from retrieval.question_check import QuestionError, validate_question
 from retrieval.results import RetrievalResult, ScoredChunk
@@ -48,6 +36,22 @@ __all__ = ["AnswerPipeline", "AskOptions", "QuestionError"]
 
 class Retriever(Protocol):
     def retrieve(self, query: str, top_k: int | None = None, rerank: bool | None = None) -> RetrievalResult: ...
+
+
+class PipelineSettings(Protocol):
+    """The sections of the settings the pipeline reads (app.config.Settings has them)."""
+
+    @property
+    def answer(self) -> AnswerSettings: ...
+
+    @property
+    def dialogue(self) -> DialogueSettings: ...
+
+    @property
+    def generation(self) -> GenerationSettings: ...
+
+    @property
+    def limits(self) -> LimitSettings: ...
 
 
 @dataclass
@@ -105,7 +109,7 @@ def _refuse(answer: Answer) -> Iterator[AnswerEvent]:
 
 
 def _passage_language(packed: list[PackedPassage], answer: AnswerSettings) -> str:
-    return detect_language("".join(p.text for p in packed), answer.zh_min_cjk_share)
+    return passages_language(packed, answer.zh_min_cjk_share)
 
 
 def _may_be_refusal(text: str, refusals: tuple[str, ...]) -> bool:
@@ -121,15 +125,15 @@ def is_refusal(text: str, refusals: tuple[str, ...]) -> bool:
 
 
 class AnswerPipeline:
-    def __init__(self, retriever: Retriever, generator: Generator, embedder, settings: Settings,
-                 support_scorer: SupportScorer | None = None) -> None:
-        """``embedder`` checks answer sentences (EmbeddingSupportScorer) unless ``support_scorer`` is given or
-        AnswerSettings.support_scorer names a cross-encoder."""
+    def __init__(self, retriever: Retriever, generator: Generator, settings: PipelineSettings,
+                 gates: Sequence[PassageGate], checks: Sequence[AnswerCheck]) -> None:
+        """``gates`` judge the packed passages before the model is called, ``checks`` the model's draft; both run in
+        order and the first that refuses decides (app.wiring.assemble_pipeline builds them from the settings)."""
         self.retriever = retriever
         self.generator = generator
         self.settings = settings
-        self.support_scorer = support_scorer or build_support_scorer(settings.answer, embedder,
-                                                                     settings.embedder.device)
+        self.gates = list(gates)
+        self.checks = list(checks)
 
     def _refusal(self, language: str) -> str:
         a = self.settings.answer
@@ -164,8 +168,10 @@ class AnswerPipeline:
             if self.settings.dialogue.follow_up == "rewrite":
                 warm([build_rewrite_messages([Turn(q, q)], q, language, self.settings.dialogue.rewrite_answer_chars)
                       for q in ("1", "2")])
-            if a.verification_threshold(language) > 0:
-                warm([verification_messages(q, q, language) for q in ("1", "2")])
+            for check in self.checks:  # a check that asks the LLM a prompt of its own (the verification)
+                prompts = getattr(check, "warm_prompts", lambda _language: [])(language)
+                if prompts:
+                    warm(prompts)
             warm([build_messages(q, [], language, refusal) for q in ("1", "2")])
 
     def stream(self, question: str, options: AskOptions | None = None) -> Iterator[AnswerEvent]:
@@ -174,8 +180,6 @@ class AnswerPipeline:
         options = options or AskOptions()
         generation = options.generation or self.settings.generation
         answer_settings = self.settings.answer
-        min_evidence = (answer_settings.min_evidence_score if options.min_evidence_score is None
-                        else options.min_evidence_score)
         language = detect_language(question, answer_settings.zh_min_cjk_share)
         refusal = self._refusal(language)
         timings: dict[str, float] = {}
@@ -194,24 +198,21 @@ class AnswerPipeline:
         refused = Answer(question=question, text=refusal, refused=True, passages=passages, language=language,
                          timings=timings, standalone_question=searched, follow_up=standalone.method)
 
-        gate = check_evidence(passages, min_evidence, answer_settings.evidence_score_field)
-        if not gate.answerable:
-            yield from _refuse(replace(refused, refusal_reason=f"evidence gate: {gate.reason}"))
-            return
+        judged = Question(searched, language, {} if options.min_evidence_score is None
+                          else {"min_evidence_score": options.min_evidence_score})
 
         stages = self._stages(searched, passages, language, generation)
         answering = time.perf_counter()
         for stage, packed in enumerate(stages):
             last = stage == len(stages) - 1
-            if answer_settings.require_question_names:
-                names = check_question_names(searched, language,
-                                             [p.text for p in packed] + [source_label(p.passage) for p in packed])
-                if not names.answerable:
-                    if not last:  # the name may be in a passage the first pass left out
-                        continue
-                    missing = ", ".join(f"'{n}'" for n in names.missing)
-                    yield from _refuse(replace(refused, refusal_reason=f"the passages never mention {missing}"))
-                    return
+            gates = run_gates(self.gates, judged, packed, passages)
+            timings.update({f"gate_{name}": seconds for name, seconds in gates.seconds.items()})
+            refused.signals.update(gates.signals)
+            if gates.refusal is not None:
+                if not last:  # what the gate missed may be in a passage the first pass left out
+                    continue
+                yield from _refuse(replace(refused, refusal_reason=gates.refusal.reason))
+                return
             start = time.perf_counter()
             answer, shown = yield from self._attempt(searched, packed, language, refused, options.history,
                                                      generation, timings, answering, first_pass=not last)
@@ -340,71 +341,19 @@ class AnswerPipeline:
             else:
                 reason = "empty answer"
             return replace(refused, refusal_reason=reason)
-        text = remove_invalid_citations(raw, {p.number for p in packed})
-        invented = unsupported_numbers(text, [p.text for p in packed]) if retried else []
-        if invented:  # asked without the option to refuse, the model fills gaps with plausible figures
-            return replace(refused, refusal_reason=("the model found no answer; its second answer states "
-                                                    f"{', '.join(invented)}, which the passages do not contain: "
-                                                    f"{text}"))
-        quoted = False
-        asked = refused.standalone_question or refused.question  # a follow-up is judged as its standalone form
-        if is_markers_only(text):
-            quote = quote_cited_sentence(asked, text, packed, refused.language)
-            text, quoted = quote or text, quote is not None
-        start = time.perf_counter()
-        mismatch = self._evidence_mismatch(asked, text, packed, refused.language, first_pass)
-        refused.timings["evidence_check"] = time.perf_counter() - start
-        if mismatch:
-            what = "the quoted sentence" if quoted else "the answer"
-            return replace(refused, refusal_reason=(f"{what} does not answer this question: {mismatch}; "
-                                                    f"draft answer: {text}"))
-        start = time.perf_counter()
-        checks = check_answer(text, packed, self.support_scorer, a.min_support_score,
-                              skip=(a.refusal_zh, a.refusal_en))
-        support = answer_lexical_support(text, packed, a.zh_min_cjk_share, skip=(a.refusal_zh, a.refusal_en))
-        refused.timings["check"] = time.perf_counter() - start
-        if (a.min_lexical_support > 0 and support.total >= a.min_lexical_tokens and support.score is not None
-                and support.score < a.min_lexical_support):
-            return replace(refused, checks=checks,
-                           refusal_reason=(f"grounding check: only {support.covered} of the answer's "
-                                           f"{support.total} content words occur in the passages it cites "
-                                           f"(lexical support {support.score:.2f} < {a.min_lexical_support}); "
-                                           f"draft answer: {text}"))
-        return replace(refused, text=text, refused=False, citations=build_citations(text, packed), checks=checks)
-
-    def _evidence_mismatch(self, question: str, text: str, packed: list[PackedPassage], language: str,
-                           first_pass: bool = False) -> str:
-        """Why the evidence ``text`` cites does not answer ``question`` (a near miss), or "" when it does."""
-        a = self.settings.answer
-        evidence = cited_evidence(text, packed, a.evidence_neighbours)
-        checks = frozenset(a.evidence_checks)
-        passage_language = _passage_language(packed, a)
-        if passage_language != language:
-            # Across languages the question's words and names are not the passages' words: only years, dates and
-            # the relation asked can be compared.
-            checks -= {"name", "coverage", "relative_time", "unit"}
-        match = match_constraints(question_constraints(question, language), evidence, checks,
-                                  a.min_question_coverage, a.min_coverage_tokens, cited_passages(text, packed),
-                                  cited_anchors(text, packed))
-        if not match.matches:
-            return "; ".join(match.missing)
-        scorer = getattr(self.generator, "yes_probability", None)
-        threshold = a.verification_threshold(language, passage_language, first_pass)
-        if threshold > 0 and scorer is not None:
-            p_yes = verify_evidence(self.generator, question, evidence, language)
-            if p_yes < threshold:
-                return (f"asked whether the cited sentences answer the question, the model says no "
-                        f"(p(yes) {p_yes:.2f} < {threshold})")
-        return ""
+        # A follow-up is judged as its standalone form.
+        question = Question(refused.standalone_question or refused.question, refused.language)
+        run = run_checks(self.checks, Draft(raw, retried=retried, first_pass=first_pass), question, packed)
+        refused.timings.update({f"check_{name}": seconds for name, seconds in run.seconds.items()})
+        refused.signals.update(run.signals)
+        if run.refusal is not None:
+            return replace(refused, checks=run.sentence_checks, refusal_reason=run.refusal.reason)
+        text = run.draft.text
+        return replace(refused, text=text, refused=False, citations=build_citations(text, packed),
+                       checks=run.sentence_checks)
 
     def answer(self, question: str, options: AskOptions | None = None) -> Answer:
         for event in self.stream(question, options):
             if isinstance(event, DoneEvent):
                 return event.answer
         raise RuntimeError("the answer stream ended without an answer")
-
-
-def build_support_scorer(answer: AnswerSettings, embedder, device: str = "cpu") -> SupportScorer:
-    if answer.support_scorer == "embedder":
-        return EmbeddingSupportScorer(embedder)
-    return CrossEncoderSupportScorer(answer.support_scorer, device=device)

@@ -17,7 +17,7 @@ from app.answer.answer_pipeline import (
     TokenEvent,
 )
 from app.config import ConfigError, load_settings
-from app.wiring import build_pipeline, kb_notices
+from app.wiring import build_pipeline, kb_notices, quiet_model_libraries
 from ingest.store.knowledge_base import KnowledgeBaseError
 from prompts.records import Answer
 from retrieval.question_check import validate_question
@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="GGUF path, HF model path/name, or server model name")
     p.add_argument("--temperature", type=float)
     p.add_argument("--top-p", type=float)
-    p.add_argument("--top-k", type=int, help="sampling top-k of the LLM (GenerationSettings.top_k)")
+    p.add_argument("--sampling-top-k", "--top-k", type=int, dest="sampling_top_k",
+                   help="sampling top-k of the LLM (generation.sampling_top_k); passages: --passages")
     p.add_argument("--repetition-penalty", type=float)
     p.add_argument("--no-repeat-ngram-size", type=int)
     p.add_argument("--max-new-tokens", type=int)
@@ -74,9 +75,10 @@ def _print_sources(answer: Answer) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_model_libraries()
     args = _parser().parse_args(argv)
-    flags = ("backend", "model", "temperature", "top_p", "top_k", "repetition_penalty", "no_repeat_ngram_size",
-             "max_new_tokens")
+    flags = ("backend", "model", "temperature", "top_p", "sampling_top_k", "repetition_penalty",
+             "no_repeat_ngram_size", "max_new_tokens")
     generation = {flag: getattr(args, flag) for flag in flags if getattr(args, flag) is not None}
     try:
         settings = load_settings(args.config, generation=generation, **({"kb_dir": args.kb} if args.kb else {}))
@@ -114,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
                 _print_sources(event.answer)
     except QuestionError as exc:
         print(f"question rejected: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:  # a check named by its module path that cannot be built
+        print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     except KnowledgeBaseError as exc:  # missing, damaged, unreadable: the same line as `python -m retrieval`
         print(f"error: {exc}", file=sys.stderr)

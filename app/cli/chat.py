@@ -23,7 +23,7 @@ from app.answer.answer_pipeline import (
 )
 from app.answer.conversation import Conversation
 from app.config import ConfigError, load_settings
-from app.wiring import build_pipeline, kb_notices
+from app.wiring import build_pipeline, kb_notices, quiet_model_libraries
 from prompts.records import Answer
 
 PROMPT = "docqa> "
@@ -145,6 +145,7 @@ def _write(text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_model_libraries()
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(args.config, **({"kb_dir": args.kb} if args.kb else {}))
@@ -153,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         pipeline = build_pipeline(settings)
+    except ConfigError as exc:  # a check named by its module path that cannot be built
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

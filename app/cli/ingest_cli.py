@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from app.config import ConfigError, load_settings
-from app.wiring import run_ingest
+from app.wiring import quiet_model_libraries, run_ingest
 from ingest.pipeline.ingest_pipeline import IngestOptions, IngestSetupError
+from ingest.pipeline.progress import TerminalProgress
 from ingest.store.kb_lock import KnowledgeBaseLockedError
 from ingest.store.knowledge_base import KnowledgeBaseError
 
@@ -63,6 +64,7 @@ def _embedder_device(device: str) -> str:
 
 def main(argv: Sequence[str] | None = None, embedder_factory: Callable[[], "Embedder"] | None = None) -> int:
     """Run the CLI; ``embedder_factory`` lets tests supply a fast deterministic embedder."""
+    quiet_model_libraries()
     args = build_parser().parse_args(argv)
     # Level on the handler too: some libraries (bm25s) set DEBUG on their own logger, which the root level
     # would not filter.
@@ -79,9 +81,12 @@ def main(argv: Sequence[str] | None = None, embedder_factory: Callable[[], "Embe
         settings.embedder.device = _embedder_device(args.device)
         settings.index.device = args.device  # the FAISS layer falls back to the CPU by itself, with a message
     paths = args.paths or [SAMPLE_CORPUS]
-    options = IngestOptions(rebuild=args.rebuild, dry_run=args.dry_run, progress=not (args.quiet or args.json))
+    bars = not (args.quiet or args.json)
+    options = IngestOptions(rebuild=args.rebuild, dry_run=args.dry_run)
+    if bars:
+        options.progress = TerminalProgress()
     try:
-        with logging_redirect_tqdm() if options.progress else contextlib.nullcontext():
+        with logging_redirect_tqdm() if bars else contextlib.nullcontext():
             for active in logging.getLogger().handlers:  # the tqdm handler forgets the level
                 active.setLevel(handler.level)
             report = run_ingest(settings, paths, options, embedder_factory=embedder_factory)

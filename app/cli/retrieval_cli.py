@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from app.config import ConfigError, load_settings
-from app.wiring import build_retriever, kb_notices
+from app.wiring import build_retriever, kb_notices, quiet_model_libraries
 from retrieval.results import RetrievalResult, result_as_dict
 
 
@@ -50,6 +50,7 @@ def _as_json(result: RetrievalResult) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_model_libraries()
     args = _parse_args(argv)
     from ingest.store.knowledge_base import KnowledgeBaseError
     from retrieval.question_check import QuestionError, validate_question

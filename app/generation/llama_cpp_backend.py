@@ -188,7 +188,7 @@ class LlamaCppGenerator:
                 if llm.n_tokens else 0
             for chunk in llm.create_completion(
                 prompt=tokens, max_tokens=max_tokens, stream=True,
-                temperature=max(settings.temperature, 0.0), top_p=settings.top_p, top_k=settings.top_k,
+                temperature=max(settings.temperature, 0.0), top_p=settings.top_p, top_k=settings.sampling_top_k,
                 min_p=0.0, repeat_penalty=settings.repetition_penalty, seed=settings.seed,
                 logits_processor=processors,
             ):

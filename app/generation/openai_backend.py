@@ -43,7 +43,7 @@ class OpenAICompatibleGenerator:
             "max_tokens": settings.max_new_tokens, "seed": settings.seed,
             # Not in the OpenAI API but understood by vLLM (top_k, repetition_penalty) and llama.cpp server
             # (top_k, repeat_penalty); servers ignore the names they do not know.
-            "top_k": settings.top_k, "repetition_penalty": settings.repetition_penalty,
+            "top_k": settings.sampling_top_k, "repetition_penalty": settings.repetition_penalty,
             "repeat_penalty": settings.repetition_penalty,
         }
         url = f"{self._base}/chat/completions"

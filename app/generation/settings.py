@@ -38,7 +38,9 @@ class GenerationSettings(SettingsSection):
     # Greedy decoding by default: factual QA wants the most likely answer, not variety.
     temperature: float = Field(0.0, ge=0, le=2)
     top_p: float = Field(0.9, gt=0, le=1)
-    top_k: int = Field(40, ge=0)
+    # Sampling: keep the k most likely tokens (0 = all). Not retrieval's top_k, which counts passages; the old
+    # name generation.top_k is still read from TOML files and DOCQA_GENERATION__TOP_K (app/config.py).
+    sampling_top_k: int = Field(40, ge=0)
     repetition_penalty: float = Field(1.05, gt=0)
     no_repeat_ngram_size: int = Field(0, ge=0)
     max_new_tokens: int = Field(512, ge=1)

@@ -96,7 +96,7 @@ class TransformersGenerator:
             "pad_token_id": self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,
         }
         if sample:
-            kwargs.update(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k)
+            kwargs.update(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.sampling_top_k)
         else:
             # Unset sampling knobs the model's generation_config may carry, so greedy stays greedy and quiet.
             kwargs.update(temperature=None, top_p=None, top_k=None)

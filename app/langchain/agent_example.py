@@ -25,7 +25,7 @@ from app.langchain.langchain_tool import (
     KnowledgeBaseTools,
     build_knowledge_base_tools,
 )
-from app.wiring import build_generator
+from app.wiring import build_generator, quiet_model_libraries
 from ingest.store.knowledge_base import KnowledgeBaseError
 
 CHAIN_PROMPT = ChatPromptTemplate.from_messages([
@@ -86,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_model_libraries()
     args = _parser().parse_args(argv)
     try:
         settings: Settings = load_settings(**({"kb_dir": args.kb} if args.kb else {}))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from app.config import ConfigError, load_settings
 from app.server.auth import StartupRefused, check_startup
+from app.wiring import quiet_model_libraries
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -24,6 +25,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_model_libraries()
     args = _parse_args(argv)
     overrides: dict = {"kb_dir": args.kb} if args.kb else {}
     try:

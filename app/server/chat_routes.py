@@ -150,7 +150,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
     events = queue.run(lambda: snapshot.pipeline.stream(question, options), reservation)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return EventSourceResponse(_sse(events, body, snapshot, completion_id, created, include_usage),
+        return EventSourceResponse(_sse(events, body, snapshot, completion_id, created, include_usage,
+                                        services.settings.server.correction_separator),
                                    ping=15, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def collect() -> tuple[Answer, bool]:
@@ -175,8 +176,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
 
 
 async def _sse(events: AsyncIterator, body: ChatCompletionRequest, snapshot: Snapshot, completion_id: str,
-               created: int, include_usage: bool) -> AsyncIterator[dict]:
-    separator = snapshot.pipeline.settings.server.correction_separator
+               created: int, include_usage: bool, separator: str) -> AsyncIterator[dict]:
 
     def chunk(delta: Delta, finish: str | None = None, **extra) -> dict:
         return {"data": ChatCompletionChunk(id=completion_id, created=created, model=body.model,

@@ -160,7 +160,7 @@ def _delete_upload(services: ServerServices, doc: DocumentRecord) -> dict:
             try:
                 # The uploads folder as the root: a file missing under a scanned folder is removed (a missing root
                 # itself would be kept, in case it is only unmounted).
-                report = run_ingest(services.settings, [path.parent], IngestOptions(progress=False),
+                report = run_ingest(services.settings, [path.parent], IngestOptions(),
                                     embedder_factory=lambda: services.embedder)
             except BaseException:
                 if present:
@@ -186,7 +186,7 @@ async def rescan(request: Request) -> dict:
     if not paths:
         raise ApiError(409, "nothing to scan: the base is empty and no uploads or server.scan_paths exist")
     try:
-        report = await run_in_threadpool(run_ingest, services.settings, paths, IngestOptions(progress=False),
+        report = await run_in_threadpool(run_ingest, services.settings, paths, IngestOptions(),
                                          lambda: services.embedder)
     except KnowledgeBaseLockedError as exc:
         raise _locked(exc) from None

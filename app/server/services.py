@@ -1,39 +1,32 @@
 """What the server holds for its whole life — the settings, the embedder and the LLM — and the answer pipeline over
-the knowledge base's live generation, reopened when ``CURRENT`` names a new one (an upload, a re-scan or
-``python -m ingest`` committed it). Requests already running keep the snapshot they started with."""
+the knowledge base's live generation (app/answer/live_pipeline.py), reopened when a new one is committed (an upload,
+a re-scan or ``python -m ingest``). Requests already running keep the snapshot they started with."""
 
 from __future__ import annotations
 
 import hashlib
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from app.answer.live_pipeline import LivePipeline, Snapshot
 from app.config import Settings
 from app.generation.base import Generator
 from app.wiring import build_generator, build_pipeline, load_embedder
 from ingest.records import DocumentRecord
 from ingest.store.catalog import Catalog
 from ingest.store.kb_layout import generation_paths, read_current
-from ingest.store.knowledge_base import KnowledgeBaseError
 
 if TYPE_CHECKING:
     from app.answer.answer_pipeline import AnswerPipeline
     from ingest.embedding.embedder import Embedder
 
+__all__ = ["ServerServices", "Snapshot", "document_id"]
+
 
 def document_id(path: str) -> str:
     """A stable, URL-safe id for a catalogued document (its path may hold any character)."""
     return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-
-
-@dataclass
-class Snapshot:
-    """One generation of the base and the pipeline over it."""
-
-    generation: str
-    pipeline: AnswerPipeline
 
 
 class ServerServices:
@@ -46,8 +39,8 @@ class ServerServices:
         self._generator_factory = generator_factory or (lambda: build_generator(settings))
         self._embedder: Embedder | None = None
         self._generator: Generator | None = None
-        self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
+        self.live = LivePipeline(settings.kb_path, self._open_pipeline)
 
     @property
     def kb_name(self) -> str:
@@ -70,22 +63,13 @@ class ServerServices:
     def live_generation(self) -> str | None:
         return read_current(self.settings.kb_path)
 
+    def _open_pipeline(self, previous: AnswerPipeline | None) -> AnswerPipeline:
+        # The reranker is always built so each request can switch reranking on or off.
+        return build_pipeline(self.settings, with_reranker=True, generator=self.generator, embedder=self.embedder)
+
     def snapshot(self) -> Snapshot:
         """The pipeline over the live generation; raises KnowledgeBaseError when there is no base yet."""
-        generation = self.live_generation()
-        if generation is None:
-            raise KnowledgeBaseError(f"{self.settings.kb_path}: no knowledge base here yet "
-                                     "(upload files or run `python -m ingest` first)")
-        current = self._snapshot
-        if current is not None and current.generation == generation:
-            return current
-        embedder, generator = self.embedder, self.generator
-        with self._lock:
-            if self._snapshot is None or self._snapshot.generation != generation:
-                # The reranker is always built so each request can switch reranking on or off.
-                pipeline = build_pipeline(self.settings, with_reranker=True, generator=generator, embedder=embedder)
-                self._snapshot = Snapshot(generation, pipeline)
-            return self._snapshot
+        return self.live.snapshot()
 
     def documents(self) -> tuple[str | None, list[DocumentRecord]]:
         """The live generation's name and its catalogued documents (read straight from its catalog)."""

@@ -26,7 +26,7 @@ from app.web.ui_sidebar import (
     render_upload,
 )
 from app.web.ui_text import choose_language, t
-from app.wiring import kb_notices
+from app.wiring import kb_notices, quiet_model_libraries
 from ingest.store.knowledge_base import KnowledgeBaseError, KnowledgeBaseMissingError
 
 
@@ -46,7 +46,7 @@ def _ensure_loaded(settings: Settings, lang: str, slot: DeltaGenerator) -> str:
             slot.empty()
     except KnowledgeBaseMissingError:
         return t("kb_missing", lang)
-    except (KnowledgeBaseError, GenerationError, OSError, RuntimeError) as exc:
+    except (KnowledgeBaseError, GenerationError, ConfigError, OSError, RuntimeError) as exc:
         return t("error", lang, error=escape_inline(str(exc)))
     # What opening the base repaired, in the CLI's words.
     return "\n\n".join(escape_inline(notice) for notice in kb_notices(pipeline.retriever))
@@ -72,6 +72,7 @@ def _answer(question: str, base: Settings, chosen: AskOptions, lang: str) -> Cha
 
 
 def main() -> None:
+    quiet_model_libraries()
     st.set_page_config(page_title="docqa", page_icon="📄", layout="wide")
     _session_defaults()
     try:

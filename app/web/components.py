@@ -1,9 +1,10 @@
 """What the chat page loads once per process (models, knowledge base) and reads on every rerun (its status).
 
-Streamlit reruns the page script on every interaction; ``st.cache_resource`` keeps one loaded pipeline per
-(knowledge-base generation, settings) so models load once, and a new generation committed by an upload or by
-``python -m ingest`` is picked up on the next question. Per-question knobs from the sidebar (top-k, rerank,
-evidence threshold, decoding) are passed with each question (``AskOptions``), never by changing the pipeline.
+Streamlit reruns the page script on every interaction; ``st.cache_resource`` keeps one live pipeline per settings
+(app/answer/live_pipeline.py), so models load once per process and a new generation committed by an upload or by
+``python -m ingest`` is opened, with the same models, at the next question. Per-question knobs from the sidebar
+(passages, rerank, evidence threshold, decoding) are passed with each question (``AskOptions``), never by changing
+the pipeline.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.answer.answer_pipeline import AnswerPipeline
+from app.answer.live_pipeline import LivePipeline
 from app.config import Settings
 from app.wiring import build_pipeline
 from ingest.records import DocumentRecord
@@ -24,7 +26,6 @@ from ingest.store.catalog import Catalog, CatalogError
 from ingest.store.kb_layout import GenerationPaths, generation_paths
 from ingest.store.knowledge_base import (
     KnowledgeBaseError,
-    KnowledgeBaseMissingError,
     check_generation_files,
     damaged_message,
     resolve_live,
@@ -92,47 +93,32 @@ def settings_key(settings: Settings) -> str:
     return json.dumps(settings.model_dump(mode="json"), sort_keys=True)
 
 
+def _open_pipeline(settings: Settings, previous: AnswerPipeline | None) -> AnswerPipeline:
+    """The pipeline over the live generation, with the models of the previous one when there is one. The reranker is
+    always built so the sidebar can switch reranking on and off without a reload."""
+    if previous is None:
+        return build_pipeline(settings, with_reranker=True)
+    return build_pipeline(settings, with_reranker=True, generator=previous.generator,
+                          embedder=getattr(previous.retriever, "embedder", None))
+
+
 @st.cache_resource(show_spinner=False, max_entries=2)
-def _cached_pipeline(key: str, generation: str, _settings: Settings) -> AnswerPipeline:
-    # The reranker is always built so the sidebar can switch reranking on and off without a reload.
-    pipeline = build_pipeline(_settings, with_reranker=True)
-    # Evaluated once here, while the page says it is loading, so the first question is as fast as later ones.
-    pipeline.warm_up()
-    return pipeline
-
-
-# (settings key, generation) pairs loaded in this process, so the page can say what a first load is doing.
-_loaded: set[tuple[str, str]] = set()
-
-
-def _live_name(kb_dir: Path) -> str:
-    """The generation to load ("" when there is no base); KnowledgeBaseError when the base cannot be read."""
-    live = resolve_live(kb_dir)
-    return live.name if live else ""
-
-
-def _key(settings: Settings) -> tuple[str, str]:
-    return settings_key(settings), _live_name(settings.kb_path)
+def _live_pipeline(key: str, _settings: Settings) -> LivePipeline:
+    # Each new pipeline is warmed while the page says it is loading, so the first question is as fast as later ones.
+    return LivePipeline(_settings.kb_path, lambda previous: _open_pipeline(_settings, previous), warm_up=True)
 
 
 def load_pipeline(settings: Settings) -> AnswerPipeline:
-    """The pipeline for the live knowledge base, built once per process and generation.
+    """The pipeline for the live knowledge base, opened once per process and generation.
 
     Raises KnowledgeBaseMissingError when there is no knowledge base yet, KnowledgeBaseError when it is damaged.
     """
-    key = _key(settings)
-    if not key[1]:
-        # Checked before anything loads: without a knowledge base there is nothing to answer from.
-        raise KnowledgeBaseMissingError(
-            f"{settings.kb_path}: no knowledge base here yet (run `python -m ingest` first)")
-    pipeline = _cached_pipeline(key[0], key[1], settings)
-    _loaded.add(key)
-    return pipeline
+    return _live_pipeline(settings_key(settings), settings).snapshot().pipeline
 
 
 def is_loaded(settings: Settings) -> bool:
     """Whether ``load_pipeline`` will return at once (models and this generation already loaded)."""
     try:
-        return _key(settings) in _loaded
+        return _live_pipeline(settings_key(settings), settings).is_current()
     except KnowledgeBaseError:
         return False

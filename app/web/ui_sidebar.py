@@ -14,6 +14,7 @@ from app.web.components import KnowledgeBaseStatus
 from app.web.ui_render import escape_inline
 from app.web.ui_text import AUTO, t
 from ingest.loaders.document_loader import SUPPORTED_EXTENSIONS
+from ingest.pipeline.progress import COMMIT, EMBED, LOAD, OCR, SAVE, IngestProgress
 from ingest.store.kb_lock import KnowledgeBaseLockedError
 from ingest.store.knowledge_base import KnowledgeBaseError
 
@@ -26,6 +27,8 @@ SAMPLING_TOP_K_RANGE = (0, 200)
 REPETITION_PENALTY_RANGE = (1.0, 2.0)
 NO_REPEAT_NGRAM_RANGE = (0, 10)
 MIN_NEW_TOKENS = 16
+# The share of the upload bar each phase of an upload fills (embedding is the slow one), in order.
+UPLOAD_PHASES = ((SAVE, 0.05), (LOAD, 0.15), (EMBED, 0.75), (COMMIT, 0.05))
 
 
 def _clamp(value: float, bounds: tuple[float, float]) -> float:
@@ -79,7 +82,7 @@ def render_settings(base: Settings, lang: str) -> AskOptions:
         top_p = st.slider(t("top_p", lang), *TOP_P_RANGE, float(_clamp(g.top_p, TOP_P_RANGE)), step=0.05,
                           key="set_top_p")
         sampling_top_k = st.number_input(t("gen_top_k", lang), *SAMPLING_TOP_K_RANGE,
-                                         int(_clamp(g.top_k, SAMPLING_TOP_K_RANGE)), key="set_gen_top_k")
+                                         int(_clamp(g.sampling_top_k, SAMPLING_TOP_K_RANGE)), key="set_gen_top_k")
         repetition = st.slider(t("repetition_penalty", lang), *REPETITION_PENALTY_RANGE,
                                float(_clamp(g.repetition_penalty, REPETITION_PENALTY_RANGE)), step=0.01,
                                key="set_repetition")
@@ -90,10 +93,20 @@ def render_settings(base: Settings, lang: str) -> AskOptions:
                                      key="set_max_tokens")
     return AskOptions(
         top_k=int(top_k), rerank=bool(rerank), min_evidence_score=float(min_evidence),
-        generation=g.replace(temperature=float(temperature), top_p=float(top_p), top_k=int(sampling_top_k),
+        generation=g.replace(temperature=float(temperature), top_p=float(top_p), sampling_top_k=int(sampling_top_k),
                              repetition_penalty=float(repetition), no_repeat_ngram_size=int(no_repeat),
                              max_new_tokens=int(max_tokens)),
     )
+
+
+def upload_fraction(event: IngestProgress) -> float:
+    """How much of the upload bar ``event`` fills: the phases before it, and its own share as far as it got."""
+    start = 0.0
+    for phase, width in UPLOAD_PHASES:
+        if phase == event.phase:
+            return min(start + width * (event.done / event.total if event.total else 1.0), 1.0)
+        start += width
+    return start
 
 
 def render_upload(settings: Settings, lang: str) -> None:
@@ -110,7 +123,10 @@ def render_upload(settings: Settings, lang: str) -> None:
         bar = sidebar.progress(0.0)
         names = [f.name for f in files]
 
-        def on_progress(fraction: float, stage: str) -> None:
+        def on_progress(event: IngestProgress) -> None:
+            if event.phase == OCR:  # pages of the file being loaded: the bar moves per file
+                return
+            fraction = upload_fraction(event)
             bar.progress(fraction, text=t("upload_progress", lang, names=escape_inline(", ".join(names)),
                                           percent=round(fraction * 100)))
 

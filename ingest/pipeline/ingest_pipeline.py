@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,6 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import faiss
 import numpy as np
-from tqdm import tqdm
 
 from ingest.chunking.chunker import chunk_document
 from ingest.embedding.embedding_cache import (
@@ -30,9 +28,9 @@ from ingest.loaders.document_loader import (
     LoadError,
     load_document,
 )
-from ingest.loaders.ocr_progress import ocr_progress
 from ingest.pipeline.ingest_plan import IngestPlan, plan_ingest
 from ingest.pipeline.ingest_report import FileFailure, IngestReport
+from ingest.pipeline.progress import COMMIT, EMBED, LOAD, OCR, IngestProgress, ProgressCallback
 from ingest.pipeline.source_scan import (
     ScanResult,
     SourceFile,
@@ -80,11 +78,17 @@ class LoadedContent:
     sources: list[SourceFile]
 
 
+def _silent(event: IngestProgress) -> None:
+    """The progress callback of a run nobody watches."""
+
+
 @dataclass
 class IngestOptions:
     rebuild: bool = False  # start from an empty knowledge base (keeps only what is under the given paths)
     dry_run: bool = False  # plan, load and chunk, report; embed and write nothing
-    progress: bool = True  # tqdm bars on stderr
+    # Called as the run goes (loading files, OCR pages, embedding passages, committing). The terminal passes
+    # ingest.pipeline.progress.TerminalProgress() for tqdm bars; the default reports nothing.
+    progress: ProgressCallback = _silent
 
 
 class KnowledgeBaseWriteError(KnowledgeBaseError):
@@ -135,7 +139,7 @@ def _known_documents_of(kb_dir: Path) -> dict[str, DocumentRecord]:
 
 
 def _load_contents(plan: IngestPlan, known_hashes: set[str], settings: IngestConfig, report: IngestReport,
-                   progress: bool) -> tuple[list[LoadedContent], list[tuple[SourceFile, str]]]:
+                   progress: ProgressCallback) -> tuple[list[LoadedContent], list[tuple[SourceFile, str]]]:
     """Load and chunk new/changed files whose content is not stored yet.
 
     Returns the new contents, and the (file, content hash) pairs whose content is already stored (duplicates).
@@ -144,38 +148,47 @@ def _load_contents(plan: IngestPlan, known_hashes: set[str], settings: IngestCon
     duplicates: list[tuple[SourceFile, str]] = []
     failed_hashes: dict[str, str] = {}
     todo = plan.new + plan.changed
-    for source, digest in tqdm(todo, desc="loading", unit="file", disable=not progress, file=sys.stderr):
-        if digest is not None and digest in known_hashes:
-            duplicates.append((source, digest))
-            continue
-        if digest is not None and digest in contents:
-            contents[digest].sources.append(source)
-            continue
-        if digest is not None and digest in failed_hashes:
-            _fail(report, source.path, failed_hashes[digest])
-            continue
-        try:
-            doc = load_document(Path(source.path), settings.limits, settings.ocr,
-                                ocr_progress(source.path, progress))
-            drafts = chunk_document(doc, settings.chunking)
-        except LoadError as exc:
-            _fail(report, source.path, exc.reason)
-            if digest is not None:
-                failed_hashes[digest] = exc.reason
-            continue
-        if len(drafts) > settings.limits.max_chunks_per_document:
-            reason = (f"makes {len(drafts)} chunks, over the limit of {settings.limits.max_chunks_per_document} "
-                      "(limits.max_chunks_per_document)")
-            _fail(report, source.path, reason)
-            failed_hashes[doc.content_hash] = reason
-            continue
-        if doc.content_hash in known_hashes:  # the file changed to stored content since it was hashed
-            duplicates.append((source, doc.content_hash))
-        elif doc.content_hash in contents:
-            contents[doc.content_hash].sources.append(source)
-        else:
-            contents[doc.content_hash] = LoadedContent(doc.content_hash, doc.title, doc.file_type, drafts, [source])
+    progress(IngestProgress(LOAD, 0, len(todo)))
+    for done, (source, digest) in enumerate(todo, start=1):
+        _load_one(source, digest, known_hashes, settings, report, progress, contents, duplicates, failed_hashes)
+        progress(IngestProgress(LOAD, done, len(todo), source.path))
     return list(contents.values()), duplicates
+
+
+def _load_one(source: SourceFile, digest: str | None, known_hashes: set[str], settings: IngestConfig,
+              report: IngestReport, progress: ProgressCallback, contents: dict[str, LoadedContent],
+              duplicates: list[tuple[SourceFile, str]], failed_hashes: dict[str, str]) -> None:
+    """Load and chunk one file into ``contents`` (or note it as a duplicate or a failure)."""
+    if digest is not None and digest in known_hashes:
+        duplicates.append((source, digest))
+        return
+    if digest is not None and digest in contents:
+        contents[digest].sources.append(source)
+        return
+    if digest is not None and digest in failed_hashes:
+        _fail(report, source.path, failed_hashes[digest])
+        return
+    try:
+        doc = load_document(Path(source.path), settings.limits, settings.ocr,
+                            lambda done, total: progress(IngestProgress(OCR, done, total, source.path)))
+        drafts = chunk_document(doc, settings.chunking)
+    except LoadError as exc:
+        _fail(report, source.path, exc.reason)
+        if digest is not None:
+            failed_hashes[digest] = exc.reason
+        return
+    if len(drafts) > settings.limits.max_chunks_per_document:
+        reason = (f"makes {len(drafts)} chunks, over the limit of {settings.limits.max_chunks_per_document} "
+                  "(limits.max_chunks_per_document)")
+        _fail(report, source.path, reason)
+        failed_hashes[doc.content_hash] = reason
+        return
+    if doc.content_hash in known_hashes:  # the file changed to stored content since it was hashed
+        duplicates.append((source, doc.content_hash))
+    elif doc.content_hash in contents:
+        contents[doc.content_hash].sources.append(source)
+    else:
+        contents[doc.content_hash] = LoadedContent(doc.content_hash, doc.title, doc.file_type, drafts, [source])
 
 
 def _fail(report: IngestReport, path: str, reason: str) -> None:
@@ -185,7 +198,7 @@ def _fail(report: IngestReport, path: str, reason: str) -> None:
 
 
 def _embed(texts: Sequence[str], embedder: "Embedder", cache: EmbeddingCache, tokens: TokenVectorStore | None,
-           settings: IngestConfig, report: IngestReport, progress: bool) -> dict[str, np.ndarray]:
+           settings: IngestConfig, report: IngestReport, progress: ProgressCallback) -> dict[str, np.ndarray]:
     """Vectors for ``texts`` keyed by text hash: from the cache, else embedded batch by batch and cached at once.
     With a token store, passages without stored token vectors are embedded too, storing both from one pass."""
     vectors = cache.get_many(texts)
@@ -195,19 +208,19 @@ def _embed(texts: Sequence[str], embedder: "Embedder", cache: EmbeddingCache, to
     report.passages_cached = len(distinct) - len(missing)
     batch_size = _passages_per_call(settings)
     started = time.perf_counter()
-    with tqdm(total=len(missing), desc="embedding", unit="passage", disable=not progress, file=sys.stderr) as bar:
-        for start in range(0, len(missing), batch_size):
-            batch = missing[start:start + batch_size]
-            if tokens is None:
-                embedded = embedder.encode_passages(batch)
-            else:
-                embedded, token_vectors = embedder.encode_passages_with_tokens(batch)
-                tokens.add(batch, token_vectors, settings.index)
-            embedded = np.ascontiguousarray(embedded, dtype=np.float32)
-            faiss.normalize_L2(embedded)  # the contract says normalised; inner-product search relies on it
-            cache.put_many(batch, embedded)
-            vectors.update((text_hash(t), v) for t, v in zip(batch, embedded))
-            bar.update(len(batch))
+    progress(IngestProgress(EMBED, 0, len(missing)))
+    for start in range(0, len(missing), batch_size):
+        batch = missing[start:start + batch_size]
+        if tokens is None:
+            embedded = embedder.encode_passages(batch)
+        else:
+            embedded, token_vectors = embedder.encode_passages_with_tokens(batch)
+            tokens.add(batch, token_vectors, settings.index)
+        embedded = np.ascontiguousarray(embedded, dtype=np.float32)
+        faiss.normalize_L2(embedded)  # the contract says normalised; inner-product search relies on it
+        cache.put_many(batch, embedded)
+        vectors.update((text_hash(t), v) for t, v in zip(batch, embedded))
+        progress(IngestProgress(EMBED, start + len(batch), len(missing)))
     report.passages_embedded = len(missing)
     report.embed_seconds = time.perf_counter() - started
     return vectors
@@ -298,6 +311,7 @@ def _write_generation(settings: IngestConfig, options: IngestOptions, work: Prep
                 tokens = TokenVectorStore.open(kb_dir / TOKEN_VECTORS_FILE, fingerprint, dimension)
             vectors = _embed(work.texts, embedder, cache, tokens, settings, report, options.progress)
         _apply(writer, work.plan, work.contents, work.duplicates, vectors, report)
+        (options.progress)(IngestProgress(COMMIT, 0, 1))
         manifest = writer.commit(build_keywords)
     except BaseException:
         writer.abort()
@@ -313,6 +327,7 @@ def _write_generation(settings: IngestConfig, options: IngestOptions, work: Prep
                     store.retain(live_texts)
                 finally:
                     store.close()
+    (options.progress)(IngestProgress(COMMIT, 1, 1))
     report.committed = True
     report.generation = manifest.generation
     report.chunks_total = manifest.n_chunks
