@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from app.config import ConfigError, load_settings
+from app.cli.base_choice import add_base_arguments, settings_from_args
+from app.config import ConfigError
 from app.wiring import quiet_model_libraries, run_ingest
 from ingest.pipeline.ingest_pipeline import IngestOptions, IngestSetupError, use_generation
 from ingest.pipeline.progress import TerminalProgress
@@ -40,8 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "ones replaced, deleted ones removed.")
     parser.add_argument("paths", nargs="*", type=Path,
                         help=f"files or folders to ingest (default: the sample corpus {SAMPLE_CORPUS})")
-    parser.add_argument("--kb", type=Path, help="knowledge-base folder (default: Settings.kb_path)")
-    parser.add_argument("--config", type=Path, help="TOML settings file")
+    add_base_arguments(parser)
     parser.add_argument("--store", metavar="STORE",
                         help=f"where the knowledge base is stored: 'folder' (default: FAISS files in the base's "
                              f"folder) or Milvus: {STORE_URI_HELP}")
@@ -85,8 +85,7 @@ def main(argv: Sequence[str] | None = None, embedder_factory: Callable[[], "Embe
     handler.setLevel(logging.WARNING if args.quiet or args.json else logging.INFO)
     logging.basicConfig(level=handler.level, format="%(message)s", handlers=[handler])
     try:
-        overrides = {"kb_dir": args.kb} if args.kb else {}
-        settings = load_settings(args.config, **overrides)
+        settings = settings_from_args(args, create=not (args.dry_run or args.use_generation))
         if args.store:
             settings.store = settings.store.replace(**parse_store_uri(args.store))
     except (ConfigError, ValueError) as exc:
