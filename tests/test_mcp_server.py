@@ -22,7 +22,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from app.config import Settings
+from app.config import Settings, base_registry, settings_for_base
 from app.server.process_harness import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +36,10 @@ def home(tmp_path_factory) -> Path:
     settings = Settings(data_dir=home)
     report = ingest_with_hash_embedder(settings, [write_corpus(home / "docs")])
     assert report.committed and not report.failures
+    # A second, named base holding one other document.
+    base_registry(settings).create("notes")
+    notes = write_corpus(home / "notes_docs", {"kite.md": "# Kite\n\nThe kite festival is held every April.\n"})
+    assert ingest_with_hash_embedder(settings_for_base(settings, "notes"), [notes]).committed
     return home
 
 
@@ -109,8 +113,10 @@ async def _call_every_tool(session: ClientSession) -> dict[str, dict]:
 
 
 def _check_results(results: dict[str, dict]) -> None:
-    assert results["bases"]["bases"][0] == {"name": "default", "documents": 2, "chunks": results["bases"]["bases"][0]
-                                            ["chunks"], "problem": ""}
+    bases = {b["name"]: b for b in results["bases"]["bases"]}
+    assert set(bases) == {"default", "notes"} and results["bases"]["bases"][0]["name"] == "default"
+    assert (bases["default"]["documents"], bases["notes"]["documents"]) == (2, 1)
+    assert bases["default"]["chunks"] >= 2 and not bases["default"]["problem"]
     names = sorted(d["name"] for d in results["documents"]["documents"])
     assert names == ["aurora-notes.txt", "星河数据库手册.md"]
     passages = results["search"]["passages"]
@@ -159,6 +165,12 @@ def test_bad_arguments_are_tool_errors_and_the_server_keeps_serving(home):
             assert "no knowledge base named 'no-such-base'" in unknown.content[0].text
             with pytest.raises(Exception, match="no document"):
                 await session.read_resource("docqa://bases/default/documents/0000000000000000")
+            # Another base, by name.
+            kite = _payload(await session.call_tool("search_documents", {"query": "kite festival", "base": "notes"}))
+            assert kite["base"] == "notes" and kite["passages"][0]["source"].endswith("kite.md")
+            listed = _payload(await session.call_tool("list_documents", {"base": "notes"}))
+            assert [d["uri"] for d in listed["documents"]] == [
+                f"docqa://bases/notes/documents/{listed['documents'][0]['id']}"]
             # Still serving after all of that.
             assert _payload(await session.call_tool("search_documents", {"query": "Aurora retries"}))["passages"]
 

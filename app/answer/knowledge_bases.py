@@ -1,21 +1,24 @@
 """What the knowledge bases hold, for any face that shows it: the bases, a base's documents, a document's chunks.
 
-Everything is read from a base's live generation, its catalog opened read-only and closed again, so listing never
-loads a model, never holds a base open and always sees the latest commit. A document is named by a stable id made
-from its path (a path may hold any character, an id goes into a URL)."""
+Everything goes through each base's store (``KnowledgeStore``: the FAISS folder or Milvus, as configured) and reads
+its live generation, so listing loads no model and always sees the latest commit. A document is named by a stable
+id made from its path (a path may hold any character, an id goes into a URL). The caller gives the stores
+(``app.wiring.knowledge_store``): this module opens nothing it was not handed."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.config import ConfigError, Settings, base_registry, settings_for_base
 from ingest.records import Chunk, DocumentRecord
 from ingest.store.base_registry import BaseRegistryError
-from ingest.store.catalog import Catalog
-from ingest.store.kb_layout import generation_paths
-from ingest.store.knowledge_base import KnowledgeBaseError, resolve_live
+from ingest.store.knowledge_base import KnowledgeBaseError
+from ingest.store.store_protocol import KnowledgeStore
+
+StoreFor = Callable[[Settings], KnowledgeStore]
 
 
 class UnknownDocumentError(LookupError):
@@ -57,19 +60,12 @@ def _overview(record: DocumentRecord) -> DocumentOverview:
                             record.updated_at or record.mtime)
 
 
-def _open_live_catalog(kb_path: Path) -> tuple[str, Catalog] | None:
-    live = resolve_live(kb_path)
-    if live is None:
-        return None
-    return live.name, Catalog.open_readonly(generation_paths(kb_path, live.name).catalog)
-
-
 def base_settings(settings: Settings, name: str | None) -> Settings:
     """The settings of the base called ``name`` (None: the configured one); ConfigError naming the known bases."""
     return settings if name is None else settings_for_base(settings, name)
 
 
-def list_bases(settings: Settings) -> list[BaseOverview]:
+def list_bases(settings: Settings, store_for: StoreFor) -> list[BaseOverview]:
     """Every knowledge base under the data folder, the default one first, with its document and chunk counts."""
     try:
         bases = base_registry(settings).list()
@@ -81,42 +77,34 @@ def list_bases(settings: Settings) -> list[BaseOverview]:
             overviews.append(BaseOverview(base.name, None, 0, 0, base.problem))
             continue
         try:
-            opened = _open_live_catalog(base.kb_dir)
-        except (KnowledgeBaseError, OSError) as exc:
+            info = store_for(base_settings(settings, base.name)).live_info()
+        except (ConfigError, KnowledgeBaseError, OSError) as exc:
             overviews.append(BaseOverview(base.name, None, 0, 0, str(exc)))
             continue
-        if opened is None:
-            overviews.append(BaseOverview(base.name, None, 0, 0))
-            continue
-        generation, catalog = opened
-        try:
-            overviews.append(BaseOverview(base.name, generation, catalog.count_documents(), catalog.count_chunks()))
-        finally:
-            catalog.close()
+        overviews.append(BaseOverview(base.name, info.generation, info.n_documents, info.n_chunks) if info
+                         else BaseOverview(base.name, None, 0, 0))
     return overviews
 
 
-def list_documents(kb_path: Path) -> list[DocumentOverview]:
-    """The documents of the base at ``kb_path`` (none when nothing was committed), by path."""
-    opened = _open_live_catalog(kb_path)
-    if opened is None:
-        return []
-    _, catalog = opened
+def list_documents(store: KnowledgeStore) -> list[DocumentOverview]:
+    """The documents of the base in ``store`` (none when nothing was committed), by path."""
+    _, records = store.live_documents()
+    return sorted((_overview(r) for r in records), key=lambda d: d.path)
+
+
+def document_chunks(store: KnowledgeStore, doc_id: str) -> tuple[DocumentOverview, list[Chunk]]:
+    """The document with id ``doc_id`` and its chunks in reading order; UnknownDocumentError when there is none.
+    Opens the live generation without checking its embedder: nothing is searched."""
+    _, records = store.live_documents()
+    record = next((r for r in records if document_id(r.path) == doc_id), None)
+    if record is None:
+        raise UnknownDocumentError(f"{store.location}: no document with id {doc_id!r} (list the documents for "
+                                   "their ids)")
+    snapshot = store.open()
     try:
-        return [_overview(record) for record in catalog.documents()]
+        # The store's reading interface has "the chunks of a document near an ordinal": every ordinal of the
+        # document lies within n_chunks of its first chunk.
+        first = Chunk(chunk_id=-1, doc_id=record.content_hash, source=record.path, text="", ordinal=0)
+        return _overview(record), snapshot.neighbours(first, window=max(record.n_chunks, 1))
     finally:
-        catalog.close()
-
-
-def document_chunks(kb_path: Path, doc_id: str) -> tuple[DocumentOverview, list[Chunk]]:
-    """The document with id ``doc_id`` and its chunks in reading order; UnknownDocumentError when there is none."""
-    opened = _open_live_catalog(kb_path)
-    if opened is not None:
-        _, catalog = opened
-        try:
-            for record in catalog.documents():
-                if document_id(record.path) == doc_id:
-                    return _overview(record), catalog.document_chunks(record.content_hash)
-        finally:
-            catalog.close()
-    raise UnknownDocumentError(f"{kb_path}: no document with id {doc_id!r} (list the documents for their ids)")
+        snapshot.close()

@@ -16,7 +16,8 @@ from app.answer.answer_pipeline import (
     RetryEvent,
     TokenEvent,
 )
-from app.config import ConfigError, load_settings
+from app.cli.base_choice import add_base_arguments, settings_from_args
+from app.config import ConfigError
 from app.wiring import build_pipeline, kb_notices, quiet_model_libraries
 from ingest.store.knowledge_base import KnowledgeBaseError
 from ingest.visible_text import visible
@@ -29,8 +30,7 @@ _EXCERPT_CHARS = 160
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m app.cli.ask", description=__doc__)
     p.add_argument("question", help="the question (Chinese or English)")
-    p.add_argument("--kb", type=Path, help="knowledge base folder (default: Settings.kb_path)")
-    p.add_argument("--config", type=Path, help="TOML settings file")
+    add_base_arguments(p)
     p.add_argument("--json", action="store_true", help="print the whole Answer as JSON instead of streaming")
     p.add_argument("--backend", choices=["llama_cpp", "transformers", "openai"])
     p.add_argument("--model", help="GGUF path, HF model path/name, or server model name")
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
              "no_repeat_ngram_size", "max_new_tokens")
     generation = {flag: getattr(args, flag) for flag in flags if getattr(args, flag) is not None}
     try:
-        settings = load_settings(args.config, generation=generation, **({"kb_dir": args.kb} if args.kb else {}))
+        settings = settings_from_args(args, generation=generation)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

@@ -22,7 +22,8 @@ from app.answer.answer_pipeline import (
     TokenEvent,
 )
 from app.answer.conversation import Conversation
-from app.config import ConfigError, load_settings
+from app.cli.base_choice import add_base_arguments, settings_from_args
+from app.config import ConfigError
 from app.wiring import build_pipeline, kb_notices, quiet_model_libraries
 from ingest.visible_text import visible
 from prompts.records import Answer
@@ -35,8 +36,7 @@ _EXCERPT_CHARS = 240
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m app.cli.chat", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--kb", type=Path, help="knowledge base folder (default: Settings.kb_path)")
-    p.add_argument("--config", type=Path, help="TOML settings file")
+    add_base_arguments(p)
     p.add_argument("--json", action="store_true", help="print each Answer as one JSON line instead of streaming")
     return p
 
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_model_libraries()
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(args.config, **({"kb_dir": args.kb} if args.kb else {}))
+        settings = settings_from_args(args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

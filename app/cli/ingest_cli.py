@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from app.config import ConfigError, load_settings
+from app.cli.base_choice import add_base_arguments, settings_from_args
+from app.config import ConfigError
 from app.wiring import quiet_model_libraries, run_ingest
 from ingest.pipeline.ingest_pipeline import IngestOptions, IngestSetupError, use_generation
 from ingest.pipeline.progress import TerminalProgress
 from ingest.store.kb_lock import KnowledgeBaseLockedError
 from ingest.store.knowledge_base import KnowledgeBaseError
+from ingest.store.milvus.milvus_connection import STORE_URI_HELP, parse_store_uri
 
 if TYPE_CHECKING:
     from ingest.embedding.embedder import Embedder
@@ -39,8 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "ones replaced, deleted ones removed.")
     parser.add_argument("paths", nargs="*", type=Path,
                         help=f"files or folders to ingest (default: the sample corpus {SAMPLE_CORPUS})")
-    parser.add_argument("--kb", type=Path, help="knowledge-base folder (default: Settings.kb_path)")
-    parser.add_argument("--config", type=Path, help="TOML settings file")
+    add_base_arguments(parser)
+    parser.add_argument("--store", metavar="STORE",
+                        help=f"where the knowledge base is stored: 'folder' (default: FAISS files in the base's "
+                             f"folder) or Milvus: {STORE_URI_HELP}")
+    parser.add_argument("--ray", action="store_true",
+                        help="embed with Ray Data (embedder.runner = \"ray\"; the 'scale' extra) to spread a big "
+                             "ingest over cores, machines or GPUs")
     parser.add_argument("--device", choices=["cpu", "cuda"],
                         help="device for the embedder and the FAISS index (cuda falls back to cpu with a message)")
     parser.add_argument("--rebuild", action="store_true",
@@ -78,11 +85,14 @@ def main(argv: Sequence[str] | None = None, embedder_factory: Callable[[], "Embe
     handler.setLevel(logging.WARNING if args.quiet or args.json else logging.INFO)
     logging.basicConfig(level=handler.level, format="%(message)s", handlers=[handler])
     try:
-        overrides = {"kb_dir": args.kb} if args.kb else {}
-        settings = load_settings(args.config, **overrides)
-    except ConfigError as exc:
+        settings = settings_from_args(args, create=not (args.dry_run or args.use_generation))
+        if args.store:
+            settings.store = settings.store.replace(**parse_store_uri(args.store))
+    except (ConfigError, ValueError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_FATAL
+    if args.ray:
+        settings.embedder.runner = "ray"
     if args.device:
         settings.embedder.device = _embedder_device(args.device)
         settings.index.device = args.device  # the FAISS layer falls back to the CPU by itself, with a message

@@ -9,7 +9,8 @@ import json
 import sys
 from pathlib import Path
 
-from app.config import ConfigError, load_settings
+from app.cli.base_choice import add_base_arguments, settings_from_args
+from app.config import ConfigError
 from app.wiring import build_retriever, kb_notices, quiet_model_libraries
 from ingest.visible_text import visible
 from retrieval.results import RetrievalResult, result_as_dict
@@ -18,8 +19,7 @@ from retrieval.results import RetrievalResult, result_as_dict
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m retrieval", description=__doc__)
     parser.add_argument("query", help="the question to search for")
-    parser.add_argument("--kb", type=Path, help="knowledge-base folder (default: the configured one)")
-    parser.add_argument("--config", type=Path, help="TOML settings file")
+    add_base_arguments(parser)
     parser.add_argument("--passages", "--k", type=int, dest="passages",
                         help="how many passages to show (default: retrieval.top_k)")
     switch = parser.add_mutually_exclusive_group()
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from retrieval.question_check import QuestionError, validate_question
 
     try:
-        settings = load_settings(args.config, **({"kb_dir": args.kb} if args.kb else {}))
+        settings = settings_from_args(args)
         query = validate_question(args.query, settings.limits)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

@@ -23,6 +23,7 @@ from app.answer.answer_pipeline import AskOptions, QuestionError
 from app.answer.knowledge_bases import UnknownDocumentError, document_chunks, list_bases, list_documents
 from app.config import ConfigError
 from app.mcp.services import McpServices
+from app.wiring import knowledge_store
 from ingest.store.knowledge_base import KnowledgeBaseError
 from retrieval.results import ScoredChunk
 
@@ -182,7 +183,7 @@ def build_server(services: McpServices, transport_security: TransportSecuritySet
     def documents(base: str | None) -> DocumentsResult:
         name = base_name(base)
         try:
-            found = list_documents(services.base(base).kb_path)
+            found = list_documents(services.store(base))
         except (KnowledgeBaseError, OSError) as exc:
             raise _tool_error(f"knowledge base {name!r}", exc) from None
         return DocumentsResult(base=name, documents=[
@@ -203,7 +204,7 @@ def build_server(services: McpServices, transport_security: TransportSecuritySet
     @server.tool(name="list_knowledge_bases", description=LIST_BASES_DESCRIPTION, annotations=read_only)
     async def list_knowledge_bases() -> BasesResult:
         try:
-            bases = await anyio.to_thread.run_sync(list_bases, settings)
+            bases = await anyio.to_thread.run_sync(list_bases, settings, knowledge_store)
         except ConfigError as exc:
             raise ToolError(str(exc)) from None
         return BasesResult(bases=[BaseOut(name=b.name, documents=b.documents, chunks=b.chunks, problem=b.problem)
@@ -217,7 +218,7 @@ def build_server(services: McpServices, transport_security: TransportSecuritySet
     async def document(base: str, doc_id: str) -> dict[str, Any]:
         def read() -> dict[str, Any]:
             try:
-                record, chunks = document_chunks(services.base(base).kb_path, doc_id)
+                record, chunks = document_chunks(services.store(base), doc_id)
             except (ConfigError, KnowledgeBaseError, UnknownDocumentError, OSError) as exc:
                 raise ResourceError(str(exc)) from None
             return {"base": base, "id": record.id, "name": Path(record.path).name, "path": record.path,

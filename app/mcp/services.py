@@ -12,10 +12,11 @@ from app.answer.knowledge_bases import base_settings
 from app.answer.live_pipeline import LivePipeline, Snapshot
 from app.answer.loaded_models import LoadedModels
 from app.config import Settings
-from app.wiring import build_generator, build_pipeline, load_embedder
+from app.wiring import build_generator, build_pipeline, knowledge_store, load_embedder
 
 if TYPE_CHECKING:
     from app.generation.base import Generator
+    from ingest.store.store_protocol import KnowledgeStore
     from ingest.embedding.embedder import Embedder
 
 
@@ -32,6 +33,10 @@ class McpServices(LoadedModels):
         """The settings of the base called ``name`` (None: the configured one); ConfigError naming the known ones."""
         return base_settings(self.settings, name)
 
+    def store(self, name: str | None) -> KnowledgeStore:
+        """The store of base ``name`` (None: the configured one); ConfigError for an unknown base."""
+        return knowledge_store(self.base(name))
+
     def snapshot(self, name: str | None) -> Snapshot:
         """The pipeline over the live generation of base ``name``. Raises ConfigError for an unknown base,
         KnowledgeBaseError when it holds nothing yet or cannot be read."""
@@ -40,6 +45,6 @@ class McpServices(LoadedModels):
             live = self._bases.get(settings.kb_name)
             if live is None:
                 live = self._bases[settings.kb_name] = LivePipeline(
-                    settings.kb_path,
+                    knowledge_store(settings),
                     lambda previous: build_pipeline(settings, generator=self.generator, embedder=self.embedder))
         return live.snapshot()

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.server.auth import AuthError
 from app.server.generation_queue import QueueFullError
 from app.server.openai_schema import error_body
+from ingest.store.knowledge_base import KnowledgeBaseError
 
 log = logging.getLogger("docqa.server")
 
@@ -57,6 +58,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _busy(request: Request, exc: QueueFullError) -> JSONResponse:
         return JSONResponse(error_body(str(exc), "rate_limit_error", "queue_full"), status_code=429,
                             headers={"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(KnowledgeBaseError)
+    async def _kb(request: Request, exc: KnowledgeBaseError) -> JSONResponse:
+        # A damaged base, or a Milvus store that cannot be reached: the same one line the CLI prints.
+        return JSONResponse(error_body(str(exc), "server_error", "kb_unavailable"), status_code=503)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

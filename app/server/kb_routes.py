@@ -25,10 +25,8 @@ from app.wiring import run_ingest
 from ingest.pipeline.ingest_pipeline import IngestOptions
 from ingest.pipeline.ingest_report import IngestReport
 from ingest.records import DocumentRecord
-from ingest.store.kb_layout import generation_paths
 from ingest.store.kb_lock import KnowledgeBaseLockedError, WriterLock
 from ingest.store.knowledge_base import KnowledgeBaseError
-from ingest.store.manifest import ManifestError, read_manifest
 from retrieval.question_check import QuestionError, validate_question
 from retrieval.results import result_as_dict
 
@@ -92,15 +90,14 @@ async def _documents(services: ServerServices) -> tuple[str | None, list[Documen
 async def status(request: Request) -> dict:
     services = _services(request)
     generation, documents = await _documents(services)
-    manifest = None
-    if generation is not None:
-        try:
-            manifest = read_manifest(generation_paths(services.settings.kb_path, generation).manifest)
-        except (ManifestError, OSError):
-            manifest = None
+    try:
+        info = await run_in_threadpool(services.live_info) if generation is not None else None
+    except (KnowledgeBaseError, OSError):
+        info = None
     queue = request.app.state.queue.stats()
     return {"kb_name": services.kb_name, "generation": generation, "documents": len(documents),
-            "chunks": manifest.n_chunks if manifest else 0, "embedder": manifest.embedder if manifest else None,
+            "chunks": info.n_chunks if info else 0, "embedder": info.embedder if info else None,
+            "store": services.store.backend,
             "llm": services.settings.generation.model, "models": ["docqa", f"docqa:{services.kb_name}"],
             "queue": vars(queue), "api_key_required": request.app.state.auth.required}
 

@@ -5,7 +5,6 @@ a re-scan or ``python -m ingest``). Requests already running keep the snapshot t
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -14,11 +13,10 @@ from app.answer.loaded_models import LoadedModels
 from app.answer.live_pipeline import LivePipeline, Snapshot
 from app.config import Settings
 from app.generation.base import Generator
-from app.wiring import build_generator, build_pipeline, load_embedder
+from app.wiring import build_generator, build_pipeline, knowledge_store, load_embedder
 from ingest.records import DocumentRecord
-from ingest.store.catalog import Catalog, CatalogError
-from ingest.store.kb_layout import generation_paths
-from ingest.store.knowledge_base import KnowledgeBaseError, damaged_message
+from ingest.store.knowledge_base import KnowledgeBaseError
+from ingest.store.store_protocol import StoreInfo
 
 log = logging.getLogger("docqa.server")
 
@@ -37,7 +35,9 @@ class ServerServices(LoadedModels):
         super().__init__(embedder_factory or (lambda: load_embedder(settings)),
                          generator_factory or (lambda: build_generator(settings)))
         self.settings = settings
-        self.live = LivePipeline(settings.kb_path, self._open_pipeline)
+        # The base's store (FAISS folder or Milvus): asked which generation is live before every request.
+        self.store = knowledge_store(settings)
+        self.live = LivePipeline(self.store, self._open_pipeline)
 
     @property
     def kb_name(self) -> str:
@@ -57,21 +57,13 @@ class ServerServices(LoadedModels):
         return self.live.snapshot()
 
     def documents(self) -> tuple[str | None, list[DocumentRecord]]:
-        """The live generation's name and its catalogued documents (read straight from its catalog); the generation
-        is the one the readers use (a damaged CURRENT is resolved as they resolve it). KnowledgeBaseError, with the
-        one-line message and fix, when the base cannot be read."""
-        kb_path = self.settings.kb_path
-        generation = self.live_generation()
-        if generation is None:
-            return None, []
-        try:
-            catalog = Catalog.open_readonly(generation_paths(kb_path, generation).catalog)
-            try:
-                return generation, catalog.documents()
-            finally:
-                catalog.close()
-        except (CatalogError, sqlite3.Error) as exc:
-            raise KnowledgeBaseError(damaged_message(kb_path, exc)) from exc
+        """The live generation's name and its catalogued documents (without opening its indexes); KnowledgeBaseError,
+        with the one-line message and fix, when the base cannot be read."""
+        return self.store.live_documents()
+
+    def live_info(self) -> StoreInfo | None:
+        """What the live generation holds (embedder, counts), None when there is no base yet."""
+        return self.store.live_info()
 
     def problem(self) -> str:
         """Why questions cannot be answered now ("" when they can, or when there is simply no base yet): the base

@@ -21,9 +21,9 @@ from app.uploads.saving import (
     settle,
     stage_upload,
 )
-from app.wiring import load_embedder, run_ingest
+from app.wiring import knowledge_store, load_embedder, run_ingest
 from ingest.loaders.document_loader import SUPPORTED_EXTENSIONS
-from ingest.pipeline.ingest_pipeline import IngestOptions, known_documents
+from ingest.pipeline.ingest_pipeline import IngestOptions
 from ingest.pipeline.ingest_report import IngestReport
 from ingest.pipeline.progress import SAVE, IngestProgress, ProgressCallback
 from ingest.pipeline.source_scan import file_sha256
@@ -73,7 +73,7 @@ def recover_interrupted_uploads(settings: Settings) -> list[str]:
     """Under the writer lock: undo what an upload killed before it was settled left in the upload folder (see
     ``app.uploads.saving.recover_interrupted``), one line each."""
     try:
-        known = known_documents(settings.kb_path)
+        known = {doc.path: doc for doc in knowledge_store(settings).live_documents()[1]}
     except KnowledgeBaseError:
         known = {}  # a damaged base: nothing counts as ingested, so the unconfirmed uploads are set aside
 

@@ -210,11 +210,6 @@ class Catalog:
             (chunk.doc_id, chunk.ordinal - window, chunk.ordinal + window))
         return [_chunk_from_row(row) for row in rows]
 
-    def document_chunks(self, content_hash: str) -> list[Chunk]:
-        """Every chunk of the document with ``content_hash``, in reading order."""
-        rows = self._conn.execute(f"{_CHUNK_SELECT} WHERE c.content_hash = ? ORDER BY c.ordinal", (content_hash,))
-        return [_chunk_from_row(row) for row in rows]
-
     def iter_chunks(self, batch_size: int = _SQL_BATCH) -> Iterator[Chunk]:
         """All chunks in id order, fetched in batches so a large catalog is not loaded at once."""
         cursor = self._conn.execute(f"{_CHUNK_SELECT} ORDER BY c.chunk_id")

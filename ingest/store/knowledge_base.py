@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import faiss
+import numpy as np
 
 from ingest.records import Chunk, DocumentRecord
 from ingest.settings import IndexSettings
 from ingest.store.ann_index import to_device
 from ingest.store.catalog import Catalog, CatalogError
+from ingest.store.dense_search import dense_search
 from ingest.store.kb_layout import (
     CATALOG_FILE,
     CURRENT_FILE,
@@ -39,6 +41,7 @@ from ingest.store.keyword_index import (
     build_keyword_index,
 )
 from ingest.store.manifest import Manifest, ManifestError, read_manifest
+from ingest.store.store_protocol import Ranking, StoreInfo
 from ingest.store.store_files import (
     StoreFileError,
     permission_message,
@@ -186,7 +189,18 @@ def _pointer_fix(kb_dir: Path) -> str:
     return "move it out of the way and ingest again" if pointer_kind_problem(kb_dir) else REPAIR_HINT
 
 
+def manifest_info(kb_dir: Path, manifest: Manifest) -> StoreInfo:
+    """A folder generation's manifest as the store interface describes a generation."""
+    return StoreInfo(backend="folder", location=str(kb_dir), generation=manifest.generation,
+                     embedder=manifest.embedder, dimension=manifest.dimension, n_documents=manifest.n_documents,
+                     n_chunks=manifest.n_chunks, created_at=manifest.created_at, updated_at=manifest.updated_at,
+                     index_type=manifest.index_type)
+
+
 class KnowledgeBase:
+    """The folder store's snapshot (``store_protocol.StoreSnapshot``): one generation's FAISS index, BM25 index
+    and catalog, loaded."""
+
     def __init__(self, kb_dir: Path, manifest: Manifest, index: faiss.Index, catalog: Catalog,
                  keyword_index: KeywordIndex, notices: list[str] | None = None):
         self.kb_dir = kb_dir
@@ -245,6 +259,16 @@ class KnowledgeBase:
             catalog.close()
             raise
         return cls(kb_dir, manifest, to_device(index, index_settings), catalog, keyword_index, notices)
+
+    @property
+    def info(self) -> StoreInfo:
+        return manifest_info(self.kb_dir, self.manifest)
+
+    def dense_search(self, vector: np.ndarray, k: int) -> Ranking:
+        return dense_search(self.index, vector, k)
+
+    def keyword_search(self, query: str, k: int) -> Ranking:
+        return self.keyword_index.search(query, k)
 
     def get_chunks(self, ids: Sequence[int]) -> list[Chunk]:
         """Chunks for ``ids`` in the same order; unknown ids (e.g. FAISS's -1 padding) are skipped."""
