@@ -293,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--questions", type=int, default=0, help="only the first N questions (0 = all)")
     parser.add_argument("--half", choices=("tune", "report"), help="only one half of the questions")
+    parser.add_argument("--qids", nargs="+", help="only these questions (e.g. a mixed subset of the report half)")
     parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
     parser.add_argument("--max-new-tokens", type=int, default=160, help="per model turn")
     parser.add_argument("--max-steps", type=int, default=6, help="LangGraph recursion limit per question")
@@ -316,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     recorder = RecordingGenerator(generator)
     questions = load_questions(QUESTIONS)
     questions = (half(questions, args.half) if args.half else questions)[:args.questions or None]
+    if args.qids:
+        questions = [q for q in questions if q.qid in set(args.qids)]
     generation = settings.generation.replace(max_new_tokens=args.max_new_tokens)
 
     if args.probe:
@@ -373,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
             "median_seconds": round(statistics.median(d["seconds"] for d in direct), 1)}
     meta = {"model": settings.generation.model, "n_threads": settings.generation.n_threads,
             "call_threshold": args.call_threshold if "decided" in args.paths else None,
-            "first_turn_only": args.first_turn_only, "half": args.half or "both", "system_prompt": args.system_prompt,
+            "first_turn_only": args.first_turn_only, "half": args.half or "both", "qids": args.qids, "system_prompt": args.system_prompt,
             "lenient_prompt": args.lenient_prompt or args.system_prompt,
             "max_new_tokens": args.max_new_tokens, "questions_file": str(QUESTIONS.relative_to(BENCH_DIR.parent))}
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
