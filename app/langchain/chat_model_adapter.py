@@ -2,8 +2,10 @@
 
 ``ChatHuggingFace`` cannot drive a tool-calling agent over a local model (tool calls are never parsed and
 ToolMessages raise). ``LocalChatModel`` renders tools, tool calls and tool results in the model's own tool format
-(app/langchain/tool_call_format.py), streams through ``Generator.stream`` and parses ``<tool_call>`` blocks into
-``AIMessage.tool_calls``, so ``langchain.agents.create_agent`` works with the local LLM.
+(app/langchain/tool_call_format.py) and streams through the ``Generator``; with tools bound, llama.cpp decodes each
+turn under a grammar admitting only what ``tool_choice`` allows (app/langchain/tool_call_grammar.py), an
+OpenAI-compatible server gets ``tools`` and ``tool_choice`` itself, and other backends' text is parsed leniently.
+So ``langchain.agents.create_agent`` works with the local LLM.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from app.langchain.tool_call_format import (
     ChatTurn,
     ParsedReply,
     ToolCall,
+    new_call_id,
     parse_reply,
     safe_prefix_length,
     to_plain_messages,
@@ -202,11 +205,11 @@ class LocalChatModel(BaseChatModel):
             yield self._native_turn(messages, tools, choice)
             return
         plain = self._plain_messages(messages, tools)
-        names = set(tool_names(tools)) if choice.may_call else None
         metadata: dict[str, Any] = {"tool_call_path": path}
         if path == "grammar":
             choice = self._decided(choice, plain, metadata)
-            names = set(tool_names(tools)) if choice.may_call else None
+        names = set(tool_names(tools)) if choice.may_call else None
+        if path == "grammar":
             pieces = self.generator.stream_constrained(plain, self.generation, tool_call_grammar(tools, choice))
             # Under the grammar a reply is a call exactly when it starts with "<": an answer streams at once.
             visible: Callable[[str], int] = lambda text: 0 if text.lstrip()[:1] in ("", "<") else len(text)
@@ -251,7 +254,7 @@ class LocalChatModel(BaseChatModel):
             {"type": "function", "function": {"name": choice.tool}} if choice.tool else choice.mode)
         reply = self.generator.complete_with_tools(convert_to_openai_messages(list(messages)), self.generation,
                                                    tools, wire_choice)
-        chunks = [tool_call_chunk(name=c["name"], args=c["arguments"], id=c["id"] or ToolCall("", {}).id, index=i)
+        chunks = [tool_call_chunk(name=c["name"], args=c["arguments"], id=c["id"] or new_call_id(), index=i)
                   for i, c in enumerate(reply.tool_calls)]
         return ChatGenerationChunk(message=AIMessageChunk(content=reply.content, tool_call_chunks=chunks,
                                                           response_metadata={"tool_call_path": "native"},
