@@ -181,6 +181,9 @@ def test_the_real_model_decodes_what_each_tool_choice_allows(real_pipeline):
     assert [(c["name"], c["args"]) for c in named.tool_calls] == [("list_docs", {})]
     forbidden = model.bind_tools([search_docs, list_docs], tool_choice="none").invoke(question)
     assert not forbidden.tool_calls and forbidden.content.strip() and not forbidden.content.startswith("<")
+    auto = model.bind_tools([search_docs, list_docs]).invoke(question)
+    p_call = auto.response_metadata["call_probability"]
+    assert 0.0 <= p_call <= 1.0 and bool(auto.tool_calls) == (p_call >= model.call_threshold)
 
 
 # --- the chat model's paths, over scripted backends ---------------------------------------------------------

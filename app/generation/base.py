@@ -55,7 +55,9 @@ class ToolCallReply:
 
 @runtime_checkable
 class GrammarGenerator(Protocol):
-    """A generator that can decode under a grammar (llama.cpp)."""
+    """A generator that can decode under a grammar (llama.cpp). It may also offer
+    ``leading_char_probability(messages, chars)``, which the chat model uses to let the model choose between a
+    tool call and an answer under ``tool_choice="auto"`` (app/langchain/chat_model_adapter.py)."""
 
     def stream_constrained(self, messages: list[Message], settings: GenerationSettings,
                            grammar: str) -> Iterator[str]:
