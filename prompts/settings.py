@@ -140,6 +140,13 @@ class DialogueSettings(SettingsSection):
     # standalone question; retrieval fuses it with the message), "append" (the previous question + the message),
     # "off" (the message alone). bench/RESULTS_DIALOGUE.md compares the three.
     follow_up: Literal["rewrite", "append", "off"] = "rewrite"
+    # Resolve ordinals, 前者/后者, 它/its, 它们/each of them from the previous turn's lists, compared pair and
+    # subject before asking the model (prompts/reference_resolution.py): no model call when the text allows it.
+    resolve_references: bool = True
+    # When no standalone form can be built (the rewrite discarded): "append" retrieves and judges the previous
+    # question + the message, and the answer prompt shows the previous question beside the message; "message"
+    # judges the bare message (before issue #26: a bare "后者…" is refused, whatever the documents hold).
+    discarded_fallback: Literal["append", "message"] = "append"
     # A message this short (CJK characters of a Chinese one, words of an English one) is taken as a follow-up.
     short_message_chars_zh: int = Field(6, ge=0)
     short_message_words_en: int = Field(3, ge=0)
