@@ -88,8 +88,8 @@ def _usable(items: list[str]) -> list[str]:
     return names
 
 
-def _line_items(text: str) -> list[str]:
-    """The first run of numbered or bulleted lines."""
+def _line_run(text: str) -> list[str]:
+    """The first run of numbered or bulleted lines, as written."""
     lines = text.splitlines()
     run: list[str] = []
     for line in lines:
@@ -100,7 +100,7 @@ def _line_items(text: str) -> list[str]:
             if len(run) >= MIN_ITEMS:
                 break
             run = []
-    return _usable(run)
+    return run if len(run) >= MIN_ITEMS else []
 
 
 def _inline_items(text: str) -> list[str]:
@@ -150,7 +150,10 @@ def _en_enumeration(text: str) -> list[str]:
 
 def list_items(text: str, language: str) -> list[str]:
     """The items ``text`` lists, in order (empty when it lists nothing, or lists descriptions, not names)."""
-    for parse in (_line_items, _inline_items, _zh_enumeration if language == "zh" else _en_enumeration):
+    run = _line_run(text)
+    if run:  # a numbered list of descriptions lists no names; its sentences are not read for "A和B" either
+        return _usable(run)
+    for parse in (_inline_items, _zh_enumeration if language == "zh" else _en_enumeration):
         items = parse(text)
         if items:
             return items
