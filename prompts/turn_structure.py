@@ -3,7 +3,7 @@
 "the difference between A and B") and its subject ("芙蓉洞是…" → 芙蓉洞, "What does the Lark scheduler do?" → the
 Lark scheduler). Plain text rules, no model: what they cannot read is left to the LLM rewrite.
 
-Every item is a short name-like phrase: an item longer than ``MAX_ITEM_CHARS`` (a step described in a sentence)
+Every item is a short name-like phrase: an item wider than ``MAX_ITEM_WIDTH`` (a step described in a sentence)
 is not offered, because putting a sentence where "第三步" stood makes a question nobody asked."""
 
 from __future__ import annotations
@@ -11,8 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-# An item, subject or compared thing longer than this is a description, not a name.
-MAX_ITEM_CHARS = 24
+from prompts.language import _CJK
+
+# An item, subject or compared thing wider than this is a description, not a name (a CJK character counts two:
+# 20 Chinese characters, 40 English ones).
+MAX_ITEM_WIDTH = 40
 MIN_ITEMS = 2
 
 _CITATION = re.compile(r"\s*\[\d+\](?:\s*\[\d+\])*")
@@ -29,6 +32,8 @@ _MARKDOWN = re.compile(r"[*_`#]+")
 _ZH_INTRO = re.compile(r"^.*?(?:包括|包含|分为|分成|有|是|为|如|例如|比如|像|支持|采用|使用|用到|用了|提供|涉及|即)")
 _ZH_AND = re.compile(r"以及|和|与|及|或者|或|跟")
 _ZH_CLAUSE = re.compile(r"[，,。；;：:！!？?\n]")
+# Where the last item of "A、B和C有什么区别" ends: the predicate after it.
+_ZH_AFTER_LAST = re.compile(r"\s*(?:有什么|有哪些|有何|的区别|的差别|之间|哪|各自|分别|都|相比|比较|对比|怎么|如何|为什么|是).*$")
 _ZH_TAIL = re.compile(r"(?:等等|等|这)?(?:[两二三四五六七八九十几]+)?(?:种|个|类|项|点|步|部分)?(?:方法|方式|技术|策略)?$")
 # The pair a Chinese question compares: "A和B有什么区别", "A与B哪个更…", "A还是B", "A比B…", "A跟B相比".
 _ZH_PAIR = re.compile(r"^(?:请问|那么?|比较一下|比较|对比一下|对比)?\s*(?P<a>[^，,。？?]+?)\s*(?:和|与|跟|同|还是|比|对比|vs\.?|VS)\s*"
@@ -41,7 +46,7 @@ _ZH_QUESTION_START = re.compile(r"^(?:什么|哪|为什么|为何|怎么|怎样|
 _ZH_PLACE_SUFFIX = re.compile(r"(?:里|中|内|里面|当中)$")
 
 # English: what introduces a list and the pair an English question compares.
-_EN_INTRO = re.compile(r"^.*?\b(?:are|is|include|includes|including|such as|like|between|supports?|uses?|offers?|"
+_EN_INTRO = re.compile(r"^.*?\b(?:are|is|were|was|include|includes|including|such as|like|between|supports?|uses?|offers?|"
                        r"exports?|has|have|provides?|namely)\b\s*:?\s*", re.IGNORECASE)
 _EN_CLAUSE = re.compile(r"[.;:!?\n]")
 _EN_SPLIT = re.compile(r"\s*,\s*(?:and|or)\s+|\s*,\s*|\s+(?:and|or)\s+", re.IGNORECASE)
@@ -81,9 +86,13 @@ def _name_of(item: str) -> str:
     return _clean(_NAME_END.sub("", _clean(item)))
 
 
+def _too_wide(text: str) -> bool:
+    return len(text) + len(_CJK.findall(text)) > MAX_ITEM_WIDTH
+
+
 def _usable(items: list[str]) -> list[str]:
     names = [_name_of(i) for i in items]
-    if len(names) < MIN_ITEMS or any(not n or len(n) > MAX_ITEM_CHARS for n in names):
+    if len(names) < MIN_ITEMS or any(not n or _too_wide(n) for n in names):
         return []
     return names
 
@@ -117,14 +126,16 @@ def _zh_enumeration(text: str) -> list[str]:
     for clause in _ZH_CLAUSE.split(_CITATION.sub("", text)):
         if "、" not in clause and not _ZH_AND.search(clause):
             continue
-        intro = _ZH_INTRO.match(clause)
+        # The verb that introduces the list stands before its first item ("有什么区别" after it is no intro).
+        head = clause[:clause.index("、")] if "、" in clause else clause
+        intro = _ZH_INTRO.match(head)
         if "、" not in clause and not intro:
             continue
         body = clause[intro.end():] if intro else clause
         parts = body.split("、")
         last = _ZH_AND.split(parts[-1])
         items = [p.strip() for p in parts[:-1] + last]
-        items[-1] = _ZH_TAIL.sub("", items[-1]).strip()
+        items[-1] = _ZH_TAIL.sub("", _ZH_AFTER_LAST.sub("", items[-1])).strip()
         if intro is None:  # "A、B和C都…": the first item starts the clause
             items[0] = items[0].strip()
         names = _usable(items)
@@ -170,7 +181,7 @@ def compared_pair(question: str, language: str) -> tuple[str, str] | None:
         m = _EN_PAIR.search(text)
         a, b = ((m.group("a") or m.group("c") or ""), (m.group("b") or m.group("d") or "")) if m else ("", "")
     a, b = _clean(a), _clean(b)
-    if not a or not b or len(a) > MAX_ITEM_CHARS or len(b) > MAX_ITEM_CHARS or a == b:
+    if not a or not b or _too_wide(a) or _too_wide(b) or a == b:
         return None
     return a, b
 
@@ -184,7 +195,8 @@ def subject_of(question: str, language: str) -> str:
             return ""
         m = _ZH_PREDICATE.search(text)
         subject = _ZH_PLACE_SUFFIX.sub("", text[:m.start()] if m else "").strip()
-        if len(subject) < 2 or re.search(r"[它他她这那其该此]", subject):
+        # A pronoun is no subject; two things joined are a pair ("它" after them is ambiguous).
+        if len(subject) < 2 or re.search(r"[它他她这那其该此和与跟、]", subject):
             return ""
     else:
         m = _EN_SUBJECT.match(text) or _EN_SUBJECT_START.match(text)
@@ -194,9 +206,9 @@ def subject_of(question: str, language: str) -> str:
         subject = _EN_NP_END.sub("", np).strip()
         if m.group("aux").lower() in ("do", "does", "did") and not re.search(r"\w", np[len(subject):]):
             subject = subject.rpartition(" ")[0]  # "which formats does the editor export?": the verb ends it
-        if not subject or _EN_PRONOUN_NP.match(subject):
+        if not subject or _EN_PRONOUN_NP.match(subject) or re.search(r"\b(?:and|or)\b", subject):
             return ""
-    return subject if len(subject) <= MAX_ITEM_CHARS else ""
+    return "" if _too_wide(subject) else subject
 
 
 def turn_structure(question: str, answer: str, language: str) -> TurnStructure:
