@@ -308,3 +308,62 @@ def test_a_rewrite_that_only_repeats_the_message_counts_as_discarded():
     pipeline, _, retriever = make([MESSAGE, "其余375道有答案 [1]。"], resolve_references=False)
     answer = pipeline.answer(MESSAGE, AskOptions(history=[TURN]))
     assert answer.follow_up == DISCARDED and retriever.calls == [f"{TURN.question} {MESSAGE}"]
+
+
+# One dialogue as each face passes it on: the page's session entries, the terminal chat's Conversation, the HTTP
+# API's messages (the answer sent back with its sources block) and LangChain messages. All reach the same
+# AnswerPipeline with the same turns, so the follow-up gets the same standalone question everywhere.
+FACE_QUESTION = "常见的解码方法有哪些？"
+FACE_ANSWER = "常见的解码方法有贪心搜索、束搜索和 Top-p 采样 [1]。"
+FACE_FOLLOW_UP = "其中第二种方法有什么缺点？"
+FACE_PASSAGES = [scored("常见的解码方法有贪心搜索、束搜索和 Top-p 采样。束搜索的缺点是计算量大。", 1, dense=0.9)]
+
+
+def _page_history() -> tuple[list[Turn], str]:
+    from app.web.ui_answer import ChatEntry, conversation
+
+    pipeline, _, _ = make([FACE_ANSWER], passages=FACE_PASSAGES)
+    first = pipeline.answer(FACE_QUESTION)
+    entries = [ChatEntry("user", FACE_QUESTION), ChatEntry("assistant", first.text, first),
+               ChatEntry("user", FACE_FOLLOW_UP)]
+    return conversation(entries), FACE_FOLLOW_UP
+
+
+def _terminal_history() -> tuple[list[Turn], str]:
+    from app.answer.conversation import Conversation
+
+    pipeline, _, _ = make([FACE_ANSWER], passages=FACE_PASSAGES)
+    chat = Conversation(pipeline)  # what app.cli.chat keeps between prompts
+    chat.ask(FACE_QUESTION)
+    return chat.history, FACE_FOLLOW_UP
+
+
+def _http_history() -> tuple[list[Turn], str]:
+    from app.server.chat_routes import conversation
+    from app.server.openai_schema import ChatCompletionRequest
+
+    reply = FACE_ANSWER + "\n\n来源:\n[1] docs/note.md"  # a client sends the answer back as it received it
+    body = ChatCompletionRequest(model="docqa", messages=[
+        {"role": "system", "content": "be brief"}, {"role": "user", "content": FACE_QUESTION},
+        {"role": "assistant", "content": reply}, {"role": "user", "content": FACE_FOLLOW_UP}])
+    question, turns = conversation(body, 8)
+    return turns, question
+
+
+def _langchain_history() -> tuple[list[Turn], str]:
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from app.langchain.chat_model_adapter import messages_to_conversation
+
+    return messages_to_conversation([HumanMessage(FACE_QUESTION), AIMessage(FACE_ANSWER), HumanMessage(FACE_FOLLOW_UP)])
+
+
+@pytest.mark.parametrize("face", [_page_history, _terminal_history, _http_history, _langchain_history],
+                         ids=["page", "terminal", "http", "langchain"])
+def test_every_face_gives_a_follow_up_the_same_standalone_question(face):
+    history, question = face()
+    assert [(t.question, t.answer) for t in history] == [(FACE_QUESTION, FACE_ANSWER)]
+    pipeline, generator, retriever = make(["束搜索的缺点是计算量大 [1]。"], passages=FACE_PASSAGES)
+    answer = pipeline.answer(question, AskOptions(history=history))
+    assert answer.standalone_question == "束搜索有什么缺点？" and answer.follow_up == RESOLVED
+    assert retriever.calls[0] == "束搜索有什么缺点？" and len(generator.calls) == 1
