@@ -154,6 +154,9 @@ class DialogueSettings(SettingsSection):
     rewrite_max_new_tokens: int = Field(48, ge=8)
     rewrite_history_turns: int = Field(2, ge=1)
     rewrite_answer_chars: int = Field(160, ge=0)
+    # Constrain the rewrite with a grammar (prompts/rewrite_grammar.py; llama_cpp only): one question line, and a
+    # Chinese rewrite's Latin words only from the conversation. Off: not yet measured (bench/RESULTS_DIALOGUE.md).
+    rewrite_grammar: bool = False
     # The rewrite guard (prompts/rewrite_guard.py): share of the message's own content tokens the rewrite must
     # keep, share of the rewrite's content tokens that may come from neither the message nor the conversation,
     # and the longest rewrite accepted.

@@ -14,6 +14,7 @@ from prompts.conversation import Turn
 from prompts.follow_up import FollowUpCheck, detect_follow_up
 from prompts.language import detect_language
 from prompts.reference_resolution import resolve_references
+from prompts.rewrite_grammar import conversation_terms, rewrite_grammar
 from prompts.rewrite_guard import check_rewrite
 from prompts.settings import AnswerSettings, DialogueSettings
 from prompts.standalone_prompt import build_rewrite_messages, read_rewrite
@@ -43,10 +44,12 @@ class StandaloneQuestion:
         return self.asked or self.text
 
 
-def rewrite_settings(generation: GenerationSettings, dialogue: DialogueSettings) -> GenerationSettings:
-    """Greedy and short: the rewrite is one question, and every token delays the answer."""
+def rewrite_settings(generation: GenerationSettings, dialogue: DialogueSettings, grammar: str = ""
+                     ) -> GenerationSettings:
+    """Greedy and short: the rewrite is one question, and every token delays the answer (``grammar``: GBNF the
+    rewrite must follow, llama.cpp only)."""
     return generation.replace(temperature=0.0, max_new_tokens=dialogue.rewrite_max_new_tokens,
-                              no_repeat_ngram_size=0)
+                              no_repeat_ngram_size=0, grammar=grammar)
 
 
 def _history_texts(history: list[Turn]) -> list[str]:
@@ -89,7 +92,9 @@ def standalone_question(message: str, history: list[Turn], generator: Generator,
     start = time.perf_counter()
     messages = build_rewrite_messages(history[-dialogue.rewrite_history_turns:], message, language,
                                       dialogue.rewrite_answer_chars)
-    reply = "".join(generator.stream(messages, rewrite_settings(generation, dialogue)))
+    grammar = (rewrite_grammar(language, conversation_terms([message, *_history_texts(history)]))
+               if dialogue.rewrite_grammar else "")
+    reply = "".join(generator.stream(messages, rewrite_settings(generation, dialogue, grammar)))
     rewrite = read_rewrite(reply)
     seconds = time.perf_counter() - start
     verdict = check_rewrite(message, rewrite, _history_texts(history), answer.zh_min_cjk_share,

@@ -174,6 +174,17 @@ class LlamaCppGenerator:
         if state is not None and shared > current:
             llm.load_state(state)
 
+    def _grammar(self, text: str):
+        """The parsed grammar for ``text`` (None: unconstrained); the last one is kept, a rewrite's grammar
+        changes only with the conversation."""
+        if not text:
+            return None
+        if getattr(self, "_grammar_text", None) != text:
+            from llama_cpp import LlamaGrammar
+
+            self._grammar_text, self._grammar_parsed = text, LlamaGrammar.from_string(text, verbose=False)
+        return self._grammar_parsed
+
     def stream(self, messages: list[Message], settings: GenerationSettings) -> Iterator[str]:
         tokens = self._prompt_tokens(messages)
         if len(tokens) >= self.n_ctx:
@@ -190,7 +201,7 @@ class LlamaCppGenerator:
                 prompt=tokens, max_tokens=max_tokens, stream=True,
                 temperature=max(settings.temperature, 0.0), top_p=settings.top_p, top_k=settings.sampling_top_k,
                 min_p=0.0, repeat_penalty=settings.repetition_penalty, seed=settings.seed,
-                logits_processor=processors,
+                logits_processor=processors, grammar=self._grammar(settings.grammar),
             ):
                 piece = chunk["choices"][0]["text"]
                 if piece:
