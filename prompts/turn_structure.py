@@ -38,9 +38,10 @@ _ZH_TAIL = re.compile(r"(?:等等|等|这)?(?:[两二三四五六七八九十几
 # The pair a Chinese question compares: "A和B有什么区别", "A与B哪个更…", "A还是B", "A比B…", "A跟B相比".
 _ZH_PAIR = re.compile(r"^(?:请问|那么?|比较一下|比较|对比一下|对比)?\s*(?P<a>[^，,。？?]+?)\s*(?:和|与|跟|同|还是|比|对比|vs\.?|VS)\s*"
                       r"(?P<b>[^，,。？?]+?)\s*(?:的|之间|相比|比较|对比|哪|谁|有|在|各|分别|都|是|，|,|？|\?|$)")
-# The subject of a Chinese question: the words before its first predicate or question word.
+# The subject of a Chinese question: the words before its first predicate or question word. "的" does not end it:
+# "早期 GPT-2 的词表有多大" is about the vocabulary ("它" after it is the vocabulary, not GPT-2).
 _ZH_LEAD = re.compile(r"^(?:请问|那么?|所以|另外|再问一下|我想知道|你知道)\s*[，,]?\s*")
-_ZH_PREDICATE = re.compile(r"是|的|有|怎么|怎样|如何|为什么|为何|能|会|可以|可|支持|采用|属于|包括|主要|一般|通常|"
+_ZH_PREDICATE = re.compile(r"是|有|怎么|怎样|如何|为什么|为何|能|会|可以|可|支持|采用|属于|包括|主要|一般|通常|"
                            r"最|在|什么|哪|多少|几|由|被|用|对|从|于|叫|称|什么时候|何时|源自|来自|始建|位于")
 _ZH_QUESTION_START = re.compile(r"^(?:什么|哪|为什么|为何|怎么|怎样|如何|谁|多少|几|是否|有没有|能否|请)")
 _ZH_PLACE_SUFFIX = re.compile(r"(?:里|中|内|里面|当中)$")

@@ -48,6 +48,8 @@ def test_compared_pair(question, language, pair):
     ("长谷川町子是谁？", "zh", "长谷川町子"),
     ("Top-p 采样是怎样挑选候选词的？", "zh", "Top-p 采样"),
     ("青鸾评测集里有多少道拒答题？", "zh", "青鸾评测集"),
+    ("早期 GPT-2 的词表有多大？", "zh", "早期 GPT-2 的词表"),      # the head noun, not its owner
+    ("北齐孝昭帝的元皇后是哪里人？", "zh", "北齐孝昭帝的元皇后"),
     ("什么是 RAG？", "zh", ""),            # starts with a question word
     ("它是谁提出的？", "zh", ""),          # a pronoun is no subject
     ("When was the Yuan dynasty proclaimed?", "en", "the Yuan dynasty"),
