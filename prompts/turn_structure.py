@@ -41,10 +41,13 @@ _ZH_PAIR = re.compile(r"^(?:请问|那么?|比较一下|比较|对比一下|对�
 # The subject of a Chinese question: the words before its first predicate or question word. "的" does not end it:
 # "早期 GPT-2 的词表有多大" is about the vocabulary ("它" after it is the vocabulary, not GPT-2).
 _ZH_LEAD = re.compile(r"^(?:请问|那么?|所以|另外|再问一下|我想知道|你知道)\s*[，,]?\s*")
-_ZH_PREDICATE = re.compile(r"是|有|怎么|怎样|如何|为什么|为何|能|会|可以|可|支持|采用|属于|包括|主要|一般|通常|"
-                           r"最|在|什么|哪|多少|几|由|被|用|对|从|于|叫|称|什么时候|何时|源自|来自|始建|位于")
+# (One-character predicates that also occur inside names are left out: 对 in 绝对, 用 in 常用, 于 in 基于.)
+_ZH_PREDICATE = re.compile(r"是|有|怎么|怎样|如何|为什么|为何|能|会|可以|支持|采用|属于|包括|主要|一般|通常|"
+                           r"最早|最大|最多|在|什么|哪|多少|几|由谁|被称|被用|对于|用于|用来|从哪|叫做|称为|何时|"
+                           r"源自|来自|始建|位于")
 _ZH_QUESTION_START = re.compile(r"^(?:什么|哪|为什么|为何|怎么|怎样|如何|谁|多少|几|是否|有没有|能否|请)")
-_ZH_PLACE_SUFFIX = re.compile(r"(?:里|中|内|里面|当中)$")
+# Endings that are not part of the subject: "青鸾评测集里", "微调大模型时", "生成温度这个参数" (an apposition).
+_ZH_SUBJECT_TAIL = re.compile(r"(?:里|中|内|里面|当中|时|的时候|这(?:个|种|类|项)[\u4e00-\u9fff]{0,4})$")
 
 # English: what introduces a list and the pair an English question compares.
 _EN_INTRO = re.compile(r"^.*?\b(?:are|is|were|was|include|includes|including|such as|like|between|supports?|uses?|offers?|"
@@ -61,10 +64,15 @@ _EN_SUBJECT = re.compile(r"^\s*(?:what|when|who|whom|where|why|how|which|whose)(
 _EN_SUBJECT_START = re.compile(r"^\s*(?P<aux>is|are|was|were|does|do|did|can|has|have)\s+(?P<np>.+)$",
                                re.IGNORECASE)
 # Where an English subject ends: a verb-like word, a preposition that starts the predicate, the question mark.
-_EN_NP_END = re.compile(r"\s+(?:\w+(?:ed|ing)|do|be|become|use|work|mean|have|make|get|handle|support|differ|"
-                        r"compare|come|go|take|cost|need|run|help|store|call|called|say|said|known|first|last|"
+# (Participles are listed, not matched by -ed/-ing: "nucleus sampling", "a trained position embedding" are nouns.)
+_EN_NP_END = re.compile(r"\s+(?:do|be|become|use|used|work|mean|have|make|made|get|handle|support|differ|"
+                        r"compare|come|go|take|cost|need|run|help|store|call|called|say|said|known|based|invented|"
+                        r"proposed|described|founded|built|written|proclaimed|located|first|last|"
                         r"in|on|at|for|from|by|with|to|into|about|after|before|when|than|that|which|so)\b.*$|[?.!]\s*$",
                         re.IGNORECASE)
+_EN_MODALS = ("can", "could", "will", "would", "should")
+_EN_VERB = re.compile(r"(?:do|be|become|use|work|mean|have|make|get|handle|support|differ|compare|come|go|take|cost|"
+                      r"need|run|help|store|call|say)\b", re.IGNORECASE)
 _EN_PRONOUN_NP = re.compile(r"^(?:it|its|they|them|this|that|these|those|he|she|his|her|their)\b", re.IGNORECASE)
 
 
@@ -195,7 +203,7 @@ def subject_of(question: str, language: str) -> str:
         if _ZH_QUESTION_START.match(text):
             return ""
         m = _ZH_PREDICATE.search(text)
-        subject = _ZH_PLACE_SUFFIX.sub("", text[:m.start()] if m else "").strip()
+        subject = _ZH_SUBJECT_TAIL.sub("", text[:m.start()] if m else "").strip()
         # A pronoun is no subject; two things joined are a pair ("它" after them is ambiguous).
         if len(subject) < 2 or re.search(r"[它他她这那其该此和与跟、]", subject):
             return ""
@@ -204,10 +212,17 @@ def subject_of(question: str, language: str) -> str:
         if not m:
             return ""
         np = m.group("np").strip()
-        subject = _EN_NP_END.sub("", np).strip()
-        if m.group("aux").lower() in ("do", "does", "did") and not re.search(r"\w", np[len(subject):]):
-            subject = subject.rpartition(" ")[0]  # "which formats does the editor export?": the verb ends it
-        if not subject or _EN_PRONOUN_NP.match(subject) or re.search(r"\b(?:and|or)\b", subject):
+        aux = m.group("aux").lower()
+        if aux in _EN_MODALS and not re.match(r"(?:(?:the|a|an)\b|[A-Z0-9])", np):
+            return ""  # "what disorders can affect the immune system?": a verb follows, the subject came before
+        end = _EN_NP_END.search(np)
+        subject = np[:end.start()].strip() if end else np
+        if aux in ("do", "does", "did") and not (end and _EN_VERB.match(end.group().strip())):
+            # do-support puts the main verb after the subject: "which formats does the editor export?", "what
+            # does RLHF stand for?"
+            subject = subject.rpartition(" ")[0]
+        if (not subject or _EN_PRONOUN_NP.match(subject) or re.search(r"\b(?:and|or)\b", subject)
+                or subject.lower() in ("a", "an", "the") or subject.endswith(("'s", "'"))):
             return ""
     return "" if _too_wide(subject) else subject
 
