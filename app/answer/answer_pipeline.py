@@ -281,8 +281,8 @@ class AnswerPipeline:
                                    self.settings.answer, limits.max_question_chars)
 
     def _retrieve(self, question: str, standalone: StandaloneQuestion, options: AskOptions) -> RetrievalResult:
-        """Passages for the standalone question; a rewrite is fused with the message's own retrieval (the
-        rewrite's scores come first: the evidence gate judges the standalone question)."""
+        """Passages for the standalone question; a rewrite or a resolved question is fused with the message's own
+        retrieval (its scores come first: the evidence gate judges the standalone question)."""
         retrieve = self.retriever.retrieve
         if standalone.method not in STANDALONE_FORMS:
             return retrieve(standalone.text, top_k=options.top_k, rerank=options.rerank)
