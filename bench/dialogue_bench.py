@@ -207,7 +207,8 @@ def summarise_retrieval(rows: list[dict], dialogues: dict[str, Dialogue]) -> dic
     if not rewrites:
         return out
     added = [r["rewrite"]["path_s"] - r["standalone"]["path_s"] for r in rows
-             if "rewrite" in r and "standalone" in r and r["rewrite"]["method"] not in ("independent", "first message")]
+             if "path_s" in r.get("rewrite", {}) and "path_s" in r.get("standalone", {})
+             and r["rewrite"]["method"] not in ("independent", "first message")]
     out["rewrite_stats"] = {
         "resolved": sum(r["method"] == RESOLVED for r in rewrites),
         "kept": sum(r["method"] == REWRITTEN for r in rewrites), "n": len(rewrites),
@@ -250,7 +251,7 @@ def print_tables(result: dict) -> None:
     if a:
         print("\nlast-turn answers:")
         print(f"{'mode':12} {'kw acc':>7} {'refuse-u':>8} {'false-ref':>9} {'ttft':>6} {'rewrite':>7}   n(a/u)")
-        for mode in MODES:
+        for mode in (m for m in MODES if a[m]["n_answerable"] + a[m]["n_unanswerable"]):
             s = a[mode]
             ttft = f"{s['median_ttft_s']:.2f}" if s["median_ttft_s"] else "-"
             rw = f"{s['median_rewrite_s']:.2f}" if s["median_rewrite_s"] else "-"
@@ -281,6 +282,22 @@ def rejudge(path: Path, dialogues: dict[str, Dialogue], settings: Settings) -> N
     print(f"kept {kept} of {sum(1 for r in rows if r['rewrite'].get('rewrite'))} rewrites")
 
 
+def combine(paths: list[Path]) -> None:
+    """Print the tables of several saved runs taken together (e.g. one per set), the dialogues looked up in
+    bench/questions/dialogues_*.jsonl by id; a run's answered dialogues only."""
+    dialogues = {d.did: d for f in sorted(QUESTIONS_DIR.glob("dialogues_*.jsonl")) for d in load_dialogues(f)}
+    runs = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+    answer_rows = [r for run in runs for r in run.get("answer_rows", [])]
+    answered = {r["did"] for r in answer_rows}
+    retrieval_rows = [r for run in runs for r in run["retrieval_rows"] if r["did"] in answered or not answer_rows]
+    print_tables({"retrieval_summary": summarise_retrieval(retrieval_rows, dialogues),
+                  "answer_summary": summarise_answers(answer_rows, dialogues)})
+    shapes = {r["did"] for r in answer_rows if dialogues[r["did"]].shape}
+    if shapes:
+        print(f"\nthe {len(shapes)} dialogues of the reference shapes (ordinals, 前者/后者, 它们, …):")
+        print_tables({"answer_summary": summarise_answers([r for r in answer_rows if r["did"] in shapes], dialogues)})
+
+
 class _NoLLM:
     """Stands in for the LLM in a --no-llm run, where nothing may call it."""
 
@@ -309,8 +326,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus", type=Path, default=SEEDS_DIR,
                    help="the seed documents (default ../shared/seeds beside the repository)")
     p.add_argument("--rejudge", type=Path, help="re-apply the current rewrite guard to a saved run's rewrites, exit")
+    p.add_argument("--combine", type=Path, nargs="+", help="print the tables of saved runs taken together, exit")
     args = p.parse_args(argv)
 
+    if args.combine:
+        combine(args.combine)
+        return 0
     settings: Settings = load_settings()
     if args.rejudge:
         rejudge(args.rejudge, {d.did: d for d in load_dialogues(args.dialogues)}, settings)
