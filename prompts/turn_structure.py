@@ -44,7 +44,7 @@ _ZH_LEAD = re.compile(r"^(?:请问|那么?|所以|另外|再问一下|我想知�
 # (One-character predicates that also occur inside names are left out: 对 in 绝对, 用 in 常用, 于 in 基于.)
 _ZH_PREDICATE = re.compile(r"是|有|怎么|怎样|如何|为什么|为何|能|会|可以|支持|采用|属于|包括|主要|一般|通常|"
                            r"最早|最大|最多|在|什么|哪|多少|几|由谁|被称|被用|对于|用于|用来|从哪|叫做|称为|何时|"
-                           r"源自|来自|始建|位于")
+                           r"源自|来自|始建|位于|默认|大约|总共|一共|每天|目前|现在|已经|曾经|最初|首先")
 _ZH_QUESTION_START = re.compile(r"^(?:什么|哪|为什么|为何|怎么|怎样|如何|谁|多少|几|是否|有没有|能否|请)")
 # Endings that are not part of the subject: "青鸾评测集里", "微调大模型时", "生成温度这个参数" (an apposition).
 _ZH_SUBJECT_TAIL = re.compile(r"(?:里|中|内|里面|当中|时|的时候|这(?:个|种|类|项)[\u4e00-\u9fff]{0,4})$")

@@ -46,6 +46,7 @@ def test_compared_pair(question, language, pair):
 @pytest.mark.parametrize("question, language, subject", [
     ("芙蓉洞是一个什么样的溶洞？", "zh", "芙蓉洞"),
     ("长谷川町子是谁？", "zh", "长谷川町子"),
+    ("星河数据库默认监听哪个端口？", "zh", "星河数据库"),  # an adverb starts the predicate
     ("Top-p 采样是怎样挑选候选词的？", "zh", "Top-p 采样"),
     ("青鸾评测集里有多少道拒答题？", "zh", "青鸾评测集"),
     ("早期 GPT-2 的词表有多大？", "zh", "早期 GPT-2 的词表"),      # the head noun, not its owner
