@@ -217,9 +217,8 @@ def summarise_retrieval(rows: list[dict], dialogues: dict[str, Dialogue]) -> dic
             1, sum(r["method"] in (RESOLVED, REWRITTEN, DISCARDED) for r in rewrites)),
         "median_added_s": _median(added),
         "not_detected": sum(r["method"] == "independent" and not r["cues"] for r in rewrites),
-        "median_rewrite_s": _median([r["seconds"] for r in rewrites if r["seconds"]]),
-        "p90_rewrite_s": (sorted(s for r in rewrites if (s := r["seconds"]))[int(0.9 * (len(rewrites) - 1))]
-                          if any(r["seconds"] for r in rewrites) else None)}
+        "median_rewrite_s": _median(timed := sorted(r["seconds"] for r in rewrites if r["seconds"])),
+        "p90_rewrite_s": timed[int(0.9 * (len(timed) - 1))] if timed else None}
     return out
 
 

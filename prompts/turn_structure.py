@@ -19,9 +19,12 @@ MAX_ITEM_WIDTH = 40
 MIN_ITEMS = 2
 
 _CITATION = re.compile(r"\s*\[\d+\](?:\s*\[\d+\])*")
-# A numbered or bulleted line: "1. …", "1、…", "(1) …", "（1）…", "① …", "- …", "* …", "• …".
-_LINE_ITEM = re.compile(r"^\s*(?:\d{1,2}\s*[.、)）]|[（(]\d{1,2}[)）]|[\u2460-\u2473]|[-*•·])\s*(.+?)\s*$",
-                        re.MULTILINE)
+# A numbered or bulleted line: "1. …", "1、…", "(1) …", "（1）…", "① …", "- …", "* …", "• …", "步骤1：…", "第一步：…",
+# "Step 1: …" (markdown emphasis around the number is dropped first).
+_STEP = (r"(?:(?:步骤|阶段)\s*\d{1,2}\s*[:：.、]|第[一二三四五六七八九十\d]{1,2}(?:步|阶段|点|种|类)\s*[:：.、，,]|"
+         r"(?:step|stage)\s*\d{1,2}\s*[:.]?)")
+_LINE_ITEM = re.compile(rf"^\s*(?:(?:\d{{1,2}}\s*[.、)）]|[（(]\d{{1,2}}[)）]|[\u2460-\u2473]|[-*•·])\s*{_STEP}?|{_STEP})"
+                        r"\s*(.+?)\s*$", re.MULTILINE | re.IGNORECASE)
 # Inline numbering inside one line: "①…②…", "(1)…(2)…", "1) … 2) …".
 _INLINE_MARK = re.compile(r"[\u2460-\u2473]|[（(]\d{1,2}[)）]|(?<![\w.])\d{1,2}[)）]")
 # Where an item's name ends: the description after a colon, a dash, a comma, a parenthesis.
@@ -111,7 +114,7 @@ def _line_run(text: str) -> list[str]:
     lines = text.splitlines()
     run: list[str] = []
     for line in lines:
-        m = _LINE_ITEM.match(line)
+        m = _LINE_ITEM.match(_MARKDOWN.sub("", line))
         if m:
             run.append(m.group(1))
         elif run and line.strip():
