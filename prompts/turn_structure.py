@@ -171,16 +171,22 @@ def _en_enumeration(text: str) -> list[str]:
     return []
 
 
-def list_items(text: str, language: str) -> list[str]:
-    """The items ``text`` lists, in order (empty when it lists nothing, or lists descriptions, not names)."""
+def _marked_items(text: str) -> list[str] | None:
+    """Items of a numbered or bulleted list (None when ``text`` has none; [] when it lists descriptions)."""
     run = _line_run(text)
     if run:  # a numbered list of descriptions lists no names; its sentences are not read for "A和B" either
         return _usable(run)
-    for parse in (_inline_items, _zh_enumeration if language == "zh" else _en_enumeration):
-        items = parse(text)
-        if items:
-            return items
-    return []
+    return _inline_items(text) or None
+
+
+def _enumerated_items(text: str, language: str) -> list[str]:
+    return _zh_enumeration(text) if language == "zh" else _en_enumeration(text)
+
+
+def list_items(text: str, language: str) -> list[str]:
+    """The items ``text`` lists, in order (empty when it lists nothing, or lists descriptions, not names)."""
+    marked = _marked_items(text)
+    return marked if marked is not None else _enumerated_items(text, language)
 
 
 def compared_pair(question: str, language: str) -> tuple[str, str] | None:
@@ -193,7 +199,7 @@ def compared_pair(question: str, language: str) -> tuple[str, str] | None:
         m = _EN_PAIR.search(text)
         a, b = ((m.group("a") or m.group("c") or ""), (m.group("b") or m.group("d") or "")) if m else ("", "")
     a, b = _clean(a), _clean(b)
-    if not a or not b or _too_wide(a) or _too_wide(b) or a == b:
+    if not a or not b or _too_wide(a) or _too_wide(b) or a == b or "、" in a + b or "," in a + b:  # 3+ things
         return None
     return a, b
 
@@ -232,6 +238,9 @@ def subject_of(question: str, language: str) -> str:
 
 def turn_structure(question: str, answer: str, language: str) -> TurnStructure:
     """The items, compared pair and subject of one earlier turn."""
-    items = list_items(answer, language) or list_items(question, language)
+    # An answer's numbered list first, then what the question itself enumerates ("Flat、IVF 和 HNSW 有什么区别"), then
+    # an enumeration inside the answer's prose (less sure: "查询速度快、召回高" lists properties, not the things asked).
+    marked = _marked_items(answer)
+    items = marked or list_items(question, language) or (_enumerated_items(answer, language) if marked is None else [])
     pair = compared_pair(question, language) or (tuple(items) if len(items) == 2 else None)  # type: ignore[assignment]
     return TurnStructure(items, pair, subject_of(question, language))

@@ -105,6 +105,14 @@ def test_english_references_are_resolved(message, turn, expected):
     assert resolved(message, turn, language="en") == expected
 
 
+def test_what_the_question_enumerates_wins_over_properties_listed_in_the_answers_prose():
+    turn = Turn("Flat、IVF 和 HNSW 索引有什么区别？", "Flat 逐一比较，结果精确；HNSW 查询速度快、召回高，但占内存多 [1]。")
+    assert resolved("最后一种有什么缺点？", turn) == "HNSW 索引有什么缺点？"
+    assert resolved("后者呢？", turn) is None  # three things: no pair
+    assert resolved("两者同时使用时先做哪一种？", Turn("Top-k 采样和 Top-p 采样有什么区别？", "…")) \
+        == "Top-k 采样和Top-p 采样同时使用时先做哪一种？"
+
+
 def test_the_subject_is_kept_over_a_chain_of_follow_ups():
     turns = [Turn("芙蓉洞是一个什么样的溶洞？", "大型溶洞 [1]"), Turn("它在哪个省？", "重庆 [1]")]
     assert resolved("它什么时候开放？", *turns) == "芙蓉洞什么时候开放？"
