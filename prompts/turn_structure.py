@@ -30,6 +30,7 @@ _INLINE_MARK = re.compile(r"[\u2460-\u2473]|[（(]\d{1,2}[)）]|(?<![\w.])\d{1,2
 # Where an item's name ends: the description after a colon, a dash, a comma, a parenthesis.
 _NAME_END = re.compile(r"\s*(?:[:：]|——|\s[-–—]\s|[，,；;。.!！?？（(]).*$", re.DOTALL)
 _MARKDOWN = re.compile(r"[*_`#]+")
+_EMPHASIS = re.compile(r"\*\*|__|`")  # not a single "*": it may be the line's bullet
 
 # Chinese: what introduces a list ("有 A、B 和 C", "包括 A、B", "分为 A 和 B") and what joins its last item.
 _ZH_INTRO = re.compile(r"^.*?(?:包括|包含|分为|分成|有|是|为|如|例如|比如|像|支持|采用|使用|用到|用了|提供|涉及|即)")
@@ -109,13 +110,22 @@ def _usable(items: list[str]) -> list[str]:
     return names
 
 
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
 def _line_run(text: str) -> list[str]:
-    """The first run of numbered or bulleted lines, as written."""
-    lines = text.splitlines()
+    """The first run of numbered or bulleted lines at one level, as written (lines indented deeper, a nested
+    list or a wrapped description, belong to the item above)."""
     run: list[str] = []
-    for line in lines:
-        m = _LINE_ITEM.match(_MARKDOWN.sub("", line))
+    level = 0
+    for line in text.splitlines():
+        if run and line.strip() and _indent(line) > level:
+            continue
+        m = _LINE_ITEM.match(_EMPHASIS.sub("", line))
         if m:
+            if not run:
+                level = _indent(line)
             run.append(m.group(1))
         elif run and line.strip():
             if len(run) >= MIN_ITEMS:

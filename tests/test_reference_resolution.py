@@ -28,6 +28,10 @@ HERON = Turn("Which formats does the Heron editor export?", "It exports PDF and 
     ("The main methods are greedy search, beam search, and nucleus sampling [1].", "en",
      ["greedy search", "beam search", "nucleus sampling"]),
     ("- LoRA\n- Adapter\n- Prefix tuning", "en", ["LoRA", "Adapter", "Prefix tuning"]),
+    ("* LoRA\n* Adapter", "en", ["LoRA", "Adapter"]),
+    # A nested list describes the item above it: only the top level is listed.
+    ("- Encoder-Decoder:\n - 在输入上采用双向注意力\n - 适用任务：理解\n- causal Decoder:\n - 自回归\n- prefix Decoder:", "zh",
+     ["Encoder-Decoder", "causal Decoder", "prefix Decoder"]),
     ("芙蓉洞是一个大型溶洞 [1]。", "zh", []),  # nothing listed
     # Items that are sentences, not names: a question nobody asked would be made of them.
     ("1. 先把所有文档按段落切开并去掉页眉页脚和其中的乱码字符\n2. 再把每一段送进嵌入模型得到向量并写入索引文件", "zh", []),
