@@ -41,13 +41,14 @@ from ingest.settings import (
     LimitSettings,
     OcrSettings,
     SettingsSection,
+    StoreSettings,
 )
 from prompts.settings import AnswerSettings, DialogueSettings
 from retrieval.settings import RetrievalSettings
 
 __all__ = ["PACKAGED_EMBEDDER", "PACKAGED_LLM", "AnswerSettings", "ChunkingSettings", "ConfigError",
            "DialogueSettings", "EmbedderSettings", "GenerationSettings", "IndexSettings", "LimitSettings",
-           "OcrSettings", "RetrievalSettings", "ServerSettings", "Settings", "load_settings"]
+           "OcrSettings", "RetrievalSettings", "ServerSettings", "Settings", "StoreSettings", "load_settings"]
 
 ENV_PREFIX = "DOCQA_"
 # Settings that moved to another section; old TOML files and variables naming the old place keep working.
@@ -83,6 +84,7 @@ class Settings(SettingsSection):
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)

@@ -29,8 +29,10 @@ from app.config import Settings, load_settings
 from app.wiring import assemble_pipeline, build_generator
 from bench.lib.answer_scoring import keyword_hit, naive_refused
 from bench.lib.bench_kb import build_kb
+from bench.lib.decision_pipeline import DecisionPipeline
 from bench.lib.docqa_runs import pick_questions, run_docqa
 from bench.lib.eval_data import Question, load_questions
+from bench.lib.llm_cache import CachedGenerator
 from bench.lib.paths import RESULTS_DIR, SEEDS_DIR, SEEDS_QUESTIONS
 
 TUTORIAL_PROMPT = (
@@ -143,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="also report docqa as if AnswerSettings.min_evidence_score were this (repeatable); "
                         "run with the gate off (DOCQA_ANSWER__MIN_EVIDENCE_SCORE=-1) to compare thresholds")
     p.add_argument("--report", type=Path, nargs="+", help="only compare saved answer_*.json runs and exit")
+    p.add_argument("--decision", action="store_true",
+                   help="finish drafts with the one acceptance decision and a repair (bench/lib/decision_pipeline.py)")
+    p.add_argument("--llm-store", type=Path,
+                   help="keep what the LLM says in this SQLite file and answer repeated prompts from it "
+                        "(bench/lib/llm_cache.py): a re-run after a change to the checks only re-checks")
     args = p.parse_args(argv)
     if args.report:
         report(args.report, args.questions, args.gate_at)
@@ -157,7 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         questions = pick_questions(args.questions, args.answerable, args.unanswerable, args.seed)
     retriever, embedder, corpus = build_kb(settings, args.corpus, f"answer-{args.name}")
     generator = build_generator(settings)
-    pipeline = assemble_pipeline(retriever, generator, embedder, settings)
+    if args.llm_store:
+        generator = CachedGenerator(generator, args.llm_store)
+    pipeline = (DecisionPipeline.assemble(retriever, generator, embedder, settings, shadow=True) if args.decision
+                else assemble_pipeline(retriever, generator, embedder, settings))
 
     systems: dict[str, list[dict]] = {}
     out = RESULTS_DIR / f"answer_{args.name}{'_' + args.only if args.only else ''}.json"
@@ -172,15 +182,26 @@ def main(argv: list[str] | None = None) -> int:
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({
             "date": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv), "llm": generator.name,
-            "generation": vars(settings.generation), "answer_settings": vars(settings.answer),
+            "generation": settings.generation.model_dump(mode="json"),
+            "answer_settings": settings.answer.model_dump(mode="json"),
             "retrieval_rerank": settings.retrieval.rerank, "questions": [q.qid for q in questions],
             "n_done": len(answered), "summaries": summaries, "rows": done},
             ensure_ascii=False, indent=2), encoding="utf-8")
 
     if args.only in (None, "docqa"):
         systems["docqa"] = []
+        if args.decision:
+            systems["docqa, shipped checks on the same drafts"] = []
         for i, q in enumerate(questions):
+            if args.decision:
+                pipeline.last_shadow = None
             systems["docqa"].append({"qid": q.qid, **run_docqa(pipeline, q)})
+            if args.decision:  # the shipped chain's verdict on the same draft (a refusal before it: the same)
+                shadow = pipeline.last_shadow
+                row = dict(systems["docqa"][-1])
+                if shadow is not None:
+                    row.update(answer=shadow.text, refused=shadow.refused, refusal_reason=shadow.refusal_reason)
+                systems["docqa, shipped checks on the same drafts"].append(row)
             print(f"  docqa {i + 1}/{len(questions)} {q.qid}: {systems['docqa'][-1]['answer'][:60]!r}",
                   file=sys.stderr)
             save()

@@ -20,10 +20,15 @@ _SYSTEM = {
     "en": ("You are a strict reviewer. A text answers a question only if it states the exact fact asked, for the "
            "same entity, event and time. Reply with only Yes or No."),
 }
-_USER = {
-    "zh": "问题：{question}\n\n资料：\n<text>\n{evidence}\n</text>\n\n这段资料里有这个问题的答案吗？只回答是或否。",
-    "en": ("Text:\n<text>\n{evidence}\n</text>\n\nQuestion: {question}\n"
-           "Can the question be answered from this text alone? Reply Yes or No."),
+# The user message is a shared opening (question and evidence) and the question asked of them, so a second
+# verdict on the same evidence (prompts/claim_check.py: is this *answer* right?) reuses the evaluated opening.
+USER_OPENING = {
+    "zh": "问题：{question}\n\n资料：\n<text>\n{evidence}\n</text>\n\n",
+    "en": "Text:\n<text>\n{evidence}\n</text>\n\nQuestion: {question}\n",
+}
+_ASK = {
+    "zh": "这段资料里有这个问题的答案吗？只回答是或否。",
+    "en": "Can the question be answered from this text alone? Reply Yes or No.",
 }
 # First tokens the model may start its verdict with.
 YES = ("是", "Yes", "yes", "YES")
@@ -36,11 +41,15 @@ class YesNoScorer(Protocol):
         ...
 
 
-def verification_messages(question: str, evidence: str, language: str) -> list[dict]:
+def verdict_messages(question: str, evidence: str, language: str, ask: str) -> list[dict]:
+    """The yes/no prompt: the shared opening over ``question`` and ``evidence``, then ``ask``."""
     lang = "zh" if language == "zh" else "en"
-    return [{"role": "system", "content": _SYSTEM[lang]},
-            {"role": "user", "content": _USER[lang].format(evidence=quote_as_data(evidence),
-                                                           question=quote_as_data(question))}]
+    opening = USER_OPENING[lang].format(evidence=quote_as_data(evidence), question=quote_as_data(question))
+    return [{"role": "system", "content": _SYSTEM[lang]}, {"role": "user", "content": opening + ask}]
+
+
+def verification_messages(question: str, evidence: str, language: str) -> list[dict]:
+    return verdict_messages(question, evidence, language, _ASK["zh" if language == "zh" else "en"])
 
 
 def verify_evidence(scorer: YesNoScorer, question: str, evidence: str, language: str) -> float:

@@ -21,7 +21,8 @@ def _numbers(text: str) -> set[str]:
     return set(_NUMBER.findall(remove_invalid_citations(text, set())))
 
 
-def unsupported_numbers(answer: str, passage_texts: list[str]) -> list[str]:
-    """The numbers of ``answer`` (citation markers aside) that occur as a whole number in none of the passages."""
-    found = _numbers("\n".join(passage_texts))
+def unsupported_numbers(answer: str, passage_texts: list[str], question: str = "") -> list[str]:
+    """The numbers of ``answer`` (citation markers aside) that occur as a whole number in none of the passages
+    (nor in ``question``: "2023年排放…约1850万吨" repeats the year asked, it invents nothing)."""
+    found = _numbers("\n".join(passage_texts)) | _numbers(question)
     return sorted(_numbers(answer) - found, key=answer.find)

@@ -14,15 +14,15 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from ingest.store.text_tokenizer import TokenizerOptions, tokenize
+from prompts.quantities import to_arabic
 from prompts.question_names import question_names
+from prompts.question_shape import COUNT, DATE, QUANTITY, TIME, YEAR, AskedFor, asked_for
 
-_CN_DIGITS = {"〇": "0", "零": "0", "○": "0", "一": "1", "二": "2", "三": "3", "四": "4", "五": "5", "六": "6",
-              "七": "7", "八": "8", "九": "9"}
-# A year: four digits (1000–2099) followed by 年 in Chinese; standing alone in English; 二〇二一年 spelled out.
+# A year: four digits (1000–2099) followed by 年 in Chinese (二〇二一年 is read as 2021年 first: to_arabic);
+# standing alone in English.
 _YEAR_ZH = re.compile(r"(?<!\d)(1\d{3}|20\d{2})\s*年")
 # Not inside a longer number ("12,019", "1,2019", "2019.5"), but "In 1351, the …" is a year.
 _YEAR_EN = re.compile(r"(?<![\d.])(?<!\d,)(1\d{3}|20\d{2})(?!\d|[,.]\d)")
-_YEAR_CN = re.compile(r"([〇零○一二三四五六七八九]{4})年")
 _DATE_ZH = re.compile(r"(\d{1,2})\s*月\s*(\d{1,2})\s*[日號号]")
 _MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
            "november", "december"]
@@ -35,21 +35,6 @@ RELATIVE_TIMES_ZH = ("去年", "今年", "明年", "前年", "後年", "后年",
                      "明天", "本季", "上季")
 RELATIVE_TIMES_EN = ("last year", "this year", "next year", "last month", "this month", "next month", "last week",
                      "this week", "yesterday", "today", "tomorrow", "this season", "last season")
-# "How many X" / "多少X": the count asked for, and the unit it is counted in.
-_HOW_MANY_ZH = re.compile(r"(?:多少|幾|几)([個个])?([^\s，。？?、的是有在和與与為为了]{1,2})")
-_HOW_MANY_EN = re.compile(r"\bhow\s+(?:many|much)\s+([a-z]+)?", re.IGNORECASE)
-# Units that are classifiers or vague, so any count satisfies them ("多少个", "幾次", "how many times").
-GENERIC_UNITS_ZH = frozenset("個个名位次種种項项件條条座家所支隻只張张本部")
-# After 多少 these are not units: 年/歲 (a year or an age), 时 (多少时: "at what value"), 钱 (money is written in 元,
-# 万, 美元 …), 倍/度/分 (written with many words).
-AMBIGUOUS_UNITS_ZH = frozenset("年歲岁时時钱錢倍度分")
-# 什么时候 is left out: it as often asks for a condition ("什么时候用 BERT 就够了") as for a time.
-_WHEN_ZH = re.compile(r"何時|何时|哪一?年|何年|哪一?天|哪一?月|幾月|几月|哪個朝代|哪个朝代|"
-                      r"何日|幾號|几号|哪一?個?時期|哪一?个?时期|何時期|哪個年代|哪个年代")
-_WHEN_EN = re.compile(r"^\s*(?:in\s+)?when\b|\bwhat\s+(?:year|century|date|decade|month|day|time\s+period|era)\b|"
-                      r"\bwhich\s+(?:year|century|date|decade|month|era)\b|\bhow\s+long\s+ago\b", re.IGNORECASE)
-_HOW_MANY_REL_ZH = re.compile(r"多少|幾|几")
-_HOW_MANY_REL_EN = re.compile(r"\bhow\s+(?:many|much)\b", re.IGNORECASE)
 # Quoted or bracketed titles are names the evidence must contain as written.
 _QUOTED = re.compile(r"[《「『“\"]([^》」』”\"]{2,30})[》」』”\"]")
 # English proper nouns: capitalised words not opening the question, outside the question words.
@@ -80,35 +65,23 @@ class QuestionConstraints:
 
 
 def years_in(text: str, language: str) -> list[str]:
-    years = _YEAR_ZH.findall(text) if language == "zh" else _YEAR_EN.findall(text)
-    years += ["".join(_CN_DIGITS[c] for c in m) for m in _YEAR_CN.findall(text)]
-    return list(dict.fromkeys(years))
+    if language == "zh":
+        return list(dict.fromkeys(_YEAR_ZH.findall(to_arabic(text))))
+    return list(dict.fromkeys(_YEAR_EN.findall(text)))
 
 
 def dates_in(text: str) -> list[tuple[int, int]]:
-    dates = [(int(m), int(d)) for m, d in _DATE_ZH.findall(text)]
+    dates = [(int(m), int(d)) for m, d in _DATE_ZH.findall(to_arabic(text))]
     for month1, day1, day2, month2 in _DATE_EN.findall(text):
         month, day = (month1, day1) if month1 else (month2, day2)
         dates.append((_MONTHS.index(month.lower()) + 1, int(day)))
     return [d for d in dict.fromkeys(dates) if 1 <= d[0] <= 12 and 1 <= d[1] <= 31]
 
 
-def _units(text: str, language: str) -> list[str]:
-    if language == "zh":
-        units = []
-        for classifier, unit in _HOW_MANY_ZH.findall(text):
-            # 多少人 → 人, 多少公里 → 公里; a classifier first (多少名球员, 几个专家) leaves nothing to require.
-            if classifier or unit[0] in GENERIC_UNITS_ZH or unit[0] in AMBIGUOUS_UNITS_ZH:
-                continue
-            units.append(unit if len(unit) == 2 and unit in _TWO_CHAR_UNITS else unit[0])
-        return list(dict.fromkeys(units))
-    return []  # English counts are written with many different nouns ("people", "residents"): not required
-
-
-# Two-character units kept whole; any other two characters after 多少 keep only their first (多少人口 → 人).
-_TWO_CHAR_UNITS = frozenset({"公里", "公尺", "公分", "公斤", "公頃", "公顷", "平方", "英里", "英尺", "美元", "港元",
-                             "日元", "歐元", "欧元", "億元", "亿元", "萬元", "万元", "小時", "小时", "分鐘", "分钟",
-                             "百分", "千米", "千克", "毫米", "釐米", "厘米", "人次", "台幣", "台币"})
+def _units(shape: AskedFor) -> list[str]:
+    """The unit a count or quantity must be given in: "人" for a count of people (any counting word for people
+    answers it, prompts/quantities.py), a measure unit ("公里"), or none (classifiers, nouns: any count)."""
+    return [shape.unit] if shape.unit else []
 
 
 def _names(text: str, language: str) -> list[str]:
@@ -124,14 +97,11 @@ def _proper_nouns(text: str, language: str) -> list[str]:
     return list(dict.fromkeys(w for w in words if len(w) > 1))
 
 
-def _relation(text: str, language: str) -> str:
-    when, how_many = (_WHEN_ZH, _HOW_MANY_REL_ZH) if language == "zh" else (_WHEN_EN, _HOW_MANY_REL_EN)
-    if when.search(text):
+def _relation(shape: AskedFor) -> str:
+    """"when" for a year, date or time, "how_many" for a count or quantity (a list or a noun: "")."""
+    if shape.kind in (YEAR, DATE, TIME):
         return "when"
-    if how_many.search(text):
-        # 多少年 / 幾年 are durations or years: a count either way.
-        return "how_many"
-    return ""
+    return "how_many" if shape.kind in (COUNT, QUANTITY) else ""
 
 
 def question_constraints(question: str, language: str) -> QuestionConstraints:
@@ -139,13 +109,14 @@ def question_constraints(question: str, language: str) -> QuestionConstraints:
     text = unicodedata.normalize("NFKC", question)
     relative = RELATIVE_TIMES_ZH if language == "zh" else RELATIVE_TIMES_EN
     lowered = text.lower()
+    shape = asked_for(text, language)
     return QuestionConstraints(
         language=language,
         years=years_in(text, language),
         dates=dates_in(text),
         relative_times=[r for r in relative if r in lowered],
-        units=_units(text, language),
-        relation=_relation(text, language),
+        units=_units(shape),
+        relation=_relation(shape),
         names=_names(text, language),
         proper_nouns=_proper_nouns(text, language),
         content_tokens=list(dict.fromkeys(t for t in tokenize(text, COVERAGE_TOKENS) if not _QUESTION_WORD.search(t))),

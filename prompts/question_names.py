@@ -36,12 +36,26 @@ def _is_name(term: str, language: str) -> bool:
     return has_digit or any(c.isupper() for c in term[1:])
 
 
+# A last part naming the plain variant of a model: documents call "Lumen-7B-base" simply "Lumen-7B" and give the
+# base model's figures under that name.
+_PLAIN_VARIANTS = frozenset({"base"})
+
+
 def _name_pattern(name: str) -> re.Pattern[str]:
     """The name as a whole word, any case, with or without separators between its parts ("Multi-Query" finds
-    "multi query", "GPT-3" finds "GPT3" and the reverse) and an optional plural s."""
+    "multi query", "GPT-3" finds "GPT3" and the reverse), an optional plural s, and an optional "-base"."""
     parts = _PARTS.findall(name)
-    return re.compile(r"(?<![A-Za-z0-9])" + r"[\s\-_.]?".join(map(re.escape, parts)) + r"s?(?![A-Za-z0-9])",
-                      re.IGNORECASE)
+    optional = ""
+    if len(parts) > 1 and parts[-1].lower() in _PLAIN_VARIANTS:
+        optional = r"(?:[\s\-_.]?" + re.escape(parts[-1]) + ")?"
+        parts = parts[:-1]
+    return re.compile(r"(?<![A-Za-z0-9])" + r"[\s\-_.]?".join(map(re.escape, parts)) + optional +
+                      r"s?(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+def mentions(text: str, name: str) -> bool:
+    """``text`` names ``name`` (as _name_pattern matches it)."""
+    return _name_pattern(name).search(unicodedata.normalize("NFKC", text)) is not None
 
 
 def question_names(question: str, language: str) -> list[str]:

@@ -29,6 +29,19 @@ def _known_checks(entries: tuple[str, ...]) -> tuple[str, ...]:
     return entries
 
 
+class AcceptanceModel(SettingsSection):
+    """One acceptance decision over an answer's signals (prompts/acceptance.py): score = sigmoid(intercept +
+    Σ weight·feature), the answer kept when score ≥ threshold. Features: prompts/acceptance.FEATURES."""
+
+    intercept: float = 0.0
+    weights: dict[str, float] = Field(default_factory=dict)
+    threshold: float = Field(0.5, ge=0, le=1)
+    # Lexical support below this counts as low (a feature, not a veto) ...
+    low_lexical_support: float = Field(0.7, ge=0, le=1)
+    # ... for answers with at least this many content tokens (a short answer hinges on one or two).
+    min_lexical_tokens: int = Field(20, ge=1)
+
+
 class AnswerSettings(SettingsSection):
     # The gates that may refuse before the LLM is called, in order (prompts/checks/; each reads its own settings
     # below): the best evidence score (min_evidence_score), the question's names (require_question_names).
@@ -96,6 +109,21 @@ class AnswerSettings(SettingsSection):
     min_verification_yes_zh: float = Field(0.7, le=1)
     min_verification_yes_en: float = Field(0.75, le=1)
     min_verification_yes_cross: float = Field(0.5, le=1)
+
+    # The one decision on a drafted answer (prompts/answer_decision.py): its signals scored by a logistic model
+    # (evidence against the answer refuses it whatever the score: prompts/acceptance.AGAINST), fitted by
+    # `python -m bench.fit_acceptance bench/results/keep_right_after_written.json
+    # bench/results/keep_right_after_dev36.json` (2026-12-07) on the tuning half of the keep-right development
+    # sets (38 drafts the score decides, 31 right; L2, C=1); threshold = the highest refusing at most 5 % of the
+    # tuning half's right drafts. The curve on the report half: bench/RESULTS_KEEP_RIGHT.md. Few drafts: refit.
+    acceptance: AcceptanceModel = Field(default_factory=lambda: AcceptanceModel(
+        intercept=-2.3558, threshold=0.7322,
+        weights={"evidence_logit": 1.2886, "claim_logit": 0.6653, "conflict_name": -0.8643,
+                 "low_lexical_support": -0.0306, "shape_mismatch": 0.0, "cross_language": 0.0, "retried": -0.7649,
+                 "quoted": 0.2922}))
+    # Below this p(yes) of the claim verdict a figure among several in its cited sentence is asked about again
+    # (prompts/answer_repair.py, "doubtful_figure").
+    min_claim_yes: float = Field(0.5, ge=0, le=1)
 
     # A first-pass answer (first_pass_budget_tokens) must reach at least this p(yes) as well: read from fewer
     # passages, the small model more often answers from a same-topic passage that lacks the answer (near misses

@@ -15,3 +15,10 @@ from prompts.number_support import unsupported_numbers
 ])
 def test_unsupported_numbers(answer: str, passages: list[str], missing: list[str]) -> None:
     assert unsupported_numbers(answer, passages) == missing
+
+
+def test_a_figure_the_question_gives_is_not_invented():
+    passages = ["东湖钢铁集团全年排放二氧化碳约1850万吨。"]
+    answer = "东湖钢铁集团2023年排放二氧化碳约1850万吨。"
+    assert unsupported_numbers(answer, passages) == ["2023"]
+    assert unsupported_numbers(answer, passages, "东湖钢铁集团2023年排放多少二氧化碳？") == []

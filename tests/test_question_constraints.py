@@ -82,3 +82,42 @@ def test_coverage_counts_the_question_words_in_the_evidence():
     far = check("长江的源头在哪里？", "黄河发源于青藏高原。", kinds=frozenset({"coverage"}), min_coverage=0.5)
     assert not far.matches and far.coverage is not None and far.coverage < 0.5
     assert check("长江的源头在哪里？", "长江的源头在青藏高原。", kinds=frozenset({"coverage"}), min_coverage=0.5).matches
+
+
+# Issue #25: a check refuses only on evidence against the answer.
+
+def test_a_passage_naming_no_year_is_no_evidence_against_the_year_asked():
+    news = "据初步核算，一季度青川省GDP增速为5.1%，其中第三产业增加值增长6.3%。"
+    assert check("青川省2023年一季度GDP增速是多少？", news).matches
+    assert not check("青川省2023年一季度GDP增速是多少？", "2021年一季度，青川省GDP同比增长11.9%。").matches
+    assert check("滨海地铁6号线2024年12月28日开通，全长多少？", "6号线一期于12月28日开通，全长32.6公里。").matches
+    miss = check("6号线是3月5日开通的吗？线路多长？", "6号线一期于12月28日开通，全长32.6公里。", kinds=frozenset({"date"}))
+    assert not miss.matches and "12/28, not 3/5" in miss.missing[0]
+
+
+def test_counting_words_for_people_answer_a_count_of_people():
+    assert check("运动会的志愿者有多少人？", "来自全市的1.2万名学生志愿者参与赛会服务。").matches
+    assert check("这座城市每年接待多少人次游客？", "去年接待游客3.5万人次。").matches
+    assert check("有多少人参加？", "共有37位代表和三个人列席。").matches
+    miss = check("滨海地铁6号线一期全长多少公里？", "6号线一期共设车站24座。", kinds=frozenset({"unit"}))
+    assert not miss.matches and "'公里'" in miss.missing[0]
+    assert check("线路全长多少公里？", "线路全长32.6千米。", kinds=frozenset({"unit"})).matches
+
+
+def test_question_shapes_that_were_misread():
+    assert check("“云梯三号”是几几年首飞的？", "“云梯三号”运载火箭2016年首飞。").matches  # a year, not a count in 几
+    assert check("碳达峰路径分哪几步？", "先淘汰落后产能，再推广氢冶金试点，最后建设碳捕集项目。").matches
+    assert check("东湖钢铁集团排放多少二氧化碳？", "集团全年排放二氧化碳约1850万吨。").matches  # not a count in 二
+    assert check("这次发射了几颗卫星？", "成功发射两颗遥感卫星。").matches
+
+
+def test_a_base_model_named_with_base_is_the_model_the_passage_names():
+    passage = "墨言实验室发布Lumen-7B系列模型。其中Lumen-7B为基座模型，在C-Eval上得分61.2。"
+    assert check("Lumen-7B-base在C-Eval上得了多少分？", passage).matches
+    assert not check("Lumen-7B-Chat在C-Eval上得了多少分？", passage).matches
+
+
+def test_an_amount_is_not_another_year():
+    assert check("东湖钢铁集团2023年排放多少二氧化碳？", "集团全年排放二氧化碳约1850万吨，2020年为2010万吨。",
+                 kinds=frozenset({"year"})).missing == ["the cited passages give 2020, not 2023"]
+    assert check("东湖钢铁集团2023年排放多少二氧化碳？", "集团全年排放二氧化碳约1850万吨。", kinds=frozenset({"year"})).matches

@@ -20,8 +20,9 @@ from pydantic import BaseModel, Field
 from app.answer.answer_pipeline import AnswerPipeline, QuestionError
 from app.answer.cited_span import answer_span
 from app.config import Settings, load_settings
-from app.wiring import build_pipeline, build_retriever
-from ingest.store.knowledge_base import KnowledgeBase, KnowledgeBaseError, resolve_live
+from app.wiring import build_pipeline, build_retriever, knowledge_store
+from ingest.store.knowledge_base import KnowledgeBaseError
+from ingest.store.store_protocol import StoreSnapshot
 from prompts.records import Answer
 from retrieval.hybrid_retriever import HybridRetriever
 from retrieval.langchain_retriever import DocqaRetriever, to_document
@@ -102,11 +103,11 @@ def format_answer(answer: Answer, max_chars: int) -> str:
     return "\n".join(lines)
 
 
-def format_documents(kb: KnowledgeBase) -> str:
+def format_documents(kb: StoreSnapshot) -> str:
     documents = kb.documents()
     if not documents:
         return "The knowledge base holds no documents."
-    lines = [f"{len(documents)} documents, {kb.manifest.n_chunks} chunks:"]
+    lines = [f"{len(documents)} documents, {kb.info.n_chunks} chunks:"]
     for doc in sorted(documents, key=lambda d: d.path):
         when = _dt.datetime.fromtimestamp(doc.updated_at or doc.mtime).strftime("%Y-%m-%d %H:%M")
         title = f" — {doc.title}" if doc.title and doc.title != Path(doc.path).stem else ""
@@ -145,8 +146,9 @@ def build_knowledge_base_tools(kb_dir: Path | str | None = None, settings: Setti
     if kb_dir is not None:
         settings = settings.replace(kb_dir=Path(kb_dir))
     try:
-        if pipeline is None and resolve_live(settings.kb_path) is None:  # checked before any model loads
-            raise KnowledgeBaseError(f"{settings.kb_path}: no knowledge base here yet (run `python -m ingest`)")
+        store = knowledge_store(settings)
+        if pipeline is None and store.live_generation() is None:  # checked before any model loads
+            raise KnowledgeBaseError(f"{store.location}: no knowledge base here yet (run `python -m ingest`)")
         if pipeline is None and local_llm:
             pipeline = build_pipeline(settings)
         retriever = pipeline.retriever if pipeline is not None else build_retriever(settings)

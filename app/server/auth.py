@@ -47,6 +47,14 @@ class ApiKeyCheck:
     def required(self) -> bool:
         return self._key is not None
 
+    def accepts(self, request: Request) -> bool:
+        """Whether the request may see more than an open endpoint shows (no key configured, or the right one)."""
+        try:
+            self(request)
+        except AuthError:
+            return False
+        return True
+
     def __call__(self, request: Request) -> None:
         if self._key is None:
             return

@@ -5,6 +5,7 @@ a re-scan or ``python -m ingest``). Requests already running keep the snapshot t
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -12,10 +13,12 @@ from typing import TYPE_CHECKING
 from app.answer.live_pipeline import LivePipeline, Snapshot
 from app.config import Settings
 from app.generation.base import Generator
-from app.wiring import build_generator, build_pipeline, load_embedder
+from app.wiring import build_generator, build_pipeline, knowledge_store, load_embedder
 from ingest.records import DocumentRecord
-from ingest.store.catalog import Catalog
-from ingest.store.kb_layout import generation_paths, read_current
+from ingest.store.knowledge_base import KnowledgeBaseError
+from ingest.store.store_protocol import StoreInfo
+
+log = logging.getLogger("docqa.server")
 
 if TYPE_CHECKING:
     from app.answer.answer_pipeline import AnswerPipeline
@@ -40,7 +43,9 @@ class ServerServices:
         self._embedder: Embedder | None = None
         self._generator: Generator | None = None
         self._lock = threading.Lock()
-        self.live = LivePipeline(settings.kb_path, self._open_pipeline)
+        # The base's store (FAISS folder or Milvus): asked which generation is live before every request.
+        self.store = knowledge_store(settings)
+        self.live = LivePipeline(self.store, self._open_pipeline)
 
     @property
     def kb_name(self) -> str:
@@ -61,7 +66,9 @@ class ServerServices:
             return self._generator
 
     def live_generation(self) -> str | None:
-        return read_current(self.settings.kb_path)
+        """The generation readers use (a damaged or set-back CURRENT resolved as ``resolve_live`` does); None when
+        nothing was ever committed; KnowledgeBaseError when no generation can stand in for a damaged CURRENT."""
+        return self.live.live_generation()
 
     def _open_pipeline(self, previous: AnswerPipeline | None) -> AnswerPipeline:
         # The reranker is always built so each request can switch reranking on or off.
@@ -72,18 +79,28 @@ class ServerServices:
         return self.live.snapshot()
 
     def documents(self) -> tuple[str | None, list[DocumentRecord]]:
-        """The live generation's name and its catalogued documents (read straight from its catalog)."""
-        generation = self.live_generation()
-        if generation is None:
-            return None, []
-        catalog = Catalog.open_readonly(generation_paths(self.settings.kb_path, generation).catalog)
+        """The live generation's name and its catalogued documents (without opening its indexes); KnowledgeBaseError,
+        with the one-line message and fix, when the base cannot be read."""
+        return self.store.live_documents()
+
+    def live_info(self) -> StoreInfo | None:
+        """What the live generation holds (embedder, counts), None when there is no base yet."""
+        return self.store.live_info()
+
+    def problem(self) -> str:
+        """Why questions cannot be answered now ("" when they can, or when there is simply no base yet): the base
+        is opened (or found open) to tell, so a base repaired or rebuilt meanwhile counts as repaired."""
         try:
-            return generation, catalog.documents()
-        finally:
-            catalog.close()
+            if self.live_generation() is not None:  # nothing committed yet is no problem: the base is empty
+                self.snapshot()
+        except KnowledgeBaseError as exc:
+            return str(exc)
+        return ""
 
     def warm_up(self) -> None:
-        """Load the models and open the base now, so the first question does not pay for it."""
+        """Load the models and open the base now, so the first question does not pay for it. A base that cannot be
+        opened is said in one line: the server still starts, tells /health why, and opens the base once it is
+        repaired or rebuilt (an upload or a re-scan can be what rebuilds it)."""
         _ = self.embedder, self.generator
-        if self.live_generation() is not None:
-            self.snapshot()
+        if problem := self.problem():
+            log.warning("the knowledge base cannot be used yet: %s", problem)
