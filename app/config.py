@@ -24,6 +24,7 @@ from pydantic import Field, PrivateAttr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 from app.generation.settings import PACKAGED_LLM, GenerationSettings
+from app.mcp.settings import McpSettings
 from app.server.settings import ServerSettings
 from ingest.store.base_registry import (
     DEFAULT_BASE,
@@ -92,6 +93,7 @@ class Settings(SettingsSection):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     ocr: OcrSettings = Field(default_factory=OcrSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import cast
 
-from app.generation.base import Generator
+from app.generation.base import Generator, GrammarGenerator
 from app.generation.settings import GenerationSettings
 from prompts.conversation import Turn
 from prompts.follow_up import FollowUpCheck, detect_follow_up
@@ -44,12 +45,10 @@ class StandaloneQuestion:
         return self.asked or self.text
 
 
-def rewrite_settings(generation: GenerationSettings, dialogue: DialogueSettings, grammar: str = ""
-                     ) -> GenerationSettings:
-    """Greedy and short: the rewrite is one question, and every token delays the answer (``grammar``: GBNF the
-    rewrite must follow, llama.cpp only)."""
+def rewrite_settings(generation: GenerationSettings, dialogue: DialogueSettings) -> GenerationSettings:
+    """Greedy and short: the rewrite is one question, and every token delays the answer."""
     return generation.replace(temperature=0.0, max_new_tokens=dialogue.rewrite_max_new_tokens,
-                              no_repeat_ngram_size=0, grammar=grammar)
+                              no_repeat_ngram_size=0)
 
 
 def _history_texts(history: list[Turn]) -> list[str]:
@@ -92,9 +91,12 @@ def standalone_question(message: str, history: list[Turn], generator: Generator,
     start = time.perf_counter()
     messages = build_rewrite_messages(history[-dialogue.rewrite_history_turns:], message, language,
                                       dialogue.rewrite_answer_chars)
-    grammar = (rewrite_grammar(language, conversation_terms([message, *_history_texts(history)]))
-               if dialogue.rewrite_grammar else "")
-    reply = "".join(generator.stream(messages, rewrite_settings(generation, dialogue, grammar)))
+    settings = rewrite_settings(generation, dialogue)
+    if dialogue.rewrite_grammar and hasattr(generator, "stream_constrained"):  # llama.cpp; others unconstrained
+        grammar = rewrite_grammar(language, conversation_terms([message, *_history_texts(history)]))
+        reply = "".join(cast(GrammarGenerator, generator).stream_constrained(messages, settings, grammar))
+    else:
+        reply = "".join(generator.stream(messages, settings))
     rewrite = read_rewrite(reply)
     seconds = time.perf_counter() - start
     verdict = check_rewrite(message, rewrite, _history_texts(history), answer.zh_min_cjk_share,

@@ -45,6 +45,3 @@ class GenerationSettings(SettingsSection):
     no_repeat_ngram_size: int = Field(0, ge=0)
     max_new_tokens: int = Field(512, ge=1)
     seed: int = 0
-    # A GBNF grammar the output must follow (llama_cpp only, set per call, e.g. by the follow-up rewrite:
-    # prompts/rewrite_grammar.py); the transformers and OpenAI backends decode unconstrained.
-    grammar: str = ""

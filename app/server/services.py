@@ -4,12 +4,12 @@ a re-scan or ``python -m ingest``). Requests already running keep the snapshot t
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from app.answer.knowledge_bases import document_id
+from app.answer.loaded_models import LoadedModels
 from app.answer.live_pipeline import LivePipeline, Snapshot
 from app.config import Settings
 from app.generation.base import Generator
@@ -27,22 +27,14 @@ if TYPE_CHECKING:
 __all__ = ["ServerServices", "Snapshot", "document_id"]
 
 
-def document_id(path: str) -> str:
-    """A stable, URL-safe id for a catalogued document (its path may hold any character)."""
-    return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-
-
-class ServerServices:
+class ServerServices(LoadedModels):
     """Models load once (lazily, on first need); the pipeline is rebuilt only for a new generation."""
 
     def __init__(self, settings: Settings, embedder_factory: Callable[[], Embedder] | None = None,
                  generator_factory: Callable[[], Generator] | None = None) -> None:
+        super().__init__(embedder_factory or (lambda: load_embedder(settings)),
+                         generator_factory or (lambda: build_generator(settings)))
         self.settings = settings
-        self._embedder_factory = embedder_factory or (lambda: load_embedder(settings))
-        self._generator_factory = generator_factory or (lambda: build_generator(settings))
-        self._embedder: Embedder | None = None
-        self._generator: Generator | None = None
-        self._lock = threading.Lock()
         # The base's store (FAISS folder or Milvus): asked which generation is live before every request.
         self.store = knowledge_store(settings)
         self.live = LivePipeline(self.store, self._open_pipeline)
@@ -50,20 +42,6 @@ class ServerServices:
     @property
     def kb_name(self) -> str:
         return self.settings.server.kb_name or self.settings.kb_path.resolve().name
-
-    @property
-    def embedder(self) -> Embedder:
-        with self._lock:
-            if self._embedder is None:
-                self._embedder = self._embedder_factory()
-            return self._embedder
-
-    @property
-    def generator(self) -> Generator:
-        with self._lock:
-            if self._generator is None:
-                self._generator = self._generator_factory()
-            return self._generator
 
     def live_generation(self) -> str | None:
         """The generation readers use (a damaged or set-back CURRENT resolved as ``resolve_live`` does); None when
