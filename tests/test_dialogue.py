@@ -367,3 +367,24 @@ def test_every_face_gives_a_follow_up_the_same_standalone_question(face):
     answer = pipeline.answer(question, AskOptions(history=history))
     assert answer.standalone_question == "束搜索有什么缺点？" and answer.follow_up == RESOLVED
     assert retriever.calls[0] == "束搜索有什么缺点？" and len(generator.calls) == 1
+
+
+def test_the_rewrite_decodes_under_the_grammar_when_asked_and_the_backend_can():
+    class ConstrainedGenerator(ScriptedGenerator):
+        grammars: list[str] = []
+
+        def stream_constrained(self, messages, settings, grammar):
+            self.grammars.append(grammar)
+            return self.stream(messages, settings)
+
+    settings = Settings()
+    settings.dialogue = settings.dialogue.replace(resolve_references=False, rewrite_grammar=True)
+    generator = ConstrainedGenerator(["青鸾评测集中有多少道题是有答案的？", "其余375道有答案 [1]。"])
+    pipeline = assemble_pipeline(FakeRetriever(list(PASSAGES)), generator, FakeEmbedder(dimension=256), settings)
+    answer = pipeline.answer(MESSAGE, AskOptions(history=[TURN]))
+    assert answer.follow_up == REWRITTEN and len(generator.grammars) == 1
+    assert generator.grammars[0].startswith("root ::=") and "term ::=" in generator.grammars[0]
+    # A backend without constrained decoding (transformers, OpenAI) rewrites unconstrained.
+    pipeline, plain, _ = make(["青鸾评测集中有多少道题是有答案的？", "其余375道有答案 [1]。"], resolve_references=False,
+                              rewrite_grammar=True)
+    assert pipeline.answer(MESSAGE, AskOptions(history=[TURN])).follow_up == REWRITTEN

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import cast
 
 from app.generation.base import Generator, GrammarGenerator
 from app.generation.settings import GenerationSettings
@@ -90,12 +91,10 @@ def standalone_question(message: str, history: list[Turn], generator: Generator,
     start = time.perf_counter()
     messages = build_rewrite_messages(history[-dialogue.rewrite_history_turns:], message, language,
                                       dialogue.rewrite_answer_chars)
-    grammar = (rewrite_grammar(language, conversation_terms([message, *_history_texts(history)]))
-               if dialogue.rewrite_grammar else "")
     settings = rewrite_settings(generation, dialogue)
-    # The grammar binds where the backend can decode under one (llama.cpp); the others rewrite unconstrained.
-    if grammar and isinstance(generator, GrammarGenerator):
-        reply = "".join(generator.stream_constrained(messages, settings, grammar))
+    if dialogue.rewrite_grammar and hasattr(generator, "stream_constrained"):  # llama.cpp; others unconstrained
+        grammar = rewrite_grammar(language, conversation_terms([message, *_history_texts(history)]))
+        reply = "".join(cast(GrammarGenerator, generator).stream_constrained(messages, settings, grammar))
     else:
         reply = "".join(generator.stream(messages, settings))
     rewrite = read_rewrite(reply)
