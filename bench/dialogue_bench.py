@@ -29,6 +29,7 @@ import os
 import statistics
 import sys
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +41,7 @@ from app.answer.answer_pipeline import (
     TokenEvent,
 )
 from app.answer.conversation import Conversation
-from app.answer.standalone_question import REWRITTEN, standalone_question
+from app.answer.standalone_question import DISCARDED, RESOLVED, REWRITTEN, standalone_question
 from app.config import Settings, load_settings
 from app.wiring import assemble_pipeline, build_generator
 from bench.lib.answer_scoring import keyword_hit
@@ -50,6 +51,12 @@ from prompts.conversation import Turn
 
 DIALOGUES = QUESTIONS_DIR / "dialogues_seeds.jsonl"
 MODES = ("standalone", "rewrite", "append", "off")
+# The dialogue settings of each mode ("rewrite" is the shipped default: references resolved from the text first,
+# a discarded rewrite falls back to the previous question + the message).
+MODE_SETTINGS: dict[str, dict] = {
+    "standalone": {"follow_up": "rewrite"}, "rewrite": {"follow_up": "rewrite"},
+    "append": {"follow_up": "append"}, "off": {"follow_up": "off"}}
+HALVES = ("tune", "report", "all")
 
 
 @dataclass
@@ -64,11 +71,18 @@ class Dialogue:
     answerable: bool
     base_qid: str = ""
     answer_match: str = "any"
+    shape: bool = False  # written for issue #26's reference shapes (ordinals, 前者/后者, 它们, …)
     history: list[Turn] = field(default_factory=list)
 
 
 def load_dialogues(path: Path) -> list[Dialogue]:
     return [Dialogue(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def half_of(did: str) -> str:
+    """The fixed split: CRC-32 of the dialogue id, even → tune, odd → report (rules and thresholds are tuned on the
+    tune half only; the report half's figures are the ones reported)."""
+    return "report" if zlib.crc32(did.encode("utf-8")) % 2 else "tune"
 
 
 def pick(dialogues: list[Dialogue], limit: int | None) -> list[Dialogue]:
@@ -83,8 +97,13 @@ def pick(dialogues: list[Dialogue], limit: int | None) -> list[Dialogue]:
     return mixed[:limit]
 
 
+_BASE_DIALOGUE: dict[int, object] = {}
+
+
 def with_mode(pipeline: AnswerPipeline, mode: str) -> None:
-    pipeline.settings.dialogue = pipeline.settings.dialogue.replace(follow_up=mode)
+    """The pipeline's dialogue settings as configured, changed only by what ``mode`` sets."""
+    base = _BASE_DIALOGUE.setdefault(id(pipeline), pipeline.settings.dialogue)
+    pipeline.settings.dialogue = base.replace(**MODE_SETTINGS[mode])  # type: ignore[attr-defined]
 
 
 def answer_history(pipeline: AnswerPipeline, d: Dialogue, name: str) -> None:
@@ -133,12 +152,17 @@ def retrieval_stage(pipeline: AnswerPipeline, d: Dialogue, corpus, modes=MODES) 
     settings = pipeline.settings
     row: dict = {"did": d.did}
     for mode in modes:
-        with_mode(pipeline, "rewrite" if mode == "standalone" else mode)
+        with_mode(pipeline, mode)
         message, history = (d.standalone, []) if mode == "standalone" else (d.question, d.history)
+        start = time.perf_counter()
         standalone = standalone_question(message, history, pipeline.generator, settings.generation,
                                          settings.dialogue, settings.answer, settings.limits.max_question_chars)
         passages = pipeline._retrieve(message, standalone, AskOptions()).passages
-        row[mode] = {"searched": standalone.text, "method": standalone.method, "rank": gold_ranks(passages, d, corpus)}
+        # The follow-up's own path, resolution or rewrite + its retrieval(s): compared with the standalone form's
+        # retrieval this is the time a follow-up adds.
+        path_s = time.perf_counter() - start
+        row[mode] = {"searched": standalone.text, "method": standalone.method, "rank": gold_ranks(passages, d, corpus),
+                     "path_s": path_s}
         if mode == "rewrite":
             row[mode].update(rewrite=standalone.rewrite, seconds=standalone.seconds, reason=standalone.reason,
                              cues=standalone.cues)
@@ -146,7 +170,7 @@ def retrieval_stage(pipeline: AnswerPipeline, d: Dialogue, corpus, modes=MODES) 
 
 
 def answer_stage(pipeline: AnswerPipeline, d: Dialogue, mode: str) -> dict:
-    with_mode(pipeline, "rewrite" if mode == "standalone" else mode)
+    with_mode(pipeline, mode)
     message, history = (d.standalone, []) if mode == "standalone" else (d.question, d.history)
     started = time.perf_counter()
     ttft, answer, retried = None, None, False
@@ -182,13 +206,19 @@ def summarise_retrieval(rows: list[dict], dialogues: dict[str, Dialogue]) -> dic
     rewrites = [r["rewrite"] for r in rows if "rewrite" in r]
     if not rewrites:
         return out
+    added = [r["rewrite"]["path_s"] - r["standalone"]["path_s"] for r in rows
+             if "path_s" in r.get("rewrite", {}) and "path_s" in r.get("standalone", {})
+             and r["rewrite"]["method"] not in ("independent", "first message")]
     out["rewrite_stats"] = {
+        "resolved": sum(r["method"] == RESOLVED for r in rewrites),
         "kept": sum(r["method"] == REWRITTEN for r in rewrites), "n": len(rewrites),
-        "discarded": sum(r["method"] == "rewrite discarded" for r in rewrites),
+        "discarded": sum(r["method"] == DISCARDED for r in rewrites),
+        "discarded_share": sum(r["method"] == DISCARDED for r in rewrites) / max(
+            1, sum(r["method"] in (RESOLVED, REWRITTEN, DISCARDED) for r in rewrites)),
+        "median_added_s": _median(added),
         "not_detected": sum(r["method"] == "independent" and not r["cues"] for r in rewrites),
-        "median_rewrite_s": _median([r["seconds"] for r in rewrites if r["seconds"]]),
-        "p90_rewrite_s": (sorted(s for r in rewrites if (s := r["seconds"]))[int(0.9 * (len(rewrites) - 1))]
-                          if any(r["seconds"] for r in rewrites) else None)}
+        "median_rewrite_s": _median(timed := sorted(r["seconds"] for r in rewrites if r["seconds"])),
+        "p90_rewrite_s": timed[int(0.9 * (len(timed) - 1))] if timed else None}
     return out
 
 
@@ -220,7 +250,7 @@ def print_tables(result: dict) -> None:
     if a:
         print("\nlast-turn answers:")
         print(f"{'mode':12} {'kw acc':>7} {'refuse-u':>8} {'false-ref':>9} {'ttft':>6} {'rewrite':>7}   n(a/u)")
-        for mode in MODES:
+        for mode in (m for m in MODES if a[m]["n_answerable"] + a[m]["n_unanswerable"]):
             s = a[mode]
             ttft = f"{s['median_ttft_s']:.2f}" if s["median_ttft_s"] else "-"
             rw = f"{s['median_rewrite_s']:.2f}" if s["median_rewrite_s"] else "-"
@@ -251,6 +281,22 @@ def rejudge(path: Path, dialogues: dict[str, Dialogue], settings: Settings) -> N
     print(f"kept {kept} of {sum(1 for r in rows if r['rewrite'].get('rewrite'))} rewrites")
 
 
+def combine(paths: list[Path]) -> None:
+    """Print the tables of several saved runs taken together (e.g. one per set), the dialogues looked up in
+    bench/questions/dialogues_*.jsonl by id; a run's answered dialogues only."""
+    dialogues = {d.did: d for f in sorted(QUESTIONS_DIR.glob("dialogues_*.jsonl")) for d in load_dialogues(f)}
+    runs = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+    answer_rows = [r for run in runs for r in run.get("answer_rows", [])]
+    answered = {r["did"] for r in answer_rows}
+    retrieval_rows = [r for run in runs for r in run["retrieval_rows"] if r["did"] in answered or not answer_rows]
+    print_tables({"retrieval_summary": summarise_retrieval(retrieval_rows, dialogues),
+                  "answer_summary": summarise_answers(answer_rows, dialogues)})
+    shapes = {r["did"] for r in answer_rows if dialogues[r["did"]].shape}
+    if shapes:
+        print(f"\nthe {len(shapes)} dialogues of the reference shapes (ordinals, 前者/后者, 它们, …):")
+        print_tables({"answer_summary": summarise_answers([r for r in answer_rows if r["did"] in shapes], dialogues)})
+
+
 class _NoLLM:
     """Stands in for the LLM in a --no-llm run, where nothing may call it."""
 
@@ -264,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.dialogue_bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dialogues", type=Path, default=DIALOGUES)
+    p.add_argument("--half", choices=HALVES, default="all",
+                   help="the dialogues of one half of the fixed split (CRC-32 of the id: odd = report, even = tune)")
     p.add_argument("--limit", type=int, help="stage 1 on N dialogues (3 answerable : 1 unanswerable)")
     p.add_argument("--answer", type=int, default=0, help="stage 2 on the first N of those dialogues")
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
@@ -277,14 +325,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus", type=Path, default=SEEDS_DIR,
                    help="the seed documents (default ../shared/seeds beside the repository)")
     p.add_argument("--rejudge", type=Path, help="re-apply the current rewrite guard to a saved run's rewrites, exit")
+    p.add_argument("--combine", type=Path, nargs="+", help="print the tables of saved runs taken together, exit")
     args = p.parse_args(argv)
 
+    if args.combine:
+        combine(args.combine)
+        return 0
     settings: Settings = load_settings()
     if args.rejudge:
         rejudge(args.rejudge, {d.did: d for d in load_dialogues(args.dialogues)}, settings)
         return 0
     settings.generation.max_new_tokens = args.max_new_tokens
-    dialogues = pick(load_dialogues(args.dialogues), args.limit)
+    dialogues = pick([d for d in load_dialogues(args.dialogues) if args.half in ("all", half_of(d.did))], args.limit)
     by_id = {d.did: d for d in dialogues}
     retriever, embedder, corpus = build_kb(settings, args.corpus, f"answer-{args.name}")
     generator = _NoLLM() if args.no_llm else build_generator(settings)
@@ -292,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_llm:
         pipeline.warm_up()  # as the chat page and `python -m app.cli.chat` do at start
     out = RESULTS_DIR / f"dialogue_{args.name}.json"
-    result: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv),
+    result: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv), "half": args.half,
                     "load_average_start": os.getloadavg(), "dialogue_settings": settings.dialogue.model_dump(),
                     "max_new_tokens": args.max_new_tokens}
 

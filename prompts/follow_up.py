@@ -14,7 +14,7 @@ from prompts.language import _CJK, detect_language
 # (demonstratives, ordinals) only at the start of the message: "困惑度这个指标…" or "…时，第二步…" refer inside the
 # message itself.
 # 他/她 alone too ("她从师于谁？"), but not inside 其他/吉他.
-_ZH_STRONG = re.compile(r"它们?|其中|这样|那样|后者|前者|上述|上面(?:提到|说)的?|刚才|(?<![其吉])[他她]们?")
+_ZH_STRONG = re.compile(r"它们?|其中|这样|那样|后者|前者|两者|二者|上述|上面(?:提到|说)的?|刚才|(?<![其吉])[他她]们?")
 _ZH_WEAK = re.compile(
     r"那?(?:这|那)(?:一)?(?:个|些|种|款|类|样|篇|份|项|套|步|点|座|位|家|部|本|所|条|首|张)|这里|那里|该(?:方法|模型|技术|工具|文档|数据集|参数|项)|"
     r"此|(?:第[一二三四五六七八九十两\d]+|最后一|另一)(?:种|个|条|项|点|步|类|部分|任务|阶段)")

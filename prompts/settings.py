@@ -168,6 +168,13 @@ class DialogueSettings(SettingsSection):
     # standalone question; retrieval fuses it with the message), "append" (the previous question + the message),
     # "off" (the message alone). bench/RESULTS_DIALOGUE.md compares the three.
     follow_up: Literal["rewrite", "append", "off"] = "rewrite"
+    # Resolve ordinals, 前者/后者, 它/its, 它们/each of them from the previous turn's lists, compared pair and
+    # subject before asking the model (prompts/reference_resolution.py): no model call when the text allows it.
+    resolve_references: bool = True
+    # When no standalone form can be built (the rewrite discarded): "append" retrieves and judges the previous
+    # question + the message, and the answer prompt shows the previous question beside the message; "message"
+    # judges the bare message (before issue #26: a bare "后者…" is refused, whatever the documents hold).
+    discarded_fallback: Literal["append", "message"] = "append"
     # A message this short (CJK characters of a Chinese one, words of an English one) is taken as a follow-up.
     short_message_chars_zh: int = Field(6, ge=0)
     short_message_words_en: int = Field(3, ge=0)
@@ -175,6 +182,9 @@ class DialogueSettings(SettingsSection):
     rewrite_max_new_tokens: int = Field(48, ge=8)
     rewrite_history_turns: int = Field(2, ge=1)
     rewrite_answer_chars: int = Field(160, ge=0)
+    # Constrain the rewrite with a grammar (prompts/rewrite_grammar.py; llama_cpp only): one question line, and a
+    # Chinese rewrite's Latin words only from the conversation. Off: not yet measured (bench/RESULTS_DIALOGUE.md).
+    rewrite_grammar: bool = False
     # The rewrite guard (prompts/rewrite_guard.py): share of the message's own content tokens the rewrite must
     # keep, share of the rewrite's content tokens that may come from neither the message nor the conversation,
     # and the longest rewrite accepted.

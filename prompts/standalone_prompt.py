@@ -2,7 +2,8 @@
 
 Short on purpose: every prompt token costs ~8 ms before the first token on a 2-core CPU. The examples are made up
 (no document's content) and show the three moves: resolve a pronoun, restore an elided subject, keep the
-message's own words."""
+message's own words. The items the previous turn lists (or the two things it compares) are offered as choices,
+so "第二种" / "the latter" has its candidates spelled out (prompts/turn_structure.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import re
 
 from prompts.conversation import Turn
 from prompts.templates import quote_as_data
+from prompts.turn_structure import turn_structure
 
 _SYSTEM_ZH = ("把对话中的最后一个问题改写成一个不依赖上文、可以单独理解的完整问题。"
               "用上文中的名称替换代词（它、这个、其中、后者等），补全省略的主语，保留原问题的其他词语。"
@@ -33,6 +35,7 @@ _EXAMPLES_EN = [
 ]
 _LABELS = {"zh": ("问：", "答：", "改写：", "对话：", "最后的问题："),
            "en": ("Q: ", "A: ", "Rewritten: ", "Conversation:", "Last question: ")}
+_CHOICES = {"zh": ("上文列出的项（按顺序）：", "；"), "en": ("Listed above, in order: ", "; ")}
 
 
 def _clip(text: str, chars: int) -> str:
@@ -40,11 +43,19 @@ def _clip(text: str, chars: int) -> str:
     return flat if len(flat) <= chars else flat[:chars] + "…"
 
 
-def _block(turns: list[tuple[str, str]], message: str, language: str) -> str:
+def _block(turns: list[tuple[str, str]], message: str, language: str, choices: list[str] | None = None) -> str:
     q, a, _, conv, last = _LABELS[language]
     # A turn whose answer is unknown (an HTTP client that sends back only its questions) shows the question only.
     lines = [conv] + [f"{q}{question}" + (f"\n{a}{answer}" if answer else "") for question, answer in turns]
+    if choices:
+        label, separator = _CHOICES[language]
+        lines.append(label + separator.join(choices))
     return "\n".join(lines) + f"\n{last}{message}"
+
+
+def _choices(turn: Turn, language: str) -> list[str]:
+    structure = turn_structure(turn.question, turn.answer, language)
+    return structure.items or list(structure.pair or ())
 
 
 def build_rewrite_messages(history: list[Turn], message: str, language: str, answer_chars: int) -> list[dict]:
@@ -53,11 +64,14 @@ def build_rewrite_messages(history: list[Turn], message: str, language: str, ans
     examples = _EXAMPLES_ZH if language == "zh" else _EXAMPLES_EN
     messages = [{"role": "system", "content": _SYSTEM_ZH if language == "zh" else _SYSTEM_EN}]
     for question, answer, follow_up, rewritten in examples:
-        messages.append({"role": "user", "content": _block([(question, answer)], follow_up, language)})
+        example_choices = _choices(Turn(question, answer), language)
+        messages.append({"role": "user", "content": _block([(question, answer)], follow_up, language,
+                                                           example_choices)})
         messages.append({"role": "assistant", "content": rewritten})
     turns = [(quote_as_data(_clip(t.question, answer_chars)), quote_as_data(_clip(t.answer, answer_chars)))
              for t in history]
-    messages.append({"role": "user", "content": _block(turns, quote_as_data(message), language)})
+    choices = [quote_as_data(c) for c in _choices(history[-1], language)] if history else []
+    messages.append({"role": "user", "content": _block(turns, quote_as_data(message), language, choices)})
     return messages
 
 

@@ -17,9 +17,9 @@ from app.wiring import assemble_pipeline  # noqa: E402
 from ingest.testing.fake_embedder import FakeEmbedder  # noqa: E402
 
 PASSAGE = "青鸾评测集共有412道题，其中37道是拒答题，其余375道有答案。"
-# One reply per LLM call, in order: answer 1, the rewrite of the follow-up, answer 2, then answer 3 (after /new).
-REPLIES = ["青鸾评测集有 37 道拒答题 [1]。", "青鸾评测集中有多少道题是有答案的？", "其余375道有答案 [1]。",
-           "其余375道有答案 [1]。"]
+# One reply per LLM call, in order: answer 1, answer 2 (the follow-up's "其中" is resolved from the first question's
+# subject without the model), then answer 3 (after /new).
+REPLIES = ["青鸾评测集有 37 道拒答题 [1]。", "其余375道有答案 [1]。", "其余375道有答案 [1]。"]
 
 
 def build(settings: Settings, with_reranker: bool | None = None) -> AnswerPipeline:

@@ -66,9 +66,10 @@ def test_the_real_terminal_chat_with_the_packaged_models(real_app_settings, real
     child.expect_exact("7341")
     child.expect_exact("docqa> ")
     child.sendline("它每天几点自动备份？")
-    # Answered from the backup passage although the message names no subject (the rewrite, when the guard keeps
-    # it, is also shown as "searched for: …").
+    # Answered from the backup passage although the message names no subject: "它" is resolved from the first
+    # question's subject (the same standalone question as through the HTTP API, tests/test_server_openai.py).
     child.expect(r"两点|2点|2:00|凌晨")
+    child.expect_exact("(searched for: 星河数据库每天几点自动备份？)")
     child.expect_exact("docqa> ")
     child.sendeof()
     child.expect(pexpect.EOF)

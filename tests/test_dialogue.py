@@ -8,7 +8,7 @@ import pytest
 from answer_fakes import FakeRetriever, ScriptedGenerator, scored
 
 from app.answer.answer_pipeline import AnswerPipeline, AskOptions, PassagesEvent
-from app.answer.standalone_question import APPENDED, DISCARDED, FIRST, INDEPENDENT, REWRITTEN
+from app.answer.standalone_question import APPENDED, DISCARDED, FIRST, INDEPENDENT, RESOLVED, REWRITTEN
 from app.config import Settings
 from app.wiring import assemble_pipeline
 from ingest.testing.fake_embedder import FakeEmbedder
@@ -28,7 +28,7 @@ def depends(message: str) -> bool:
 @pytest.mark.parametrize("message", [
     "那其中有多少道题是有答案的？", "后者适合什么场景？", "第二种方法有什么缺点？", "它是谁提出的？", "这个参数默认是多少？",
     "英文版呢？", "有多少道？", "为什么要这样做？", "还有别的办法吗？", "上述方法的缺点是什么？",
-    "她从师于哪位漫画家？", "宣布退役后，他什么时候再次复出？", "这座美术馆收藏了多少件作品？"])
+    "她从师于哪位漫画家？", "宣布退役后，他什么时候再次复出？", "这座美术馆收藏了多少件作品？", "两者同时使用时先做哪一种截断？"])
 def test_chinese_follow_ups_are_detected(message):
     assert depends(message)
 
@@ -148,11 +148,14 @@ def make(answers, follow_up: str = "rewrite", passages=PASSAGES, **dialogue):
 
 def test_a_rewrite_that_still_leans_on_the_conversation_is_discarded():
     # Seen with the packaged model: the previous answer copied in front, the pronoun left unresolved.
-    pipeline, generator, retriever = make(["星河数据库默认监听的端口是7341，它每天几点自动备份？", "凌晨两点 [1]。"])
+    pipeline, generator, retriever = make(["星河数据库默认监听的端口是7341，它每天几点自动备份？", "凌晨两点 [1]。"],
+                                          resolve_references=False)
     answer = pipeline.answer("它每天几点自动备份？", AskOptions(history=[
         Turn("星河数据库默认监听哪个端口？", "7341 [1]")]))
-    assert answer.follow_up == DISCARDED and answer.standalone_question == "它每天几点自动备份？"
-    assert retriever.calls == ["它每天几点自动备份？"]
+    # Never judged bare: the previous question is retrieved and judged with the message.
+    glued = "星河数据库默认监听哪个端口？ 它每天几点自动备份？"
+    assert answer.follow_up == DISCARDED and answer.standalone_question == glued
+    assert retriever.calls == [glued]
 
 
 def test_a_first_message_never_triggers_a_rewrite():
@@ -172,7 +175,7 @@ def test_an_independent_message_after_history_is_not_rewritten():
 
 def test_a_follow_up_is_rewritten_retrieved_both_ways_and_answered_as_the_standalone_question():
     pipeline, generator, retriever = make(["青鸾评测集中有多少道题是有答案的？", "其余375道有答案 [1]。"],
-                                          history_budget_tokens=256)
+                                          history_budget_tokens=256, resolve_references=False)
     events = list(pipeline.stream(MESSAGE, AskOptions(history=[TURN])))
     answer = events[-1].answer
     assert retriever.calls == ["青鸾评测集中有多少道题是有答案的？", MESSAGE]
@@ -187,11 +190,42 @@ def test_a_follow_up_is_rewritten_retrieved_both_ways_and_answered_as_the_standa
     assert "青鸾评测集中有多少道题是有答案的？" in answer_prompt[-1]["content"]
 
 
-def test_a_discarded_rewrite_falls_back_to_the_message():
-    pipeline, _, retriever = make(["白鹭数据集有 412 道题。", "其余375道有答案 [1]。"])
+def test_a_discarded_rewrite_falls_back_to_the_previous_question_with_the_message():
+    pipeline, generator, retriever = make(["白鹭数据集有 412 道题。", "其余375道有答案 [1]。"],
+                                          resolve_references=False)
     answer = pipeline.answer(MESSAGE, AskOptions(history=[TURN]))
-    assert retriever.calls == [MESSAGE]
-    assert answer.follow_up == DISCARDED and answer.standalone_question == MESSAGE
+    assert retriever.calls == [f"{TURN.question} {MESSAGE}"]
+    assert answer.follow_up == DISCARDED and answer.standalone_question == f"{TURN.question} {MESSAGE}"
+    # The answer prompt asks the message, the previous question labelled beside it (not glued into one).
+    prompt = generator.calls[-1][-1]["content"]
+    assert f"（接着上一个问题：{TURN.question}）\n问题：{MESSAGE}" in prompt
+
+
+def test_the_old_fallback_judges_the_bare_message():
+    pipeline, generator, retriever = make(["白鹭数据集有 412 道题。", "其余375道有答案 [1]。"],
+                                          resolve_references=False, discarded_fallback="message")
+    answer = pipeline.answer(MESSAGE, AskOptions(history=[TURN]))
+    assert retriever.calls == [MESSAGE] and answer.standalone_question == MESSAGE
+    assert "上一个问题" not in generator.calls[-1][-1]["content"]
+
+
+def test_a_follow_up_the_text_resolves_needs_no_model_call():
+    """"那其中…" after a question whose subject is 青鸾评测集: resolved from the text, retrieved both ways like a
+    rewrite, and the only LLM call is the answer."""
+    pipeline, generator, retriever = make(["其余375道有答案 [1]。"])
+    answer = pipeline.answer(MESSAGE, AskOptions(history=[TURN]))
+    assert answer.follow_up == RESOLVED and answer.standalone_question == "青鸾评测集中有多少道题是有答案的？"
+    assert retriever.calls == ["青鸾评测集中有多少道题是有答案的？", MESSAGE] and len(generator.calls) == 1
+    assert "rewrite" not in answer.timings and "青鸾评测集中有多少道题是有答案的？" in generator.calls[0][-1]["content"]
+
+
+def test_an_ordinal_is_resolved_against_the_previous_answers_list():
+    passages = [scored("束搜索每步保留多个候选序列，缺点是计算量大。", 1, dense=0.9)]
+    turn = Turn("常见的解码方法有哪些？", "常见的解码方法有贪心搜索、束搜索和 Top-p 采样 [1]。", passages)
+    pipeline, generator, retriever = make(["束搜索的缺点是计算量大 [1]。"], passages=passages)
+    answer = pipeline.answer("其中第二种方法有什么缺点？", AskOptions(history=[turn]))
+    assert answer.standalone_question == "束搜索有什么缺点？" and answer.follow_up == RESOLVED
+    assert not answer.refused and len(generator.calls) == 1
 
 
 def test_the_name_check_judges_the_standalone_question():
@@ -200,13 +234,20 @@ def test_the_name_check_judges_the_standalone_question():
     lack is refused by the same check."""
     passages = [scored("RAGAS 用忠实度和答案相关性评估检索增强生成。", 1, dense=0.9)]
     turn = Turn("RAGAS 是什么？", "RAGAS 是一个评估框架 [1]。", passages)
-    pipeline, _, _ = make(["RAGAS 用哪些指标评估？", "忠实度和答案相关性 [1]。"], passages=passages)
+    pipeline, _, _ = make(["RAGAS 用哪些指标评估？", "忠实度和答案相关性 [1]。"], passages=passages,
+                          resolve_references=False)
     answer = pipeline.answer("它用哪些指标评估？", AskOptions(history=[turn]))
     assert not answer.refused and answer.standalone_question == "RAGAS 用哪些指标评估？"
     other = [scored("检索增强生成的评估指标包括忠实度。", 1, dense=0.9)]
-    pipeline, generator, _ = make(["RAGAS 用哪些指标评估？", "忠实度 [1]。"], passages=other)
+    pipeline, generator, _ = make(["RAGAS 用哪些指标评估？", "忠实度 [1]。"], passages=other,
+                                  resolve_references=False)
     answer = pipeline.answer("它用哪些指标评估？", AskOptions(history=[turn]))
     assert answer.refused and "RAGAS" in answer.refusal_reason and len(generator.calls) == 1
+    # The same when the text resolves "它" (no model call at all).
+    pipeline, generator, _ = make(["忠实度 [1]。"], passages=other)
+    answer = pipeline.answer("它用哪些指标评估？", AskOptions(history=[turn]))
+    assert answer.standalone_question == "RAGAS用哪些指标评估？" and answer.follow_up == RESOLVED
+    assert answer.refused and "RAGAS" in answer.refusal_reason and not generator.calls
 
 
 def test_append_mode_retrieves_the_previous_question_with_the_message():
@@ -235,8 +276,7 @@ def test_history_never_crowds_out_the_passages():
 def test_the_python_api_keeps_the_conversation_and_resets_it():
     from app.answer.conversation import Conversation
 
-    pipeline, generator, retriever = make(["37 道 [1]。", "青鸾评测集中有多少道题是有答案的？", "其余375道有答案 [1]。",
-                                           "其余375道有答案 [1]。"])
+    pipeline, generator, retriever = make(["37 道 [1]。", "其余375道有答案 [1]。"])
     chat = Conversation(pipeline)
     chat.ask("青鸾评测集里有多少道拒答题？")
     answer = chat.ask(MESSAGE)
@@ -252,7 +292,7 @@ def test_the_langchain_document_chat_model_answers_a_follow_up_from_the_messages
 
     from app.langchain.chat_model_adapter import DocumentChatModel, messages_to_conversation
 
-    pipeline, _, retriever = make(["青鸾评测集中有多少道题是有答案的？", "其余375道有答案 [1]。"])
+    pipeline, _, retriever = make(["其余375道有答案 [1]。"])
     model = DocumentChatModel(pipeline=pipeline)
     reply = model.invoke([SystemMessage("be brief"), HumanMessage(TURN.question), AIMessage(TURN.answer),
                           HumanMessage(MESSAGE)])
@@ -265,6 +305,86 @@ def test_the_langchain_document_chat_model_answers_a_follow_up_from_the_messages
 
 
 def test_a_rewrite_that_only_repeats_the_message_counts_as_discarded():
-    pipeline, _, retriever = make([MESSAGE, "其余375道有答案 [1]。"])
+    pipeline, _, retriever = make([MESSAGE, "其余375道有答案 [1]。"], resolve_references=False)
     answer = pipeline.answer(MESSAGE, AskOptions(history=[TURN]))
-    assert answer.follow_up == DISCARDED and retriever.calls == [MESSAGE]
+    assert answer.follow_up == DISCARDED and retriever.calls == [f"{TURN.question} {MESSAGE}"]
+
+
+# One dialogue as each face passes it on: the page's session entries, the terminal chat's Conversation, the HTTP
+# API's messages (the answer sent back with its sources block) and LangChain messages. All reach the same
+# AnswerPipeline with the same turns, so the follow-up gets the same standalone question everywhere.
+FACE_QUESTION = "常见的解码方法有哪些？"
+FACE_ANSWER = "常见的解码方法有贪心搜索、束搜索和 Top-p 采样 [1]。"
+FACE_FOLLOW_UP = "其中第二种方法有什么缺点？"
+FACE_PASSAGES = [scored("常见的解码方法有贪心搜索、束搜索和 Top-p 采样。束搜索的缺点是计算量大。", 1, dense=0.9)]
+
+
+def _page_history() -> tuple[list[Turn], str]:
+    from app.web.ui_answer import ChatEntry, conversation
+
+    pipeline, _, _ = make([FACE_ANSWER], passages=FACE_PASSAGES)
+    first = pipeline.answer(FACE_QUESTION)
+    entries = [ChatEntry("user", FACE_QUESTION), ChatEntry("assistant", first.text, first),
+               ChatEntry("user", FACE_FOLLOW_UP)]
+    return conversation(entries), FACE_FOLLOW_UP
+
+
+def _terminal_history() -> tuple[list[Turn], str]:
+    from app.answer.conversation import Conversation
+
+    pipeline, _, _ = make([FACE_ANSWER], passages=FACE_PASSAGES)
+    chat = Conversation(pipeline)  # what app.cli.chat keeps between prompts
+    chat.ask(FACE_QUESTION)
+    return chat.history, FACE_FOLLOW_UP
+
+
+def _http_history() -> tuple[list[Turn], str]:
+    from app.server.chat_routes import conversation
+    from app.server.openai_schema import ChatCompletionRequest
+
+    reply = FACE_ANSWER + "\n\n来源:\n[1] docs/note.md"  # a client sends the answer back as it received it
+    body = ChatCompletionRequest(model="docqa", messages=[
+        {"role": "system", "content": "be brief"}, {"role": "user", "content": FACE_QUESTION},
+        {"role": "assistant", "content": reply}, {"role": "user", "content": FACE_FOLLOW_UP}])
+    question, turns = conversation(body, 8)
+    return turns, question
+
+
+def _langchain_history() -> tuple[list[Turn], str]:
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from app.langchain.chat_model_adapter import messages_to_conversation
+
+    return messages_to_conversation([HumanMessage(FACE_QUESTION), AIMessage(FACE_ANSWER), HumanMessage(FACE_FOLLOW_UP)])
+
+
+@pytest.mark.parametrize("face", [_page_history, _terminal_history, _http_history, _langchain_history],
+                         ids=["page", "terminal", "http", "langchain"])
+def test_every_face_gives_a_follow_up_the_same_standalone_question(face):
+    history, question = face()
+    assert [(t.question, t.answer) for t in history] == [(FACE_QUESTION, FACE_ANSWER)]
+    pipeline, generator, retriever = make(["束搜索的缺点是计算量大 [1]。"], passages=FACE_PASSAGES)
+    answer = pipeline.answer(question, AskOptions(history=history))
+    assert answer.standalone_question == "束搜索有什么缺点？" and answer.follow_up == RESOLVED
+    assert retriever.calls[0] == "束搜索有什么缺点？" and len(generator.calls) == 1
+
+
+def test_the_rewrite_decodes_under_the_grammar_when_asked_and_the_backend_can():
+    class ConstrainedGenerator(ScriptedGenerator):
+        grammars: list[str] = []
+
+        def stream_constrained(self, messages, settings, grammar):
+            self.grammars.append(grammar)
+            return self.stream(messages, settings)
+
+    settings = Settings()
+    settings.dialogue = settings.dialogue.replace(resolve_references=False, rewrite_grammar=True)
+    generator = ConstrainedGenerator(["青鸾评测集中有多少道题是有答案的？", "其余375道有答案 [1]。"])
+    pipeline = assemble_pipeline(FakeRetriever(list(PASSAGES)), generator, FakeEmbedder(dimension=256), settings)
+    answer = pipeline.answer(MESSAGE, AskOptions(history=[TURN]))
+    assert answer.follow_up == REWRITTEN and len(generator.grammars) == 1
+    assert generator.grammars[0].startswith("root ::=") and "term ::=" in generator.grammars[0]
+    # A backend without constrained decoding (transformers, OpenAI) rewrites unconstrained.
+    pipeline, plain, _ = make(["青鸾评测集中有多少道题是有答案的？", "其余375道有答案 [1]。"], resolve_references=False,
+                              rewrite_grammar=True)
+    assert pipeline.answer(MESSAGE, AskOptions(history=[TURN])).follow_up == REWRITTEN

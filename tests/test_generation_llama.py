@@ -176,3 +176,19 @@ def test_a_context_a_yes_no_prompt_replaced_is_reused_by_a_prompt_that_extends_i
     block_end = len(generator._llm.tokenize(through_passage.encode("utf-8"), add_bos=False, special=True))
     assert generator.reused_prompt_tokens >= block_end - 1
     assert again == scratch
+
+
+def test_a_grammar_constrained_rewrite_is_one_question_naming_only_the_conversations_terms(settings, generator):
+    from prompts.conversation import Turn
+    from prompts.rewrite_grammar import conversation_terms, rewrite_grammar
+    from prompts.standalone_prompt import build_rewrite_messages
+
+    turn = Turn("Top-p 采样和 Top-k 采样有什么区别？", "Top-p 按累计概率截断，Top-k 只保留 k 个候选 [1]。")
+    message = "后者的缺点是什么？"
+    grammar = rewrite_grammar("zh", conversation_terms([message, turn.question, turn.answer]))
+    rewrite = "".join(generator.stream_constrained(build_rewrite_messages([turn], message, "zh", 160),
+                                                   settings.generation.replace(temperature=0.0, max_new_tokens=48),
+                                                   grammar)).strip()
+    assert rewrite.endswith(("？", "?")) and "\n" not in rewrite, rewrite
+    import re
+    assert set(re.findall(r"[A-Za-z][A-Za-z0-9-]*", rewrite)) <= {"Top-p", "Top-k", "Top", "p", "k"}, rewrite

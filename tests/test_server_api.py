@@ -108,6 +108,10 @@ def test_a_follow_up_conversation_is_accepted_and_answered(server):
     response = _chat(server.base_url, messages)
     assert response.status_code == 200, response.text
     assert not response.json()["docqa"]["refused"]
+    # A follow-up that leans on the conversation: resolved from the first question (sources block stripped).
+    messages[-1] = {"role": "user", "content": "它多久备份一次？"}
+    docqa = _chat(server.base_url, messages).json()["docqa"]
+    assert docqa["standalone_question"] == "星河数据库多久备份一次？" and docqa["follow_up"] == "resolved"
 
 
 @pytest.mark.parametrize("payload, status, needle", [

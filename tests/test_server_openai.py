@@ -74,6 +74,8 @@ def test_a_follow_up_question_is_answered_in_its_conversation(client):
                  {"role": "user", "content": "它每天几点自动备份？"}]
     response = client.chat.completions.create(model="docqa", messages=messages)
     ext = _docqa(response)
+    # "它" resolved from the first question's subject, without the model.
+    assert ext["standalone_question"] == "星河数据库每天几点自动备份？" and ext["follow_up"] == "resolved"
     assert not ext["refused"], ext["refusal_reason"]
     assert any(s in ext["answer"] for s in ("两点", "2点", "2:00", "凌晨")), ext["answer"]
 

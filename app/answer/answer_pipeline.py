@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from app.answer.standalone_question import REWRITTEN, StandaloneQuestion, standalone_question
+from app.answer.standalone_question import STANDALONE_FORMS, StandaloneQuestion, standalone_question
 from app.generation.base import Generator
 from app.generation.settings import GenerationSettings
 from ingest.settings import LimitSettings
@@ -214,7 +214,7 @@ class AnswerPipeline:
                 yield from _refuse(replace(refused, refusal_reason=gates.refusal.reason))
                 return
             start = time.perf_counter()
-            answer, shown = yield from self._attempt(searched, packed, language, refused, options.history,
+            answer, shown = yield from self._attempt(standalone, packed, language, refused, options.history,
                                                      generation, timings, answering, first_pass=not last)
             if last or not answer.refused:
                 yield DoneEvent(answer)
@@ -235,7 +235,7 @@ class AnswerPipeline:
                               self.generator.count_tokens)
         return [first, full] if first and len(first) < len(full) else [full]
 
-    def _attempt(self, searched: str, packed: list[PackedPassage], language: str, refused: Answer,
+    def _attempt(self, standalone: StandaloneQuestion, packed: list[PackedPassage], language: str, refused: Answer,
                  history: list[Turn], generation: GenerationSettings, timings: dict[str, float], answering: float,
                  first_pass: bool) -> EventGenerator[AnswerEvent, None, tuple[Answer, bool]]:
         """Answer from ``packed`` (asked once more without the refusal option after a refusal, except on a first
@@ -244,8 +244,9 @@ class AnswerPipeline:
         seconds from ``answering`` (the first prompt's start) to this attempt's first streamed token."""
         answer_settings = self.settings.answer
         refusals = (answer_settings.refusal_zh, answer_settings.refusal_en)
-        messages = self._with_history(build_messages(searched, packed, language, self._refusal(language)),
-                                      history, generation)
+        asked, previous = standalone.prompt_question, standalone.previous_question
+        messages = self._with_history(build_messages(asked, packed, language, self._refusal(language),
+                                                     previous_question=previous), history, generation)
         start = time.perf_counter()
         raw, first_token = yield from self._generate(messages, generation, refusals if first_pass else ())
         shown = bool(first_token)
@@ -259,8 +260,8 @@ class AnswerPipeline:
             passage_language = _passage_language(packed, answer_settings)
             retry_start = time.perf_counter() - start
             raw, retry_first = yield from self._generate(self._with_history(
-                build_messages(searched, packed, passage_language, self._refusal(language), allow_refusal=False),
-                history, generation), generation)
+                build_messages(asked, packed, passage_language, self._refusal(language), allow_refusal=False,
+                               previous_question=previous), history, generation), generation)
             decode_start, retried, shown = retry_start + retry_first, True, True
             # Across languages (English question, Chinese passages) only an answer in the passages' language can
             # be checked word by word; another one is dropped.
@@ -280,10 +281,10 @@ class AnswerPipeline:
                                    self.settings.answer, limits.max_question_chars)
 
     def _retrieve(self, question: str, standalone: StandaloneQuestion, options: AskOptions) -> RetrievalResult:
-        """Passages for the standalone question; a rewrite is fused with the message's own retrieval (the
-        rewrite's scores come first: the evidence gate judges the standalone question)."""
+        """Passages for the standalone question; a rewrite or a resolved question is fused with the message's own
+        retrieval (its scores come first: the evidence gate judges the standalone question)."""
         retrieve = self.retriever.retrieve
-        if standalone.method != REWRITTEN:
+        if standalone.method not in STANDALONE_FORMS:
             return retrieve(standalone.text, top_k=options.top_k, rerank=options.rerank)
         dialogue = self.settings.dialogue
         results = [retrieve(standalone.text, top_k=options.top_k, rerank=options.rerank),

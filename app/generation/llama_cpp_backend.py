@@ -219,7 +219,10 @@ class LlamaCppGenerator:
 
     def _compiled(self, grammar: str):
         """``grammar`` as a LlamaGrammar, checked first: llama.cpp answers a grammar it cannot parse with a null
-        sampler, which would crash the process when added to the sampler chain."""
+        sampler, which would crash the process when added to the sampler chain. The last one is kept: a follow-up
+        rewrite's grammar changes only with the conversation."""
+        if getattr(self, "_grammar_text", None) == grammar:
+            return self._grammar_parsed
         import llama_cpp
         from llama_cpp import LlamaGrammar
 
@@ -227,7 +230,8 @@ class LlamaCppGenerator:
         if not sampler:
             raise GenerationError(f"{self.name}: llama.cpp cannot parse the grammar:\n{grammar[:2000]}")
         llama_cpp.llama_sampler_free(sampler)
-        return LlamaGrammar.from_string(grammar, verbose=False)
+        self._grammar_text, self._grammar_parsed = grammar, LlamaGrammar.from_string(grammar, verbose=False)
+        return self._grammar_parsed
 
     def _stream(self, messages: list[Message], settings: GenerationSettings, grammar) -> Iterator[str]:
         tokens = self._prompt_tokens(messages)

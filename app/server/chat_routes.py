@@ -111,7 +111,8 @@ async def _snapshot(services: ServerServices) -> Snapshot:
 def _extension(answer: Answer, generation: str, retried: bool) -> DocqaExtension:
     return DocqaExtension(refused=answer.refused, refusal_reason=answer.refusal_reason, answer=answer.text,
                           sources=answer_sources(answer), retried=retried, generation=generation,
-                          timings=answer.timings)
+                          timings=answer.timings, standalone_question=answer.standalone_question,
+                          follow_up=answer.follow_up)
 
 
 def _usage(answer: Answer) -> Usage:

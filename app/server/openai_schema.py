@@ -96,6 +96,10 @@ class DocqaExtension(BaseModel):
     retried: bool = False
     generation: str = ""
     timings: dict[str, float] = Field(default_factory=dict)
+    # What a follow-up was retrieved and judged as, and how it was made (resolved, rewritten, …): the same as the
+    # chat page's "searched for" line.
+    standalone_question: str = ""
+    follow_up: str = ""
 
 
 class Usage(BaseModel):
