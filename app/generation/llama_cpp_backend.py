@@ -221,8 +221,9 @@ class LlamaCppGenerator:
         """``grammar`` as a LlamaGrammar, checked first: llama.cpp answers a grammar it cannot parse with a null
         sampler, which would crash the process when added to the sampler chain. The last one is kept: a follow-up
         rewrite's grammar changes only with the conversation."""
-        if getattr(self, "_grammar_text", None) == grammar:
-            return self._grammar_parsed
+        cached = getattr(self, "_grammar_cache", None)
+        if cached is not None and cached[0] == grammar:
+            return cached[1]
         import llama_cpp
         from llama_cpp import LlamaGrammar
 
@@ -230,8 +231,10 @@ class LlamaCppGenerator:
         if not sampler:
             raise GenerationError(f"{self.name}: llama.cpp cannot parse the grammar:\n{grammar[:2000]}")
         llama_cpp.llama_sampler_free(sampler)
-        self._grammar_text, self._grammar_parsed = grammar, LlamaGrammar.from_string(grammar, verbose=False)
-        return self._grammar_parsed
+        parsed = LlamaGrammar.from_string(grammar, verbose=False)
+        # One assignment, so a thread compiling another grammar at the same time never pairs text and grammar wrongly.
+        self._grammar_cache = (grammar, parsed)
+        return parsed
 
     def _stream(self, messages: list[Message], settings: GenerationSettings, grammar) -> Iterator[str]:
         tokens = self._prompt_tokens(messages)
