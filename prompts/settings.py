@@ -40,19 +40,34 @@ class AcceptanceModel(SettingsSection):
     low_lexical_support: float = Field(0.7, ge=0, le=1)
     # ... for answers with at least this many content tokens (a short answer hinges on one or two).
     min_lexical_tokens: int = Field(20, ge=1)
+    # Checks whose refusal stands whatever the score: a second answer that invents a figure.
+    vetoes: tuple[str, ...] = ("retry_numbers",)
 
 
 class AnswerSettings(SettingsSection):
     # The gates that may refuse before the LLM is called, in order (prompts/checks/; each reads its own settings
     # below): the best evidence score (min_evidence_score), the question's names (require_question_names).
     gates: tuple[str, ...] = ("evidence_score", "question_names")
-    # The checks of the model's draft, in order; each sees the draft as the ones before left it and the first that
-    # refuses decides: drop invalid citation numbers, numbers a second answer invents, a bare "[1]" quoted,
-    # near-miss constraints (evidence_checks), the LLM's verification (min_verification_yes_*), per-sentence
-    # support flags (min_support_score), lexical support (min_lexical_support). Add a check: a file in
-    # prompts/checks/ with build(parts), or "package.module:factory", and its name here.
-    checks: tuple[str, ...] = ("citations", "retry_numbers", "marker_quote", "constraints", "verification",
-                               "sentence_support", "lexical_support")
+    # The checks of the model's draft, in order; each sees the draft as the ones before left it (``decision``
+    # says how their verdicts combine): drop invalid citation numbers, numbers a second answer invents, a bare
+    # "[1]" quoted, a bare figure given its unit, a list shorter than the cited one (a defect to repair), near-miss
+    # constraints (evidence_checks), the LLM's verification (min_verification_yes_*), the claim (total − part
+    # derivation, the LLM's verdict on the answer itself), per-sentence support flags (min_support_score), lexical
+    # support (min_lexical_support). Add a check: a file in prompts/checks/ with build(parts), or
+    # "package.module:factory", and its name here.
+    checks: tuple[str, ...] = ("citations", "retry_numbers", "marker_quote", "units", "full_list", "constraints",
+                               "verification", "claim", "sentence_support", "lexical_support")
+    # How the checks' verdicts decide: "chain" — the first check that refuses refuses the answer; "acceptance" —
+    # every check runs and one calibrated score over their signals decides (prompts/acceptance.py, ``acceptance``
+    # below; evidence against the answer and the ``acceptance.vetoes`` checks still refuse outright).
+    decision: Literal["chain", "acceptance"] = "chain"
+    # Repair before refusing: when a check names a fixable defect (a marker-only answer, a shorter list than the
+    # cited one, a doubted figure among several), ask the model once more with it and keep the repaired answer if
+    # it passes the same checks (one more generation for those answers only).
+    repair_defects: bool = True
+    # Ask, in the answer prompt, for the unit of a count or quantity and for the full list of a "which ones"
+    # question (prompts/templates.shape_hint; a line for those questions only).
+    state_shape: bool = False
 
     _known_parts = field_validator("gates", "checks")(_known_checks)
 
@@ -121,9 +136,11 @@ class AnswerSettings(SettingsSection):
         weights={"evidence_logit": 1.2886, "claim_logit": 0.6653, "conflict_name": -0.8643,
                  "low_lexical_support": -0.0306, "shape_mismatch": 0.0, "cross_language": 0.0, "retried": -0.7649,
                  "quoted": 0.2922}))
-    # Below this p(yes) of the claim verdict a figure among several in its cited sentence is asked about again
-    # (prompts/answer_repair.py, "doubtful_figure").
+    # Below this p(yes) of the claim verdict (prompts/checks/claim.py) a figure among several in its cited
+    # sentence is asked about again (prompts/answer_repair.py, "doubtful_figure") ...
     min_claim_yes: float = Field(0.5, ge=0, le=1)
+    # ... and below this one the chain refuses the answer (0: the verdict is a signal only).
+    refuse_claim_yes: float = Field(0.0, ge=0, le=1)
 
     # A first-pass answer (first_pass_budget_tokens) must reach at least this p(yes) as well: read from fewer
     # passages, the small model more often answers from a same-topic passage that lacks the answer (near misses

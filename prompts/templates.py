@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
+from prompts.question_shape import COUNT, LIST, QUANTITY, asked_for
 from retrieval.results import ScoredChunk
 
 
@@ -50,6 +51,21 @@ _USER_EN = ("<passages>\n{passages}\n</passages>\n\nQuestion: {question}\n"
             "Answer from the passages and end each sentence with the passage numbers, e.g. [1].")
 
 
+# What the answer must state when the question asks a count, a quantity or "which ones" (issue #25: a bare "12" for
+# a number of people, three of seven directors); a line after the closing reminder, only for those questions.
+_SHAPE_HINTS = {
+    "zh": {COUNT: "回答数量时写出数字和单位。", QUANTITY: "回答时写出数字和单位。", LIST: "请列出资料中的全部项。"},
+    "en": {COUNT: "Give the number with its unit.", QUANTITY: "Give the number with its unit.",
+           LIST: "Give every item the passages list."},
+}
+
+
+def shape_hint(question: str, language: str) -> str:
+    """The line asking for the unit or the full list the question asks for ("" for other questions)."""
+    lang = "zh" if language == "zh" else "en"
+    return _SHAPE_HINTS[lang].get(asked_for(question, lang).kind, "")
+
+
 def quote_as_data(text: str) -> str:
     """Escape ``<``, ``>`` and ``&`` so nothing inside a passage can close its tag, open a new one or spell a
     chat-template control token (``<|im_start|>``): the text stays readable but is inert data."""
@@ -81,13 +97,15 @@ def system_prompt(language: str, refusal: str, allow_refusal: bool = True) -> st
 
 
 def build_messages(question: str, passages: list[PackedPassage], language: str, refusal: str,
-                   allow_refusal: bool = True) -> list[dict]:
-    """Chat messages for a grounded answer (``allow_refusal=False``: the second attempt after a refusal). The
-    system message depends only on language and refusal sentence, never on passage content, so a document cannot
-    rewrite the instructions."""
+                   allow_refusal: bool = True, state_shape: bool = False) -> list[dict]:
+    """Chat messages for a grounded answer (``allow_refusal=False``: the second attempt after a refusal;
+    ``state_shape``: ask for the unit or the full list the question asks for). The system message depends only on
+    language and refusal sentence, never on passage content, so a document cannot rewrite the instructions."""
     blocks = "\n".join(render_passage(p.number, p.passage, p.text) for p in passages)
     user_template = _USER_ZH if language == "zh" else _USER_EN
+    user = user_template.format(passages=blocks, question=quote_as_data(question))
+    hint = shape_hint(question, language) if state_shape else ""
     return [
         {"role": "system", "content": system_prompt(language, refusal, allow_refusal)},
-        {"role": "user", "content": user_template.format(passages=blocks, question=quote_as_data(question))},
+        {"role": "user", "content": f"{user}\n{hint}" if hint else user},
     ]
