@@ -63,8 +63,9 @@ class AnswerSettings(SettingsSection):
     decision: Literal["chain", "acceptance"] = "chain"
     # Repair before refusing: when a check names a fixable defect (a marker-only answer, a shorter list than the
     # cited one, a doubted figure among several), ask the model once more with it and keep the repaired answer if
-    # it passes the same checks (one more generation for those answers only).
-    repair_defects: bool = True
+    # it passes the same checks (one more generation for those answers only). "refused": only a draft the checks
+    # refuse; "always": also one they keep (a marker-only draft's quote, a short list); "off".
+    repair_defects: Literal["off", "refused", "always"] = "refused"
     # Ask, in the answer prompt, for the unit of a count or quantity and for the full list of a "which ones"
     # question (prompts/templates.shape_hint; a line for those questions only).
     state_shape: bool = False

@@ -169,7 +169,7 @@ def _pipeline(drafts: list[str], verdicts: Verdicts, passages: list[str], **answ
 
 def test_a_short_list_is_repaired_once_with_the_finding_and_the_repaired_answer_checked_the_same_way():
     full = "、".join(NAMES) + " [1]"
-    pipeline, generator = _pipeline(["张立 [1]", full], Verdicts(0.9, 0.9), [BOARD])
+    pipeline, generator = _pipeline(["张立 [1]", full], Verdicts(0.9, 0.9), [BOARD], repair_defects="always")
     answer = pipeline.answer("恒远科技第五届董事会有哪些董事？")
     assert not answer.refused and answer.text == full
     assert len(generator.calls) == 2 and "7项" in generator.calls[1][-1]["content"]
@@ -177,13 +177,25 @@ def test_a_short_list_is_repaired_once_with_the_finding_and_the_repaired_answer_
     assert answer.signals["repair.kept"] == 1.0 and "repair" in answer.timings
     # A repaired answer that fails the checks leaves the first one standing.
     pipeline, generator = _pipeline(["张立 [1]", "2021年的董事是周明 [1]"], Verdicts(0.9, 0.9), [BOARD],
+                                    repair_defects="always",
                                     checks=("citations", "full_list", "constraints", "lexical_support"),
                                     min_lexical_support=0.9, min_lexical_tokens=2)
     answer = pipeline.answer("恒远科技第五届董事会有哪些董事？")
     assert not answer.refused and answer.text == "张立 [1]" and answer.signals["repair.kept"] == 0.0
-    # Off: no second generation.
-    pipeline, generator = _pipeline(["张立 [1]"], Verdicts(0.9, 0.9), [BOARD], repair_defects=False)
-    assert pipeline.answer("恒远科技第五届董事会有哪些董事？").text == "张立 [1]" and len(generator.calls) == 1
+    # Only before refusing (the default): a kept draft is not sent back; off: never.
+    for mode in ("refused", "off"):
+        pipeline, generator = _pipeline(["张立 [1]"], Verdicts(0.9, 0.9), [BOARD], repair_defects=mode)
+        assert pipeline.answer("恒远科技第五届董事会有哪些董事？").text == "张立 [1]" and len(generator.calls) == 1
+
+
+def test_a_draft_about_to_be_refused_is_repaired_first():
+    # The model's verdict doubts "412" for the questions without answers (its sentence also gives 37): refused by
+    # the claim verdict (refuse_claim_yes), repaired with that finding, and the repaired "37道" kept.
+    pipeline, generator = _pipeline(["412道 [1]", "37道 [1]"], Verdicts(0.9, 0.1, {"37道": 0.9}), [SAMPLE],
+                                    refuse_claim_yes=0.3)
+    answer = pipeline.answer("青鸾评测集里有多少道拒答题？")
+    assert not answer.refused and answer.text == "37道 [1]" and answer.signals["repair.kept"] == 1.0
+    assert "37" in generator.calls[1][-1]["content"] and "412道" in generator.calls[1][-1]["content"]
 
 
 def test_the_pipeline_decides_by_the_acceptance_score_when_configured():

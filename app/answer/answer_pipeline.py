@@ -362,7 +362,8 @@ class AnswerPipeline:
         question = Question(refused.standalone_question or refused.question, refused.language)
         draft = Draft(raw, retried=retried, first_pass=first_pass)
         judged = self._judge(draft, question, packed, refused)
-        if judged.defects and a.repair_defects and messages is not None and not first_pass:
+        repair = a.repair_defects == "always" or (a.repair_defects == "refused" and not judged.passed)
+        if judged.defects and repair and messages is not None and not first_pass:
             judged = self._repair(judged, draft, question, packed, refused, messages,
                                   generation or self.settings.generation)
         refused.signals.update(judged.signals)
