@@ -126,17 +126,17 @@ class AnswerSettings(SettingsSection):
     min_verification_yes_en: float = Field(0.75, le=1)
     min_verification_yes_cross: float = Field(0.5, le=1)
 
-    # The one decision on a drafted answer (prompts/answer_decision.py): its signals scored by a logistic model
-    # (evidence against the answer refuses it whatever the score: prompts/acceptance.AGAINST), fitted by
-    # `python -m bench.fit_acceptance bench/results/keep_right_after_written.json
-    # bench/results/keep_right_after_dev36.json` (2026-12-07) on the tuning half of the keep-right development
-    # sets (38 drafts the score decides, 31 right; L2, C=1); threshold = the highest refusing at most 5 % of the
-    # tuning half's right drafts. The curve on the report half: bench/RESULTS_KEEP_RIGHT.md. Few drafts: refit.
+    # The acceptance decision (``decision = "acceptance"``, prompts/acceptance.py): its signals scored by a logistic
+    # model (evidence against the answer and the vetoes refuse it whatever the score), fitted by
+    # `python -m bench.fit_acceptance bench/results/keep_right_kr_acceptance.json` (2026-12-07) on the tuning half
+    # of the keep-right development sets (46 drafts the score decides, 34 right; L2, C=1); threshold = the highest
+    # refusing at most 5 % of the tuning half's right drafts. Its curve on the report half, and why the chain stays
+    # the default: bench/RESULTS_KEEP_RIGHT.md.
     acceptance: AcceptanceModel = Field(default_factory=lambda: AcceptanceModel(
-        intercept=-2.3558, threshold=0.7322,
-        weights={"evidence_logit": 1.2886, "claim_logit": 0.6653, "conflict_name": -0.8643,
-                 "low_lexical_support": -0.0306, "shape_mismatch": 0.0, "cross_language": 0.0, "retried": -0.7649,
-                 "quoted": 0.2922}))
+        intercept=-1.7803, threshold=0.5916,
+        weights={"evidence_logit": 1.7412, "claim_logit": -0.0788, "conflict_name": -0.7793,
+                 "low_lexical_support": -0.0113, "shape_mismatch": 0.0, "cross_language": 0.0, "retried": -0.9482,
+                 "quoted": 0.4257}))
     # Below this p(yes) of the claim verdict (prompts/checks/claim.py) a figure among several in its cited
     # sentence is asked about again (prompts/answer_repair.py, "doubtful_figure") ...
     min_claim_yes: float = Field(0.5, ge=0, le=1)

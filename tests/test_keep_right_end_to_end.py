@@ -46,15 +46,15 @@ def llm(packaged_models_dir, packaged_gguf_path):
     from app.wiring import build_generator
 
     settings = Settings(model_cache_dir=packaged_models_dir)
-    settings.generation.n_threads = 2
     settings.generation.max_new_tokens = 96
     return build_generator(settings), settings
 
 
-def _pipeline(llm, draft: str, passage: str, real_embedder):
+def _pipeline(llm, draft: str, passage: str, real_embedder, **answer):
     from app.wiring import assemble_pipeline
 
     model, settings = llm
+    settings = settings.model_copy(update={"answer": settings.answer.replace(**answer)})
     generator = FirstDraftGiven(model, draft)
     return assemble_pipeline(FakeRetriever([scored(passage, 1)]), generator, real_embedder, settings), generator
 
@@ -71,7 +71,8 @@ def test_the_readme_follow_up_is_answered_375_by_the_cited_figures(llm, real_emb
 
 
 def test_a_list_shorter_than_the_cited_one_is_repaired_by_the_model_and_checked_again(llm, real_embedder):
-    pipeline, generator = _pipeline(llm, "张立 [1]", BOARD, real_embedder)
+    # "always": the one-name draft passes the checks; the default repairs only a draft about to be refused.
+    pipeline, generator = _pipeline(llm, "张立 [1]", BOARD, real_embedder, repair_defects="always")
     answer = pipeline.answer("恒远科技第五届董事会有哪些董事？")
     assert len(generator.prompts) == 2 and "7项" in generator.prompts[1][-1]["content"]
     assert answer.signals["repair.tried"] == 1.0
