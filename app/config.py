@@ -24,6 +24,7 @@ from pydantic import Field, PrivateAttr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 from app.generation.settings import PACKAGED_LLM, GenerationSettings
+from app.mcp.settings import McpSettings
 from app.server.settings import ServerSettings
 from ingest.store.base_registry import (
     DEFAULT_BASE,
@@ -41,13 +42,14 @@ from ingest.settings import (
     LimitSettings,
     OcrSettings,
     SettingsSection,
+    StoreSettings,
 )
 from prompts.settings import AnswerSettings, DialogueSettings
 from retrieval.settings import RetrievalSettings
 
 __all__ = ["PACKAGED_EMBEDDER", "PACKAGED_LLM", "AnswerSettings", "ChunkingSettings", "ConfigError",
            "DialogueSettings", "EmbedderSettings", "GenerationSettings", "IndexSettings", "LimitSettings",
-           "OcrSettings", "RetrievalSettings", "ServerSettings", "Settings", "load_settings"]
+           "OcrSettings", "RetrievalSettings", "ServerSettings", "Settings", "StoreSettings", "load_settings"]
 
 ENV_PREFIX = "DOCQA_"
 # Settings that moved to another section; old TOML files and variables naming the old place keep working.
@@ -83,6 +85,7 @@ class Settings(SettingsSection):
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
@@ -90,6 +93,7 @@ class Settings(SettingsSection):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     ocr: OcrSettings = Field(default_factory=OcrSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
 
     @model_validator(mode="before")
     @classmethod

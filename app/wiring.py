@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ingest.embedding.embedder import Embedder
     from ingest.pipeline.ingest_pipeline import IngestOptions
     from ingest.pipeline.ingest_report import IngestReport
-    from ingest.store.knowledge_base import KnowledgeBase
+    from ingest.store.store_protocol import KnowledgeStore, StoreSnapshot
     from ingest.store.token_store import TokenVectorStore
     from prompts.checks.base import AnswerCheck, PassageGate
     from prompts.grounding_check import SupportScorer
@@ -49,28 +49,41 @@ def load_embedder(settings: Settings) -> Embedder:
     return load(settings.embedder, settings.models_path)
 
 
-def open_knowledge_base(settings: Settings, embedder: Embedder) -> KnowledgeBase:
-    """The live generation of the configured base, refused when another embedder built it; index search
-    parameters (nprobe, efSearch) and the device come from ``settings.index``."""
-    from ingest.store.knowledge_base import KnowledgeBase
+def knowledge_store(settings: Settings) -> KnowledgeStore:
+    """The configured base's store (``[store] backend``): the FAISS folder at ``settings.kb_path``, or the base's
+    Milvus collections (``store.collection``, default derived from the base's folder). Opens nothing yet."""
+    if settings.store.backend == "milvus":
+        from ingest.store.milvus.milvus_store import MilvusStore
 
-    return KnowledgeBase.open(settings.kb_path, embedder=embedder.name, dimension=embedder.dimension,
-                              index_settings=settings.index)
+        # Named after the base's folder, which a rename does not change; the default base has none.
+        base_key = Path(settings.base_dir).name if settings.base_dir else settings.kb_name
+        return MilvusStore.for_base(settings.store, settings.kb_path, base_key, settings.index)
+    from ingest.store.folder_store import FolderStore
+
+    return FolderStore(settings.kb_path, settings.index)
 
 
-def open_token_store(settings: Settings, kb: KnowledgeBase, embedder: Embedder) -> TokenVectorStore | None:
-    """The token vectors the ingest stored for this base and embedder, or None when there are none."""
+def open_knowledge_base(settings: Settings, embedder: Embedder) -> StoreSnapshot:
+    """The live generation of the configured base, refused when another embedder built it; the folder store's
+    index search parameters (nprobe, efSearch) and device come from ``settings.index``."""
+    return knowledge_store(settings).open(embedder=embedder.name, dimension=embedder.dimension)
+
+
+def open_token_store(settings: Settings, embedder: Embedder) -> TokenVectorStore | None:
+    """The token vectors the ingest stored for this base and embedder, or None when there are none. They stay in
+    the base's local folder whatever the store: a machine that did not ingest the base has none, and MaxSim then
+    encodes its candidates at query time (README, "Knowledge base on Milvus")."""
     from ingest.embedding.embedding_cache import passage_fingerprint
     from ingest.store.kb_layout import TOKEN_VECTORS_FILE
     from ingest.store.token_store import TokenVectorStore
 
-    return TokenVectorStore.open_readonly(kb.kb_dir / TOKEN_VECTORS_FILE,
+    return TokenVectorStore.open_readonly(settings.kb_path / TOKEN_VECTORS_FILE,
                                           passage_fingerprint(embedder.name, embedder.dimension, settings.embedder),
                                           embedder.dimension)
 
 
-def build_reranker_for(settings: Settings, kb: KnowledgeBase, embedder: Embedder) -> Reranker:
-    store = open_token_store(settings, kb, embedder) if settings.retrieval.reranker == MAXSIM else None
+def build_reranker_for(settings: Settings, embedder: Embedder) -> Reranker:
+    store = open_token_store(settings, embedder) if settings.retrieval.reranker == MAXSIM else None
     return build_reranker(settings.retrieval.reranker, embedder, device=settings.embedder.device,
                           batch_size=settings.embedder.batch_size, token_store=store)
 
@@ -82,8 +95,8 @@ def build_retriever(settings: Settings, embedder: Embedder | None = None,
     embedder = embedder or load_embedder(settings)
     kb = open_knowledge_base(settings, embedder)
     build = settings.retrieval.rerank if with_reranker is None else with_reranker
-    reranker = build_reranker_for(settings, kb, embedder) if build else None
-    return HybridRetriever(kb, embedder, kb.keyword_index, settings.retrieval, reranker, settings.limits)
+    reranker = build_reranker_for(settings, embedder) if build else None
+    return HybridRetriever(kb, embedder, settings.retrieval, reranker, settings.limits)
 
 
 def build_generator(settings: Settings) -> Generator:
@@ -148,7 +161,8 @@ def kb_notices(retriever: object) -> list[str]:
 
 def run_ingest(settings: Settings, paths: Sequence[Path], options: IngestOptions | None = None,
                embedder_factory: Callable[[], Embedder] | None = None) -> IngestReport:
-    """The incremental ingest of ``paths`` into the configured base (the embedder loads only if work needs it)."""
+    """The incremental ingest of ``paths`` into the configured base and store (the embedder loads only if work
+    needs it)."""
     from ingest.pipeline.ingest_pipeline import run_ingest as run
 
-    return run(settings, paths, options, embedder_factory=embedder_factory)
+    return run(settings, paths, options, embedder_factory=embedder_factory, store=knowledge_store(settings))

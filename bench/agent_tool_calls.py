@@ -1,23 +1,35 @@
-"""How reliably the packaged local LLM drives a LangChain agent through the ``search_knowledge_base`` tool.
+"""How reliably the packaged local LLM drives a LangChain agent through the ``search_knowledge_base`` tool, on three
+tool-call paths side by side:
 
-For each question a fresh ``langchain.agents.create_agent`` agent (LocalChatModel over the configured generator,
-the knowledge-base tools, AGENT_INSTRUCTIONS) runs with a small recursion limit, on the seeds corpus and
-bench/questions/seeds_qa.jsonl (answerable Chinese and English questions and unanswerable ones). Reported:
+- lenient: free decoding and the lenient parser ("before");
+- grammar: decoding under the tool-call grammar, the greedy first token choosing between a call and an answer;
+- decided: the grammar, with the branch chosen by the model's probability mass on beginning a call
+  (``LocalChatModel.call_threshold``; ``--call-threshold``).
 
-- tool_call_rate: the model's first turn produced a call to search_knowledge_base that the adapter parsed;
-- strict_format_rate: that first turn used the template's exact ``<tool_call>{json}</tool_call>`` form (the rest
-  are drifted forms the adapter's lenient parser recovered, e.g. ``<tools>`` tags or doubled braces);
-- completed_rate: the run ended with a final answer within the step limit;
-- answer_hit_rate (answerable): an expected answer string appears in the final answer;
-- refusal_rate (unanswerable): the final answer says the documents do not hold the answer.
+The knowledge base holds the seed documents and data/sample; the questions (bench/questions/agent_qa.jsonl, written
+for this benchmark) are answerable Chinese and English ones over both and unanswerable ones, several of them near
+misses. Each question gets a fresh ``create_agent`` run (LocalChatModel over the configured generator, the
+knowledge-base tools, AGENT_INSTRUCTIONS, ``tool_choice`` left to the agent: "auto"). Reported per path, over all
+questions and per half (even positions = the tuning half, odd = the report half):
 
-    .venv/bin/python -m bench.agent_tool_calls --questions 10
-    .venv/bin/python -m bench.agent_tool_calls --first-turn-only --system-prompt "..."   # quick prompt trials
+- tool_call_rate: the model's first turn called search_knowledge_base (goal >= 0.9);
+- valid_call_rate: of the first turns that began a call (text starting with "<tool_call>", or any call the
+  parser recovered), the share that parsed into a call of a bound tool with schema-valid arguments (goal 1.0);
+- answer_hit_rate (answerable): an expected answer string appears in the agent's final answer, beside
+  direct_hit_rate: the same for the tool's own answer to the question asked directly (goal: within 0.10);
+- tool_refusal_rate / final_refusal_rate (unanswerable): the tool answered NOT FOUND / the agent's final answer
+  says the documents do not hold it;
+- median_seconds: wall time per agent run; tool answers are computed once per question text and reused, and the
+  time the tool first took is added back, so the figure is what an uncached run costs;
+- small_talk_calls: of four greetings / thanks (first turn only), how many the model answered with a call —
+  "auto" must still let it answer where no search is needed.
 
-``--first-turn-only`` asks only for the model's first turn (with the tools bound, as the agent does) and reports
-just the two tool-call rates: a fast way to compare system prompts.
+    nice -n 15 env DOCQA_GENERATION__N_THREADS=1 .venv/bin/python -m bench.agent_tool_calls
+    .venv/bin/python -m bench.agent_tool_calls --first-turn-only --paths decided --system-prompt "..."
 
-Writes bench/results/agent_tool_calls.json and prints the figures.
+``--first-turn-only`` asks only for the agent's first model turn (the tools bound, as the agent does): a fast way
+to compare system prompts and thresholds (each run records the call probability). Writes
+bench/results/agent_tool_calls.json (or agent_first_turn.json) and prints the figures.
 """
 
 from __future__ import annotations
@@ -25,47 +37,97 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
+import shutil
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator
 
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.errors import GraphRecursionError
 
+from app.answer.answer_pipeline import AskOptions
 from app.config import load_settings
 from app.langchain.chat_model_adapter import LocalChatModel
-from app.langchain.langchain_tool import AGENT_INSTRUCTIONS, build_knowledge_base_tools
+from app.langchain.langchain_tool import AGENT_INSTRUCTIONS, build_knowledge_base_tools, format_answer
+from app.langchain.tool_call_format import TOOL_CALL_OPEN
 from app.wiring import assemble_pipeline, build_generator
 from bench.lib.answer_scoring import keyword_hit
 from bench.lib.bench_kb import build_kb
 from bench.lib.eval_data import Question, load_questions
-from bench.lib.paths import RESULTS_DIR, SEEDS_DIR, SEEDS_QUESTIONS
+from bench.lib.paths import BENCH_DIR, QUESTIONS_DIR, RESULTS_DIR, SEEDS_DIR
 
 TOOL = "search_knowledge_base"
-_STRICT_CALL = re.compile(r"^\s*<tool_call>\s*(\{.*\})\s*(?:</tool_call>\s*)?$", re.DOTALL)
-REFUSAL_PHRASES = ("无法回答", "没有", "不包含", "未提及", "not contain", "do not", "don't", "no information",
-                   "not found", "cannot")
+QUESTIONS = QUESTIONS_DIR / "agent_qa.jsonl"
+SAMPLE_DIR = BENCH_DIR.parent / "data" / "sample"
+# lenient: the parser alone ("before"); grammar: decoding under the grammar, the greedy first token choosing
+# between a call and an answer; decided: the grammar, the branch chosen by its probability mass (call_threshold).
+PATHS = ("lenient", "grammar", "decided")
+# Messages an agent should answer without searching: "auto" must still let the model answer them.
+SMALL_TALK = ("你好！", "谢谢你的帮助。", "Hello! Who are you?", "Thanks, that's all for today.")
+REFUSAL_PHRASES = ("无法回答", "没有", "不包含", "未提及", "未找到", "找不到", "not contain", "do not", "don't",
+                   "no information", "not found", "cannot", "does not")
 
 
 class RecordingGenerator:
-    """Passes calls through to the real generator, keeping each raw reply (to judge the tool-call format)."""
+    """Passes calls through to the real generator, keeping each raw reply (to judge the first turn)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.name, self.n_ctx = inner.name, inner.n_ctx
         self.replies: list[str] = []
 
-    def stream(self, messages: list[dict[str, str]], settings: Any) -> Iterator[str]:
-        pieces: list[str] = []
+    def _record(self, pieces: Iterator[str]) -> Iterator[str]:
+        kept: list[str] = []
         try:
-            for piece in self.inner.stream(messages, settings):
-                pieces.append(piece)
+            for piece in pieces:
+                kept.append(piece)
                 yield piece
         finally:
-            self.replies.append("".join(pieces))
+            self.replies.append("".join(kept))
+
+    def stream(self, messages: list[dict[str, str]], settings: Any) -> Iterator[str]:
+        return self._record(self.inner.stream(messages, settings))
+
+    def stream_constrained(self, messages: list[dict[str, str]], settings: Any, grammar: str) -> Iterator[str]:
+        return self._record(self.inner.stream_constrained(messages, settings, grammar))
+
+    def leading_char_probability(self, messages: list[dict[str, str]], chars: str) -> float:
+        return self.inner.leading_char_probability(messages, chars)
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def count_prompt_tokens(self, messages: list[dict[str, str]]) -> int:
+        return self.inner.count_prompt_tokens(messages)
+
+
+class AnswerCache:
+    """The answer pipeline with its answers kept per question text: the agents of both paths and the direct run
+    ask the same questions, and greedy decoding gives the same answer each time. ``reused_seconds`` is the time
+    the reused answers first took."""
+
+    def __init__(self, pipeline: Any) -> None:
+        self.pipeline = pipeline
+        self.retriever = pipeline.retriever
+        self._answers: dict[str, tuple[Any, float]] = {}
+        self.reused_seconds = 0.0
+
+    def answer(self, question: str, options: AskOptions | None = None) -> Any:
+        if question in self._answers:
+            answer, seconds = self._answers[question]
+            self.reused_seconds += seconds
+            return answer
+        started = time.perf_counter()
+        answer = self.pipeline.answer(question, options or AskOptions())
+        self._answers[question] = (answer, time.perf_counter() - started)
+        return answer
+
+    def seconds(self, question: str) -> float:
+        return self._answers[question][1]
 
 
 @dataclass
@@ -74,11 +136,15 @@ class Run:
     lang: str
     answerable: bool
     question: str
+    path: str
     tool_called: bool = False
-    strict_format: bool = False
+    call_probability: float | None = None
+    call_started: bool = False
+    call_valid: bool = False
     completed: bool = False
     answer_hit: bool = False
-    refused: bool = False
+    tool_refused: bool = False
+    final_refused: bool = False
     tool_question: str = ""
     final: str = ""
     first_reply: str = ""
@@ -87,76 +153,113 @@ class Run:
     steps: list[str] = field(default_factory=list)
 
 
-def _strict(reply: str) -> bool:
-    match = _STRICT_CALL.match(reply)
-    if not match:
-        return False
-    try:
-        return json.loads(match.group(1)).get("name") == TOOL
-    except (json.JSONDecodeError, AttributeError):
-        return False
+def _judge_first_turn(run: Run, message: AIMessage | None, reply: str) -> None:
+    run.first_reply = reply
+    if message is not None:
+        run.call_probability = message.response_metadata.get("call_probability")
+    calls = message.tool_calls if message is not None else []
+    run.tool_called = any(c["name"] == TOOL for c in calls)
+    run.tool_question = next((str(c["args"].get("question", "")) for c in calls if c["name"] == TOOL), "")
+    # A call was begun when the reply opens with the call tag or the parser found one in it (drifted forms).
+    run.call_started = reply.lstrip().startswith(TOOL_CALL_OPEN) or bool(calls) or bool(
+        message is not None and message.invalid_tool_calls)
+    run.call_valid = run.call_started and bool(calls) and all(isinstance(c["args"], dict) for c in calls)
 
 
-def pick_questions(questions: list[Question], n: int) -> list[Question]:
-    """A fixed mix: about 60% answerable Chinese, 20% answerable English, 20% unanswerable."""
-    zh = [q for q in questions if q.answerable and q.lang != "en"]
-    en = [q for q in questions if q.answerable and q.lang == "en"]
-    no = [q for q in questions if not q.answerable]
-    n_en, n_no = max(1, n // 5), max(1, n // 5)
-    picked = zh[:n - n_en - n_no] + en[:n_en] + no[:n_no]
-    return picked[:n]
+def _refuses(text: str) -> bool:
+    low = text.lower()
+    return any(p in low for p in REFUSAL_PHRASES)
 
 
-def run_one(agent: Any, recorder: RecordingGenerator, q: Question, max_steps: int) -> Run:
-    run = Run(q.qid, q.lang, q.answerable, q.question)
+def run_agent(agent: Any, recorder: RecordingGenerator, cache: AnswerCache, q: Question, path: str,
+              max_steps: int) -> Run:
+    run = Run(q.qid, q.lang, q.answerable, q.question, path)
     recorder.replies.clear()
+    cache.reused_seconds = 0.0
     started = time.perf_counter()
     try:
-        result = agent.invoke({"messages": [HumanMessage(q.question)]}, config={"recursion_limit": max_steps})
-        messages = result["messages"]
+        messages = agent.invoke({"messages": [HumanMessage(q.question)]},
+                                config={"recursion_limit": max_steps})["messages"]
         run.completed = isinstance(messages[-1], AIMessage) and not messages[-1].tool_calls
     except GraphRecursionError as exc:
         messages, run.error = [], f"step limit: {exc}"[:200]
-    run.seconds = time.perf_counter() - started
-    run.first_reply = recorder.replies[0] if recorder.replies else ""
-    first_ai = next((m for m in messages if isinstance(m, AIMessage)), None)
-    calls = first_ai.tool_calls if first_ai is not None else []
-    if not messages and recorder.replies:  # the run hit the limit; judge the first reply on its own
-        from app.langchain.tool_call_format import parse_reply
-
-        calls = [{"name": c.name, "args": c.arguments} for c in parse_reply(run.first_reply, {TOOL}).tool_calls]
-    run.tool_called = any(c["name"] == TOOL for c in calls)
-    run.tool_question = next((str(c["args"].get("question", "")) for c in calls if c["name"] == TOOL), "")
-    run.strict_format = run.tool_called and _strict(run.first_reply)
+    run.seconds = time.perf_counter() - started + cache.reused_seconds
+    _judge_first_turn(run, next((m for m in messages if isinstance(m, AIMessage)), None),
+                      recorder.replies[0] if recorder.replies else "")
     for m in messages:
         if isinstance(m, AIMessage):
             run.steps.append("call" if m.tool_calls else "answer")
         elif isinstance(m, ToolMessage):
             run.steps.append("tool")
+            run.tool_refused = run.tool_refused or str(m.content).startswith("NOT FOUND")
     if run.completed:
         run.final = str(messages[-1].content)
         run.answer_hit = q.answerable and keyword_hit(run.final, q.answers)
-        low = run.final.lower()
-        run.refused = any(p in low for p in REFUSAL_PHRASES)
+        run.final_refused = _refuses(run.final)
     return run
 
 
-def first_turn(model: Any, tools: Any, system_prompt: str, q: Question) -> Run:
+def run_first_turn(model: LocalChatModel, tools: Any, system_prompt: str, q: Question, path: str) -> Run:
     """Only the agent's first model call: system prompt + question with the tools bound."""
-    run = Run(q.qid, q.lang, q.answerable, q.question)
+    run = Run(q.qid, q.lang, q.answerable, q.question, path)
+    model.generator.replies.clear()
     started = time.perf_counter()
     message = model.bind_tools(tools.tools).invoke([SystemMessage(system_prompt), HumanMessage(q.question)])
     run.seconds = time.perf_counter() - started
-    run.first_reply = model.generator.replies[-1]
-    run.tool_called = any(c["name"] == TOOL for c in message.tool_calls)
-    run.tool_question = next((str(c["args"].get("question", "")) for c in message.tool_calls if c["name"] == TOOL), "")
-    run.strict_format = run.tool_called and _strict(run.first_reply)
+    _judge_first_turn(run, message, model.generator.replies[-1])
     run.steps = ["call" if message.tool_calls else "answer"]
     return run
 
 
+def probe(model: LocalChatModel, tools: Any, system_prompt: str, q: Question) -> dict[str, Any]:
+    """The first turn's branch, without decoding a reply: the probability the model puts on beginning a call
+    (what ``call_threshold`` compares), and the branch the greedy first token takes under the "auto" grammar
+    (one token decoded: under the grammar a reply that starts with "<" is a call, and every call is valid)."""
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    from app.langchain.tool_call_grammar import CALL_START_CHARS, ToolChoice, tool_call_grammar
+
+    schemas = [convert_to_openai_tool(t) for t in tools.tools]
+    plain = model._plain_messages([SystemMessage(system_prompt), HumanMessage(q.question)], schemas)
+    generator = model.generator
+    started = time.perf_counter()
+    p_call = generator.leading_char_probability(plain, CALL_START_CHARS)
+    first = "".join(generator.stream_constrained(plain, model.generation.replace(max_new_tokens=1),
+                                                 tool_call_grammar(schemas, ToolChoice("auto"))))
+    return {"qid": q.qid, "answerable": q.answerable, "call_probability": round(p_call, 4),
+            "greedy_calls": first.startswith("<"), "first_token": first, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def threshold_table(probes: list[dict[str, Any]], talk: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """First-turn call rates per half if the branch were decided at each threshold (decided path), beside the
+    greedy grammar's, and the small-talk messages each would answer with a call."""
+    rows = []
+    for threshold in (None, 0.5, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01):
+        def calls(p: dict[str, Any]) -> bool:
+            return p["greedy_calls"] if threshold is None else p["call_probability"] >= threshold
+        rows.append({"threshold": threshold if threshold is not None else "greedy",
+                     "tune_half": _rate([calls(p) for p in half(probes, "tune")]),
+                     "report_half": _rate([calls(p) for p in half(probes, "report")]),
+                     "small_talk_calls": sum(calls(p) for p in talk)})
+    return rows
+
+
+def run_direct(cache: AnswerCache, q: Question, max_chars: int) -> dict[str, Any]:
+    """The tool's own answer to the question, asked directly (what the agent is compared with)."""
+    answer = cache.answer(q.question)
+    text = format_answer(answer, max_chars)
+    return {"qid": q.qid, "answerable": q.answerable, "refused": answer.refused,
+            "hit": q.answerable and not answer.refused and keyword_hit(answer.text, q.answers),
+            "seconds": round(cache.seconds(q.question), 2), "text": text[:400]}
+
+
 def _rate(values: list[bool]) -> float | None:
     return round(sum(values) / len(values), 3) if values else None
+
+
+def half(runs: list, name: str) -> list:
+    """The tuning half (even positions in the question file) or the report half (odd positions)."""
+    return runs[0::2] if name == "tune" else runs[1::2]
 
 
 def summarise(runs: list[Run]) -> dict[str, Any]:
@@ -165,56 +268,122 @@ def summarise(runs: list[Run]) -> dict[str, Any]:
     return {
         "questions": len(runs),
         "tool_call_rate": _rate([r.tool_called for r in runs]),
-        "strict_format_rate": _rate([r.strict_format for r in runs]),
+        "valid_call_rate": _rate([r.call_valid for r in runs if r.call_started]),
         "completed_rate": _rate([r.completed for r in runs]),
         "answer_hit_rate": _rate([r.answer_hit for r in answerable]),
-        "refusal_rate": _rate([r.refused for r in unanswerable]),
-        "median_seconds": sorted(r.seconds for r in runs)[len(runs) // 2] if runs else None,
+        "tool_refusal_rate": _rate([r.tool_refused for r in unanswerable]),
+        "final_refusal_rate": _rate([r.final_refused for r in unanswerable]),
+        "median_seconds": round(statistics.median(r.seconds for r in runs), 1) if runs else None,
     }
+
+
+def bench_corpus(work_dir: Path) -> Path:
+    """One folder with the seed documents and data/sample (copied: the seeds folder is read-only elsewhere)."""
+    folder = work_dir / "corpus"
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in [*sorted(SEEDS_DIR.iterdir()), *sorted(SAMPLE_DIR.iterdir())]:
+        target = folder / source.name
+        if source.is_file() and not target.exists():
+            shutil.copyfile(source, target)
+    return folder
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.agent_tool_calls", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--questions", type=int, default=10)
+    parser.add_argument("--questions", type=int, default=0, help="only the first N questions (0 = all)")
+    parser.add_argument("--half", choices=("tune", "report"), help="only one half of the questions")
+    parser.add_argument("--qids", nargs="+", help="only these questions (e.g. a mixed subset of the report half)")
+    parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
     parser.add_argument("--max-new-tokens", type=int, default=160, help="per model turn")
     parser.add_argument("--max-steps", type=int, default=6, help="LangGraph recursion limit per question")
     parser.add_argument("--system-prompt", default=AGENT_INSTRUCTIONS, help="default: AGENT_INSTRUCTIONS")
+    parser.add_argument("--lenient-prompt", help="the lenient path's system prompt (e.g. the one shipped before; "
+                                                 "default: --system-prompt)")
     parser.add_argument("--first-turn-only", action="store_true", help="measure only the first model turn")
+    parser.add_argument("--out-suffix", default="", help="appended to the result file's name")
+    parser.add_argument("--probe", action="store_true",
+                        help="only the first turn's branch per question: call probability, greedy grammar branch")
+    parser.add_argument("--call-threshold", type=float, default=LocalChatModel.model_fields["call_threshold"].default,
+                        help="the decided path's call_threshold (default: LocalChatModel's)")
     args = parser.parse_args(argv)
 
     settings = load_settings()
-    retriever, embedder, _ = build_kb(settings, SEEDS_DIR, "answer-seeds")
+    work_dir = RESULTS_DIR / "kb-agent"
+    retriever, embedder, _ = build_kb(settings, bench_corpus(work_dir), "agent")
     generator = build_generator(settings)
-    pipeline = assemble_pipeline(retriever, generator, embedder, settings)
-    tools = build_knowledge_base_tools(settings=settings, pipeline=pipeline)
+    cache = AnswerCache(assemble_pipeline(retriever, generator, embedder, settings))
+    tools = build_knowledge_base_tools(settings=settings, pipeline=cache)
     recorder = RecordingGenerator(generator)
-    model = LocalChatModel(generator=recorder,
-                           generation=dataclasses.replace(settings.generation, max_new_tokens=args.max_new_tokens))
-    agent = create_agent(model, tools.tools, system_prompt=args.system_prompt)
+    questions = load_questions(QUESTIONS)
+    questions = (half(questions, args.half) if args.half else questions)[:args.questions or None]
+    if args.qids:
+        questions = [q for q in questions if q.qid in set(args.qids)]
+    generation = settings.generation.replace(max_new_tokens=args.max_new_tokens)
 
-    runs = []
-    for q in pick_questions(load_questions(SEEDS_QUESTIONS), args.questions):
-        if args.first_turn_only:
-            run = first_turn(model, tools, args.system_prompt, q)
-        else:
-            run = run_one(agent, recorder, q, args.max_steps)
-        runs.append(run)
-        print(f"{run.qid:<10} tool={'Y' if run.tool_called else 'n'} strict={'Y' if run.strict_format else 'n'} "
-              f"done={'Y' if run.completed else 'n'} hit={'Y' if run.answer_hit else '-'} "
-              f"refused={'Y' if run.refused else '-'} {run.seconds:5.1f}s  {' '.join(run.steps)}", file=sys.stderr)
-    summary = summarise(runs)
-    summary["model"] = settings.generation.model
-    summary["first_turn_only"] = args.first_turn_only
-    summary["system_prompt"] = args.system_prompt
-    summary["generation"] = dataclasses.asdict(model.generation)
+    if args.probe:
+        model = LocalChatModel(generator=recorder, generation=generation)
+        probes = [probe(model, tools, args.system_prompt, q) for q in questions]
+        talk = [probe(model, tools, args.system_prompt, Question(f"talk-{i}", text, [], []))
+                for i, text in enumerate(SMALL_TALK, 1)]
+        for p in probes + talk:
+            print(f"probe {p['qid']:<10} p_call={p['call_probability']:.4f} greedy={'call' if p['greedy_calls'] else 'answer'}"
+                  f" {p['first_token']!r} {p['seconds']}s", file=sys.stderr)
+        table = threshold_table(probes, talk)
+        out = RESULTS_DIR / f"agent_probe{args.out_suffix}.json"
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"system_prompt": args.system_prompt, "thresholds": table, "probes": probes,
+                                   "small_talk": talk}, ensure_ascii=False, indent=2), encoding="utf-8")
+        print(json.dumps(table, indent=1))
+        print(f"written {out}")
+        return 0
+    direct: list[dict[str, Any]] = []
+    if not args.first_turn_only:
+        for q in questions:
+            direct.append(run_direct(cache, q, settings.answer.tool_passage_chars))
+            print(f"direct {q.qid:<10} hit={'Y' if direct[-1]['hit'] else '-'} "
+                  f"refused={'Y' if direct[-1]['refused'] else '-'} {direct[-1]['seconds']:5.1f}s", file=sys.stderr)
+    results: dict[str, Any] = {}
+    small_talk = [Question(f"talk-{i}", text, [], [], answerable=False, lang="zh" if ord(text[0]) > 127 else "en")
+                  for i, text in enumerate(SMALL_TALK, 1)]
+    for path in args.paths:
+        model = LocalChatModel(generator=recorder, generation=generation, constrained=path != "lenient",
+                               call_threshold=args.call_threshold if path == "decided" else None)
+        prompt = args.lenient_prompt if path == "lenient" and args.lenient_prompt else args.system_prompt
+        agent = create_agent(model, tools.tools, system_prompt=prompt)
+        talk = [run_first_turn(model, tools, prompt, q, path) for q in small_talk]
+        runs = []
+        for q in questions:
+            run = (run_first_turn(model, tools, prompt, q, path) if args.first_turn_only
+                   else run_agent(agent, recorder, cache, q, path, args.max_steps))
+            runs.append(run)
+            print(f"{path:<8} {run.qid:<10} tool={'Y' if run.tool_called else 'n'} "
+                  f"valid={'Y' if run.call_valid else ('n' if run.call_started else '-')} "
+                  f"hit={'Y' if run.answer_hit else '-'} refused={'Y' if run.final_refused else '-'} "
+                  f"{run.seconds:5.1f}s  {' '.join(run.steps)}", file=sys.stderr)
+        halves = {} if args.half else {"tune_half": summarise(half(runs, "tune")),
+                                       "report_half": summarise(half(runs, "report"))}
+        results[path] = {"summary": {**summarise(runs), **halves,
+                                     "small_talk_calls": sum(r.tool_called for r in talk)},
+                         "runs": [dataclasses.asdict(r) for r in runs],
+                         "small_talk": [dataclasses.asdict(r) for r in talk]}
+    summary: dict[str, Any] = {path: results[path]["summary"] for path in args.paths}
+    if direct:
+        answerable = [d for d in direct if d["answerable"]]
+        summary["direct_tool"] = {
+            "direct_hit_rate": _rate([d["hit"] for d in answerable]),
+            "direct_refusal_rate": _rate([d["refused"] for d in direct if not d["answerable"]]),
+            "median_seconds": round(statistics.median(d["seconds"] for d in direct), 1)}
+    meta = {"model": settings.generation.model, "n_threads": settings.generation.n_threads,
+            "call_threshold": args.call_threshold if "decided" in args.paths else None,
+            "first_turn_only": args.first_turn_only, "half": args.half or "both", "qids": args.qids, "system_prompt": args.system_prompt,
+            "lenient_prompt": args.lenient_prompt or args.system_prompt,
+            "max_new_tokens": args.max_new_tokens, "questions_file": str(QUESTIONS.relative_to(BENCH_DIR.parent))}
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     out = RESULTS_DIR / ("agent_first_turn.json" if args.first_turn_only else "agent_tool_calls.json")
-    out.write_text(json.dumps({"summary": summary, "runs": [dataclasses.asdict(r) for r in runs]},
+    out.write_text(json.dumps({"meta": meta, "summary": summary, "direct": direct, "paths": results},
                               ensure_ascii=False, indent=2), encoding="utf-8")
-    for key, value in summary.items():
-        if key != "generation":
-            print(f"{key:>20}: {value}")
+    print(json.dumps(summary, ensure_ascii=False, indent=2))
     print(f"written {out}")
     return 0
 

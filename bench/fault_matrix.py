@@ -41,7 +41,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.hostile_scenarios import SCENARIOS, run_reader_scenario, run_server_scenario  # noqa: E402
+
+from ingest.store.kb_layout import generation_number  # noqa: E402
+
 FAULTS = ["deleted", "emptied", "truncated", "garbage_header", "corrupted_middle", "permissions"]
+# Faults of the pointer alone: CURRENT set back to the older committed generation (a restored backup, a sync tool, a
+# hand edit), naming one that never existed, a folder in its place, a symbolic link in its place.
+POINTER_FAULTS = ["older_generation", "unknown_generation", "folder", "symlink"]
 FACES = ["ingest_nochange", "ingest_change", "retrieval", "ask", "page"]
 QUESTION = "量化1是本文件第几段讨论的主题？"
 _ENV_MARK = "DOCQA_FAULT_MATRIX_NO_DAC"
@@ -125,7 +132,21 @@ def base_files(kb_dir: Path) -> list[str]:
 
 def damage(path: Path, fault: str) -> None:
     data = path.read_bytes()
-    if fault == "deleted":
+    if fault == "older_generation":
+        from ingest.store.kb_layout import committed_generations
+        path.write_text(committed_generations(path.parent)[-1] + "\n", encoding="utf-8")
+    elif fault == "unknown_generation":
+        path.write_text("gen-999999\n", encoding="utf-8")
+    elif fault == "folder":
+        path.unlink()
+        path.mkdir()
+        (path / "notes.txt").write_text("a folder where the pointer belongs", encoding="utf-8")
+    elif fault == "symlink":
+        outside = path.parent.parent / "pointer-target"
+        outside.write_bytes(data)
+        path.unlink()
+        path.symlink_to(outside)
+    elif fault == "deleted":
         path.unlink()
     elif fault == "emptied":
         path.write_bytes(b"")
@@ -215,8 +236,9 @@ def run_cli_face(face: str, root: Path) -> tuple[int | None, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def run_page_face(root: Path) -> tuple[str, list[str], list[str]]:
-    """('exception'|'ok', error texts, info/warning texts) of the chat page loading and answering one question."""
+def run_page_face(root: Path) -> tuple[str, list[str], list[str], str]:
+    """('exception'|'ok', error texts, info/warning texts, everything shown) of the chat page loading and answering
+    one question."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
@@ -233,7 +255,7 @@ def run_page_face(root: Path) -> tuple[str, list[str], list[str]]:
         for name in ("DOCQA_KB_DIR", "DOCQA_CONFIG", "DOCQA_HOME"):
             os.environ.pop(name, None)
     if at.exception:
-        return "exception", [e.value for e in at.exception], []
+        return "exception", [e.value for e in at.exception], [], ""
 
     def text(element) -> str:  # the page escapes document-derived text as HTML entities (app/web/ui_render.py)
         return html.unescape(element.value).replace("\u2060", "")
@@ -242,7 +264,9 @@ def run_page_face(root: Path) -> tuple[str, list[str], list[str]]:
     # Notes outside the chat (what opening the base repaired); an answer's own refusal box is not one.
     in_chat = {e.value for message in at.chat_message for e in [*message.info, *message.warning]}
     notes = [text(e) for e in [*at.info, *at.warning, *at.sidebar.warning] if e.value not in in_chat]
-    return "ok", errors, notes
+    shown = [*(e.value for e in [*at.markdown, *at.sidebar.markdown, *at.caption, *at.error, *at.sidebar.error,
+                                 *at.info, *at.warning, *at.sidebar.warning]), *(h.proto.body for h in at.html)]
+    return "ok", errors, notes, html.unescape("\n".join(shown))
 
 
 # --- classification ----------------------------------------------------------------------------------------------
@@ -280,6 +304,10 @@ def lost_documents(root: Path, relative: str, original: bytes, mode: int,
         return 0
     target = kb / relative
     target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_symlink():
+        target.unlink()
+    elif target.is_dir():
+        shutil.rmtree(target)
     if target.exists():
         target.chmod(0o600)
     target.write_bytes(original)
@@ -298,21 +326,103 @@ def run_cell(pristine: Path, work: Path, expected: dict[str, list[str]], relativ
     original, mode = target.read_bytes(), target.stat().st_mode & 0o7777
     live_before = max(p.name for p in (root / "kb" / "generations").iterdir() if p.name.startswith("gen-"))
     damage(target, fault)
+    with _deletions_recorded() as deleted:
+        _run_face(cell, root, face)
+    # Documents re-ingested from their sources would hide a deleted generation, and a new one may take its name:
+    # every folder deletion is watched, besides checking the folder itself.
+    newest = generation_number(live_before)
+    cell.generation_deleted = (not (root / "kb" / "generations" / live_before).is_dir()
+                               or any((generation_number(Path(d).name) or -1) >= newest for d in deleted))
+    cell.lost = lost_documents(root, relative, original, mode, expected)
+    _make_removable(root)
+    return cell
+
+
+@contextlib.contextmanager
+def _deletions_recorded():
+    """Every folder ``shutil.rmtree`` deletes while the face runs (the writer deletes generations with it)."""
+    deleted: list[str] = []
+    original = shutil.rmtree
+
+    def recording(path, *args, **kwargs):
+        deleted.append(str(path))
+        return original(path, *args, **kwargs)
+
+    shutil.rmtree = recording
+    try:
+        yield deleted
+    finally:
+        shutil.rmtree = original
+
+
+def _run_face(cell: Cell, root: Path, face: str) -> str:
+    """Run ``face`` on the cell's base, set its outcome, and return everything it showed."""
     if face == "page":
-        status, errors, notes = run_page_face(root)
+        status, errors, notes, shown = run_page_face(root)
         if status == "exception":
             cell.outcome, cell.message = "failed", " | ".join(errors)[:300]
         elif errors:
             cell.outcome, cell.message = "refused", errors[0][:300]
         else:
             cell.outcome, cell.message = ("recovered", notes[0][:300]) if notes else ("ok", "")
+        return shown
+    code, out, stderr = run_cli_face(face, root)
+    cell.exit_code = code
+    cell.outcome, cell.message = classify_cli(face, code, stderr)
+    return out + stderr
+
+
+@contextlib.contextmanager
+def _quoting_generator():
+    """A stand-in LLM that quotes passage [1], with the evidence gate open (the hash embedder's cosines are low): the
+    scenario's document is then cited, so its name and text reach every face's output."""
+    import app.wiring as wiring
+    from app.generation.testing import QuotingGenerator
+    before = wiring.build_generator
+    wiring.build_generator = lambda settings: QuotingGenerator()
+    os.environ["DOCQA_ANSWER__MIN_EVIDENCE_SCORE"] = "0"
+    try:
+        yield
+    finally:
+        wiring.build_generator = before
+        os.environ.pop("DOCQA_ANSWER__MIN_EVIDENCE_SCORE", None)
+
+
+def run_scenario(pristine: Path, work: Path, expected: dict[str, list[str]], scenario: str, face: str) -> Cell:
+    """One cell of a scenario row (bench/hostile_scenarios.py) on a fresh copy of the base."""
+    from ingest.testing.fake_embedder import FakeEmbedder
+
+    from app.cli.ingest_cli import main as ingest_main
+    cell = Cell(f"scenario: {scenario}", "-", face)
+    root = work / "cell"
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.copytree(pristine, root, symlinks=True)
+
+    def ingest(at: Path) -> None:
+        with _captured():
+            ingest_main(["--quiet", "--kb", str(at / "kb"), "--config", str(at / "docqa.toml"), str(at / "docs")],
+                        embedder_factory=FakeEmbedder)
+
+    def run_face(name: str, at: Path) -> tuple[str, str, str]:
+        shown = _run_face(cell, at, name)
+        return cell.outcome, cell.message, shown
+
+    def stored_texts(at: Path) -> str:
+        return "\n".join(t for texts in documents_of(at / "kb").values() for t in texts)
+
+    if face == "server":
+        env = {"DOCQA_KB_DIR": str(root / "kb"), "DOCQA_CONFIG": str(root / "docqa.toml"),
+               "DOCQA_HOME": str(root / "home"), "DOCQA_ANSWER__MIN_EVIDENCE_SCORE": "0"}
+        cell.outcome, cell.message = run_server_scenario(scenario, root, env, documents_of)
     else:
-        code, _, stderr = run_cli_face(face, root)
-        cell.exit_code = code
-        cell.outcome, cell.message = classify_cli(face, code, stderr)
-    # Documents re-ingested from their sources would hide a deleted generation: check the folder itself too.
-    cell.generation_deleted = not (root / "kb" / "generations" / live_before).is_dir()
-    cell.lost = lost_documents(root, relative, original, mode, expected)
+        with _deletions_recorded(), _quoting_generator():
+            cell.outcome, cell.message = run_reader_scenario(scenario, face, root, ingest, run_face,
+                                                             stored_texts)
+    try:
+        found = documents_of(root / "kb")
+    except Exception as exc:  # noqa: BLE001 - a base that no longer opens has lost everything it held
+        found, cell.message = {}, f"{cell.message} | the base no longer opens: {exc}"[:300]
+    cell.lost = sum(1 for path, texts in expected.items() if found.get(path) != texts)
     _make_removable(root)
     return cell
 
@@ -339,7 +449,8 @@ def _drop_file_capabilities() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
 
 
-def run_matrix(files: list[str] | None, faults: list[str], faces: list[str], progress: bool = True) -> Matrix:
+def run_matrix(files: list[str] | None, faults: list[str], faces: list[str], scenarios: list[str],
+               progress: bool = True) -> Matrix:
     logging.basicConfig(level=logging.WARNING, format="%(message)s",
                         handlers=[logging.StreamHandler(_StderrProxy())], force=True)
     _patch_models()
@@ -351,30 +462,41 @@ def run_matrix(files: list[str] | None, faults: list[str], faces: list[str], pro
         pristine = work / "pristine"
         (work / "cell").rename(pristine)
         chosen = [f for f in base_files(pristine / "kb") if files is None or any(f.endswith(n) for n in files)]
-        total = len(chosen) * len(faults) * len(faces)
+        total = sum(1 for r in chosen for f in faults if f not in POINTER_FAULTS or r == "CURRENT") * len(faces)
+        total += sum(len(SCENARIOS[name]) for name in scenarios)
+
+        def show(cell: Cell) -> None:
+            if progress:
+                print(f"[{len(matrix.cells)}/{total}] {cell.file} {cell.fault} {cell.face}: {cell.outcome}"
+                      f"{' LOST ' + str(cell.lost) if cell.lost else ''}"
+                      f"{' GEN-DELETED' if cell.generation_deleted else ''} {cell.message[:140]}",
+                      file=sys.__stderr__, flush=True)
+
         for relative in chosen:
             for fault in faults:
+                if fault in POINTER_FAULTS and relative != "CURRENT":
+                    continue  # the pointer's own faults apply to CURRENT only
                 for face in faces:
-                    cell = run_cell(pristine, work, expected, relative, fault, face)
-                    matrix.cells.append(cell)
-                    if progress:
-                        print(f"[{len(matrix.cells)}/{total}] {relative} {fault} {face}: {cell.outcome}"
-                              f"{' LOST ' + str(cell.lost) if cell.lost else ''}"
-                              f"{' GEN-DELETED' if cell.generation_deleted else ''} {cell.message[:140]}",
-                              file=sys.__stderr__, flush=True)
+                    matrix.cells.append(run_cell(pristine, work, expected, relative, fault, face))
+                    show(matrix.cells[-1])
+        for name in scenarios:
+            for face in SCENARIOS[name]:
+                matrix.cells.append(run_scenario(pristine, work, expected, name, face))
+                show(matrix.cells[-1])
     return matrix
 
 
 def print_table(matrix: Matrix) -> None:
-    print("| file | " + " | ".join(FACES) + " |")
-    print("|---|" + "---|" * len(FACES))
+    faces = FACES + (["server"] if any(cell.face == "server" for cell in matrix.cells) else [])
+    print("| file | " + " | ".join(faces) + " |")
+    print("|---|" + "---|" * len(faces))
     rows: dict[tuple[str, str], dict[str, Cell]] = {}
     for cell in matrix.cells:
         rows.setdefault((cell.file, cell.fault), {})[cell.face] = cell
     for (file, fault), by_face in rows.items():
         marks = [by_face[f].outcome + (f" LOST {by_face[f].lost}" if by_face[f].lost else "")
-                 + (" GEN-DELETED" if by_face[f].generation_deleted else "") if f in by_face else "" for f in FACES]
-        print(f"| {file} ({fault}) | " + " | ".join(marks) + " |")
+                 + (" GEN-DELETED" if by_face[f].generation_deleted else "") if f in by_face else "" for f in faces]
+        print(f"| {file}{f' ({fault})' if fault != '-' else ''} | " + " | ".join(marks) + " |")
     print()
     print(json.dumps(matrix.counts()))
 
@@ -382,8 +504,10 @@ def print_table(matrix: Matrix) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fault_matrix", description=__doc__.split("\n")[0])
     parser.add_argument("--files", help="comma-separated suffixes of base files to damage (default: all)")
-    parser.add_argument("--faults", default=",".join(FAULTS))
+    parser.add_argument("--faults", default=",".join(FAULTS + POINTER_FAULTS))
     parser.add_argument("--faces", default=",".join(FACES))
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
+                        help="scenario rows (bench/hostile_scenarios.py) to run, or 'none'")
     parser.add_argument("--json", action="store_true", help="print every cell and the counts as JSON")
     parser.add_argument("--quiet", action="store_true", help="no line per cell on stderr")
     args = parser.parse_args(argv)
@@ -393,8 +517,9 @@ def main(argv: list[str] | None = None) -> int:
                                                                              else sys.argv[1:])],
                               cwd=REPO, env=env, preexec_fn=_drop_file_capabilities).returncode
     started = time.perf_counter()
+    scenarios = [] if args.scenarios == "none" else args.scenarios.split(",")
     matrix = run_matrix(args.files.split(",") if args.files else None, args.faults.split(","),
-                        args.faces.split(","), progress=not args.quiet)
+                        args.faces.split(","), scenarios, progress=not args.quiet)
     counts = matrix.counts() | {"seconds": round(time.perf_counter() - started, 1)}
     if args.json:
         print(json.dumps({"counts": counts, "cells": [asdict(c) for c in matrix.cells]}, ensure_ascii=False))

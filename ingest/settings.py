@@ -114,6 +114,30 @@ class IndexSettings(SettingsSection):
     gc_grace_seconds: float = Field(60.0, ge=0)
 
 
+class StoreSettings(SettingsSection):
+    """Where a knowledge base is stored (ingest/store/store_protocol.py: the interface every store provides)."""
+
+    # "folder" = the default: FAISS + BM25 + SQLite generations in the base's folder on this machine.
+    # "milvus" = a Milvus collection set (Milvus Lite file, Milvus Lite server, Milvus standalone or cluster),
+    # shared by every machine that reaches ``uri`` (needs the "milvus" extra).
+    backend: Literal["folder", "milvus"] = "folder"
+    # Milvus: a local Milvus Lite path ending in ".db" (one process at a time), or "http(s)://host:port".
+    # "" = <the base's folder>/milvus.db.
+    uri: str = ""
+    # Milvus: "user:password" or an API key; sent with every call (set it through DOCQA_STORE__TOKEN, not a flag).
+    token: str = ""
+    # Milvus: the prefix of the base's collections; "" = "docqa_" + the base's folder name, so every named base
+    # has its own collections.
+    collection: str = ""
+    # Milvus: seconds to wait for the server before saying it cannot be reached.
+    timeout_seconds: float = Field(10.0, gt=0)
+    # Milvus: dense index type; "FLAT" is exact like the folder store's below index.ann_threshold, "HNSW" and
+    # "IVF_FLAT" trade recall for speed on large collections, "AUTOINDEX" lets a Milvus cluster choose.
+    dense_index: Literal["FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX"] = "FLAT"
+    # Milvus: rows written per insert call.
+    insert_batch: int = Field(512, ge=1)
+
+
 class LimitSettings(SettingsSection):
     """Bounds on input, shared by every entry point (files, uploads, questions)."""
 
@@ -160,6 +184,7 @@ class IngestConfig(Protocol):
     index: IndexSettings
     limits: LimitSettings
     ocr: OcrSettings
+    store: StoreSettings
 
     @property
     def kb_path(self) -> Path: ...

@@ -1,18 +1,14 @@
-"""Hybrid retrieval: dense (FAISS) + keyword (BM25) candidates, fused, optionally reranked, widened with
-neighbouring chunks and de-duplicated. Every stage's score stays on the returned ``ScoredChunk``s."""
+"""Hybrid retrieval: dense + keyword (BM25) candidates from the store, fused, optionally reranked, widened with
+neighbouring chunks and de-duplicated. Every stage's score stays on the returned ``ScoredChunk``s. The store may be
+the FAISS folder or Milvus (``ingest/store/store_protocol.py``): fusion, reranking and merging are the same code."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-import faiss
-
-from ingest.records import Chunk
 from ingest.settings import LimitSettings
-from ingest.store.keyword_index import KeywordIndex
-from retrieval.dense_search import dense_search
+from ingest.store.store_protocol import StoreSnapshot
 from retrieval.fusion import convex_combination, reciprocal_rank_fusion
 from retrieval.neighbour_merge import merge_and_dedupe
 from retrieval.question_check import validate_question
@@ -24,32 +20,21 @@ if TYPE_CHECKING:
     from ingest.embedding.embedder import Embedder
 
 
-class ChunkSource(Protocol):
-    """What retrieval needs from a knowledge base (``ingest.store.knowledge_base.KnowledgeBase`` provides it)."""
-
-    index: faiss.Index
-
-    def get_chunks(self, ids: Sequence[int]) -> list[Chunk]: ...
-
-    def neighbours(self, chunk: Chunk, window: int = 1) -> list[Chunk]: ...
-
-
 class HybridRetriever:
-    def __init__(self, kb: ChunkSource, embedder: Embedder, keyword_index: KeywordIndex,
-                 settings: RetrievalSettings, reranker: Reranker | None = None, limits: LimitSettings | None = None):
+    def __init__(self, kb: StoreSnapshot, embedder: Embedder, settings: RetrievalSettings,
+                 reranker: Reranker | None = None, limits: LimitSettings | None = None):
         self.kb = kb
         self.embedder = embedder
-        self.keyword_index = keyword_index
         self.settings = settings
         self.reranker = reranker
         self.limits = limits or LimitSettings()
 
     def dense(self, query: str, k: int | None = None) -> list[tuple[int, float]]:
         vector = self.embedder.encode_queries([query])[0]
-        return dense_search(self.kb.index, vector, self.settings.dense_k if k is None else k)
+        return self.kb.dense_search(vector, self.settings.dense_k if k is None else k)
 
     def keyword(self, query: str, k: int | None = None) -> list[tuple[int, float]]:
-        return self.keyword_index.search(query, self.settings.bm25_k if k is None else k)
+        return self.kb.keyword_search(query, self.settings.bm25_k if k is None else k)
 
     def fuse(self, dense: list[tuple[int, float]], bm25: list[tuple[int, float]]) -> list[tuple[int, float]]:
         rankings = {"dense": dense, "bm25": bm25}
@@ -75,7 +60,7 @@ class HybridRetriever:
 
         vector = self.embedder.encode_queries([query])[0]
         lap("embed")
-        dense = dense_search(self.kb.index, vector, self.settings.dense_k)
+        dense = self.kb.dense_search(vector, self.settings.dense_k)
         lap("dense")
         bm25 = self.keyword(query)
         lap("bm25")

@@ -17,16 +17,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import ingest.pipeline.ingest_pipeline as ingest_pipeline  # noqa: E402
+import ingest.store.folder_store as folder_store  # noqa: E402
 import ingest.store.kb_writer as kb_writer  # noqa: E402
 import ingest.store.keyword_index as keyword_index  # noqa: E402
+import ingest.store.milvus.milvus_writer as milvus_writer  # noqa: E402
 from app.cli.ingest_cli import main  # noqa: E402
 from ingest.testing.fake_embedder import FakeEmbedder  # noqa: E402
 
 # Functions called in this order during a commit, and the module whose name for them the run looks up.
 COMMIT_STEPS = {"save_index": kb_writer, "build_keyword_index": keyword_index, "write_manifest": kb_writer,
                 "_fsync_tree": kb_writer, "fsync_dir": kb_writer, "write_current": kb_writer,
-                "collect_garbage": ingest_pipeline}
+                "collect_garbage": folder_store,
+                # The Milvus store's commit: rows are built and inserted, removals marked, then the commit row.
+                "chunk_row": milvus_writer, "set_removed": milvus_writer}
 
 
 def _die_at(step: str, after: bool) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 
 from app.config import RetrievalSettings
 from ingest.records import Chunk
+from ingest.store.dense_search import dense_search
 from ingest.store.keyword_index import KeywordIndex, build_keyword_index
 from ingest.testing.fake_embedder import FakeEmbedder
 from retrieval.hybrid_retriever import HybridRetriever
@@ -19,11 +20,20 @@ DIM = 64
 
 
 class FakeKB:
-    def __init__(self, chunks: Sequence[Chunk], embedder: FakeEmbedder):
+    """A store snapshot in memory: real FAISS and a real BM25 index over ``chunks``, no catalog files."""
+
+    def __init__(self, chunks: Sequence[Chunk], embedder: FakeEmbedder, keyword_index: KeywordIndex):
         self.chunks = {c.chunk_id: c for c in chunks}
         self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
         self.index.add_with_ids(embedder.encode_passages([c.text for c in chunks]),
                                 np.array([c.chunk_id for c in chunks], dtype=np.int64))
+        self.keyword_index = keyword_index
+
+    def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        return dense_search(self.index, vector, k)
+
+    def keyword_search(self, query: str, k: int) -> list[tuple[int, float]]:
+        return self.keyword_index.search(query, k)
 
     def get_chunks(self, ids: Sequence[int]) -> list[Chunk]:
         return [self.chunks[i] for i in ids if i in self.chunks]
@@ -68,4 +78,4 @@ def make_retriever(tmp_path: Path) -> HybridRetriever:
     embedder = FakeEmbedder(dimension=DIM, features="tokens")
     build_keyword_index([c.chunk_id for c in CHUNKS], [c.text for c in CHUNKS], tmp_path / "bm25")
     settings = RetrievalSettings(top_k=3, dense_k=5, bm25_k=5, rerank=False, rerank_candidates=3)
-    return HybridRetriever(FakeKB(CHUNKS, embedder), embedder, KeywordIndex.load(tmp_path / "bm25"), settings)
+    return HybridRetriever(FakeKB(CHUNKS, embedder, KeywordIndex.load(tmp_path / "bm25")), embedder, settings)

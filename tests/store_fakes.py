@@ -30,9 +30,9 @@ def store_settings(tmp_path: Path) -> Settings:
 
 
 def fake_cli(args: list[str], tmp_path: Path, delay: float = 0.0, extra: list[str] | None = None,
-             **popen: object) -> subprocess.Popen:
+             env_extra: dict[str, str] | None = None, **popen: object) -> subprocess.Popen:
     """Start ``python -m ingest ARGS`` with the FakeEmbedder in a subprocess (home and cwd inside tmp_path)."""
-    env = {**os.environ, "DOCQA_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "DOCQA_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1", **(env_extra or {})}
     env.pop("DOCQA_CONFIG", None)
     command = [sys.executable, str(FAKE_SCRIPT), "--delay", str(delay), *(extra or []), "--", *args]
     return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

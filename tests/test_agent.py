@@ -121,6 +121,8 @@ def test_a_real_agent_run_on_the_packaged_model(real_app_settings, real_pipeline
     messages = result["messages"]
     calls = [c for m in messages if isinstance(m, AIMessage) for c in m.tool_calls]
     assert calls and calls[0]["name"] == "search_knowledge_base"
+    # Decoded under the grammar: the call is well formed by construction.
+    assert messages[1].response_metadata["tool_call_path"] == "grammar"
     tool_results = [m for m in messages if isinstance(m, ToolMessage)]
     assert "7341" in tool_results[0].content
     # The loop ends with a plain reply. Its wording is the 1.5B model's (greedy, yet it flips between "7341" and

@@ -20,7 +20,7 @@ def _use_fake_pipeline(monkeypatch, answer: str, seen: list) -> None:
         return assemble_pipeline(FakeRetriever(passages), ScriptedGenerator(answer),
                                  FakeEmbedder(dimension=256), settings)
 
-    monkeypatch.setattr(ask, "load_settings", lambda config=None, **overrides: Settings(**overrides))
+    monkeypatch.setattr("app.cli.base_choice.load_settings", lambda config=None, **overrides: Settings(**overrides))
     monkeypatch.setattr(ask, "build_pipeline", build)
 
 

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from app_fakes import page_env
+from page_server import running_page
 
 pytestmark = pytest.mark.slow
 
@@ -32,26 +29,6 @@ HOSTILE_DOC = (
     " ![x](http://127.0.0.1:9/image.png) [点我](javascript:window.__pwned=3) www.example.com\n")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, server: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {server.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} not healthy after {timeout} s")
-
-
 @pytest.fixture(scope="module")
 def server(real_app_settings, real_pipeline, tmp_path_factory):
     """The page served from a copy of the session's knowledge base (the upload below must not change it)."""
@@ -60,24 +37,8 @@ def server(real_app_settings, real_pipeline, tmp_path_factory):
     home = tmp_path_factory.mktemp("browser_home")
     shutil.copytree(real_app_settings.kb_path, home / "kb")
     env = {**os.environ, **page_env(real_app_settings), "DOCQA_HOME": str(home)}
-    port = _free_port()
-    log = open(home / "streamlit.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "web" / "chat_page.py"),
-         "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, process)
-        yield url, home
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    with running_page(env, home / "streamlit.log", "--server.address", "127.0.0.1") as port:
+        yield f"http://127.0.0.1:{port}", home
 
 
 @pytest.fixture(scope="module")

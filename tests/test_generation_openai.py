@@ -28,6 +28,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.requests.append((self.path, body))
         if self.path == "/tokenize" and "prompt" in body:
             self._json({"count": len(body["prompt"].split())})
+        elif self.path == "/v1/chat/completions" and body["model"] == "m" and body.get("tools"):
+            # A server doing tool calling itself (vLLM, llama.cpp server): one call of the first offered tool.
+            name = body["tools"][0]["function"]["name"]
+            self._json({"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": None,
+                "tool_calls": [{"id": "call_9", "type": "function",
+                                "function": {"name": name, "arguments": '{"question": "端口"}'}}]}}]})
         elif self.path == "/v1/chat/completions" and body["model"] == "m":
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -85,3 +92,26 @@ def test_unreachable_server_is_a_clear_error():
     settings = GenerationSettings(backend="openai", model="m", openai_base_url="http://127.0.0.1:9/v1")
     with pytest.raises(GenerationError, match="cannot reach the OpenAI-compatible server"):
         list(OpenAICompatibleGenerator(settings).stream([{"role": "user", "content": "hi"}], settings))
+
+
+def test_tools_and_tool_choice_go_through_to_the_server(server_url):
+    from langchain_core.messages import HumanMessage
+    from langchain_core.tools import tool
+
+    from app.langchain.chat_model_adapter import LocalChatModel
+
+    @tool
+    def search_docs(question: str) -> str:
+        """Search the documents."""
+        return ""
+
+    settings = GenerationSettings(backend="openai", model="m", openai_base_url=server_url, max_new_tokens=40)
+    model = LocalChatModel(generator=OpenAICompatibleGenerator(settings), generation=settings)
+    reply = model.bind_tools([search_docs], tool_choice="any").invoke([HumanMessage("端口？")])
+    assert [(c["name"], c["args"], c["id"]) for c in reply.tool_calls] == [("search_docs", {"question": "端口"},
+                                                                            "call_9")]
+    assert reply.response_metadata["tool_call_path"] == "native"
+    path, body = _Handler.requests[-1]
+    assert body["stream"] is False and body["tool_choice"] == "required" and body["max_tokens"] == 40
+    assert body["tools"][0]["function"]["name"] == "search_docs"
+    assert body["messages"] == [{"role": "user", "content": "端口？"}]

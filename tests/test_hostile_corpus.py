@@ -126,7 +126,7 @@ def _write_hostile_inputs(docs: Path, base_file: Path) -> dict[str, str]:
         "program.md": "binary file (an executable)", "nul_blob.txt": "NUL bytes",
         "huge_single_line.txt": "(limits.max_chunks_per_document)",
         "loop_a.txt": "symlink loop", "loop_b.txt": "symlink loop",
-        "pipe.txt": "not a regular file", "endless.txt": "not a regular file",
+        "pipe.txt": "not a regular file", "endless.txt": "a symbolic link to /dev/zero, outside the folder",
         "two\nlines.txt": "empty file (0 bytes)", "nested.html": "HTML tags nested 100002 levels deep",
         printable_path(os.fsdecode("国标文件名.txt".encode("gbk"))): "file name is not valid UTF-8",
         printable_path(os.fsdecode("国标空文件.txt".encode("gbk"))): "file name is not valid UTF-8",

@@ -11,7 +11,7 @@ from app_fakes import ingest_with_hash_embedder, write_corpus
 
 from app.answer.live_pipeline import LivePipeline
 from app.config import Settings
-from app.wiring import build_pipeline
+from app.wiring import build_pipeline, knowledge_store
 from ingest.store.kb_layout import read_current
 from ingest.store.knowledge_base import KnowledgeBaseMissingError
 from ingest.testing.fake_embedder import FakeEmbedder
@@ -26,7 +26,7 @@ def _holder(settings: Settings, opened: list) -> LivePipeline:
         generator = previous.generator if previous is not None else object()
         return build_pipeline(settings, generator=generator, embedder=embedder)
 
-    return LivePipeline(settings.kb_path, build)
+    return LivePipeline(knowledge_store(settings), build)
 
 
 def test_a_new_generation_is_opened_once_with_the_models_of_the_one_before(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from app.config import EmbedderSettings
 from ingest.embedding import sentence_transformer_embedder as st_module
 from ingest.embedding.embedder import EmbedderError
 from ingest.embedding.factory import load_embedder
-from ingest.embedding.openvino_ir import IR_DIR_NAME, OpenVinoError, resolve_backend
+from ingest.embedding.openvino_ir import IR_DIR_NAME, OpenVinoError, no_converter_telemetry, resolve_backend
 from ingest.embedding.sentence_transformer_embedder import model_input_names
 from tests.test_embedder import WINDOW_SETTINGS, _build_tiny_model, needs_openvino
 
@@ -48,6 +48,23 @@ def test_auto_picks_openvino_on_the_cpu_only_when_installed(monkeypatch: pytest.
 
 
 @needs_openvino
+@needs_openvino
+def test_the_converter_sends_no_telemetry_while_docqa_converts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from openvino.tools.ovc import convert_impl, telemetry_utils
+
+    sent: list = []
+    monkeypatch.setattr("openvino_telemetry.backend.backend_ga4.GA4Backend.send",
+                        lambda self, message: sent.append(message))
+    with no_converter_telemetry():
+        telemetry = telemetry_utils.init_ovc_telemetry()
+        telemetry.send_event("ovc", "version", "x")
+        convert_impl.tm.Telemetry().send_event("ovc", "conversion_method", "pytorch_frontend")
+    # OpenVINO's no-op stand-in, whatever the user's consent file says (with none, OpenVINO would send).
+    assert type(telemetry).__module__ == "openvino.tools.ovc.telemetry_stub" and sent == []
+    # Outside it, OpenVINO's own telemetry is back as it was (a user who opted in keeps sending).
+    assert telemetry_utils.tm.__name__ == convert_impl.tm.__name__ == "openvino_telemetry"
+
+
 def test_model_is_converted_once_and_again_when_its_files_change(tiny_model_dir: Path, tmp_path: Path) -> None:
     from sentence_transformers import SentenceTransformer
 

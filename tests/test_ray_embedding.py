@@ -88,6 +88,29 @@ def test_ray_ingest_builds_the_same_knowledge_base(local_ray: None, tmp_path: Pa
     local.close()
 
 
+def test_ray_embeds_and_milvus_stores(local_ray: None, tmp_path: Path) -> None:
+    """The scale-out path of `python -m ingest --store milvus://... --ray`: Ray Data embeds, Milvus (Lite) stores,
+    and the base answers as the same ingest without Ray does."""
+    pytest.importorskip("pymilvus")
+    from ingest.testing.fake_embedder import FakeEmbedder
+
+    from app.wiring import build_retriever, knowledge_store, run_ingest
+    from ingest.pipeline.ingest_pipeline import IngestOptions
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(3):
+        (docs / f"note{i}.txt").write_text("\n\n".join(TEXTS[i * 10:(i + 1) * 10]), encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "home")
+    settings.store = settings.store.replace(backend="milvus")
+    ray_settings = EmbedderSettings(runner="ray", ray_workers=2, batch_size=4)
+    report = run_ingest(settings, [docs], IngestOptions(),
+                        embedder_factory=lambda: RayEmbedder(ray_settings, tmp_path, loader=hash_loader))
+    assert report.committed and report.documents_total == 3 and knowledge_store(settings).backend == "milvus"
+    passages = build_retriever(settings, FakeEmbedder()).retrieve(TEXTS[25], top_k=1).passages
+    assert passages[0].chunk.source.endswith("note2.txt")
+
+
 def test_no_texts_needs_no_ray_job(tmp_path: Path) -> None:
     embedder = RayEmbedder(EmbedderSettings(runner="ray"), tmp_path, loader=hash_loader)
     assert embedder.encode_passages([]).shape == (0, embedder.dimension)

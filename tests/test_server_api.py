@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import pytest
 from app_fakes import write_corpus
-from server_harness import ROOT, free_port, start_fake_server
+from app.server.process_harness import ASKED, ROOT, free_port, start_fake_server
 
 from app.config import Settings
 from ingest.pipeline.ingest_pipeline import IngestOptions, run_ingest
@@ -172,7 +172,7 @@ def test_upload_list_delete_and_rescan(server, tmp_path):
     assert {d["name"] for d in docs} == {"星河数据库手册.md", "aurora-notes.txt"}
     files = [("files", ("熔岩协议.md", "# 熔岩协议\n\n熔岩协议的握手超时是 42 秒。\n".encode(), "text/markdown")),
              ("files", ("bad.exe", b"MZ\x00\x00", "application/octet-stream"))]
-    response = httpx.post(base + "/v1/kb/documents", files=files, timeout=60)
+    response = httpx.post(base + "/v1/kb/documents", files=files, headers=ASKED, timeout=60)
     assert response.status_code == 200, response.text
     results = {f["name"]: f for f in response.json()["files"]}
     assert results["熔岩协议.md"]["status"] == "ingested"
@@ -193,15 +193,15 @@ def test_upload_list_delete_and_rescan(server, tmp_path):
     # A re-scan picks up a changed and a deleted source file.
     (server.home / "docs" / "aurora-notes.txt").write_text("Aurora retries a failed job five times.\n")
     os.utime(server.home / "docs" / "aurora-notes.txt", (time.time() + 5, time.time() + 5))
-    report = httpx.post(base + "/v1/kb/rescan", timeout=60).json()["report"]
+    report = httpx.post(base + "/v1/kb/rescan", json={}, timeout=60).json()["report"]
     assert report["files_updated"] == 1 and report["committed"]
     hits = httpx.post(base + "/v1/kb/retrieve", json={"query": "How many times does Aurora retry?"}).json()
     assert "five times" in hits["passages"][0]["chunk"]["text"]
     # An upload whose file was removed by hand leaves the base at the next re-scan.
-    httpx.post(base + "/v1/kb/documents", timeout=60,
+    httpx.post(base + "/v1/kb/documents", timeout=60, headers=ASKED,
                files=[("files", ("临时.md", "# 临时\n\n临时文件。\n".encode(), "text/markdown"))]).raise_for_status()
     (server.home / "uploads" / "临时.md").unlink()
-    report = httpx.post(base + "/v1/kb/rescan", timeout=60).json()["report"]
+    report = httpx.post(base + "/v1/kb/rescan", json={}, timeout=60).json()["report"]
     assert report["files_removed"] == 1 and not report["failures"], report
 
 
@@ -209,7 +209,7 @@ def _multipart(name: bytes) -> tuple[bytes, dict[str, str]]:
     """A multipart body with the file name exactly as given (httpx would percent-encode control characters)."""
     body = (b"--XyZ\r\nContent-Disposition: form-data; name=\"files\"; filename=\"" + name + b"\"\r\n"
             b"Content-Type: text/markdown\r\n\r\n# evil\n\ntext\n\r\n--XyZ--\r\n")
-    return body, {"content-type": "multipart/form-data; boundary=XyZ"}
+    return body, {"content-type": "multipart/form-data; boundary=XyZ", **ASKED}
 
 
 @pytest.mark.parametrize("name", ["../../evil.md", "..\\..\\evil.md", "/etc/evil.md", "a\x01b.md", "a\tb.md",
@@ -226,7 +226,7 @@ def test_an_upload_with_a_path_in_its_name_is_refused_and_nothing_is_written(ser
 def test_bad_uploads_get_json_errors(server):
     url = server.base_url + "/v1/kb/documents"
     assert httpx.post(url, json={"x": 1}).status_code == 415
-    assert httpx.post(url, files=[("note", (None, "text"))]).status_code == 400
+    assert httpx.post(url, files=[("note", (None, "text"))], headers=ASKED).status_code == 400
 
 
 def test_a_key_is_required_once_configured_and_never_logged(tmp_path):
@@ -337,7 +337,7 @@ def test_an_ingest_in_progress_does_not_block_questions(tmp_path):
         first = _chat(server.base_url, [{"role": "user", "content": QUESTION}]).json()["docqa"]["generation"]
         upload: list[httpx.Response] = []
         thread = threading.Thread(target=lambda: upload.append(httpx.post(
-            server.base_url + "/v1/kb/documents", timeout=60,
+            server.base_url + "/v1/kb/documents", timeout=60, headers=ASKED,
             files=[("files", ("熔岩协议.md", "# 熔岩协议\n\n熔岩协议的握手超时是 42 秒。\n".encode(), "text/markdown"))])))
         thread.start()
         time.sleep(1.0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from app_fakes import page_env
-from server_harness import ServerProcess, free_port
+from app.server.process_harness import ServerProcess, free_port
 
 openai = pytest.importorskip("openai")
 

@@ -10,7 +10,7 @@ import pytest
 from app_fakes import SMALL_CORPUS
 
 from app.config import LimitSettings, Settings
-from app.uploads.saving import UploadError, sanitize_filename, save_upload, save_uploads, settle
+from app.uploads.saving import UploadError, sanitize_filename, save_upload, save_uploads, settle, stage_upload
 from app.uploads.upload_ingest import ingest_uploads
 from app.web.ui_sidebar import upload_fraction
 from ingest.loaders.document_loader import SUPPORTED_EXTENSIONS
@@ -57,38 +57,47 @@ def test_long_names_are_cut_to_255_bytes_keeping_the_extension():
     assert name.endswith(".md") and len(name.encode()) <= 255
 
 
+def _saved(name: str, data: bytes, folder: Path):
+    return save_upload(stage_upload(name, io.BytesIO(data), folder, LimitSettings()), folder, SUPPORTED_EXTENSIONS)
+
+
 def test_uploads_land_only_in_the_upload_folder(tmp_path):
     folder = tmp_path / "uploads"
-    saved = save_upload("../../escape.md", DOC, folder, LimitSettings(), SUPPORTED_EXTENSIONS)
+    saved = _saved("../../escape.md", DOC, folder)
     assert saved.path == (folder / "escape.md").resolve()
     assert [p.name for p in tmp_path.rglob("*.md")] == ["escape.md"]
 
 
-def test_a_file_over_the_upload_limit_is_refused_by_name(tmp_path):
+def test_a_file_over_the_upload_limit_is_refused_by_name_without_being_kept(tmp_path):
     limits = LimitSettings(max_upload_mb=0.001)
-    with pytest.raises(UploadError, match=r"big\.txt: 0\.0 MB is over the upload limit of 0\.001 MB"):
-        save_upload("big.txt", b"x" * 2000, tmp_path, limits, SUPPORTED_EXTENSIONS)
+    with pytest.raises(UploadError, match=r"big\.txt: over the upload limit of 0\.001 MB \(limits\.max_upload_mb\)"):
+        stage_upload("big.txt", io.BytesIO(b"x" * 2000), tmp_path, limits)
     assert not list(tmp_path.iterdir())
 
 
 def test_failed_files_are_reported_without_losing_the_rest(tmp_path):
-    result = save_uploads([("good.md", DOC), ("bad.exe", b"MZ"), ("empty.txt", b""), ("good.md", DOC + b"2"),
-                           ("other.txt", DOC)], tmp_path, LimitSettings(), SUPPORTED_EXTENSIONS)
+    files = [("good.md", DOC), ("bad.exe", b"MZ"), ("empty.txt", b""), ("good.md", DOC + b"2"), ("other.txt", DOC)]
+    staged = [stage_upload(name, io.BytesIO(data), tmp_path, LimitSettings()) for name, data in files]
+    result = save_uploads(staged, tmp_path, SUPPORTED_EXTENSIONS)
     assert [s.path.name for s in result.saved] == ["good.md", "other.txt"]
     assert [(f.name, f.reason.split(" ")[0]) for f in result.failures] == [
         ("bad.exe", "file"), ("empty.txt", "the"), ("good.md", "another")]
     assert (tmp_path / "good.md").read_bytes() == DOC
+    for saved in result.saved:
+        settle(saved, ingested=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.md", "other.txt"]  # no staged file left behind
 
 
 def test_a_replaced_upload_is_restored_when_the_new_version_fails(tmp_path):
-    first = save_upload("a.md", DOC, tmp_path, LimitSettings(), SUPPORTED_EXTENSIONS)
+    first = _saved("a.md", DOC, tmp_path)
     settle(first, ingested=True)
-    second = save_upload("a.md", b"new version", tmp_path, LimitSettings(), SUPPORTED_EXTENSIONS)
+    second = _saved("a.md", b"new version", tmp_path)
     assert second.previous is not None and (tmp_path / "a.md").read_bytes() == b"new version"
     settle(second, ingested=False)
     assert (tmp_path / "a.md").read_bytes() == DOC
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.md"]
-    assert save_upload("a.md", DOC, tmp_path, LimitSettings(), SUPPORTED_EXTENSIONS).unchanged
+    assert _saved("a.md", DOC, tmp_path).unchanged
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.md"]
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from app.answer.answer_pipeline import AnswerPipeline
-from ingest.store.knowledge_base import KnowledgeBaseMissingError, resolve_live
+from ingest.store.knowledge_base import KnowledgeBaseMissingError
+from ingest.store.store_protocol import KnowledgeStore
 
 # Opens the pipeline over the live generation; gets the pipeline of the generation before, or None the first time.
 BuildPipeline = Callable[[AnswerPipeline | None], AnswerPipeline]
@@ -31,10 +31,11 @@ class Snapshot:
 class LivePipeline:
     """Holds the pipeline of the live generation; thread-safe (several page sessions or requests at once)."""
 
-    def __init__(self, kb_path: Path, build: BuildPipeline, warm_up: bool = False) -> None:
-        """``warm_up``: evaluate the prompt prefixes of each new pipeline while it is opened
-        (``AnswerPipeline.warm_up``), so the first question on it is as fast as later ones."""
-        self.kb_path = Path(kb_path)
+    def __init__(self, store: KnowledgeStore, build: BuildPipeline, warm_up: bool = False) -> None:
+        """``store`` says which generation is live (the folder base, or Milvus); ``warm_up``: evaluate the prompt
+        prefixes of each new pipeline while it is opened (``AnswerPipeline.warm_up``), so the first question on it is
+        as fast as later ones."""
+        self.store = store
         self._build = build
         self._warm_up = warm_up
         self._snapshot: Snapshot | None = None
@@ -42,9 +43,8 @@ class LivePipeline:
 
     def live_generation(self) -> str | None:
         """The generation to read now (None when nothing was ever committed); KnowledgeBaseError when the base
-        cannot be read (CURRENT damaged and no generation verifies)."""
-        live = resolve_live(self.kb_path)
-        return live.name if live else None
+        cannot be read (CURRENT damaged and no generation verifies; a store that cannot be reached)."""
+        return self.store.live_generation()
 
     def is_current(self) -> bool:
         """Whether ``snapshot`` returns at once (the live generation is already open)."""
@@ -56,7 +56,7 @@ class LivePipeline:
         there is no base yet, KnowledgeBaseError when it cannot be read or was built with another embedder."""
         generation = self.live_generation()
         if generation is None:  # checked before anything loads: there is nothing to answer from
-            raise KnowledgeBaseMissingError(f"{self.kb_path}: no knowledge base here yet "
+            raise KnowledgeBaseMissingError(f"{self.store.location}: no knowledge base here yet "
                                             "(upload files or run `python -m ingest` first)")
         current = self._snapshot
         if current is not None and current.generation == generation:

@@ -22,8 +22,10 @@ from app.answer.answer_pipeline import (
     TokenEvent,
 )
 from app.answer.conversation import Conversation
-from app.config import ConfigError, load_settings
+from app.cli.base_choice import add_base_arguments, settings_from_args
+from app.config import ConfigError
 from app.wiring import build_pipeline, kb_notices, quiet_model_libraries
+from ingest.visible_text import visible
 from prompts.records import Answer
 
 PROMPT = "docqa> "
@@ -34,8 +36,7 @@ _EXCERPT_CHARS = 240
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m app.cli.chat", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--kb", type=Path, help="knowledge base folder (default: Settings.kb_path)")
-    p.add_argument("--config", type=Path, help="TOML settings file")
+    add_base_arguments(p)
     p.add_argument("--json", action="store_true", help="print each Answer as one JSON line instead of streaming")
     return p
 
@@ -118,7 +119,7 @@ class ChatSession:
         if answer.refused:
             lines.append(f"(refused: {answer.refusal_reason})")
         if answer.citations:
-            lines.append("(sources: " + "; ".join(f"[{c.number}] {Path(c.passage.chunk.source).name}"
+            lines.append("(sources: " + "; ".join(f"[{c.number}] {visible(Path(c.passage.chunk.source).name)}"
                                                  for c in answer.citations) + " · /sources for the passages)")
         return "".join(line + "\n" for line in lines)
 
@@ -131,8 +132,8 @@ class ChatSession:
         out = []
         for c in shown:
             chunk = c.passage.chunk
-            where = chunk.source + (f", {chunk.page_label}" if chunk.page_label else "")
-            heading = f" — {chunk.heading}" if chunk.heading_path else ""
+            where = visible(chunk.source) + (f", {chunk.page_label}" if chunk.page_label else "")
+            heading = f" — {visible(chunk.heading)}" if chunk.heading_path else ""
             flat = " ".join(c.quoted_text.split())
             excerpt = flat if len(flat) <= _EXCERPT_CHARS else flat[:_EXCERPT_CHARS] + "…"
             out.append(f"[{c.number}] {where}{heading}\n    {excerpt}\n")
@@ -140,7 +141,9 @@ class ChatSession:
 
 
 def _write(text: str) -> None:
-    sys.stdout.write(text)
+    # Answers, passages and names come from documents and the model: control and bidi characters shown escaped
+    # (file names are escaped where they are put in a line, newlines included).
+    sys.stdout.write(visible(text, keep_lines=True))
     sys.stdout.flush()
 
 
@@ -148,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_model_libraries()
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(args.config, **({"kb_dir": args.kb} if args.kb else {}))
+        settings = settings_from_args(args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
@@ -158,10 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"error: {type(exc).__name__}: {visible(str(exc))}", file=sys.stderr)
         return 1
     for notice in kb_notices(pipeline.retriever):
-        print(f"note: {notice}", file=sys.stderr)
+        print(f"note: {visible(notice)}", file=sys.stderr)
     _line_editing()
     session = ChatSession(pipeline, _write, args.json)
     if not args.json:

@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from app.config import ConfigError, load_settings
+from app.cli.base_choice import add_base_arguments, settings_from_args
+from app.config import ConfigError
 from app.wiring import quiet_model_libraries, run_ingest
-from ingest.pipeline.ingest_pipeline import IngestOptions, IngestSetupError
+from ingest.pipeline.ingest_pipeline import IngestOptions, IngestSetupError, use_generation
 from ingest.pipeline.progress import TerminalProgress
 from ingest.store.kb_lock import KnowledgeBaseLockedError
 from ingest.store.knowledge_base import KnowledgeBaseError
+from ingest.store.milvus.milvus_connection import STORE_URI_HELP, parse_store_uri
 
 if TYPE_CHECKING:
     from ingest.embedding.embedder import Embedder
@@ -39,13 +41,24 @@ def build_parser() -> argparse.ArgumentParser:
                     "ones replaced, deleted ones removed.")
     parser.add_argument("paths", nargs="*", type=Path,
                         help=f"files or folders to ingest (default: the sample corpus {SAMPLE_CORPUS})")
-    parser.add_argument("--kb", type=Path, help="knowledge-base folder (default: Settings.kb_path)")
-    parser.add_argument("--config", type=Path, help="TOML settings file")
+    add_base_arguments(parser)
+    parser.add_argument("--store", metavar="STORE",
+                        help=f"where the knowledge base is stored: 'folder' (default: FAISS files in the base's "
+                             f"folder) or Milvus: {STORE_URI_HELP}")
+    parser.add_argument("--ray", action="store_true",
+                        help="embed with Ray Data (embedder.runner = \"ray\"; the 'scale' extra) to spread a big "
+                             "ingest over cores, machines or GPUs")
     parser.add_argument("--device", choices=["cpu", "cuda"],
                         help="device for the embedder and the FAISS index (cuda falls back to cpu with a message)")
     parser.add_argument("--rebuild", action="store_true",
                         help="start a fresh knowledge base from PATHs (needed after changing the embedder)")
     parser.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
+    parser.add_argument("--follow-links", action="store_true",
+                        help="also ingest files that symbolic links inside the folders point to when they lie "
+                             "outside those folders (skipped by default, with a line naming each)")
+    parser.add_argument("--use-generation", metavar="NAME",
+                        help="make the committed generation NAME (e.g. gen-000003) live again, as a new generation "
+                             "with its content; no PATHs")
     parser.add_argument("--quiet", action="store_true", help="no progress bars, no summary; errors only")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     return parser
@@ -72,24 +85,33 @@ def main(argv: Sequence[str] | None = None, embedder_factory: Callable[[], "Embe
     handler.setLevel(logging.WARNING if args.quiet or args.json else logging.INFO)
     logging.basicConfig(level=handler.level, format="%(message)s", handlers=[handler])
     try:
-        overrides = {"kb_dir": args.kb} if args.kb else {}
-        settings = load_settings(args.config, **overrides)
-    except ConfigError as exc:
+        settings = settings_from_args(args, create=not (args.dry_run or args.use_generation))
+        if args.store:
+            settings.store = settings.store.replace(**parse_store_uri(args.store))
+    except (ConfigError, ValueError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_FATAL
+    if args.ray:
+        settings.embedder.runner = "ray"
     if args.device:
         settings.embedder.device = _embedder_device(args.device)
         settings.index.device = args.device  # the FAISS layer falls back to the CPU by itself, with a message
+    if args.use_generation and (args.paths or args.rebuild or args.dry_run):
+        print("error: --use-generation takes no PATHs, --rebuild or --dry-run", file=sys.stderr)
+        return EXIT_FATAL
     paths = args.paths or [SAMPLE_CORPUS]
     bars = not (args.quiet or args.json)
-    options = IngestOptions(rebuild=args.rebuild, dry_run=args.dry_run)
+    options = IngestOptions(rebuild=args.rebuild, dry_run=args.dry_run, follow_links=args.follow_links)
     if bars:
         options.progress = TerminalProgress()
     try:
         with logging_redirect_tqdm() if bars else contextlib.nullcontext():
             for active in logging.getLogger().handlers:  # the tqdm handler forgets the level
                 active.setLevel(handler.level)
-            report = run_ingest(settings, paths, options, embedder_factory=embedder_factory)
+            if args.use_generation:
+                report = use_generation(settings, args.use_generation)
+            else:
+                report = run_ingest(settings, paths, options, embedder_factory=embedder_factory)
     except (KnowledgeBaseLockedError, KnowledgeBaseError, IngestSetupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FATAL

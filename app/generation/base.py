@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from app.generation.packaged_model import packaged_model_path
 from app.generation.settings import PACKAGED_LLM, GenerationSettings
@@ -42,3 +43,34 @@ def resolve_model(settings: GenerationSettings, models_dir: Path) -> tuple[str, 
         path = packaged_model_path(models_dir)
         return str(path.parent), path.name
     return settings.model, settings.gguf_file
+
+
+@dataclass
+class ToolCallReply:
+    """A server's reply to a chat request with tools: its text and the calls it made (arguments as JSON text)."""
+
+    content: str
+    tool_calls: list[dict[str, str]] = field(default_factory=list)  # {"id", "name", "arguments"}
+
+
+@runtime_checkable
+class GrammarGenerator(Protocol):
+    """A generator that can decode under a grammar (llama.cpp). It may also offer
+    ``leading_char_probability(messages, chars)``, which the chat model uses to let the model choose between a
+    tool call and an answer under ``tool_choice="auto"`` (app/langchain/chat_model_adapter.py)."""
+
+    def stream_constrained(self, messages: list[Message], settings: GenerationSettings,
+                           grammar: str) -> Iterator[str]:
+        """``stream``, with every token kept inside ``grammar`` (GBNF, root rule ``root``)."""
+        ...
+
+
+@runtime_checkable
+class ToolCallingGenerator(Protocol):
+    """A generator whose server takes OpenAI ``tools`` and ``tool_choice`` itself (an OpenAI-compatible API)."""
+
+    def complete_with_tools(self, messages: list[dict[str, Any]], settings: GenerationSettings,
+                            tools: list[dict[str, Any]], tool_choice: str | dict[str, Any]) -> ToolCallReply:
+        """One chat completion with ``tools`` offered, ``messages`` in the OpenAI format (tool calls and tool
+        results as structured messages)."""
+        ...

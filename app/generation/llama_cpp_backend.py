@@ -41,6 +41,9 @@ class LlamaCppGenerator:
         # Prompt tokens the last call found already evaluated (kept prefix, replaced context or llama.cpp's own
         # reuse) and did not evaluate again.
         self.reused_prompt_tokens = 0
+        # First byte of each token's text (0: none), and masks built from it (leading_char_probability).
+        self._leading_bytes = None
+        self._leading_masks: dict[str, tuple] = {}
 
     @classmethod
     def load(cls, settings: GenerationSettings, models_dir: Path) -> LlamaCppGenerator:
@@ -78,15 +81,48 @@ class LlamaCppGenerator:
     def yes_probability(self, messages: list[Message], yes: tuple[str, ...], no: tuple[str, ...]) -> float:
         """P(the next token after the chat prompt starts one of ``yes``) / P(it starts one of ``yes`` or ``no``):
         a calibratable yes/no verdict from one forward pass (prompts/evidence_verification.py)."""
+
+        def first_tokens(words: tuple[str, ...]) -> set[int]:
+            return {self._llm.tokenize(w.encode("utf-8"), add_bos=False, special=False)[0] for w in words}
+
+        probs = self._next_token_probabilities(messages)
+        p_yes = float(sum(probs[t] for t in first_tokens(yes)))
+        p_no = float(sum(probs[t] for t in first_tokens(no)))
+        return p_yes / (p_yes + p_no) if p_yes + p_no > 0 else 0.5
+
+    def leading_char_probability(self, messages: list[Message], chars: str) -> float:
+        """P(the reply's first visible character is one of ``chars``), from one forward pass: the probability mass
+        of the first tokens whose text starts (after white space) with one of them, over the mass of all tokens
+        with visible text. White-space-only and control tokens say nothing either way and are left out. The
+        prompt stays evaluated, so decoding the reply next evaluates nothing again."""
+        probs = self._next_token_probabilities(messages)
+        visible, starting = self._leading_byte_masks(chars)
+        total = float(probs[visible].sum())
+        return float(probs[starting].sum()) / total if total > 0 else 0.0
+
+    def _leading_byte_masks(self, chars: str):
+        """(tokens with visible text, tokens whose text starts with one of ``chars``) as boolean arrays; the
+        vocabulary is read once (~1 s), the masks once per ``chars``."""
+        import numpy as np
+
+        if chars not in self._leading_masks:
+            if self._leading_bytes is None:
+                # Control tokens detokenize to nothing; byte-level pieces of a longer character still show their
+                # first byte, which is never one of the ASCII ``chars``.
+                self._leading_bytes = np.array(
+                    [(self._llm.detokenize([t]).lstrip() or b"\0")[0] for t in range(self._llm.n_vocab())],
+                    dtype=np.uint8)
+            wanted = np.frombuffer(chars.encode("ascii"), dtype=np.uint8)
+            self._leading_masks[chars] = (self._leading_bytes != 0, np.isin(self._leading_bytes, wanted))
+        return self._leading_masks[chars]
+
+    def _next_token_probabilities(self, messages: list[Message]):
+        """The distribution of the first reply token after the chat prompt (float64, over the vocabulary)."""
         import numpy as np
 
         tokens = self._prompt_tokens(messages)
         if len(tokens) >= self.n_ctx:
             raise GenerationError(f"{self.name}: prompt of {len(tokens)} tokens does not fit n_ctx={self.n_ctx}")
-
-        def first_tokens(words: tuple[str, ...]) -> set[int]:
-            return {self._llm.tokenize(w.encode("utf-8"), add_bos=False, special=False)[0] for w in words}
-
         with self._lock:
             llm = self._llm
             self._keep_replaced_context()
@@ -102,9 +138,7 @@ class LlamaCppGenerator:
             logits = np.ctypeslib.as_array(self._llm._ctx.get_logits(), shape=(self._llm.n_vocab(),))
             logits = logits.astype(np.float64)
         probs = np.exp(logits - logits.max())
-        p_yes = float(sum(probs[t] for t in first_tokens(yes)))
-        p_no = float(sum(probs[t] for t in first_tokens(no)))
-        return p_yes / (p_yes + p_no) if p_yes + p_no > 0 else 0.5
+        return probs / probs.sum()
 
     def warm_up(self, examples: list[list[Message]]) -> int:
         """Evaluate the prompt prefix the ``examples`` (two or more prompts that differ only in what changes per
@@ -175,6 +209,27 @@ class LlamaCppGenerator:
             llm.load_state(state)
 
     def stream(self, messages: list[Message], settings: GenerationSettings) -> Iterator[str]:
+        return self._stream(messages, settings, None)
+
+    def stream_constrained(self, messages: list[Message], settings: GenerationSettings,
+                           grammar: str) -> Iterator[str]:
+        """``stream`` with every sampled token restricted to those that keep the text inside ``grammar`` (GBNF,
+        root rule ``root``); the end token is allowed only once the text is complete under it."""
+        return self._stream(messages, settings, self._compiled(grammar))
+
+    def _compiled(self, grammar: str):
+        """``grammar`` as a LlamaGrammar, checked first: llama.cpp answers a grammar it cannot parse with a null
+        sampler, which would crash the process when added to the sampler chain."""
+        import llama_cpp
+        from llama_cpp import LlamaGrammar
+
+        sampler = llama_cpp.llama_sampler_init_grammar(self._llm._model.vocab, grammar.encode("utf-8"), b"root")
+        if not sampler:
+            raise GenerationError(f"{self.name}: llama.cpp cannot parse the grammar:\n{grammar[:2000]}")
+        llama_cpp.llama_sampler_free(sampler)
+        return LlamaGrammar.from_string(grammar, verbose=False)
+
+    def _stream(self, messages: list[Message], settings: GenerationSettings, grammar) -> Iterator[str]:
         tokens = self._prompt_tokens(messages)
         if len(tokens) >= self.n_ctx:
             raise GenerationError(f"{self.name}: prompt of {len(tokens)} tokens does not fit n_ctx={self.n_ctx}")
@@ -190,7 +245,7 @@ class LlamaCppGenerator:
                 prompt=tokens, max_tokens=max_tokens, stream=True,
                 temperature=max(settings.temperature, 0.0), top_p=settings.top_p, top_k=settings.sampling_top_k,
                 min_p=0.0, repeat_penalty=settings.repetition_penalty, seed=settings.seed,
-                logits_processor=processors,
+                logits_processor=processors, grammar=grammar,
             ):
                 piece = chunk["choices"][0]["text"]
                 if piece:

@@ -6,8 +6,9 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
-from app.generation.base import GenerationError, Message
+from app.generation.base import GenerationError, Message, ToolCallReply
 from app.generation.settings import GenerationSettings
 
 # Characters per token when the server offers no /tokenize endpoint: deliberately low (CJK is ~1 char/token)
@@ -36,9 +37,9 @@ class OpenAICompatibleGenerator:
         except urllib.error.URLError as exc:
             raise GenerationError(f"{url}: cannot reach the OpenAI-compatible server: {exc.reason}") from exc
 
-    def stream(self, messages: list[Message], settings: GenerationSettings) -> Iterator[str]:
-        payload = {
-            "model": self._model, "messages": messages, "stream": True,
+    def _payload(self, messages: list[Any], settings: GenerationSettings, stream: bool) -> dict[str, Any]:
+        return {
+            "model": self._model, "messages": messages, "stream": stream,
             "temperature": settings.temperature, "top_p": settings.top_p,
             "max_tokens": settings.max_new_tokens, "seed": settings.seed,
             # Not in the OpenAI API but understood by vLLM (top_k, repetition_penalty) and llama.cpp server
@@ -46,6 +47,25 @@ class OpenAICompatibleGenerator:
             "top_k": settings.sampling_top_k, "repetition_penalty": settings.repetition_penalty,
             "repeat_penalty": settings.repetition_penalty,
         }
+
+    def complete_with_tools(self, messages: list[dict[str, Any]], settings: GenerationSettings,
+                            tools: list[dict[str, Any]], tool_choice: str | dict[str, Any]) -> ToolCallReply:
+        """The server's own tool calling: ``tools`` and ``tool_choice`` go through as they are (servers that
+        constrain tool calls, such as vLLM and llama.cpp's, do it there)."""
+        payload = {**self._payload(messages, settings, stream=False), "tools": tools, "tool_choice": tool_choice}
+        url = f"{self._base}/chat/completions"
+        with self._post(url, payload) as response:
+            try:
+                message = json.loads(response.read())["choices"][0]["message"]
+            except (json.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+                raise GenerationError(f"{url}: not a chat completion: {exc}") from exc
+        calls = [{"id": c.get("id") or "", "name": c["function"]["name"],
+                  "arguments": c["function"].get("arguments") or "{}"}
+                 for c in message.get("tool_calls") or [] if c.get("function", {}).get("name")]
+        return ToolCallReply(message.get("content") or "", calls)
+
+    def stream(self, messages: list[Message], settings: GenerationSettings) -> Iterator[str]:
+        payload = self._payload(messages, settings, stream=True)
         url = f"{self._base}/chat/completions"
         with self._post(url, payload) as response:
             for raw in response:

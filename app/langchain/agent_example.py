@@ -1,13 +1,17 @@
 """``python -m app.langchain.agent_example "问题"``: a LangChain agent (``langchain.agents.create_agent``) running
-fully offline on the packaged local LLM, answering through the ``search_knowledge_base`` tool.
+fully offline on the packaged local LLM, answering through the ``search_knowledge_base`` tool. The local model's
+tool calls are decoded under a grammar (app/langchain/tool_call_grammar.py), so every call it makes is well formed.
 
-``--chain`` runs the same question through a plain LangChain chain instead (retriever → prompt → local model),
-for when the small local model does not call the tool reliably (see bench/agent_tool_calls.py).
+``--mcp`` gives the same agent docqa's MCP server instead (``python -m app.mcp`` started over stdio and its tools
+loaded through ``langchain-mcp-adapters``): the way any MCP-speaking agent reaches the documents.
+``--chain`` runs the question through a plain LangChain chain instead (retriever → prompt → local model).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,10 +26,11 @@ from app.config import ConfigError, Settings, load_settings
 from app.langchain.chat_model_adapter import LocalChatModel
 from app.langchain.langchain_tool import (
     AGENT_INSTRUCTIONS,
+    MCP_AGENT_INSTRUCTIONS,
     KnowledgeBaseTools,
     build_knowledge_base_tools,
 )
-from app.wiring import build_generator, quiet_model_libraries
+from app.wiring import quiet_model_libraries
 from ingest.store.knowledge_base import KnowledgeBaseError
 
 CHAIN_PROMPT = ChatPromptTemplate.from_messages([
@@ -52,6 +57,41 @@ def build_chain(tools: KnowledgeBaseTools, model: LocalChatModel) -> Runnable:
             | CHAIN_PROMPT | model | StrOutputParser())
 
 
+def mcp_server_connection(kb: Path | None = None, module: str = "app.mcp") -> dict[str, Any]:
+    """How ``langchain-mcp-adapters`` starts docqa's MCP server: this Python, ``-m app.mcp``, over stdio."""
+    # The MCP SDK starts servers with a minimal environment: pass docqa's own settings (and the import path) on.
+    env = {k: v for k, v in os.environ.items() if k.startswith(("DOCQA_", "HF_")) or k in ("PYTHONPATH", "HOME")}
+    if kb:
+        env["DOCQA_KB_DIR"] = str(kb)
+    return {"transport": "stdio", "command": sys.executable, "args": ["-m", module], "env": env}
+
+
+async def run_mcp_agent(model: LocalChatModel, question: str, max_steps: int,
+                        connection: dict[str, Any]) -> list[Any]:
+    """The agent over docqa's MCP tools: one MCP session (one server process) for the whole run — the adapters'
+    ``get_tools`` would start a server per tool call."""
+    from langchain_mcp_adapters.client import MultiServerMCPClient
+    from langchain_mcp_adapters.tools import load_mcp_tools
+
+    client = MultiServerMCPClient({"docqa": connection})
+    async with client.session("docqa") as session:
+        tools = [t for t in await load_mcp_tools(session) if t.name in ("ask_documents", "list_documents")]
+        agent = create_agent(model, tools, system_prompt=MCP_AGENT_INSTRUCTIONS)
+        messages: list[Any] = []
+        async for update in agent.astream({"messages": [{"role": "user", "content": question}]},
+                                          config={"recursion_limit": max_steps}, stream_mode="updates"):
+            _take_step(update, messages)
+        return messages
+
+
+def _take_step(update: dict[str, Any], messages: list[Any]) -> None:
+    """One LangGraph update: print its messages and keep them."""
+    for step in update.values():
+        for message in (step or {}).get("messages", []):
+            _print_step(message)
+            messages.append(message)
+
+
 def _print_step(message: Any) -> None:
     if isinstance(message, AIMessage) and message.tool_calls:
         for call in message.tool_calls:
@@ -67,10 +107,7 @@ def run_agent(agent: Any, question: str, max_steps: int) -> list[Any]:
     messages: list[Any] = []
     for update in agent.stream({"messages": [{"role": "user", "content": question}]},
                                config={"recursion_limit": max_steps}, stream_mode="updates"):
-        for step in update.values():
-            for message in (step or {}).get("messages", []):
-                _print_step(message)
-                messages.append(message)
+        _take_step(update, messages)
     return messages
 
 
@@ -82,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=256, help="answer budget of the agent's model per step")
     p.add_argument("--max-steps", type=int, default=8, help="LangGraph recursion limit (model + tool steps)")
     p.add_argument("--chain", action="store_true", help="run a plain retriever → prompt → model chain instead")
+    p.add_argument("--mcp", action="store_true", help="reach the documents through docqa's MCP server")
     return p
 
 
@@ -90,13 +128,16 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings: Settings = load_settings(**({"kb_dir": args.kb} if args.kb else {}))
+        if args.mcp:
+            model = LocalChatModel.from_settings(settings, max_new_tokens=args.max_new_tokens)
+            asyncio.run(run_mcp_agent(model, args.question, args.max_steps, mcp_server_connection(args.kb)))
+            return 0
         print("loading the knowledge base, embedder and local LLM…", file=sys.stderr, flush=True)
         tools = build_knowledge_base_tools(settings=settings)
     except (ConfigError, KnowledgeBaseError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    model = LocalChatModel(generator=build_generator(settings),
-                           generation=settings.generation.replace(max_new_tokens=args.max_new_tokens))
+    model = LocalChatModel.from_settings(settings, max_new_tokens=args.max_new_tokens)
     if args.chain:
         for piece in build_chain(tools, model).stream(args.question):
             print(piece, end="", flush=True)

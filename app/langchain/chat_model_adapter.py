@@ -2,14 +2,17 @@
 
 ``ChatHuggingFace`` cannot drive a tool-calling agent over a local model (tool calls are never parsed and
 ToolMessages raise). ``LocalChatModel`` renders tools, tool calls and tool results in the model's own tool format
-(app/langchain/tool_call_format.py), streams through ``Generator.stream`` and parses ``<tool_call>`` blocks into
-``AIMessage.tool_calls``, so ``langchain.agents.create_agent`` works with the local LLM.
+(app/langchain/tool_call_format.py) and streams through the ``Generator``; with tools bound, llama.cpp decodes each
+turn under a grammar admitting only what ``tool_choice`` allows (app/langchain/tool_call_grammar.py), an
+OpenAI-compatible server gets ``tools`` and ``tool_choice`` itself, and other backends' text is parsed leniently.
+So ``langchain.agents.create_agent`` works with the local LLM.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -21,6 +24,7 @@ from langchain_core.messages import (
     HumanMessage,
     SystemMessage,
     ToolMessage,
+    convert_to_openai_messages,
 )
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
@@ -30,14 +34,26 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
 from app.answer.answer_pipeline import AskOptions
-from app.config import GenerationSettings
+from app.config import GenerationSettings, Settings
+from app.generation.base import GrammarGenerator, ToolCallingGenerator
 from app.langchain.tool_call_format import (
     ChatTurn,
+    ParsedReply,
     ToolCall,
+    new_call_id,
     parse_reply,
     safe_prefix_length,
     to_plain_messages,
 )
+from app.langchain.tool_call_grammar import (
+    CALL_START_CHARS,
+    ToolChoice,
+    normalise_tool_choice,
+    parse_constrained_call,
+    tool_call_grammar,
+    tool_names,
+)
+from app.wiring import build_generator
 from prompts.conversation import Turn
 
 
@@ -73,13 +89,78 @@ def _cut_at_stop(text: str, stop: list[str] | None) -> tuple[str, bool]:
     return text, False
 
 
+@dataclass
+class _Progress:
+    """What a streamed reply has produced so far, and how much of it was shown."""
+
+    text: str = ""
+    shown: int = 0
+
+
+def _stream_visible(pieces: Iterator[str], stop: list[str] | None, run_manager: CallbackManagerForLLMRun | None,
+                    visible: Callable[[str], int], progress: _Progress) -> Iterator[ChatGenerationChunk]:
+    """Stream the part of the reply that ``visible`` allows to be shown while it is generated (text that may be
+    the start of a tool call is held back); ``progress`` keeps the whole text for parsing at the end."""
+    try:
+        for piece in pieces:
+            progress.text, stopped = _cut_at_stop(progress.text + piece, stop)
+            end = visible(progress.text)
+            if end > progress.shown:
+                delta = progress.text[progress.shown:end]
+                progress.shown = end
+                if run_manager:
+                    run_manager.on_llm_new_token(delta)
+                yield ChatGenerationChunk(message=AIMessageChunk(content=delta))
+            if stopped:
+                break
+    finally:
+        close = getattr(pieces, "close", None)
+        if close:
+            close()
+
+
+def _tail(progress: _Progress, run_manager: CallbackManagerForLLMRun | None,
+          metadata: dict[str, Any]) -> Iterator[ChatGenerationChunk]:
+    """The rest of a reply that held no tool call."""
+    rest = progress.text[progress.shown:]
+    if rest and run_manager:
+        run_manager.on_llm_new_token(rest)
+    yield ChatGenerationChunk(message=AIMessageChunk(content=rest, response_metadata=metadata))
+
+
+ToolCallPath = Literal["grammar", "native", "lenient"]
+
+
 class LocalChatModel(BaseChatModel):
-    """Chat model over a project ``Generator`` (llama.cpp / transformers / OpenAI-compatible backend)."""
+    """Chat model over a project ``Generator`` (llama.cpp / transformers / OpenAI-compatible backend).
+
+    With tools bound, each turn takes one of three paths, named in the reply's
+    ``response_metadata["tool_call_path"]``: "grammar" (llama.cpp decodes under a grammar that admits only what
+    ``tool_choice`` allows: a well-formed call of a bound tool matching its schema, or a plain answer), "native"
+    (an OpenAI-compatible server receives ``tools`` and ``tool_choice`` and makes the calls itself) or "lenient"
+    (a backend that cannot be constrained, e.g. transformers: the text is parsed by the lenient parser, so a call
+    the model did not write cannot be forced and one it wrote off format is still recovered).
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     generator: Any  # app.generation.base.Generator (a Protocol, so not a pydantic type)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    # Use the grammar (or the server's tool calling) where the backend offers it; False measures the lenient
+    # parser alone on any backend (bench/agent_tool_calls.py compares both).
+    constrained: bool = True
+    # Under tool_choice="auto" with the grammar: call a tool when the model puts at least this much probability on
+    # beginning a call (its first visible character "<", "{" or "`", in or out of format) rather than an answer,
+    # summed over every token that begins one. None: the greedy first token decides — under the grammar the
+    # bundled model then called on 15 % of first turns (it began "NOT FOUND" or "要回答…" instead of a drifted
+    # call). 0.2: the largest threshold with >= 90 % first-turn calls on the tuning half of
+    # bench/questions/agent_qa.jsonl, and no call on small talk (bench/RESULTS_AGENT.md).
+    call_threshold: float | None = Field(default=0.2, ge=0.0, le=1.0)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **generation: Any) -> LocalChatModel:
+        """The configured LLM (loaded once per process), with decoding overrides such as ``max_new_tokens=256``."""
+        return cls(generator=build_generator(settings), generation=settings.generation.replace(**generation))
 
     @property
     def _llm_type(self) -> str:
@@ -90,49 +171,94 @@ class LocalChatModel(BaseChatModel):
         return {"model": getattr(self.generator, "name", "?"), **self.generation.model_dump()}
 
     def bind_tools(self, tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool], *,
-                   tool_choice: str | None = None, **kwargs: Any) -> Runnable[LanguageModelInput, AIMessage]:
-        # tool_choice is accepted for API compatibility; a local model is only told which tools exist.
-        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+                   tool_choice: Any = None, **kwargs: Any) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind ``tools`` with LangChain's ``tool_choice`` ("auto" or None, "any"/"required"/True, a tool name or
+        ``{"type": "function", "function": {"name": …}}``, "none"); an unknown choice is an error here."""
+        schemas = [convert_to_openai_tool(t) for t in tools]
+        normalise_tool_choice(tool_choice, schemas)
+        return self.bind(tools=schemas, tool_choice=tool_choice, **kwargs)
 
     def _plain_messages(self, messages: list[BaseMessage], tools: list[dict[str, Any]] | None) -> list[dict[str, str]]:
         return to_plain_messages(to_turns(messages), tools)
 
+    def _path(self, tools: list[dict[str, Any]] | None) -> ToolCallPath | None:
+        if not tools:
+            return None
+        if self.constrained and isinstance(self.generator, ToolCallingGenerator):
+            return "native"
+        if self.constrained and isinstance(self.generator, GrammarGenerator):
+            return "grammar"
+        return "lenient"
+
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
         tools: list[dict[str, Any]] | None = kwargs.get("tools")
-        names = {t["function"]["name"] for t in tools} if tools else None
-        text, shown = "", 0
-        pieces = self.generator.stream(self._plain_messages(messages, tools), self.generation)
-        try:
-            for piece in pieces:
-                text, stopped = _cut_at_stop(text + piece, stop)
-                # Hold back anything that may be (the start of) a tool call; it is parsed once generation ends.
-                visible = safe_prefix_length(text) if names else len(text)
-                if visible > shown:
-                    delta = text[shown:visible]
-                    shown = visible
-                    if run_manager:
-                        run_manager.on_llm_new_token(delta)
-                    yield ChatGenerationChunk(message=AIMessageChunk(content=delta))
-                if stopped:
-                    break
-        finally:
-            close = getattr(pieces, "close", None)
-            if close:
-                close()
-        reply = parse_reply(text, names) if names else None
-        if reply is None or not reply.tool_calls:
-            if len(text) > shown:
-                if run_manager:
-                    run_manager.on_llm_new_token(text[shown:])
-                yield ChatGenerationChunk(message=AIMessageChunk(content=text[shown:]))
+        path = self._path(tools)
+        if path is None:
+            progress = _Progress()
+            yield from _stream_visible(self.generator.stream(self._plain_messages(messages, None), self.generation),
+                                       stop, run_manager, len, progress)
+            yield from _tail(progress, run_manager, {})
+            return
+        choice = normalise_tool_choice(kwargs.get("tool_choice"), tools)
+        if path == "native":
+            yield self._native_turn(messages, tools, choice)
+            return
+        plain = self._plain_messages(messages, tools)
+        metadata: dict[str, Any] = {"tool_call_path": path}
+        if path == "grammar":
+            choice = self._decided(choice, plain, metadata)
+        names = set(tool_names(tools)) if choice.may_call else None
+        if path == "grammar":
+            pieces = self.generator.stream_constrained(plain, self.generation, tool_call_grammar(tools, choice))
+            # Under the grammar a reply is a call exactly when it starts with "<": an answer streams at once.
+            visible: Callable[[str], int] = lambda text: 0 if text.lstrip()[:1] in ("", "<") else len(text)
+        else:
+            pieces = self.generator.stream(plain, self.generation)
+            visible = safe_prefix_length if names else len
+        progress = _Progress()
+        yield from _stream_visible(pieces, stop, run_manager, visible, progress)
+        text, shown = progress.text, progress.shown
+        if path == "grammar":
+            call = parse_constrained_call(text) if names and text.lstrip().startswith("<") else None
+            reply = ParsedReply("" if call else text, [call] if call else [])
+            if names and call is None and text.lstrip().startswith("<"):
+                # Only a call the token budget cut off can start with "<" and not parse.
+                metadata["tool_call_error"] = "the tool call was cut off before it was complete (max_new_tokens)"
+        else:
+            reply = parse_reply(text, names) if names else ParsedReply(text, [])
+        if not reply.tool_calls:
+            yield from _tail(progress, run_manager, metadata)
             return
         # Content before the call that was held back is emitted now; the call itself becomes tool_call_chunks.
         rest = reply.content[shown:] if reply.content.startswith(text[:shown]) else ""
         chunks = [tool_call_chunk(name=c.name, args=json.dumps(c.arguments, ensure_ascii=False), id=c.id, index=i)
                   for i, c in enumerate(reply.tool_calls)]
         yield ChatGenerationChunk(message=AIMessageChunk(content=rest, tool_call_chunks=chunks,
-                                                         chunk_position="last"))
+                                                         response_metadata=metadata, chunk_position="last"))
+
+    def _decided(self, choice: ToolChoice, plain: list[dict[str, str]], metadata: dict[str, Any]) -> ToolChoice:
+        """Under "auto", the branch the model prefers by probability mass (``call_threshold``), as a choice the
+        grammar then holds it to: any bound tool, or an answer. Other choices are already decided."""
+        if choice.mode != "auto" or self.call_threshold is None or not hasattr(self.generator,
+                                                                              "leading_char_probability"):
+            return choice
+        p_call = self.generator.leading_char_probability(plain, CALL_START_CHARS)
+        metadata["call_probability"] = round(p_call, 4)
+        return ToolChoice("required" if p_call >= self.call_threshold else "none")
+
+    def _native_turn(self, messages: list[BaseMessage], tools: list[dict[str, Any]],
+                     choice: ToolChoice) -> ChatGenerationChunk:
+        """One turn through the server's own tool calling (``tools`` and ``tool_choice`` passed through)."""
+        wire_choice: str | dict[str, Any] = (
+            {"type": "function", "function": {"name": choice.tool}} if choice.tool else choice.mode)
+        reply = self.generator.complete_with_tools(convert_to_openai_messages(list(messages)), self.generation,
+                                                   tools, wire_choice)
+        chunks = [tool_call_chunk(name=c["name"], args=c["arguments"], id=c["id"] or new_call_id(), index=i)
+                  for i, c in enumerate(reply.tool_calls)]
+        return ChatGenerationChunk(message=AIMessageChunk(content=reply.content, tool_call_chunks=chunks,
+                                                          response_metadata={"tool_call_path": "native"},
+                                                          chunk_position="last"))
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:

@@ -20,8 +20,9 @@ from pydantic import BaseModel, Field
 from app.answer.answer_pipeline import AnswerPipeline, QuestionError
 from app.answer.cited_span import answer_span
 from app.config import Settings, load_settings
-from app.wiring import build_pipeline, build_retriever
-from ingest.store.knowledge_base import KnowledgeBase, KnowledgeBaseError, resolve_live
+from app.wiring import build_pipeline, build_retriever, knowledge_store
+from ingest.store.knowledge_base import KnowledgeBaseError
+from ingest.store.store_protocol import StoreSnapshot
 from prompts.records import Answer
 from retrieval.hybrid_retriever import HybridRetriever
 from retrieval.langchain_retriever import DocqaRetriever, to_document
@@ -29,7 +30,7 @@ from retrieval.results import ScoredChunk
 
 # Re-exported so `from app.langchain.langchain_tool import DocqaRetriever` gives a LangChain BaseRetriever over the
 # same base.
-__all__ = ["AGENT_INSTRUCTIONS", "DocqaRetriever", "KnowledgeBaseTools", "build_knowledge_base_tools",
+__all__ = ["AGENT_INSTRUCTIONS", "MCP_AGENT_INSTRUCTIONS", "DocqaRetriever", "KnowledgeBaseTools", "build_knowledge_base_tools",
            "format_answer", "format_passages", "to_document"]
 
 SEARCH_DESCRIPTION = (
@@ -37,17 +38,26 @@ SEARCH_DESCRIPTION = (
     "Returns an answer with numbered sources [n] (file, page, section, quoted sentence), or says the documents do "
     "not contain the answer. Set passages_only=true to get the raw numbered passages instead of an answer. "
     "Use it for any question about the user's documents; cite the [n] sources in your reply.")
-# A system prompt for agents using these tools (the example agent uses it; bring your own as you like). Chinese
-# first, with the exact call written out: the bundled 1.5B model answered from its own knowledge under a plain
-# English instruction (bench/agent_tool_calls.py).
-AGENT_INSTRUCTIONS = (
-    "你是文档问答助手。用户的文档只能通过 search_knowledge_base 工具查阅，不能用你自己的知识回答。\n"
-    "收到任何问题，第一步必须调用这个工具，把用户的问题原样作为 question 参数，格式如下：\n"
-    '<tool_call>\n{"name": "search_knowledge_base", "arguments": {"question": "用户的问题"}}\n</tool_call>\n'
-    "拿到工具结果后，只根据结果作答，用提问所用的语言，保留结果里的 [n] 出处编号；"
-    "结果以 NOT FOUND 开头时，告诉用户文档中没有答案。\n"
-    "You answer questions about the user's documents: always call search_knowledge_base first with the user's "
-    "question, then answer only from its result, in the language of the question, keeping its [n] source numbers.")
+
+
+def agent_instructions(tool: str, when_refused: str) -> str:
+    """A system prompt for agents whose documents are behind ``tool`` (a tool taking ``question``);
+    ``when_refused`` says how its result shows that the documents do not hold the answer. Chinese first: the
+    bundled 1.5B model answered from its own knowledge under a plain English instruction. No call is written out
+    and no refusal text quoted: with them, the model copied them as its first words ("NOT FOUND" before searching)
+    — this wording gave it the most probability of beginning a call on the tuning half of
+    bench/questions/agent_qa.jsonl and the least on small talk (bench/RESULTS_AGENT.md)."""
+    return (
+        f"你是文档问答助手。用户的每个问题都要先调用 {tool} 工具，在用户的文档中查找，再只根据工具结果回答；"
+        f"不要凭自己的知识回答。{when_refused}时，如实告诉用户。\n"
+        f"You answer questions about the user's documents: for every question, first call {tool} with the "
+        "user's question, then answer only from its result, in the language of the question, keeping its [n] "
+        "source numbers.")
+
+
+# The system prompt of the example agent over these tools, and over docqa's MCP server's ask_documents.
+AGENT_INSTRUCTIONS = agent_instructions("search_knowledge_base", "工具结果说文档中没有答案")
+MCP_AGENT_INSTRUCTIONS = agent_instructions("ask_documents", '工具结果中 "refused" 为 true')
 PASSAGES_DESCRIPTION = (
     "Search the user's private document collection (Chinese and English) for passages relevant to a question. "
     "Returns numbered passages [n] with file, page, section and score; answer from them and cite the [n] you use. "
@@ -102,11 +112,11 @@ def format_answer(answer: Answer, max_chars: int) -> str:
     return "\n".join(lines)
 
 
-def format_documents(kb: KnowledgeBase) -> str:
+def format_documents(kb: StoreSnapshot) -> str:
     documents = kb.documents()
     if not documents:
         return "The knowledge base holds no documents."
-    lines = [f"{len(documents)} documents, {kb.manifest.n_chunks} chunks:"]
+    lines = [f"{len(documents)} documents, {kb.info.n_chunks} chunks:"]
     for doc in sorted(documents, key=lambda d: d.path):
         when = _dt.datetime.fromtimestamp(doc.updated_at or doc.mtime).strftime("%Y-%m-%d %H:%M")
         title = f" — {doc.title}" if doc.title and doc.title != Path(doc.path).stem else ""
@@ -145,8 +155,9 @@ def build_knowledge_base_tools(kb_dir: Path | str | None = None, settings: Setti
     if kb_dir is not None:
         settings = settings.replace(kb_dir=Path(kb_dir))
     try:
-        if pipeline is None and resolve_live(settings.kb_path) is None:  # checked before any model loads
-            raise KnowledgeBaseError(f"{settings.kb_path}: no knowledge base here yet (run `python -m ingest`)")
+        store = knowledge_store(settings)
+        if pipeline is None and store.live_generation() is None:  # checked before any model loads
+            raise KnowledgeBaseError(f"{store.location}: no knowledge base here yet (run `python -m ingest`)")
         if pipeline is None and local_llm:
             pipeline = build_pipeline(settings)
         retriever = pipeline.retriever if pipeline is not None else build_retriever(settings)

@@ -33,11 +33,15 @@ _TOOL_CALL_BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DO
 _LEADING_TAG_TAIL = re.compile(r"(?:(?:<tool_call>|<tools>|```(?:json)?|\{)\s*)+$")
 
 
+def new_call_id() -> str:
+    return f"call_{uuid.uuid4().hex[:12]}"
+
+
 @dataclass
 class ToolCall:
     name: str
     arguments: dict[str, Any]
-    id: str = field(default_factory=lambda: f"call_{uuid.uuid4().hex[:12]}")
+    id: str = field(default_factory=new_call_id)
 
 
 @dataclass

@@ -1,10 +1,12 @@
 """A checked Answer as an API client sees it: the cited sources (file, page, heading, the sentence the answer drew
-on) and, for clients that show only text, a sources block appended to the answer."""
+on) and, for clients that show only text, a sources block appended to the answer. The plain text (answer and
+sources block) shows control and bidi characters escaped; the structured ``docqa`` field keeps them as they are."""
 
 from __future__ import annotations
 
 from app.answer.cited_span import answer_span
 from app.server.openai_schema import Source
+from ingest.visible_text import visible
 from prompts.records import Answer
 from prompts.templates import source_label
 
@@ -32,7 +34,7 @@ def sources_block(answer: Answer, sources: list[Source]) -> str:
     lines = [f"\n\n{_HEADINGS.get(answer.language, 'Sources')}:"]
     for source, citation in zip(sources, answer.citations):
         quote = " ".join(source.quote.split())
-        lines.append(f"[{source.number}] {source_label(citation.passage)}: “{quote}”")
+        lines.append(f"[{source.number}] {visible(source_label(citation.passage))}: “{visible(quote)}”")
     return "\n".join(lines)
 
 
@@ -44,3 +46,8 @@ def correction(answer: Answer, streamed: str, separator: str) -> str:
     if answer.refused:
         return f"{separator}{answer.text}" + (f" ({answer.refusal_reason})" if answer.refusal_reason else "")
     return f"{separator}{_CHECKED.get(answer.language, _CHECKED['en'])}{answer.text}"
+
+
+def plain_text(text: str) -> str:
+    """Model or document text as a client that shows only text gets it: control and bidi characters escaped."""
+    return visible(text, keep_lines=True)

@@ -18,7 +18,7 @@ from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.answer.answer_pipeline import AskOptions, DoneEvent, RetryEvent, TokenEvent
-from app.server.answer_format import answer_sources, correction, sources_block
+from app.server.answer_format import answer_sources, correction, plain_text, sources_block
 from app.server.errors import ApiError
 from app.server.generation_queue import QueueFullError
 from app.server.openai_schema import (
@@ -86,8 +86,12 @@ def conversation(body: ChatCompletionRequest, max_turns: int) -> tuple[str, list
 
 
 def ask_options(body: ChatCompletionRequest, services: ServerServices, history: list[Turn]) -> AskOptions:
+    max_new_tokens = body.max_completion_tokens or body.max_tokens
+    if max_new_tokens is not None:
+        # No answer can be longer than the model's context window: a larger request is capped to it.
+        max_new_tokens = min(max_new_tokens, services.settings.generation.n_ctx)
     changes = {"temperature": body.temperature, "top_p": body.top_p, "seed": body.seed,
-               "max_new_tokens": body.max_completion_tokens or body.max_tokens,
+               "max_new_tokens": max_new_tokens,
                "repetition_penalty": body.repetition_penalty, "no_repeat_ngram_size": body.no_repeat_ngram_size}
     try:
         generation = services.settings.generation.replace(**{k: v for k, v in changes.items() if v is not None})
@@ -169,7 +173,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
         answer, retried = await _until_disconnected(request, collect())
     finally:
         await events.aclose()
-    text = answer.text + (sources_block(answer, answer_sources(answer)) if body.sources_block else "")
+    text = plain_text(answer.text) + (sources_block(answer, answer_sources(answer)) if body.sources_block else "")
     return ChatCompletion(id=completion_id, created=created, model=body.model,
                           choices=[Choice(message=AssistantMessage(content=text))], usage=_usage(answer),
                           docqa=_extension(answer, snapshot.generation, retried))
@@ -189,14 +193,14 @@ async def _sse(events: AsyncIterator, body: ChatCompletionRequest, snapshot: Sna
         async for event in events:
             if isinstance(event, TokenEvent):
                 attempt += event.text
-                yield chunk(Delta(content=event.text))
+                yield chunk(Delta(content=plain_text(event.text)))
             elif isinstance(event, RetryEvent):
                 # The draft was a refusal; the second attempt starts on its own paragraph.
                 attempt, retried = "", True
                 yield chunk(Delta(content=separator))
             elif isinstance(event, DoneEvent):
                 answer = event.answer
-                tail = correction(answer, attempt, separator)
+                tail = plain_text(correction(answer, attempt, separator))
                 if body.sources_block:
                     tail += sources_block(answer, answer_sources(answer))
                 if tail:

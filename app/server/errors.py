@@ -12,18 +12,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.server.auth import AuthError
 from app.server.generation_queue import QueueFullError
 from app.server.openai_schema import error_body
+from ingest.store.knowledge_base import KnowledgeBaseError
 
 log = logging.getLogger("docqa.server")
 
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str, type_: str = "invalid_request_error", code: str | None = None,
-                 param: str | None = None) -> None:
+                 param: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.type, self.code, self.param = status, message, type_, code, param
+        self.headers = headers
 
     def response(self) -> JSONResponse:
-        return JSONResponse(error_body(self.message, self.type, self.code, self.param), status_code=self.status)
+        return JSONResponse(error_body(self.message, self.type, self.code, self.param), status_code=self.status,
+                            headers=self.headers)
 
 
 def _describe(exc: RequestValidationError) -> tuple[str, str | None]:
@@ -55,6 +58,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _busy(request: Request, exc: QueueFullError) -> JSONResponse:
         return JSONResponse(error_body(str(exc), "rate_limit_error", "queue_full"), status_code=429,
                             headers={"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(KnowledgeBaseError)
+    async def _kb(request: Request, exc: KnowledgeBaseError) -> JSONResponse:
+        # A damaged base, or a Milvus store that cannot be reached: the same one line the CLI prints.
+        return JSONResponse(error_body(str(exc), "server_error", "kb_unavailable"), status_code=503)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -8,24 +8,25 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from app.server.errors import ApiError
-from app.server.openai_schema import RetrieveRequest
+from app.server.openai_schema import RescanRequest, RetrieveRequest
 from app.server.services import ServerServices, document_id
-from app.uploads.upload_ingest import ingest_uploads
+from app.server.upload_receiver import UploadRefused, receive_uploads
+from app.uploads.saving import discard, interrupted_uploads
+from app.uploads.upload_ingest import ingest_uploads, recover_interrupted_uploads
 from app.wiring import run_ingest
 from ingest.pipeline.ingest_pipeline import IngestOptions
 from ingest.pipeline.ingest_report import IngestReport
 from ingest.records import DocumentRecord
-from ingest.store.kb_layout import generation_paths
 from ingest.store.kb_lock import KnowledgeBaseLockedError, WriterLock
 from ingest.store.knowledge_base import KnowledgeBaseError
-from ingest.store.manifest import ManifestError, read_manifest
 from retrieval.question_check import QuestionError, validate_question
 from retrieval.results import result_as_dict
 
@@ -67,23 +68,36 @@ def _locked(exc: KnowledgeBaseLockedError) -> ApiError:
 
 
 @open_router.get("/health")
-async def health() -> dict:
-    return {"status": "ok"}
+async def health(request: Request) -> dict:
+    """Liveness, and whether questions can be answered: a damaged base does not stop the server, it makes it
+    "degraded" with the reason (shown to callers the key check accepts: it names paths)."""
+    problem = await run_in_threadpool(_services(request).problem)
+    if not problem:
+        return {"status": "ok"}
+    shown = problem if request.app.state.auth.accepts(request) else "the knowledge base cannot be used"
+    return {"status": "degraded", "problem": shown}
+
+
+async def _documents(services: ServerServices) -> tuple[str | None, list[DocumentRecord]]:
+    """The live generation and its documents, or a 503 JSON error saying why the base cannot be read."""
+    try:
+        return await run_in_threadpool(services.documents)
+    except KnowledgeBaseError as exc:
+        raise ApiError(503, str(exc), "server_error", "kb_unavailable") from None
 
 
 @router.get("/v1/kb/status")
 async def status(request: Request) -> dict:
     services = _services(request)
-    generation, documents = await run_in_threadpool(services.documents)
-    manifest = None
-    if generation is not None:
-        try:
-            manifest = read_manifest(generation_paths(services.settings.kb_path, generation).manifest)
-        except (ManifestError, OSError):
-            manifest = None
+    generation, documents = await _documents(services)
+    try:
+        info = await run_in_threadpool(services.live_info) if generation is not None else None
+    except (KnowledgeBaseError, OSError):
+        info = None
     queue = request.app.state.queue.stats()
     return {"kb_name": services.kb_name, "generation": generation, "documents": len(documents),
-            "chunks": manifest.n_chunks if manifest else 0, "embedder": manifest.embedder if manifest else None,
+            "chunks": info.n_chunks if info else 0, "embedder": info.embedder if info else None,
+            "store": services.store.backend,
             "llm": services.settings.generation.model, "models": ["docqa", f"docqa:{services.kb_name}"],
             "queue": vars(queue), "api_key_required": request.app.state.auth.required}
 
@@ -91,52 +105,70 @@ async def status(request: Request) -> dict:
 @router.get("/v1/kb/documents")
 async def list_documents(request: Request) -> dict:
     services = _services(request)
-    generation, documents = await run_in_threadpool(services.documents)
+    generation, documents = await _documents(services)
     return {"generation": generation, "documents": [_document(services, d) for d in documents]}
+
+
+def _refused_name(name: str) -> str | None:
+    """Why an upload's file name refuses the whole request (None when it is a plain file name)."""
+    if _UNSAFE_NAME.search(name) or name.strip() in ("", ".", ".."):
+        # A browser sends a bare file name; a path or control characters mean a confused or hostile client.
+        return (f"upload name {name!r} is not a plain file name (no folders, '..' or control characters); "
+                "nothing was saved")
+    return None
+
+
+@asynccontextmanager
+async def _upload_slot(request: Request) -> AsyncIterator[None]:
+    """One of ``server.max_concurrent_uploads`` places, taken before the body is read (429 when none is free)."""
+    state = request.app.state
+    server = _services(request).settings.server
+    if state.uploads_in_flight >= server.max_concurrent_uploads:
+        raise ApiError(429, f"{server.max_concurrent_uploads} uploads are already being received "
+                            f"(server.max_concurrent_uploads); retry in {server.retry_after_s} s",
+                       "rate_limit_error", "too_many_uploads", headers={"Retry-After": str(server.retry_after_s)})
+    state.uploads_in_flight += 1
+    try:
+        yield
+    finally:
+        state.uploads_in_flight -= 1
 
 
 @router.post("/v1/kb/documents")
 async def upload_documents(request: Request) -> dict:
     services = _services(request)
-    server = services.settings.server
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+    settings = services.settings
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
         raise ApiError(415, "upload files as multipart/form-data (field name 'files')")
-    try:
-        form = await request.form(max_files=server.max_upload_files, max_fields=server.max_upload_files + 8)
-    except ApiError:
-        raise
-    except Exception as exc:  # python-multipart's parse errors and the form limits
-        raise ApiError(400, f"cannot read the upload: {exc}") from None
-    uploads = [item for _, item in form.multi_items() if isinstance(item, UploadFile)]
-    if not uploads:
-        await form.close()
-        raise ApiError(400, "no files in the upload (send them in form field 'files')")
-    names = [upload.filename or "" for upload in uploads]
-    bad = next((n for n in names if _UNSAFE_NAME.search(n) or n.strip() in ("", ".", "..")), None)
-    if bad is not None:
-        await form.close()
-        # A browser sends a bare file name; a path or control characters mean a confused or hostile client.
-        raise ApiError(400, f"upload name {bad!r} is not a plain file name (no folders, '..' or control "
-                            "characters); nothing was saved", param="files")
-    files = [(name, await upload.read()) for name, upload in zip(names, uploads)]
-    await form.close()
-    embedder = await run_in_threadpool(lambda: services.embedder)
-    try:
-        outcome = await run_in_threadpool(ingest_uploads, files, services.settings, embedder=embedder)
-    except KnowledgeBaseLockedError as exc:
-        raise _locked(exc) from None
-    except KnowledgeBaseError as exc:
-        raise ApiError(409, str(exc), code="kb_error") from None
+    async with _upload_slot(request):
+        try:
+            received = await receive_uploads(content_type, request.stream(), settings.upload_path, settings.limits,
+                                             settings.server.max_upload_files, _refused_name)
+        except UploadRefused as exc:
+            raise ApiError(400, str(exc), param="files") from None
+        try:
+            if not received.staged and not received.failures:
+                raise ApiError(400, "no files in the upload (send them in form field 'files')")
+            embedder = await run_in_threadpool(lambda: services.embedder)
+            outcome = await run_in_threadpool(ingest_uploads, received.staged, settings, embedder=embedder)
+        except KnowledgeBaseLockedError as exc:
+            raise _locked(exc) from None
+        except KnowledgeBaseError as exc:
+            raise ApiError(409, str(exc), code="kb_error") from None
+        finally:
+            discard(received.staged)  # what the ingest did not put under a name
+    failures = received.failures + outcome.failures
     results = ([{"name": n, "status": "ingested"} for n in outcome.ingested]
                + [{"name": n, "status": "unchanged"} for n in outcome.unchanged]
-               + [{"name": f.name, "status": "failed", "reason": f.reason} for f in outcome.failures])
-    return {"files": results, "report": _report(outcome.report)}
+               + [{"name": f.name, "status": "failed", "reason": f.reason} for f in failures])
+    return {"files": results, "report": _report(outcome.report), "notices": outcome.notices}
 
 
 @router.delete("/v1/kb/documents/{doc_id}")
 async def delete_document(doc_id: str, request: Request) -> dict:
     services = _services(request)
-    _, documents = await run_in_threadpool(services.documents)
+    _, documents = await _documents(services)
     doc = next((d for d in documents if document_id(d.path) == doc_id), None)
     if doc is None:
         raise ApiError(404, f"no document with id {doc_id!r} (GET /v1/kb/documents lists them)", code="not_found")
@@ -154,6 +186,7 @@ def _delete_upload(services: ServerServices, doc: DocumentRecord) -> dict:
     aside = path.with_name("." + path.name + ".deleting")
     try:
         with WriterLock(services.settings.kb_path):
+            recover_interrupted_uploads(services.settings)  # an unconfirmed upload must not come in with this run
             present = path.exists()
             if present:
                 os.replace(path, aside)
@@ -173,12 +206,15 @@ def _delete_upload(services: ServerServices, doc: DocumentRecord) -> dict:
 
 
 @router.post("/v1/kb/rescan")
-async def rescan(request: Request) -> dict:
+async def rescan(request: Request, body: RescanRequest | None = None) -> dict:
     """Bring the base in line with its files: changed catalogued files, new or deleted files in the uploads folder
     and in the configured ``server.scan_paths``. A catalogued file that is gone from elsewhere is reported and kept
-    (as ``python -m ingest`` keeps a missing path's documents)."""
+    (as ``python -m ingest`` keeps a missing path's documents). Uploads a killed server never confirmed are set
+    aside first, and ingested only with ``include_interrupted``; links out of the folders only with
+    ``follow_links``."""
     services = _services(request)
-    _, documents = await run_in_threadpool(services.documents)
+    body = body or RescanRequest()
+    _, documents = await _documents(services)
     roots = [p.resolve() for p in [services.settings.upload_path, *services.settings.server.scan_paths] if p.exists()]
     # Catalogued files outside the scanned folders are checked one by one (those inside are covered by the scan).
     known = [Path(d.path) for d in documents if not any(Path(d.path).resolve().is_relative_to(r) for r in roots)]
@@ -186,13 +222,26 @@ async def rescan(request: Request) -> dict:
     if not paths:
         raise ApiError(409, "nothing to scan: the base is empty and no uploads or server.scan_paths exist")
     try:
-        report = await run_in_threadpool(run_ingest, services.settings, paths, IngestOptions(),
-                                         lambda: services.embedder)
+        return await run_in_threadpool(_rescan_locked, services, paths, body)
     except KnowledgeBaseLockedError as exc:
         raise _locked(exc) from None
     except KnowledgeBaseError as exc:
         raise ApiError(409, str(exc), code="kb_error") from None
-    return {"report": _report(report)}
+
+
+def _rescan_locked(services: ServerServices, paths: list[Path], body: RescanRequest) -> dict:
+    settings = services.settings
+    with WriterLock(settings.kb_path):  # re-entrant: the ingests inside take it again
+        notices = recover_interrupted_uploads(settings)
+        asked: list[dict] = []
+        if body.include_interrupted and (waiting := interrupted_uploads(settings.upload_path)):
+            outcome = ingest_uploads(waiting, settings, embedder=services.embedder)
+            notices += outcome.notices
+            asked = ([{"name": n, "status": "ingested"} for n in outcome.ingested + outcome.unchanged]
+                     + [{"name": f.name, "status": "failed", "reason": f.reason} for f in outcome.failures])
+        report = run_ingest(settings, paths, IngestOptions(follow_links=body.follow_links),
+                            lambda: services.embedder)
+    return {"report": _report(report), "notices": notices, "interrupted": asked}
 
 
 @router.post("/v1/kb/retrieve")

@@ -70,6 +70,13 @@ class RetrieveRequest(_Request):
     rerank: bool | None = None
 
 
+class RescanRequest(_Request):
+    # Ingest the uploads a killed server never confirmed (kept aside in uploads/.interrupted/ until asked for).
+    include_interrupted: bool = False
+    # Follow symbolic links that lead out of the scanned folders (skipped, with a line each, by default).
+    follow_links: bool = False
+
+
 class Source(BaseModel):
     number: int
     file: str

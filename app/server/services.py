@@ -4,18 +4,21 @@ a re-scan or ``python -m ingest``). Requests already running keep the snapshot t
 
 from __future__ import annotations
 
-import hashlib
-import threading
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from app.answer.knowledge_bases import document_id
+from app.answer.loaded_models import LoadedModels
 from app.answer.live_pipeline import LivePipeline, Snapshot
 from app.config import Settings
 from app.generation.base import Generator
-from app.wiring import build_generator, build_pipeline, load_embedder
+from app.wiring import build_generator, build_pipeline, knowledge_store, load_embedder
 from ingest.records import DocumentRecord
-from ingest.store.catalog import Catalog
-from ingest.store.kb_layout import generation_paths, read_current
+from ingest.store.knowledge_base import KnowledgeBaseError
+from ingest.store.store_protocol import StoreInfo
+
+log = logging.getLogger("docqa.server")
 
 if TYPE_CHECKING:
     from app.answer.answer_pipeline import AnswerPipeline
@@ -24,44 +27,26 @@ if TYPE_CHECKING:
 __all__ = ["ServerServices", "Snapshot", "document_id"]
 
 
-def document_id(path: str) -> str:
-    """A stable, URL-safe id for a catalogued document (its path may hold any character)."""
-    return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-
-
-class ServerServices:
+class ServerServices(LoadedModels):
     """Models load once (lazily, on first need); the pipeline is rebuilt only for a new generation."""
 
     def __init__(self, settings: Settings, embedder_factory: Callable[[], Embedder] | None = None,
                  generator_factory: Callable[[], Generator] | None = None) -> None:
+        super().__init__(embedder_factory or (lambda: load_embedder(settings)),
+                         generator_factory or (lambda: build_generator(settings)))
         self.settings = settings
-        self._embedder_factory = embedder_factory or (lambda: load_embedder(settings))
-        self._generator_factory = generator_factory or (lambda: build_generator(settings))
-        self._embedder: Embedder | None = None
-        self._generator: Generator | None = None
-        self._lock = threading.Lock()
-        self.live = LivePipeline(settings.kb_path, self._open_pipeline)
+        # The base's store (FAISS folder or Milvus): asked which generation is live before every request.
+        self.store = knowledge_store(settings)
+        self.live = LivePipeline(self.store, self._open_pipeline)
 
     @property
     def kb_name(self) -> str:
         return self.settings.server.kb_name or self.settings.kb_path.resolve().name
 
-    @property
-    def embedder(self) -> Embedder:
-        with self._lock:
-            if self._embedder is None:
-                self._embedder = self._embedder_factory()
-            return self._embedder
-
-    @property
-    def generator(self) -> Generator:
-        with self._lock:
-            if self._generator is None:
-                self._generator = self._generator_factory()
-            return self._generator
-
     def live_generation(self) -> str | None:
-        return read_current(self.settings.kb_path)
+        """The generation readers use (a damaged or set-back CURRENT resolved as ``resolve_live`` does); None when
+        nothing was ever committed; KnowledgeBaseError when no generation can stand in for a damaged CURRENT."""
+        return self.live.live_generation()
 
     def _open_pipeline(self, previous: AnswerPipeline | None) -> AnswerPipeline:
         # The reranker is always built so each request can switch reranking on or off.
@@ -72,18 +57,28 @@ class ServerServices:
         return self.live.snapshot()
 
     def documents(self) -> tuple[str | None, list[DocumentRecord]]:
-        """The live generation's name and its catalogued documents (read straight from its catalog)."""
-        generation = self.live_generation()
-        if generation is None:
-            return None, []
-        catalog = Catalog.open_readonly(generation_paths(self.settings.kb_path, generation).catalog)
+        """The live generation's name and its catalogued documents (without opening its indexes); KnowledgeBaseError,
+        with the one-line message and fix, when the base cannot be read."""
+        return self.store.live_documents()
+
+    def live_info(self) -> StoreInfo | None:
+        """What the live generation holds (embedder, counts), None when there is no base yet."""
+        return self.store.live_info()
+
+    def problem(self) -> str:
+        """Why questions cannot be answered now ("" when they can, or when there is simply no base yet): the base
+        is opened (or found open) to tell, so a base repaired or rebuilt meanwhile counts as repaired."""
         try:
-            return generation, catalog.documents()
-        finally:
-            catalog.close()
+            if self.live_generation() is not None:  # nothing committed yet is no problem: the base is empty
+                self.snapshot()
+        except KnowledgeBaseError as exc:
+            return str(exc)
+        return ""
 
     def warm_up(self) -> None:
-        """Load the models and open the base now, so the first question does not pay for it."""
+        """Load the models and open the base now, so the first question does not pay for it. A base that cannot be
+        opened is said in one line: the server still starts, tells /health why, and opens the base once it is
+        repaired or rebuilt (an upload or a re-scan can be what rebuilds it)."""
         _ = self.embedder, self.generator
-        if self.live_generation() is not None:
-            self.snapshot()
+        if problem := self.problem():
+            log.warning("the knowledge base cannot be used yet: %s", problem)

@@ -89,7 +89,7 @@ def main() -> None:
     st.session_state.lang = lang
 
     render_language_choice(lang)
-    render_kb_status(read_kb_status(base.kb_path), base.generation.model, lang)
+    render_kb_status(read_kb_status(base), base.generation.model, lang)
     chosen = render_settings(base, lang)
     if st.sidebar.button(t("new_chat", lang), key="new_chat", width="stretch"):
         st.session_state.messages = []

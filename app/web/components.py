@@ -20,7 +20,7 @@ import streamlit as st
 from app.answer.answer_pipeline import AnswerPipeline
 from app.answer.live_pipeline import LivePipeline
 from app.config import Settings
-from app.wiring import build_pipeline
+from app.wiring import build_pipeline, knowledge_store
 from ingest.records import DocumentRecord
 from ingest.store.catalog import Catalog, CatalogError
 from ingest.store.kb_layout import GenerationPaths, generation_paths
@@ -28,29 +28,44 @@ from ingest.store.knowledge_base import (
     KnowledgeBaseError,
     check_generation_files,
     damaged_message,
+    manifest_info,
     resolve_live,
 )
 from ingest.store.manifest import Manifest
+from ingest.store.store_protocol import KnowledgeStore, StoreInfo
 
 
 @dataclass
 class KnowledgeBaseStatus:
-    kb_dir: Path
-    manifest: Manifest | None
+    location: str
+    info: StoreInfo | None
     documents: list[DocumentRecord] = field(default_factory=list)
     # Why the base cannot be read (the same line the CLI prints), or what opening it repaired; "" when all is well.
     problem: str = ""
     notice: str = ""
 
 
-def read_kb_status(kb_dir: Path) -> KnowledgeBaseStatus | None:
-    """The live generation's manifest and document list (cheap: JSON + SQLite), or None when there is no base;
-    a damaged base gives a status whose ``problem`` says what is wrong, as the CLI would."""
+def read_kb_status(settings: Settings) -> KnowledgeBaseStatus | None:
+    """The live generation's description and document list, or None when there is no base; a damaged or
+    unreachable base gives a status whose ``problem`` says what is wrong, as the CLI would."""
+    if settings.store.backend == "folder":
+        return _folder_status(settings.kb_path)
+    store = _store(settings)
+    try:
+        info = store.live_info()
+        _, documents = store.live_documents() if info else (None, [])
+    except KnowledgeBaseError as exc:
+        return KnowledgeBaseStatus(store.location, None, problem=str(exc))
+    return None if info is None else KnowledgeBaseStatus(store.location, info, documents)
+
+
+def _folder_status(kb_dir: Path) -> KnowledgeBaseStatus | None:
+    """The folder store's status, cheap (JSON + SQLite) and with the files checked as the CLI checks them."""
     kb_dir = Path(kb_dir)
     try:
         live = resolve_live(kb_dir)
     except KnowledgeBaseError as exc:
-        return KnowledgeBaseStatus(kb_dir, None, problem=str(exc))
+        return KnowledgeBaseStatus(str(kb_dir), None, problem=str(exc))
     if live is None:
         return None
     paths = generation_paths(kb_dir, live.name)
@@ -58,13 +73,14 @@ def read_kb_status(kb_dir: Path) -> KnowledgeBaseStatus | None:
         manifest = _checked_manifest(str(kb_dir), live.name, _stamp(paths))
         catalog = Catalog.open_readonly(paths.catalog)
     except KnowledgeBaseError as exc:
-        return KnowledgeBaseStatus(kb_dir, None, problem=str(exc))
+        return KnowledgeBaseStatus(str(kb_dir), None, problem=str(exc))
     except (CatalogError, OSError) as exc:
-        return KnowledgeBaseStatus(kb_dir, None, problem=damaged_message(kb_dir, exc))
+        return KnowledgeBaseStatus(str(kb_dir), None, problem=damaged_message(kb_dir, exc))
     try:
-        return KnowledgeBaseStatus(kb_dir, manifest, catalog.documents(), notice=live.notice)
+        return KnowledgeBaseStatus(str(kb_dir), manifest_info(kb_dir, manifest), catalog.documents(),
+                                   notice=live.notice)
     except sqlite3.DatabaseError as exc:
-        return KnowledgeBaseStatus(kb_dir, None, problem=damaged_message(kb_dir, exc))
+        return KnowledgeBaseStatus(str(kb_dir), None, problem=damaged_message(kb_dir, exc))
     finally:
         catalog.close()
 
@@ -104,8 +120,14 @@ def _open_pipeline(settings: Settings, previous: AnswerPipeline | None) -> Answe
 
 @st.cache_resource(show_spinner=False, max_entries=2)
 def _live_pipeline(key: str, _settings: Settings) -> LivePipeline:
-    # Each new pipeline is warmed while the page says it is loading, so the first question is as fast as later ones.
-    return LivePipeline(_settings.kb_path, lambda previous: _open_pipeline(_settings, previous), warm_up=True)
+    # One store per settings (a Milvus store keeps its connection across the page's reruns). Each new pipeline is
+    # warmed while the page says it is loading, so the first question is as fast as later ones.
+    return LivePipeline(knowledge_store(_settings), lambda previous: _open_pipeline(_settings, previous),
+                        warm_up=True)
+
+
+def _store(settings: Settings) -> KnowledgeStore:
+    return _live_pipeline(settings_key(settings), settings).store
 
 
 def load_pipeline(settings: Settings) -> AnswerPipeline:

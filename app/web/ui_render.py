@@ -13,10 +13,10 @@ import re
 from dataclasses import dataclass
 
 from app.answer.cited_span import answer_span, chunk_span_in_context
+from ingest.visible_text import visible
 from prompts.records import Answer, Citation
 from retrieval.results import ScoredChunk
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 # GFM autolinks form from "scheme:", "www." and "user@host" even in escaped text; a word joiner (U+2060,
 # invisible) before ":" / "." / "@" keeps them from matching.
 _AUTOLINK_PARTS = re.compile(r"(?<=[A-Za-z0-9])(?=[:@])|(?i:(?<=www)(?=\.))")
@@ -28,7 +28,9 @@ _CURSOR = "▌"
 
 
 def _clean(text: str) -> str:
-    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    """Line breaks made uniform; control and bidi characters shown as escapes (a bidi override in a file name or a
+    passage would otherwise reorder what the page displays)."""
+    return visible(text.replace("\r\n", "\n").replace("\r", "\n"), keep_lines=True)
 
 
 def escape_inline(text: str) -> str:
@@ -40,13 +42,12 @@ def escape_inline(text: str) -> str:
 
 def block_html(text: str, span: tuple[int, int] | None = None, css_class: str = "docqa-passage") -> str:
     """Untrusted text as escaped HTML keeping its line breaks, with ``text[span[0]:span[1]]`` in ``<mark>``."""
-    text = _clean(text).strip("\n")
     if span is not None and 0 <= span[0] < span[1] <= len(text):
-        a, b = span
-        body = (html.escape(text[:a]) + f'<mark style="{_MARK_STYLE}">' + html.escape(text[a:b]) + "</mark>"
-                + html.escape(text[b:]))
+        a, b = span  # offsets into the text as given: it is cleaned piece by piece after cutting
+        body = (html.escape(_clean(text[:a]).lstrip("\n")) + f'<mark style="{_MARK_STYLE}">'
+                + html.escape(_clean(text[a:b])) + "</mark>" + html.escape(_clean(text[b:]).rstrip("\n")))
     else:
-        body = html.escape(text)
+        body = html.escape(_clean(text).strip("\n"))
     return f'<div class="{css_class}" style="{_BLOCK_STYLE}">{body}</div>'
 
 
@@ -91,11 +92,11 @@ def source_title(passage: ScoredChunk, page_label: str, number: int | None, slid
     if chunk.is_slide and slide_label:
         page_label = slide_label
     name = chunk.source.replace("\\", "/").rsplit("/", 1)[-1] or chunk.source
-    parts = [f"<b>{html.escape(name)}</b>"]
+    parts = [f"<b>{html.escape(visible(name))}</b>"]
     if chunk.page is not None:
         parts.append(html.escape(page_label.format(page=chunk.page)))
     if chunk.heading:
-        parts.append(html.escape(chunk.heading))
+        parts.append(html.escape(visible(chunk.heading)))
     prefix = f'<span style="{_CITATION_STYLE}">[{number}]</span> ' if number is not None else ""
     return f'<div class="docqa-source-title">{prefix}{" · ".join(parts)}</div>'
 

@@ -44,7 +44,7 @@ def render_language_choice(lang: str) -> str:
 def render_kb_status(status: KnowledgeBaseStatus | None, llm: str, lang: str) -> None:
     sidebar = st.sidebar
     sidebar.subheader(t("kb", lang))
-    if status is None or status.manifest is None:
+    if status is None or status.info is None:
         if status is None:
             sidebar.info(t("kb_missing", lang))
         else:  # damaged: the same line the CLI prints
@@ -53,13 +53,13 @@ def render_kb_status(status: KnowledgeBaseStatus | None, llm: str, lang: str) ->
         return
     if status.notice:
         sidebar.warning(escape_inline(status.notice))
-    m = status.manifest
+    m = status.info
     col1, col2 = sidebar.columns(2)
     col1.metric(t("kb_documents", lang), m.n_documents)
     col2.metric(t("kb_chunks", lang), m.n_chunks)
     updated = _dt.datetime.fromtimestamp(m.updated_at).strftime("%Y-%m-%d %H:%M:%S")
     rows = [("kb_embedder", m.embedder), ("kb_llm", llm), ("kb_index", f"{m.index_type} ({m.dimension}-dim)"),
-            ("kb_updated", updated), ("kb_path", str(status.kb_dir))]
+            ("kb_updated", updated), ("kb_path", status.location)]
     sidebar.markdown("\n".join(f"- {t(key, lang)}: {escape_inline(value)}" for key, value in rows))
     with sidebar.expander(t("kb_files", lang)):
         for doc in sorted(status.documents, key=lambda d: d.path):

@@ -29,6 +29,7 @@ from ingest.embedding.openvino_ir import (
     compile_ir,
     ir_folder,
     ir_prefix,
+    no_converter_telemetry,
 )
 
 logger = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def _convert(model: torch.nn.Module, input_names: tuple[str, ...], fp16_weights:
     # makes transformers log a loss-function notice that means nothing for an encoder.
     transformers_logging.set_verbosity_error()
     try:
-        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings(), no_converter_telemetry():
             warnings.simplefilter("ignore")
             converted = openvino.convert_model(wrapper, example_input=tuple(example[n] for n in input_names),
                                                input=[([-1, -1], openvino.Type.i64)] * len(input_names))

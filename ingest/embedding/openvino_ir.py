@@ -9,13 +9,14 @@ torch or sentence-transformers: that import is most of a short ingest's start-up
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
 import os
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,21 @@ def _cache_key(model_path: str, input_names: tuple[str, ...], fp16_weights: bool
             stat = path.stat()
             digest.update(f"|{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def no_converter_telemetry() -> Iterator[None]:
+    """OpenVINO's model converter sends usage events to Google Analytics unless the user opted out, from a forked
+    process (which also aborts when gRPC threads are running, as with Milvus). docqa sends nothing off the
+    machine: while it converts, the converter gets OpenVINO's own no-op telemetry."""
+    from openvino.tools.ovc import convert_impl, telemetry_stub, telemetry_utils
+
+    saved = convert_impl.tm, telemetry_utils.tm
+    convert_impl.tm = telemetry_utils.tm = telemetry_stub
+    try:
+        yield
+    finally:
+        convert_impl.tm, telemetry_utils.tm = saved
 
 
 def compile_ir(folder: Path, dtype: str, num_threads: int) -> Any:

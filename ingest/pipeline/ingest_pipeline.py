@@ -7,12 +7,13 @@ its previously ingested version, if any, stays. Everything is committed at once 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import faiss
 import numpy as np
@@ -39,26 +40,14 @@ from ingest.pipeline.source_scan import (
     under_roots,
 )
 from ingest.records import ChunkDraft, DocumentRecord
-from ingest.settings import IndexSettings, IngestConfig
-from ingest.store.catalog import Catalog, CatalogError
+from ingest.settings import IngestConfig
+from ingest.store.folder_store import FolderStore
 from ingest.store.kb_layout import EMBEDDING_CACHE_FILE, TOKEN_VECTORS_FILE
 from ingest.store.kb_lock import WriterLock
-from ingest.store.kb_writer import (
-    GenerationWriter,
-    KeywordBuilder,
-    LiveState,
-    clean_leftovers,
-    collect_garbage,
-    live_state,
-    repair_pointer,
-)
-from ingest.store.knowledge_base import (
-    KnowledgeBaseError,
-    check_generation_files,
-    damaged_message,
-    keyword_index_problem,
-)
+from ingest.store.kb_writer import KeywordBuilder
+from ingest.store.knowledge_base import KnowledgeBaseError
 from ingest.store.store_files import describe_os_problem
+from ingest.store.store_protocol import KnowledgeStore, StoreInfo, StoreWriter
 from ingest.store.token_store import TokenVectorStore
 
 if TYPE_CHECKING:
@@ -89,6 +78,7 @@ class IngestOptions:
     # Called as the run goes (loading files, OCR pages, embedding passages, committing). The terminal passes
     # ingest.pipeline.progress.TerminalProgress() for tqdm bars; the default reports nothing.
     progress: ProgressCallback = _silent
+    follow_links: bool = False  # ingest what symbolic links inside the folders point to, also outside them
 
 
 class KnowledgeBaseWriteError(KnowledgeBaseError):
@@ -114,28 +104,8 @@ def _passages_per_call(settings: IngestConfig) -> int:
     return s.ray_job_passages if s.runner == "ray" else max(s.batch_size, s.passages_per_call)
 
 
-def _default_keyword_builder(settings: IngestConfig) -> KeywordBuilder:
-    from ingest.store.keyword_index import build_keyword_index
-    return lambda ids, texts, out_dir: build_keyword_index(ids, texts, out_dir, settings.index)
-
-
-def _known_documents(settings: IngestConfig, rebuild: bool) -> dict[str, DocumentRecord]:
-    return {} if rebuild else _known_documents_of(settings.kb_path)
-
-
-def _known_documents_of(kb_dir: Path) -> dict[str, DocumentRecord]:
-    live = live_state(kb_dir)
-    if live is None:
-        return {}
-    check_generation_files(kb_dir, live.paths)  # damage anywhere in the catalog is named before it is read
-    try:
-        catalog = Catalog.open_readonly(live.paths.catalog)
-    except CatalogError as exc:
-        raise KnowledgeBaseError(damaged_message(kb_dir, exc)) from exc
-    try:
-        return {doc.path: doc for doc in catalog.documents()}
-    finally:
-        catalog.close()
+def _known_documents(store: KnowledgeStore, rebuild: bool) -> dict[str, DocumentRecord]:
+    return {} if rebuild else {doc.path: doc for doc in store.live_documents()[1]}
 
 
 def _load_contents(plan: IngestPlan, known_hashes: set[str], settings: IngestConfig, report: IngestReport,
@@ -232,50 +202,35 @@ def _document(source: SourceFile, content_hash: str, n_chunks: int, title: str, 
                           updated_at=time.time())
 
 
-def _apply(writer: GenerationWriter, plan: IngestPlan, contents: list[LoadedContent],
+def _apply(writer: StoreWriter, plan: IngestPlan, contents: list[LoadedContent],
            duplicates: list[tuple[SourceFile, str]], vectors: dict[str, np.ndarray], report: IngestReport) -> None:
-    catalog = writer.catalog
     new_paths = {source.path for source, _ in plan.new}
     # Duplicates first: the stored copy they point to may be a file removed or changed in this same run.
     for source, digest in duplicates:
-        stored = catalog.document_with_content(digest)
+        stored = writer.document_with_content(digest)
         assert stored is not None, "duplicate of content missing from the catalog"
-        catalog.put_document(_document(source, digest, stored.n_chunks, stored.title, stored.file_type))
+        writer.put_document(_document(source, digest, stored.n_chunks, stored.title, stored.file_type))
         report.files_duplicate += 1
         report.files_added += source.path in new_paths
         report.files_updated += source.path not in new_paths
     for path in plan.removed:
-        catalog.remove_document(path)
+        writer.remove_document(path)
     for source, previous in plan.touched:
-        catalog.put_document(_document(source, previous.content_hash, previous.n_chunks, previous.title,
-                                       previous.file_type))
+        writer.put_document(_document(source, previous.content_hash, previous.n_chunks, previous.title,
+                                      previous.file_type))
     for content in contents:
-        ids = catalog.add_chunks(content.content_hash, content.drafts)
-        writer.add(ids, np.stack([vectors[text_hash(d.text)] for d in content.drafts]) if ids else [])
+        rows = [vectors[text_hash(d.text)] for d in content.drafts]
+        ids = writer.add_chunks(content.content_hash, content.drafts,
+                                np.stack(rows) if rows else np.zeros((0, writer.dimension), np.float32))
         report.chunks_added += len(ids)
         report.files_duplicate += len(content.sources) - 1
         for source in content.sources:
-            catalog.put_document(_document(source, content.content_hash, len(ids), content.title, content.file_type))
+            writer.put_document(_document(source, content.content_hash, len(ids), content.title, content.file_type))
             report.files_added += source.path in new_paths
             report.files_updated += source.path not in new_paths
-    orphans = catalog.remove_orphan_contents()
-    writer.remove(orphans)
+    orphans = writer.remove_orphan_contents()
     report.chunks_removed = len(orphans)
     report.files_removed = len(plan.removed)
-
-
-def _live_texts(kb_dir: Path) -> list[tuple[int, str]]:
-    live = live_state(kb_dir)
-    catalog = Catalog.open_readonly(live.paths.catalog)
-    try:
-        return list(catalog.iter_id_text())
-    finally:
-        catalog.close()
-
-
-def _collect_garbage(kb_dir: Path, settings: IndexSettings) -> None:
-    for name in collect_garbage(kb_dir, settings.keep_generations, settings.gc_grace_seconds):
-        log.info("removed old generation %s", name)
 
 
 @dataclass
@@ -295,11 +250,11 @@ class PreparedWork:
         return bool(self.contents or self.duplicates or self.plan.touched or self.plan.removed)
 
 
-def _write_generation(settings: IngestConfig, options: IngestOptions, work: PreparedWork, embedder: "Embedder | None",
-                      name: str, dimension: int, build_keywords: KeywordBuilder, report: IngestReport) -> None:
+def _write_generation(settings: IngestConfig, store: KnowledgeStore, options: IngestOptions, work: PreparedWork,
+                      embedder: "Embedder | None", name: str, dimension: int, report: IngestReport) -> None:
     """Embed the new chunks (through the cache), apply every change to a new generation and commit it."""
     kb_dir = settings.kb_path
-    writer = GenerationWriter.start(kb_dir, name, dimension, settings.index, rebuild=options.rebuild)
+    writer = store.start_writer(name, dimension, rebuild=options.rebuild)
     cache: EmbeddingCache | None = None
     tokens: TokenVectorStore | None = None
     try:
@@ -312,34 +267,39 @@ def _write_generation(settings: IngestConfig, options: IngestOptions, work: Prep
             vectors = _embed(work.texts, embedder, cache, tokens, settings, report, options.progress)
         _apply(writer, work.plan, work.contents, work.duplicates, vectors, report)
         (options.progress)(IngestProgress(COMMIT, 0, 1))
-        manifest = writer.commit(build_keywords)
+        committed = writer.commit()
     except BaseException:
         writer.abort()
-        for store in (cache, tokens):
-            if store is not None:
-                store.close()
+        for local in (cache, tokens):
+            if local is not None:
+                local.close()
         raise
     if cache is not None:
-        live_texts = [text for _, text in _live_texts(kb_dir)]
-        for store in (cache, tokens):
-            if store is not None:
+        live_texts = store.live_texts()
+        for local in (cache, tokens):
+            if local is not None:
                 try:
-                    store.retain(live_texts)
+                    local.retain(live_texts)
                 finally:
-                    store.close()
+                    local.close()
     (options.progress)(IngestProgress(COMMIT, 1, 1))
     report.committed = True
-    report.generation = manifest.generation
-    report.chunks_total = manifest.n_chunks
-    report.documents_total = manifest.n_documents
+    _report_live(report, committed)
 
 
-def _prepare(settings: IngestConfig, paths: Sequence[Path], options: IngestOptions, report: IngestReport) -> PreparedWork:
+def _report_live(report: IngestReport, live: StoreInfo) -> None:
+    report.generation = live.generation
+    report.chunks_total = live.n_chunks
+    report.documents_total = live.n_documents
+
+
+def _prepare(settings: IngestConfig, store: KnowledgeStore, paths: Sequence[Path], options: IngestOptions,
+             report: IngestReport) -> PreparedWork:
     """Scan, compare with the catalog, load and chunk what is new."""
-    scan = scan_sources(paths, SUPPORTED_EXTENSIONS)
+    scan = scan_sources(paths, SUPPORTED_EXTENSIONS, follow_links=options.follow_links)
     for path in scan.undecodable:
         _fail(report, printable_path(path), "file name is not valid UTF-8 (rename the file to ingest it)")
-    known = _known_documents(settings, options.rebuild)
+    known = _known_documents(store, options.rebuild)
     _report_blind_spots(scan, known, report)
     plan = plan_ingest(scan, known)
     report.files_skipped = len(plan.unchanged) + len(plan.touched)
@@ -349,90 +309,117 @@ def _prepare(settings: IngestConfig, paths: Sequence[Path], options: IngestOptio
 
 
 def _report_blind_spots(scan: ScanResult, known: dict[str, DocumentRecord], report: IngestReport) -> None:
-    """One line per given path that is missing and per folder that cannot be listed, saying that the documents
-    ingested from there are kept (the plan removes nothing under them)."""
-    for root, reason in [(r, "no such file or folder") for r in scan.missing_roots] + sorted(scan.unreadable.items()):
+    """One line per given path that is missing, per folder that cannot be listed and per link leading out of the
+    folder, saying that the documents ingested from there are kept (the plan removes nothing under them)."""
+    blind = [(r, "no such file or folder") for r in scan.missing_roots] + sorted(scan.unreadable.items())
+    blind += [(link, f"a symbolic link to {printable_path(target)}, outside the folder being ingested: not followed "
+                     "(--follow-links follows it)") for link, target in sorted(scan.outside.items())]
+    for root, reason in blind:
         kept = sum(1 for path in known if under_roots(path, [root]))
         detail = f"; the {kept} document(s) ingested from it are kept" if kept else ""
         _fail(report, printable_path(root), f"{reason}{detail}")
 
 
-def _warn_rebuild_drops(kb_dir: Path, plan: IngestPlan) -> None:
+def _warn_rebuild_drops(store: KnowledgeStore, plan: IngestPlan) -> None:
     """A rebuild keeps only what is under the paths given: say how many documents of the old base that drops."""
     try:
-        known = _known_documents_of(kb_dir)
+        known = {doc.path for doc in store.live_documents()[1]}
     except KnowledgeBaseError:
         return  # a damaged base: what it held cannot be counted
     kept = {source.path for source in plan.unchanged} | {s.path for s, _ in plan.new + plan.changed}
-    dropped = sorted(set(known) - kept)
+    dropped = sorted(known - kept)
     if dropped:
         log.warning("--rebuild keeps only the paths given: %d document(s) of the previous knowledge base are not "
-                    "under them and will be left out (e.g. %s); the previous generation stays on disk until "
+                    "under them and will be left out (e.g. %s); the previous generation stays until "
                     "garbage collection", len(dropped), printable_path(dropped[0]))
 
 
-def _keyword_index_needs_writing(live: LiveState) -> str:
-    """Why the live generation's keyword index must be written again ("" when it is fine)."""
-    problem = keyword_index_problem(live.paths, live.manifest)
+def _rewrite_reason(store: KnowledgeStore) -> str:
+    """Why the live generation must be written again though nothing changed ("" when it need not)."""
+    problem = store.rewrite_reason()
     if problem:
         log.warning("%s — writing it again from the catalog", problem)
     return problem
 
 
+@contextlib.contextmanager
+def _write_errors_as_one_line(kb_dir: Path) -> Iterator[None]:
+    """A full disk or a permission problem while writing is neither damage nor a bug: KnowledgeBaseWriteError, whose
+    message says so in one line."""
+    try:
+        yield
+    except (OSError, sqlite3.Error, RuntimeError) as exc:
+        problem = describe_os_problem(exc, kb_dir)
+        if problem is None:
+            raise
+        raise KnowledgeBaseWriteError(problem) from exc
+
+
+def use_generation(settings: IngestConfig, name: str, keyword_builder: KeywordBuilder | None = None) -> IngestReport:
+    """Make the committed generation ``name`` of the folder base live again, as a new generation with its content
+    (so no generation is deleted and CURRENT never points back past a newer one); the usual garbage collection
+    follows. Raises KnowledgeBaseError when ``name`` is not a committed generation or does not verify,
+    KnowledgeBaseLockedError when another ingest runs."""
+    kb_dir = settings.kb_path
+    store = FolderStore(kb_dir, settings.index, keyword_builder)
+    started = time.perf_counter()
+    report = IngestReport(kb_dir=str(kb_dir))
+    with _write_errors_as_one_line(kb_dir), WriterLock(kb_dir):
+        live = store.restore_generation(name)
+        for old in store.collect_garbage():
+            log.info("removed old generation %s", old)
+    report.committed = True
+    _report_live(report, live)
+    report.seconds = time.perf_counter() - started
+    log.info("%s now holds the content of %s", live.generation, name)
+    return report
+
+
 def run_ingest(settings: IngestConfig, paths: Sequence[Path], options: IngestOptions | None = None,
                embedder_factory: Callable[[], "Embedder"] | None = None,
-               keyword_builder: KeywordBuilder | None = None) -> IngestReport:
-    """Bring the knowledge base at ``settings.kb_path`` in line with the files under ``paths``.
+               keyword_builder: KeywordBuilder | None = None, store: KnowledgeStore | None = None) -> IngestReport:
+    """Bring the knowledge base in line with the files under ``paths``: ``store`` (default: the folder store at
+    ``settings.kb_path``; the base's folder keeps the writer lock and the local caches whatever the store).
 
     Raises KnowledgeBaseLockedError when another ingest holds the lock, KnowledgeBaseError when the base is damaged
     or was built by another embedder (``options.rebuild`` starts over). Failed files are in the report.
     """
     options = options or IngestOptions()
     kb_dir = settings.kb_path
+    store = store or FolderStore(kb_dir, settings.index, keyword_builder)
     started = time.perf_counter()
-    report = IngestReport(kb_dir=str(kb_dir), dry_run=options.dry_run)
+    report = IngestReport(kb_dir=store.location, dry_run=options.dry_run)
     lock = WriterLock(kb_dir)
     try:
-        if not options.dry_run:
-            lock.acquire()
-        try:
-            _run_locked(settings, paths, options, embedder_factory, keyword_builder, report)
-        finally:
-            lock.release()
-    except (OSError, sqlite3.Error, RuntimeError) as exc:
-        # A full disk or a permission problem is neither damage nor a bug: say so in one line.
-        problem = describe_os_problem(exc, kb_dir)
-        if problem is None:
-            raise
-        raise KnowledgeBaseWriteError(problem) from exc
+        with _write_errors_as_one_line(kb_dir):
+            if not options.dry_run:
+                lock.acquire()
+            try:
+                _run_locked(settings, store, paths, options, embedder_factory, report)
+            finally:
+                lock.release()
     finally:
         report.seconds = time.perf_counter() - started
     return report
 
 
-def _run_locked(settings: IngestConfig, paths: Sequence[Path], options: IngestOptions,
-                embedder_factory: Callable[[], "Embedder"] | None, keyword_builder: KeywordBuilder | None,
-                report: IngestReport) -> None:
-    kb_dir = settings.kb_path
+def _run_locked(settings: IngestConfig, store: KnowledgeStore, paths: Sequence[Path], options: IngestOptions,
+                embedder_factory: Callable[[], "Embedder"] | None, report: IngestReport) -> None:
     if not options.dry_run:
-        if not options.rebuild and (notice := repair_pointer(kb_dir)):
+        for notice in store.prepare_write(rebuild=options.rebuild):
             log.warning(notice)
-        for name in clean_leftovers(kb_dir):
-            log.info("removed %s left by an interrupted ingest", name)
-    work = _prepare(settings, paths, options, report)
+    work = _prepare(settings, store, paths, options, report)
     if options.rebuild:
-        _warn_rebuild_drops(kb_dir, work.plan)
-    live = None if options.rebuild else live_state(kb_dir)  # a rebuild ignores (even a damaged) base
+        _warn_rebuild_drops(store, work.plan)
+    live = None if options.rebuild else store.live_info()  # a rebuild ignores (even a damaged) base
     if options.dry_run:
         report.files_added = sum(len(c.sources) for c in work.contents) + len(work.duplicates)
         report.files_removed = len(work.plan.removed)
         report.chunks_added = len(work.texts)
-        report.generation = live.name if live else ""
+        report.generation = live.generation if live else ""
         return
-    if live is not None and not work.has_changes and not _keyword_index_needs_writing(live):
-        report.generation = live.name
-        report.chunks_total = live.manifest.n_chunks
-        report.documents_total = live.manifest.n_documents
+    if live is not None and not work.has_changes and not _rewrite_reason(store):
+        _report_live(report, live)
     else:
         # The model loads only when there is something to embed or a new base to label with its name.
         embedder = None
@@ -441,7 +428,7 @@ def _run_locked(settings: IngestConfig, paths: Sequence[Path], options: IngestOp
         if embedder is not None:
             name, dimension = embedder.name, embedder.dimension
         else:  # only removals, metadata changes or a keyword index to write again: keep the base's embedder
-            name, dimension = live.manifest.embedder, live.manifest.dimension
-        _write_generation(settings, options, work, embedder, name, dimension,
-                          keyword_builder or _default_keyword_builder(settings), report)
-    _collect_garbage(kb_dir, settings.index)
+            name, dimension = live.embedder, live.dimension
+        _write_generation(settings, store, options, work, embedder, name, dimension, report)
+    for name in store.collect_garbage():
+        log.info("removed old generation %s", name)

@@ -19,8 +19,9 @@ class IngestPlan:
     touched: list[tuple[SourceFile, DocumentRecord]] = field(default_factory=list)  # same bytes, new mtime/size
     new: list[tuple[SourceFile, str | None]] = field(default_factory=list)  # (file, content hash or None)
     changed: list[tuple[SourceFile, str | None]] = field(default_factory=list)
-    # Catalog paths gone from a root that is present; never those under a missing root or an unlistable folder
-    # (an unplugged drive, an unmounted share, a permission change must not remove documents).
+    # Catalog paths gone from a root that is present; never those under a missing root, an unlistable folder or a
+    # link that is not followed (an unplugged drive, an unmounted share, a permission change, a link left out must
+    # not remove documents).
     removed: list[str] = field(default_factory=list)
 
     @property
@@ -48,7 +49,7 @@ def plan_ingest(scan: ScanResult, known: Mapping[str, DocumentRecord],
         else:
             plan.changed.append((source, digest))
     present = [root for root in scan.roots if root not in scan.missing_roots]
-    blind = list(scan.unreadable)
+    blind = [*scan.unreadable, *scan.outside]
     plan.removed = sorted(path for path in known if path not in found and under_roots(path, present)
                           and not under_roots(path, blind))
     return plan

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from dataclasses import dataclass, field
 
-# Control characters (a newline) in a file name are shown escaped, so each failure stays on one line.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+from ingest.visible_text import visible
 
 
 @dataclass
@@ -17,8 +15,8 @@ class FileFailure:
     reason: str
 
     def __str__(self) -> str:
-        path = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), self.path)
-        return f"{path}: {self.reason}"
+        # A newline in a name would split the line in two; an escape sequence would reach the terminal.
+        return f"{visible(self.path)}: {visible(self.reason)}"
 
 
 @dataclass

@@ -32,6 +32,9 @@ class ScanResult:
     # Files whose name is not valid UTF-8 (e.g. GBK names unpacked from a Windows zip): the catalog cannot store
     # such a path, so they are reported instead of ingested.
     undecodable: list[str] = field(default_factory=list)
+    # Symbolic links (to files or folders) whose real path leaves the folder being ingested, with where they lead:
+    # not followed unless asked, so a link to /etc/passwd does not put the password file into the base.
+    outside: dict[str, str] = field(default_factory=dict)
 
 
 def _source(path: str) -> SourceFile:
@@ -42,30 +45,61 @@ def _source(path: str) -> SourceFile:
     return SourceFile(path, info.st_mtime, info.st_size)
 
 
-def _walk(root: str, extensions: frozenset[str], unreadable: dict[str, str]) -> Iterable[str]:
+def _leads_outside(path: str, real_root: str) -> str | None:
+    """Where the link ``path`` really leads when that is outside ``real_root`` (None when it stays inside)."""
+    real = os.path.realpath(path)
+    return None if under_roots(real, [real_root]) else real
+
+
+def _walk(root: str, extensions: frozenset[str], unreadable: dict[str, str], outside: dict[str, str],
+          follow_links: bool) -> Iterable[str]:
     """Supported files under ``root``, skipping hidden files and folders (editor backups, .git ...); folders that
-    cannot be listed go into ``unreadable``."""
+    cannot be listed go into ``unreadable``. Links leading out of ``root`` go into ``outside`` unless
+    ``follow_links``; a link to a folder inside it is not walked (its files are found where they are), nor one to a
+    folder already walked (a loop)."""
     def note(exc: OSError) -> None:
         unreadable[exc.filename or root] = exc.strerror or str(exc)
 
-    for dirpath, dirnames, filenames in os.walk(root, onerror=note):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    real_root = os.path.realpath(root)
+    walked: set[str] = set()  # real folders already walked: a link loop or a second way in is not followed
+    for dirpath, dirnames, filenames in os.walk(root, onerror=note, followlinks=follow_links):
+        walked.add(os.path.realpath(dirpath))
+        kept = []
+        for name in sorted(d for d in dirnames if not d.startswith(".")):
+            folder = os.path.join(dirpath, name)
+            if os.path.islink(folder):
+                real = _leads_outside(folder, real_root)
+                if real is None or real in walked:  # found where it really is, or already walked
+                    continue
+                if not follow_links:
+                    outside[folder] = real
+                    continue
+            kept.append(name)
+        dirnames[:] = kept
         for name in sorted(filenames):
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in extensions:
-                yield os.path.join(dirpath, name)
+            if name.startswith(".") or os.path.splitext(name)[1].lower() not in extensions:
+                continue
+            path = os.path.join(dirpath, name)
+            if not follow_links and os.path.islink(path) and (real := _leads_outside(path, real_root)) is not None:
+                outside[path] = real
+                continue
+            yield path
 
 
-def scan_sources(paths: Sequence[Path], extensions: frozenset[str]) -> ScanResult:
+def scan_sources(paths: Sequence[Path], extensions: frozenset[str], follow_links: bool = False) -> ScanResult:
     """Files to ingest: every supported file under each directory, and each file given explicitly (whatever
-    its extension: the loader then says why it cannot be read)."""
+    its extension: the loader then says why it cannot be read). Inside a directory, symbolic links whose real path
+    leaves it are reported in ``outside`` instead, unless ``follow_links``; a path given explicitly is taken as
+    the user named it."""
     roots = [os.path.abspath(p) for p in paths]
     seen: dict[str, SourceFile] = {}
     missing: list[str] = []
     undecodable: list[str] = []
     unreadable: dict[str, str] = {}
+    outside: dict[str, str] = {}
     for root in roots:
         if os.path.isdir(root):
-            found = list(_walk(root, extensions, unreadable))
+            found = list(_walk(root, extensions, unreadable, outside, follow_links))
         elif os.path.lexists(root):
             found = [root]
         else:
@@ -77,7 +111,7 @@ def scan_sources(paths: Sequence[Path], extensions: frozenset[str]) -> ScanResul
             elif path not in seen:
                 seen[path] = _source(path)
     return ScanResult(files=sorted(seen.values(), key=lambda f: f.path), roots=roots, missing_roots=missing,
-                      unreadable=unreadable, undecodable=sorted(set(undecodable)))
+                      unreadable=unreadable, undecodable=sorted(set(undecodable)), outside=outside)
 
 
 def _is_utf8(path: str) -> bool:

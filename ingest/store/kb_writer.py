@@ -4,6 +4,9 @@ The writer (holding the lock) copies the live catalog and index into ``generatio
 the changes there, fsyncs everything, renames the folder to ``generations/<name>`` and finally replaces CURRENT.
 Until that last ``os.replace`` the previous generation is what every reader sees, so a crash or kill at any
 moment leaves a usable, consistent knowledge base; the next writer deletes what an interrupted one left behind.
+The next CURRENT is written (as ``CURRENT.tmp-<pid>``) before the folder is renamed, so a committed folder newer
+than CURRENT is known to be a commit cut off before its flip only while that file names it; without one, CURRENT
+was set back (a restored backup, a sync tool, a hand edit) and the newer generations are kept.
 """
 
 from __future__ import annotations
@@ -23,14 +26,19 @@ from ingest.settings import IndexSettings
 from ingest.store.ann_index import save_index
 from ingest.store.catalog import Catalog, CatalogError
 from ingest.store.kb_layout import (
+    CURRENT_FILE,
     INCOMPLETE_PREFIX,
     MANIFEST_FILE,
+    PENDING_CURRENT_PREFIX,
     GenerationPaths,
+    announce_commit,
     fsync_dir,
     generation_name,
     generation_number,
     generation_paths,
     generations_dir,
+    pending_commits,
+    pointer_kind_problem,
     read_current,
     write_current,
 )
@@ -72,22 +80,35 @@ def live_state(kb_dir: Path) -> LiveState | None:
     """The live generation's manifest, or None for an empty folder; a damaged manifest is a KnowledgeBaseError.
     A damaged CURRENT is resolved to the newest complete generation (``resolve_live``); nothing is written."""
     live = resolve_live(kb_dir)
-    if live is None:
-        return None
-    paths = generation_paths(kb_dir, live.name)
+    return None if live is None else generation_state(kb_dir, live.name)
+
+
+def generation_state(kb_dir: Path, name: str) -> LiveState:
+    """What a writer needs to know of generation ``name``; KnowledgeBaseError when its manifest is damaged."""
+    paths = generation_paths(kb_dir, name)
     try:
-        return LiveState(live.name, read_manifest(paths.manifest), paths)
+        return LiveState(name, read_manifest(paths.manifest), paths)
     except ManifestError as exc:
         raise KnowledgeBaseError(damaged_message(kb_dir, exc)) from exc
 
 
+def check_pointer_replaceable(kb_dir: Path) -> None:
+    """KnowledgeBaseError (with the fix) when a commit could not replace CURRENT: a folder stands in its place."""
+    problem = pointer_kind_problem(kb_dir)
+    if problem and (kb_dir / CURRENT_FILE).is_dir() and not (kb_dir / CURRENT_FILE).is_symlink():
+        raise KnowledgeBaseError(f"{problem}: move it out of the way and run the command again; nothing was changed")
+
+
 def repair_pointer(kb_dir: Path) -> str:
-    """Under the writer lock: when CURRENT is damaged, point it at the newest complete generation and return the
-    notice ("" when CURRENT was fine or nothing was ever committed). Raises KnowledgeBaseError when no generation
-    is complete. Deletes nothing."""
+    """Under the writer lock: when CURRENT is damaged or set back to an older generation, point it at the newest
+    complete generation and return the notice ("" when CURRENT was fine or nothing was ever committed). Raises
+    KnowledgeBaseError when no generation is complete or a folder stands where CURRENT belongs. Deletes nothing."""
+    check_pointer_replaceable(kb_dir)
     live = resolve_live(kb_dir)
     if live is None or not live.notice:
         return ""
+    if read_current(kb_dir) == live.name:  # the newer generations are damaged: CURRENT stays as it is
+        return live.notice
     write_current(kb_dir, live.name)
     return f"{live.notice} (CURRENT now names it)"
 
@@ -95,22 +116,25 @@ def repair_pointer(kb_dir: Path) -> str:
 def clean_leftovers(kb_dir: Path) -> list[str]:
     """Delete what interrupted writers left: incomplete generations, committed-but-never-live ones, temp files.
 
-    Call only while holding the writer lock. A committed generation is removed only when CURRENT validly names
-    an older live one (it is then a commit that never became live); with a damaged CURRENT none is touched.
+    Call only while holding the writer lock. A committed generation newer than a valid CURRENT is removed only when
+    an announced next CURRENT names it (a commit cut off between renaming its folder and flipping CURRENT); one
+    that CURRENT was merely set back from stays. With a damaged CURRENT no committed generation is touched.
     Returns the names removed.
     """
     removed: list[str] = []
     gens = generations_dir(kb_dir)
     live = read_current(kb_dir)
     live_number = generation_number(live) if live else None
+    never_flipped = pending_commits(kb_dir)
     if gens.is_dir():
         for entry in gens.iterdir():
             number = generation_number(entry.name)
-            unflipped = number is not None and live_number is not None and number > live_number
+            unflipped = (number is not None and live_number is not None and number > live_number
+                         and entry.name in never_flipped)
             if entry.name.startswith(INCOMPLETE_PREFIX) or unflipped:
                 shutil.rmtree(entry, ignore_errors=True)
                 removed.append(entry.name)
-    for tmp in kb_dir.glob("CURRENT.tmp-*"):
+    for tmp in kb_dir.glob(f"{PENDING_CURRENT_PREFIX}*"):
         tmp.unlink(missing_ok=True)
         removed.append(tmp.name)
     return removed
@@ -171,9 +195,13 @@ class GenerationWriter:
 
     @classmethod
     def start(cls, kb_dir: Path, embedder: str, dimension: int, settings: IndexSettings,
-              rebuild: bool = False) -> "GenerationWriter":
-        """Begin a generation from the live one (or from nothing with ``rebuild``). Hold the lock first."""
-        live = None if rebuild else live_state(kb_dir)
+              rebuild: bool = False, source: str | None = None) -> "GenerationWriter":
+        """Begin a generation from the live one (or from nothing with ``rebuild``, or from the committed generation
+        ``source``). Hold the lock first."""
+        if source is not None:
+            live = generation_state(kb_dir, source)
+        else:
+            live = None if rebuild else live_state(kb_dir)
         if live is not None:
             if live.manifest.embedder != embedder or live.manifest.dimension != dimension:
                 raise KnowledgeBaseError(
@@ -251,9 +279,10 @@ class GenerationWriter:
         write_manifest(manifest, self.paths.manifest)
         _fsync_tree(self.paths.root)
         final = generation_paths(self.kb_dir, self.name).root
+        announced = announce_commit(self.kb_dir, self.name)
         os.rename(self.paths.root, final)
         fsync_dir(final.parent)
-        write_current(self.kb_dir, self.name)
+        write_current(self.kb_dir, self.name, announced)
         return manifest
 
     def abort(self) -> None:

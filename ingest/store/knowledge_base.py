@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import faiss
+import numpy as np
 
 from ingest.records import Chunk, DocumentRecord
 from ingest.settings import IndexSettings
 from ingest.store.ann_index import to_device
 from ingest.store.catalog import Catalog, CatalogError
+from ingest.store.dense_search import dense_search
 from ingest.store.kb_layout import (
     CATALOG_FILE,
     CURRENT_FILE,
@@ -27,6 +29,9 @@ from ingest.store.kb_layout import (
     committed_generations,
     generation_paths,
     generations_dir,
+    newer_generations,
+    pending_commits,
+    pointer_kind_problem,
     read_current,
     read_pointer,
 )
@@ -36,6 +41,7 @@ from ingest.store.keyword_index import (
     build_keyword_index,
 )
 from ingest.store.manifest import Manifest, ManifestError, read_manifest
+from ingest.store.store_protocol import Ranking, StoreInfo
 from ingest.store.store_files import (
     StoreFileError,
     permission_message,
@@ -107,36 +113,94 @@ def verify_generation(kb_dir: Path, paths: GenerationPaths,
     return manifest, index, catalog
 
 
-def resolve_live(kb_dir: Path, index_settings: IndexSettings | None = None) -> LiveGeneration | None:
-    """The generation CURRENT names; when CURRENT is missing, unreadable or garbage while committed generations
-    exist, the newest one that verifies (with a notice). None when nothing was ever committed. Raises
-    KnowledgeBaseError when CURRENT is damaged and no generation verifies. Never deletes or changes anything."""
-    kb_dir = Path(kb_dir)
-    name, problem = read_pointer(kb_dir)
-    if name is not None:
-        return LiveGeneration(name)
-    candidates = committed_generations(kb_dir)
-    if not candidates:
-        if problem:
-            raise KnowledgeBaseError(f"{problem}, and {generations_dir(kb_dir)} holds no generation; "
-                                     f"{REPAIR_HINT}")
-        return None
-    problem = problem or f"{kb_dir / CURRENT_FILE} is missing"
+def _newest_verified(kb_dir: Path, candidates: list[str],
+                     index_settings: IndexSettings) -> tuple[str | None, list[str]]:
+    """The first of ``candidates`` (newest first) that verifies, and why each one before it did not."""
     reasons = []
     for candidate in candidates:
         try:
-            _, _, catalog = verify_generation(kb_dir, generation_paths(kb_dir, candidate),
-                                              index_settings or IndexSettings())
+            _, _, catalog = verify_generation(kb_dir, generation_paths(kb_dir, candidate), index_settings)
         except KnowledgeBaseError as exc:
             reasons.append(f"{candidate}: {exc}")
             continue
         catalog.close()
-        return LiveGeneration(candidate, f"{problem}; using {candidate}, the newest complete generation")
+        return candidate, reasons
+    return None, reasons
+
+
+def _set_back_pointer(kb_dir: Path, name: str, index_settings: IndexSettings) -> LiveGeneration | None:
+    """When a valid CURRENT names an older generation than committed ones (a restored backup, a sync tool, a hand
+    edit — not a commit in progress, whose next CURRENT is announced beside it), the newest of those that verifies,
+    with a notice; None when there is nothing newer, or CURRENT moved meanwhile (the caller looks again)."""
+    newer = newer_generations(kb_dir, name)
+    if not newer:
+        return None
+    pending = pending_commits(kb_dir)
+    newer = [g for g in newer if g not in pending]
+    # Read after the announcements: a commit flips CURRENT and drops its announcement in one rename, so a
+    # CURRENT unchanged now means the newer folders listed above were not being committed.
+    if not newer or read_current(kb_dir) != name:
+        return None
+    where = kb_dir / CURRENT_FILE
+    chosen, reasons = _newest_verified(kb_dir, newer, index_settings)
+    if chosen is None:
+        return LiveGeneration(name, f"{where} names {name}, but the newer generation(s) {', '.join(newer)} are "
+                                    f"there too and damaged ({reasons[0]}); using {name} as CURRENT says; nothing "
+                                    "was deleted")
+    return LiveGeneration(chosen, f"{where} names {name}, an older generation than {chosen} (restored from a backup, "
+                                  f"synced or edited?); using {chosen}, the newest complete generation — to go back "
+                                  f"to {name}, run `python -m ingest --use-generation {name}`; nothing was deleted")
+
+
+def resolve_live(kb_dir: Path, index_settings: IndexSettings | None = None) -> LiveGeneration | None:
+    """The generation CURRENT names. When CURRENT is missing, unreadable, garbage, a folder or a link while
+    committed generations exist, or names an older one than the newest committed (see ``_set_back_pointer``), the
+    newest one that verifies, with a notice. None when nothing was ever committed. Raises KnowledgeBaseError when
+    CURRENT is damaged and no generation verifies. Never deletes or changes anything."""
+    kb_dir = Path(kb_dir)
+    index_settings = index_settings or IndexSettings()
+    for _ in range(_OPEN_ATTEMPTS):
+        name, problem = read_pointer(kb_dir)
+        if name is None:
+            break
+        set_back = _set_back_pointer(kb_dir, name, index_settings)
+        if set_back is not None:
+            return set_back
+        if read_current(kb_dir) == name:
+            return LiveGeneration(name)
+    else:
+        raise KnowledgeBaseError(f"{kb_dir}: the knowledge base changed too often while opening it; try again")
+    candidates = committed_generations(kb_dir)
+    if not candidates:
+        if problem:
+            raise KnowledgeBaseError(f"{problem}, and {generations_dir(kb_dir)} holds no generation; "
+                                     f"{_pointer_fix(kb_dir)}")
+        return None
+    problem = problem or f"{kb_dir / CURRENT_FILE} is missing"
+    chosen, reasons = _newest_verified(kb_dir, candidates, index_settings)
+    if chosen is not None:
+        return LiveGeneration(chosen, f"{problem}; using {chosen}, the newest complete generation")
     raise KnowledgeBaseError(f"{problem}, and no generation in {generations_dir(kb_dir)} is complete "
                              f"({reasons[0]}); nothing was deleted: {REPAIR_HINT}")
 
 
+def _pointer_fix(kb_dir: Path) -> str:
+    """What to do about a damaged CURRENT when no generation can stand in for it."""
+    return "move it out of the way and ingest again" if pointer_kind_problem(kb_dir) else REPAIR_HINT
+
+
+def manifest_info(kb_dir: Path, manifest: Manifest) -> StoreInfo:
+    """A folder generation's manifest as the store interface describes a generation."""
+    return StoreInfo(backend="folder", location=str(kb_dir), generation=manifest.generation,
+                     embedder=manifest.embedder, dimension=manifest.dimension, n_documents=manifest.n_documents,
+                     n_chunks=manifest.n_chunks, created_at=manifest.created_at, updated_at=manifest.updated_at,
+                     index_type=manifest.index_type)
+
+
 class KnowledgeBase:
+    """The folder store's snapshot (``store_protocol.StoreSnapshot``): one generation's FAISS index, BM25 index
+    and catalog, loaded."""
+
     def __init__(self, kb_dir: Path, manifest: Manifest, index: faiss.Index, catalog: Catalog,
                  keyword_index: KeywordIndex, notices: list[str] | None = None):
         self.kb_dir = kb_dir
@@ -195,6 +259,16 @@ class KnowledgeBase:
             catalog.close()
             raise
         return cls(kb_dir, manifest, to_device(index, index_settings), catalog, keyword_index, notices)
+
+    @property
+    def info(self) -> StoreInfo:
+        return manifest_info(self.kb_dir, self.manifest)
+
+    def dense_search(self, vector: np.ndarray, k: int) -> Ranking:
+        return dense_search(self.index, vector, k)
+
+    def keyword_search(self, query: str, k: int) -> Ranking:
+        return self.keyword_index.search(query, k)
 
     def get_chunks(self, ids: Sequence[int]) -> list[Chunk]:
         """Chunks for ``ids`` in the same order; unknown ids (e.g. FAISS's -1 padding) are skipped."""

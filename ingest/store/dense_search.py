@@ -1,4 +1,4 @@
-"""Nearest-neighbour search of a query vector in the knowledge base's FAISS index."""
+"""Nearest-neighbour search of a query vector in a folder store's FAISS index."""
 
 from __future__ import annotations
 
