@@ -46,7 +46,6 @@ class ConstraintsCheck:
             # Which kinds the evidence speaks against ("conflict_year": another year), for a decision that weighs
             # them apart (prompts/acceptance.py): each kind alone, only when the whole does not match.
             signals.update({f"conflict_{kind}": 1.0 for kind in sorted(kinds) if not match(frozenset({kind})).matches})
-        if not found.matches:
             return Verdict.refuse(f"{draft.described_as} does not answer this question: {'; '.join(found.missing)}; "
                                   f"draft answer: {draft.text}", signals=signals)
         return Verdict.ok(signals=signals)

@@ -12,6 +12,7 @@ from prompts.checks.registry import CheckParts
 from prompts.marker_only_answer import is_markers_only, quote_cited_sentence
 from prompts.templates import PackedPassage
 
+
 class MarkerQuoteCheck:
     name = "marker_quote"
 
@@ -20,7 +21,8 @@ class MarkerQuoteCheck:
             return Verdict.ok(signals={"markers_only": 0.0})
         quote = quote_cited_sentence(question.text, draft.text, list(passages), question.language)
         repaired = replace(draft, text=quote, described_as="the quoted sentence") if quote is not None else None
-        return Verdict.ok(repaired, signals={"markers_only": 1.0}, defect=repair_note("markers_only", question.language))
+        return Verdict.ok(repaired, signals={"markers_only": 1.0},
+                          defect=repair_note("markers_only", question.language))
 
 
 def build(parts: CheckParts) -> AnswerCheck:
