@@ -27,9 +27,9 @@ from pathlib import Path
 
 from app.config import Settings, load_settings
 from app.wiring import assemble_pipeline, build_generator
+from bench.lib.answer_overrides import with_answer_settings
 from bench.lib.answer_scoring import keyword_hit, naive_refused
 from bench.lib.bench_kb import build_kb
-from bench.lib.decision_pipeline import DecisionPipeline
 from bench.lib.docqa_runs import pick_questions, run_docqa
 from bench.lib.eval_data import Question, load_questions
 from bench.lib.llm_cache import CachedGenerator
@@ -145,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="also report docqa as if AnswerSettings.min_evidence_score were this (repeatable); "
                         "run with the gate off (DOCQA_ANSWER__MIN_EVIDENCE_SCORE=-1) to compare thresholds")
     p.add_argument("--report", type=Path, nargs="+", help="only compare saved answer_*.json runs and exit")
-    p.add_argument("--decision", action="store_true",
-                   help="finish drafts with the one acceptance decision and a repair (bench/lib/decision_pipeline.py)")
+    p.add_argument("--answer", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="[answer] settings for this run (VALUE as JSON when it is JSON), e.g. decision=acceptance")
     p.add_argument("--llm-store", type=Path,
                    help="keep what the LLM says in this SQLite file and answer repeated prompts from it "
                         "(bench/lib/llm_cache.py): a re-run after a change to the checks only re-checks")
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         report(args.report, args.questions, args.gate_at)
         return 0
 
-    settings: Settings = load_settings()
+    settings: Settings = with_answer_settings(load_settings(), args.answer)
     if args.max_new_tokens:
         settings.generation.max_new_tokens = args.max_new_tokens
     if args.qids:
@@ -166,8 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     generator = build_generator(settings)
     if args.llm_store:
         generator = CachedGenerator(generator, args.llm_store)
-    pipeline = (DecisionPipeline.assemble(retriever, generator, embedder, settings, shadow=True) if args.decision
-                else assemble_pipeline(retriever, generator, embedder, settings))
+    pipeline = assemble_pipeline(retriever, generator, embedder, settings)
 
     systems: dict[str, list[dict]] = {}
     out = RESULTS_DIR / f"answer_{args.name}{'_' + args.only if args.only else ''}.json"
@@ -190,18 +189,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.only in (None, "docqa"):
         systems["docqa"] = []
-        if args.decision:
-            systems["docqa, shipped checks on the same drafts"] = []
         for i, q in enumerate(questions):
-            if args.decision:
-                pipeline.last_shadow = None
             systems["docqa"].append({"qid": q.qid, **run_docqa(pipeline, q)})
-            if args.decision:  # the shipped chain's verdict on the same draft (a refusal before it: the same)
-                shadow = pipeline.last_shadow
-                row = dict(systems["docqa"][-1])
-                if shadow is not None:
-                    row.update(answer=shadow.text, refused=shadow.refused, refusal_reason=shadow.refusal_reason)
-                systems["docqa, shipped checks on the same drafts"].append(row)
             print(f"  docqa {i + 1}/{len(questions)} {q.qid}: {systems['docqa'][-1]['answer'][:60]!r}",
                   file=sys.stderr)
             save()

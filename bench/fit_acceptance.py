@@ -5,7 +5,8 @@ Each drafted answer of a run (a case where the model answered; refusals before o
 is one example: label 1 when the draft holds the expected answer of an answerable case, 0 when it does not or the
 case has no answer (a near miss). Features: prompts/acceptance.FEATURES, from the signals the run stored.
 
-    python -m bench.fit_acceptance bench/results/keep_right_signals.json [--max-false-refusal 0.05]
+    python -m bench.keep_right_bench --name kr_acceptance --answer decision=acceptance   # records the features
+    python -m bench.fit_acceptance bench/results/keep_right_kr_acceptance.json [--max-false-refusal 0.05]
 
 Prints the fitted model as the AnswerSettings.acceptance snippet, and for the report half the curve (threshold →
 right drafts kept, wrong drafts refused) and each group's accuracy / refusals with the decision.
@@ -20,43 +21,48 @@ from pathlib import Path
 
 import numpy as np
 
-from prompts.acceptance import FEATURES, AcceptanceModel, acceptance_score, against, features
-from prompts.answer_signals import AnswerSignals
+from prompts.acceptance import FEATURES, score
+from prompts.settings import AcceptanceModel
 
-_SIGNAL_FIELDS = set(AnswerSignals.__dataclass_fields__)
+_PREFIX = "acceptance."
 
 
-def signals_of(row: dict) -> AnswerSignals | None:
-    s = row.get("signals")
-    if not s or "p_yes_evidence" not in s:
+def features_of(row: dict) -> dict[str, float] | None:
+    """The decision's features of a row's checked draft (runs with decision=acceptance record them), or None
+    when the run did not record them (no draft, or another decision)."""
+    s = row.get("signals") or {}
+    if not row.get("checked") or _PREFIX + "score" not in s:
         return None
-    return AnswerSignals(**{k: v for k, v in s.items() if k in _SIGNAL_FIELDS})
+    return {name: s.get(_PREFIX + name, 0.0) for name in FEATURES}
 
 
-def examples(rows: list[dict], half: str, model: AcceptanceModel) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """The drafts the score decides (evidence against an answer refuses it whatever the score)."""
-    xs, ys, kept = [], [], []
-    for r in rows:
-        s = signals_of(r)
-        if r["half"] != half or s is None or against(s):
-            continue
-        f = features(s, model)
-        xs.append([f[n] for n in FEATURES])
-        ys.append(1 if r["answerable"] and r["signals"]["right"] else 0)
-        kept.append(r)
-    return np.array(xs, dtype=float), np.array(ys), kept
+def decided_by_score(row: dict) -> bool:
+    """A draft the score decides: neither evidence against it nor a veto refused it."""
+    return features_of(row) is not None and not row["signals"].get(_PREFIX + "overruled")
+
+
+def label(row: dict) -> int:
+    return int(bool(row["answerable"] and row["checked_right"]))
+
+
+def examples(rows: list[dict], half: str) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """The drafts the score decides on ``half``: label 1 when the checked draft holds the expected answer of an
+    answerable case, 0 when it does not or the case has no answer (a near miss)."""
+    kept = [r for r in rows if r["half"] == half and decided_by_score(r)]
+    xs = [[features_of(r)[n] for n in FEATURES] for r in kept]
+    return np.array(xs, dtype=float), np.array([label(r) for r in kept]), kept
 
 
 def fit(rows: list[dict], max_false_refusal: float, c: float) -> AcceptanceModel:
     from sklearn.linear_model import LogisticRegression
 
     base = AcceptanceModel()
-    x, y, _ = examples(rows, "tune", base)
+    x, y, _ = examples(rows, "tune")
     clf = LogisticRegression(C=c, max_iter=1000).fit(x, y)
     model = base.model_copy(update={"intercept": float(clf.intercept_[0]),
                                     "weights": {n: round(float(w), 4) for n, w in zip(FEATURES, clf.coef_[0])}})
-    scores = sorted(acceptance_score(signals_of(r), model) for r in rows if r["half"] == "tune" and signals_of(r)
-                    and not against(signals_of(r)) and r["answerable"] and r["signals"]["right"])
+    _, _, tune = examples(rows, "tune")
+    scores = sorted(score(features_of(r), model) for r in tune if label(r))
     # The highest threshold that refuses at most max_false_refusal of the right drafts.
     allowed = int(max_false_refusal * len(scores))
     threshold = scores[allowed] if scores else 0.5
@@ -65,8 +71,8 @@ def fit(rows: list[dict], max_false_refusal: float, c: float) -> AcceptanceModel
 
 def curve(rows: list[dict], half: str, model: AcceptanceModel) -> list[tuple[float, float, float]]:
     """(threshold, share of right drafts kept, share of wrong drafts refused) on ``half``."""
-    scored = [(acceptance_score(signals_of(r), model) if not against(signals_of(r)) else -1.0,
-               bool(r["answerable"] and r["signals"]["right"])) for r in rows if r["half"] == half and signals_of(r)]
+    scored = [(score(features_of(r), model) if decided_by_score(r) else -1.0, bool(label(r)))
+              for r in rows if r["half"] == half and features_of(r) is not None]
     out = []
     for t in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, model.threshold):
         right = [s for s, ok in scored if ok]
@@ -78,12 +84,11 @@ def curve(rows: list[dict], half: str, model: AcceptanceModel) -> list[tuple[flo
 def decided(row: dict, model: AcceptanceModel) -> tuple[bool, bool]:
     """(refused, right) of ``row`` with the decision in place of the checks after generation (a derivation's
     corrected figure counts as the answer)."""
-    s = signals_of(row)
-    if s is None:
+    if not decided_by_score(row):
         return row["refused"], row["right"]
-    if acceptance_score(s, model) < model.threshold or against(s):
+    if score(features_of(row), model) < model.threshold:
         return True, False
-    return False, bool(row["answerable"] and row["signals"]["right"])
+    return False, bool(label(row))
 
 
 def group_table(rows: list[dict], half: str, model: AcceptanceModel) -> None:
@@ -114,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     rows = [r for path in args.runs for r in json.loads(path.read_text(encoding="utf-8"))["rows"]]
     model = fit(rows, args.max_false_refusal, args.c)
-    x, y, _ = examples(rows, "tune", model)
+    x, y, _ = examples(rows, "tune")
     print(f"fitted on the tuning half: {len(y)} drafts ({int(y.sum())} right)")
     print("acceptance =", json.dumps(model.model_dump(), indent=1))
     for half in ("tune", "report"):

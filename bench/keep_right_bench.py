@@ -24,17 +24,15 @@ import sys
 import time
 from pathlib import Path
 
-from app.answer.answer_pipeline import AnswerPipeline, PassagesEvent, RetryEvent, TokenEvent, _passage_language
+from app.answer.answer_pipeline import AnswerPipeline, PassagesEvent, RetryEvent, TokenEvent
 from app.config import Settings, load_settings
 from app.wiring import assemble_pipeline, build_generator
+from bench.lib.answer_overrides import with_answer_settings
 from bench.lib.bench_kb import build_kb
-from bench.lib.decision_pipeline import SAME_LANGUAGE_ONLY, DecisionPipeline
 from bench.lib.keep_right_sets import DevCase, all_cases
 from bench.lib.llm_cache import CachedGenerator
 from bench.lib.paths import RESULTS_DIR
 from bench.near_miss_bench import CaseRetriever, doc_id_of
-from prompts.answer_decision import decide
-from prompts.citations import remove_invalid_citations
 
 LLM_STORE = RESULTS_DIR / "keep_right_llm.sqlite3"
 
@@ -53,22 +51,6 @@ def build_case_retriever(settings: Settings, cases: list[DevCase]) -> CaseRetrie
     s.retrieval.dense_k = s.retrieval.bm25_k = 100_000  # rank the whole base; the case filter follows
     retriever, _, corpus = build_kb(s, corpus_of(cases, RESULTS_DIR / "keep_right_corpus.jsonl"), "keep-right")
     return CaseRetriever(retriever, corpus)
-
-
-def draft_signals(pipeline: AnswerPipeline, question: str, draft: str, passages, language: str,
-                  retried: bool) -> dict:
-    """The decision on ``draft`` as the checks see it (prompts/answer_decision.py: the unit, the derivation, the
-    signals, the acceptance score with the configured model, the finding), for fitting and reporting."""
-    a = pipeline.settings.answer
-    packed = pipeline._pack(question, passages, language, pipeline.settings.generation)
-    text = remove_invalid_citations(draft, {p.number for p in packed})
-    checks = frozenset(a.evidence_checks)
-    if _passage_language(packed, a) != language:
-        checks -= SAME_LANGUAGE_ONLY
-    decision = decide(question, text, packed, language, a, pipeline.generator, checks, retried)
-    return {"text": decision.text, **decision.signals.as_dict(), "score": decision.score,
-            "accepted": decision.accepted, "finding": decision.finding.kind if decision.finding else "",
-            "derived": decision.derived, "packed": len(packed)}
 
 
 def run_case(pipeline: AnswerPipeline, retriever: CaseRetriever, case: DevCase) -> dict:
@@ -90,11 +72,6 @@ def run_case(pipeline: AnswerPipeline, retriever: CaseRetriever, case: DevCase) 
     generated = "generate" in answer.timings
     if generated:
         drafts.append("".join(current).strip())
-    chain = None
-    if getattr(pipeline, "shadow", False):
-        # The chain of vetoes on the same draft (a refusal before any draft: the same refusal).
-        chain = pipeline.last_shadow or answer
-        pipeline.last_shadow = None
     right_docs = {p.doc_id for p in case.passages if case.answerable and case.is_right(p.text)}
     corpus = retriever.corpus
     row = {
@@ -109,15 +86,9 @@ def run_case(pipeline: AnswerPipeline, retriever: CaseRetriever, case: DevCase) 
                       "fused": p.fused_score, "holds_answer": doc_id_of(p, corpus) in right_docs}
                      for p in passages],
     }
-    if chain is not None:
-        row["shipped"] = {"refused": chain.refused, "text": chain.text, "reason": chain.refusal_reason,
-                          "right": (not chain.refused) and case.is_right(chain.text)}
-    last = drafts[-1] if drafts else ""
-    if generated and last and not answer.refusal_reason.startswith("the model found no answer"):
-        signals = draft_signals(pipeline, answer.standalone_question or case.question, last, passages,
-                                answer.language, retried=len(drafts) > 1)
-        signals["right"] = case.is_right(signals["text"])
-        row["signals"] = signals
+    # The checked draft (shown or withdrawn) and what every check measured: what bench/fit_acceptance.py fits on.
+    checked = answer.withdrawn if answer.refused else answer.text
+    row.update(checked=checked, checked_right=bool(checked) and case.is_right(checked), signals=answer.signals)
     return row
 
 
@@ -140,16 +111,7 @@ def summarise(rows: list[dict]) -> dict[str, dict]:
     return out
 
 
-def as_shipped(rows: list[dict]) -> list[dict]:
-    """The rows as the chain of vetoes (today's parsers) finished the same drafts (runs with --decision)."""
-    return [{**{k: v for k, v in r.items() if k != "shipped"}, **r["shipped"]} for r in rows if "shipped" in r]
-
-
 def report(rows: list[dict]) -> None:
-    if rows and all("shipped" in r for r in rows):
-        print("\n## the chain of vetoes (with today's question and number parsers), same drafts")
-        report(as_shipped(rows))
-        print("\n## the decision")
     for half in ("tune", "report"):
         sel = [r for r in rows if r["half"] == half]
         if not sel:
@@ -175,25 +137,35 @@ def _cells(rows: list[dict]) -> dict[str, str]:
                 else f"refused {s['refused']:.2f} / {s['wrong_shown']}") for g, s in summarise(rows).items()}
 
 
-def compare(before: list[dict], after: list[dict]) -> None:
-    """Side by side on the cases both runs hold: the shipped pipeline before, the chain of vetoes with today's
-    parsers on the same drafts (when the after run shadowed it), and the decision."""
-    common = {r["case_id"] for r in before} & {r["case_id"] for r in after}
+def after_last_token(row: dict) -> float | None:
+    """Seconds a row's answer spent after its draft's last token: the checks, the decision, a repair."""
+    t = row.get("timings", {})
+    if "generate" not in t:
+        return None
+    return sum(v for k, v in t.items() if k.startswith("check_") or k in ("acceptance", "repair"))
+
+
+def compare(runs: dict[str, list[dict]]) -> None:
+    """Saved runs side by side on the cases all of them hold, per half, with the median seconds after the last
+    token."""
+    common = set.intersection(*({r["case_id"] for r in rows} for rows in runs.values()))
     for half in ("tune", "report"):
-        b = [r for r in before if r["case_id"] in common and r["half"] == half]
-        a = [r for r in after if r["case_id"] in common and r["half"] == half]
-        if not a:
+        columns = {name: [r for r in rows if r["case_id"] in common and r["half"] == half]
+                   for name, rows in runs.items()}
+        if not any(columns.values()):
             continue
-        columns = {"before": _cells(b)}
-        if all("shipped" in r for r in a):
-            columns["chain, today's parsers"] = _cells(as_shipped(a))
-        columns["after: decision + repair"] = _cells(a)
-        n = {g: s["n"] for g, s in summarise(a).items()}
+        cells = {name: _cells(rows) for name, rows in columns.items()}
+        n = {g: s["n"] for g, s in summarise(next(iter(columns.values()))).items()}
         print(f"\n### {half} half (answerable: accuracy / refused / wrong shown; near miss: refused / wrong shown)\n")
-        print("| group | n | " + " | ".join(columns) + " |")
-        print("|---|---:|" + "---|" * len(columns))
+        print("| group | n | " + " | ".join(runs) + " |")
+        print("|---|---:|" + "---|" * len(runs))
         for g in n:
-            print(f"| {g} | {n[g]} | " + " | ".join(c.get(g, "") for c in columns.values()) + " |")
+            print(f"| {g} | {n[g]} | " + " | ".join(c.get(g, "") for c in cells.values()) + " |")
+        seconds = []
+        for rows in columns.values():
+            after = sorted(x for x in map(after_last_token, rows) if x is not None)
+            seconds.append(f"{after[len(after) // 2]:.2f} / {after[-1]:.1f}" if after else "")
+        print("| seconds after the last token, median / max | | " + " | ".join(seconds) + " |")
 
 
 def order_cases(cases: list[DevCase], per_group: int | None = None) -> list[DevCase]:
@@ -214,20 +186,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-group", type=int,
                    help="at most this many cases of each group (set, language, answerable, half)")
     p.add_argument("--same-cases", type=Path, help="only the cases of this saved run (e.g. to finish its drafts again)")
-    p.add_argument("--decision", action="store_true",
-                   help="finish drafts with the one acceptance decision and a repair (bench/lib/decision_pipeline.py)")
+    p.add_argument("--answer", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="[answer] settings for this run (VALUE as JSON when it is JSON), e.g. decision=acceptance")
     p.add_argument("--report", type=Path, nargs="+", help="only print the tables of saved runs (rows added up)")
-    p.add_argument("--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"),
-                   help="only print two saved runs side by side on the cases both hold")
+    p.add_argument("--compare", type=Path, nargs="+", metavar="RUN",
+                   help="only print saved runs side by side on the cases all of them hold")
     args = p.parse_args(argv)
     if args.compare:
-        before, after = (json.loads(p.read_text(encoding="utf-8"))["rows"] for p in args.compare)
-        compare(before, after)
+        compare({path.stem.removeprefix("keep_right_"): json.loads(path.read_text(encoding="utf-8"))["rows"]
+                 for path in args.compare})
         return 0
     if args.report:
         report([r for path in args.report for r in json.loads(path.read_text(encoding="utf-8"))["rows"]])
         return 0
-    settings = load_settings()
+    settings = with_answer_settings(load_settings(), args.answer)
     everything = all_cases()
     retriever = build_case_retriever(settings, everything)
     cases = order_cases([c for c in everything if c.set_name in args.sets and args.half in ("both", c.half)],
@@ -237,8 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         cases = [c for c in cases if c.case_id in done]
     generator = CachedGenerator(build_generator(settings), LLM_STORE)
     embedder = retriever.retriever.embedder
-    pipeline = (DecisionPipeline.assemble(retriever, generator, embedder, settings, shadow=True) if args.decision
-                else assemble_pipeline(retriever, generator, embedder, settings))
+    pipeline = assemble_pipeline(retriever, generator, embedder, settings)
     pipeline.warm_up()
     out = RESULTS_DIR / f"keep_right_{args.name}.json"
     rows: list[dict] = []

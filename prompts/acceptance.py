@@ -1,31 +1,47 @@
-"""One calibrated decision instead of a chain of vetoes: the answer's signals (prompts/answer_signals.py) combined
-into one acceptance score, a logistic model fitted on the tuning half of the development sets
-(bench/fit_acceptance.py), and a threshold chosen there for a stated share of right answers refused. The
-coefficients and the threshold are settings (AnswerSettings.acceptance), with their provenance beside them."""
+"""One calibrated decision instead of a chain of vetoes (``[answer] decision = "acceptance"``): every check runs
+(prompts/checks/run.py, ``until_refused=False``) and the signals of their verdicts are combined into one acceptance
+score, a logistic model fitted on the tuning half of the development sets (bench/fit_acceptance.py) with a threshold
+chosen there for a stated share of right answers refused. The coefficients and the threshold are settings
+(AnswerSettings.acceptance), with their provenance beside them.
+
+Two kinds of verdict still refuse whatever the score: the checks named in ``acceptance.vetoes`` (a second answer
+that invents a figure) and evidence against the answer (prompts/checks/constraints.py's ``conflict_<kind>`` for the
+kinds in AGAINST: the cited sentences name another year, date or relative time, or give their count in another
+unit) — the rule issue #25 sets, and too rare in the development sets for a weight to be fitted."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-from prompts.answer_signals import AnswerSignals
+from prompts.checks.base import Draft
+from prompts.checks.run import CheckRun
 from prompts.settings import AcceptanceModel
 
 # p(yes) is kept away from 0 and 1 before its log-odds are taken: the model's verdicts saturate.
 _P_FLOOR = 1e-3
-__all__ = ["AGAINST", "FEATURES", "AcceptanceModel", "acceptance_score", "against", "features"]
-
-# Evidence against the answer refuses it outright (issue #25): the cited sentences name another year, date or
-# relative time, give their count in another unit, or give no number for a "how many" — the rule the issue sets,
-# and too rare in the development sets for a weight to be fitted. A name the cited passage never writes is weaker
-# evidence (the passage may name its subject in Chinese, "地区生产总值" for "GDP"): a feature, weighed.
 AGAINST = frozenset({"year", "date", "relative_time", "unit", "relation"})
 FEATURES = ("evidence_logit", "claim_logit", "conflict_name", "low_lexical_support", "shape_mismatch",
             "cross_language", "retried", "quoted")
 
 
-def against(signals: AnswerSignals) -> list[str]:
-    """What the cited evidence says against the answer (refusal reasons), by constraint kind."""
-    return [reason for kind, reason in signals.conflicts.items() if kind in AGAINST]
+@dataclass(frozen=True)
+class Acceptance:
+    """The decision on one checked draft: kept or refused (with the reason), its score and its features."""
+
+    accepted: bool
+    score: float
+    features: dict[str, float]
+    reason: str = ""
+    # Refused whatever the score: a veto or evidence against the answer.
+    overruled: bool = False
+
+    @property
+    def signals(self) -> dict[str, float]:
+        """What the answer's signals record of it: the score, the features it was computed from, and whether a veto
+        or evidence against the answer overruled it (bench/fit_acceptance.py fits on the rest)."""
+        return {"score": self.score, **self.features, "overruled": float(self.overruled)}
 
 
 def _logit(p: float | None) -> float:
@@ -35,17 +51,51 @@ def _logit(p: float | None) -> float:
     return math.log(p / (1 - p))
 
 
-def features(signals: AnswerSignals, model: AcceptanceModel) -> dict[str, float]:
-    low_support = (signals.lexical_support is not None and signals.lexical_tokens >= model.min_lexical_tokens
-                   and signals.lexical_support < model.low_lexical_support)
-    return {"evidence_logit": _logit(signals.p_yes_evidence), "claim_logit": _logit(signals.p_yes_claim),
-            "conflict_name": float("name" in signals.conflicts),
+def features(signals: Mapping[str, float], model: AcceptanceModel, retried: bool, quoted: bool,
+             cross_language: bool) -> dict[str, float]:
+    """The features of a draft from its checks' signals (named ``<check>.<signal>``, CheckRun.signals)."""
+    support, tokens = signals.get("lexical_support.score"), signals.get("lexical_support.tokens", 0.0)
+    low_support = support is not None and tokens >= model.min_lexical_tokens and support < model.low_lexical_support
+    return {"evidence_logit": _logit(signals.get("verification.p_yes")),
+            "claim_logit": _logit(signals.get("claim.p_yes")),
+            "conflict_name": signals.get("constraints.conflict_name", 0.0),
             "low_lexical_support": float(low_support),
-            "shape_mismatch": float(signals.shape_mismatch), "cross_language": float(signals.cross_language),
-            "retried": float(signals.retried), "quoted": float(signals.quoted)}
+            "shape_mismatch": signals.get("units.shape_mismatch", 0.0),
+            "cross_language": float(cross_language), "retried": float(retried), "quoted": float(quoted)}
 
 
-def acceptance_score(signals: AnswerSignals, model: AcceptanceModel) -> float:
-    x = features(signals, model)
+def score(x: Mapping[str, float], model: AcceptanceModel) -> float:
     z = model.intercept + sum(w * x.get(name, 0.0) for name, w in model.weights.items())
     return 1 / (1 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+def against(signals: Mapping[str, float]) -> list[str]:
+    """The constraint kinds the cited evidence speaks against (refused whatever the score)."""
+    return [kind for kind in sorted(AGAINST) if signals.get(f"constraints.conflict_{kind}")]
+
+
+def decide(run: CheckRun, first: Draft, model: AcceptanceModel, cross_language: bool) -> Acceptance:
+    """Keep or refuse the draft that ``run`` checked (every check having run); ``first``: the draft as the model
+    wrote it."""
+    signals = run.signals
+    final = run.draft or first
+    x = features(signals, model, first.retried, final.described_as != first.described_as, cross_language)
+    s = score(x, model)
+    vetoed = next((v for name, v in run.verdicts if not v.passed and name in model.vetoes), None)
+    if vetoed is not None:
+        return Acceptance(False, s, x, vetoed.reason, overruled=True)
+    if against(signals):
+        constraints = next(v for name, v in run.verdicts if name == "constraints")
+        return Acceptance(False, s, x, constraints.reason, overruled=True)
+    if s >= model.threshold:
+        return Acceptance(True, s, x)
+    verdicts = [f"{what} {p:.2f}" for what, p in (("evidence", signals.get("verification.p_yes")),
+                                                  ("answer", signals.get("claim.p_yes"))) if p is not None]
+    why = ("asked whether the cited sentences answer the question and whether the answer is right by them, the model "
+           f"doubts it (p(yes): {', '.join(verdicts)})" if verdicts else "its checks' signals are weak")
+    refusals = [v.reason for _, v in run.verdicts if not v.passed]
+    if refusals:
+        why = refusals[0].split("; draft answer:")[0].removeprefix(f"{final.described_as} does not answer this "
+                                                                     "question: ")
+    return Acceptance(False, s, x, f"{final.described_as} does not answer this question: {why} (acceptance "
+                                   f"{s:.2f} < {model.threshold:g}); draft answer: {final.text}")

@@ -4,14 +4,14 @@
   that writes it ("12名"): ``with_units`` (no model call; the answer states the unit asked).
 - A marker-only answer ("[1]"), a list shorter than the one the cited sentence gives ("分哪几步" answered with one
   step of three), or a figure the model's own verdict doubts while the cited sentence holds other figures (the wrong
-  one of two numbers): ``find_defect`` names the finding, and ``repair_messages`` asks the model once more with
-  it. The repaired answer is checked the same way as the first one.
+  one of two numbers): ``repair_note`` / ``incomplete_list`` / ``doubtful_figure`` say what is wrong (a check's
+  ``Verdict.defect``, prompts/checks/), and ``repair_messages`` asks the model once more with it. The repaired
+  answer is checked the same way as the first one (app/answer/answer_pipeline.py).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from prompts.citations import remove_invalid_citations
 from prompts.quantities import read_quantities, same_value, to_arabic
@@ -39,14 +39,6 @@ _ASK_AGAIN = {"zh": "{note}请只根据资料重新回答这个问题：{questio
                     "e.g. [1]."}
 
 
-@dataclass(frozen=True)
-class Finding:
-    """A fixable defect of a draft: its kind and the note that tells the model what to fix."""
-
-    kind: str  # markers_only, incomplete_list, doubtful_figure
-    note: str
-
-
 def with_units(answer: str, asked: AskedFor, cited: list[str]) -> str:
     """``answer`` with each bare figure given the unit (and 万/亿 multiplier) the cited sentences write it with,
     when a count or quantity is asked; unchanged otherwise."""
@@ -71,38 +63,50 @@ def _items(sentence: str) -> list[str]:
     return [p for p in parts if 1 < len(p) <= 20]
 
 
-def find_defect(answer: str, asked: AskedFor, cited_sentences: list[str], language: str, markers_only: bool,
-                claim_doubted: bool, cited_number: int) -> Finding | None:
-    """The first fixable defect of ``answer`` (citations kept), or None. ``claim_doubted``: the claim verdict is
-    below its threshold; ``cited_number``: the passage number the notes refer to."""
-    lang = "zh" if language == "zh" else "en"
-    n = f"[{cited_number}]"
-    if markers_only:
-        return Finding("markers_only", _NOTES[lang]["markers_only"])
+def repair_note(kind: str, language: str, **found: str | int) -> str:
+    """What to tell the model about a fixable defect (``kind``: markers_only, incomplete_list, doubtful_figure), in
+    the question's language."""
+    return _NOTES["zh" if language == "zh" else "en"][kind].format(**found)
+
+
+def incomplete_list(answer: str, asked: AskedFor, cited_sentences: list[str], language: str, cited_number: int
+                    ) -> str:
+    """The note for an answer to a "which ones" question that names some, not all, of the items a cited sentence
+    lists; "" when it names all (or none, or the question asks no list)."""
+    if asked.kind != LIST:
+        return ""
     bare = remove_invalid_citations(answer, set())
-    if asked.kind == LIST:
-        for sentence in cited_sentences:
-            items = _items(sentence)
-            found = [i for i in items if i in bare]
-            if len(items) >= MIN_LIST_ITEMS and 0 < len(found) < len(items):
-                sep = "、" if lang == "zh" else ", "
-                return Finding("incomplete_list", _NOTES[lang]["incomplete_list"].format(
-                    n=n, total=len(items), items=sep.join(items), found=len(found)))
-    if claim_doubted and asked.kind in (COUNT, QUANTITY):
-        answered = read_quantities(bare)
-        for sentence in cited_sentences:
-            figures = read_quantities(sentence)
-            if answered and any(same_value(a.value, f.value) for a in answered for f in figures):
-                others = [f.text for f in figures if not any(same_value(a.value, f.value) for a in answered)]
-                if others:
-                    return Finding("doubtful_figure", _NOTES[lang]["doubtful_figure"].format(
-                        figure=answered[0].text, n=n, others="、".join(others) if lang == "zh" else ", ".join(others)))
-    return None
+    for sentence in cited_sentences:
+        items = _items(sentence)
+        found = [i for i in items if i in bare]
+        if len(items) >= MIN_LIST_ITEMS and 0 < len(found) < len(items):
+            sep = "、" if language == "zh" else ", "
+            return repair_note("incomplete_list", language, n=f"[{cited_number}]", total=len(items),
+                               items=sep.join(items), found=len(found))
+    return ""
 
 
-def repair_messages(messages: list[dict], draft: str, finding: Finding, question: str, language: str
+def doubtful_figure(answer: str, asked: AskedFor, cited_sentences: list[str], language: str, cited_number: int
+                    ) -> str:
+    """The note for a count or quantity whose cited sentence also gives other figures (call it when the model's
+    own verdict doubts the answer: the wrong one of two numbers); "" otherwise."""
+    if asked.kind not in (COUNT, QUANTITY):
+        return ""
+    answered = read_quantities(remove_invalid_citations(answer, set()))
+    for sentence in cited_sentences:
+        figures = read_quantities(sentence)
+        if answered and any(same_value(a.value, f.value) for a in answered for f in figures):
+            others = [f.text for f in figures if not any(same_value(a.value, f.value) for a in answered)]
+            if others:
+                return repair_note("doubtful_figure", language, figure=answered[0].text, n=f"[{cited_number}]",
+                                   others=("、" if language == "zh" else ", ").join(others))
+    return ""
+
+
+def repair_messages(messages: list[dict], draft: str, defects: list[str], question: str, language: str
                     ) -> list[dict]:
-    """The answer prompt, the draft as the model's turn, and the finding with the question asked again."""
+    """The answer prompt, the draft as the model's turn, and what is wrong with it, with the question asked again."""
     lang = "zh" if language == "zh" else "en"
+    note = ("" if lang == "zh" else " ").join(defects)
     return [*messages, {"role": "assistant", "content": draft},
-            {"role": "user", "content": _ASK_AGAIN[lang].format(note=finding.note, question=question)}]
+            {"role": "user", "content": _ASK_AGAIN[lang].format(note=note, question=question)}]

@@ -44,3 +44,6 @@ class Answer:
     # What the gates and checks measured on the way (prompts/checks/), named "<check>.<signal>": e.g.
     # "evidence_score.best_score", "verification.p_yes", "lexical_support.score".
     signals: dict[str, float] = field(default_factory=dict)
+    # A refusal's withdrawn draft as the checks left it (what the model answered and why it was not shown: see
+    # refusal_reason); "" when none was written or it was shown.
+    withdrawn: str = ""

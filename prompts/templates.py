@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
+from prompts.question_shape import COUNT, LIST, QUANTITY, asked_for
 from retrieval.results import ScoredChunk
 
 
@@ -55,6 +56,21 @@ _PREVIOUS_ZH = "（接着上一个问题：{previous}）\n"
 _PREVIOUS_EN = "(Following up on the previous question: {previous})\n"
 
 
+# What the answer must state when the question asks a count, a quantity or "which ones" (issue #25: a bare "12" for
+# a number of people, three of seven directors); a line after the closing reminder, only for those questions.
+_SHAPE_HINTS = {
+    "zh": {COUNT: "回答数量时写出数字和单位。", QUANTITY: "回答时写出数字和单位。", LIST: "请列出资料中的全部项。"},
+    "en": {COUNT: "Give the number with its unit.", QUANTITY: "Give the number with its unit.",
+           LIST: "Give every item the passages list."},
+}
+
+
+def shape_hint(question: str, language: str) -> str:
+    """The line asking for the unit or the full list the question asks for ("" for other questions)."""
+    lang = "zh" if language == "zh" else "en"
+    return _SHAPE_HINTS[lang].get(asked_for(question, lang).kind, "")
+
+
 def quote_as_data(text: str) -> str:
     """Escape ``<``, ``>`` and ``&`` so nothing inside a passage can close its tag, open a new one or spell a
     chat-template control token (``<|im_start|>``): the text stays readable but is inert data."""
@@ -86,9 +102,10 @@ def system_prompt(language: str, refusal: str, allow_refusal: bool = True) -> st
 
 
 def build_messages(question: str, passages: list[PackedPassage], language: str, refusal: str,
-                   allow_refusal: bool = True, previous_question: str = "") -> list[dict]:
+                   allow_refusal: bool = True, previous_question: str = "", state_shape: bool = False) -> list[dict]:
     """Chat messages for a grounded answer (``allow_refusal=False``: the second attempt after a refusal;
-    ``previous_question``: what a follow-up follows up on, shown before it). The system message depends only on
+    ``previous_question``: what a follow-up follows up on, shown before it; ``state_shape``: ask for the unit or the
+    full list the question asks for). The system message depends only on
     language and refusal sentence, never on passage content, so a document cannot rewrite the instructions."""
     blocks = "\n".join(render_passage(p.number, p.passage, p.text) for p in passages)
     user_template = _USER_ZH if language == "zh" else _USER_EN
@@ -97,7 +114,8 @@ def build_messages(question: str, passages: list[PackedPassage], language: str, 
         label = (_PREVIOUS_ZH if language == "zh" else _PREVIOUS_EN).format(previous=quote_as_data(previous_question))
         head, sep, tail = user.rpartition("\n\n")
         user = head + sep + label + tail
+    hint = shape_hint(question, language) if state_shape else ""
     return [
         {"role": "system", "content": system_prompt(language, refusal, allow_refusal)},
-        {"role": "user", "content": user},
+        {"role": "user", "content": f"{user}\n{hint}" if hint else user},
     ]

@@ -112,8 +112,8 @@ def test_the_pipeline_runs_the_list_it_is_given_and_knows_no_check() -> None:
 def test_the_default_lists_are_todays_checks_in_todays_order() -> None:
     gates, checks = build_answer_checks(Settings(), ScriptedGenerator(""), FakeEmbedder(dimension=256))
     assert [g.name for g in gates] == ["evidence_score", "question_names"]
-    assert [c.name for c in checks] == ["citations", "retry_numbers", "marker_quote", "constraints", "verification",
-                                        "sentence_support", "lexical_support"]
+    assert [c.name for c in checks] == ["citations", "retry_numbers", "marker_quote", "units", "full_list",
+                                        "constraints", "verification", "claim", "sentence_support", "lexical_support"]
 
 
 def test_an_unknown_check_is_a_one_line_configuration_error(tmp_path: Path, monkeypatch) -> None:

@@ -186,8 +186,9 @@ def test_warm_up_hands_the_generator_prompts_that_differ_only_in_the_question():
     calls = []
     generator.warm_up = calls.append
     pipeline.warm_up()
-    # Per language (English, then Chinese): the follow-up rewrite, the evidence verification, the answer prompt.
-    assert len(calls) == 6
+    # Per language (English, then Chinese): the follow-up rewrite, the evidence verification, the verdict on the
+    # answer itself (the claim check), the answer prompt.
+    assert len(calls) == 8
     for first, second in calls:
         assert first[0] == second[0]  # the same system message
         assert first[-1]["content"] != second[-1]["content"]  # what changes per question differs
@@ -196,7 +197,7 @@ def test_warm_up_hands_the_generator_prompts_that_differ_only_in_the_question():
     pipeline.settings.answer.min_verification_yes_zh = pipeline.settings.answer.min_verification_yes_en = 0
     calls.clear()
     pipeline.warm_up()
-    assert len(calls) == 2  # nothing to rewrite or verify: the answer prompts only
+    assert len(calls) == 4  # nothing to rewrite or verify: the claim verdicts and the answer prompts only
     assert "资料" in calls[-1][0][0]["content"]  # Chinese last: its state is what the cache holds afterwards
 
 

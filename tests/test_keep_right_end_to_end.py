@@ -1,14 +1,16 @@
-"""Issue #25 on the packaged LLM: the decision (prompts/answer_decision.py) with the model's real yes/no verdicts,
-and the repair path with the model writing the repaired answer.
+"""Issue #25 on the packaged LLM, through the answer pipeline: the claim check's derivation judged by the model's
+real yes/no verdicts, and the repair before refusing with the model writing the repaired answer.
 
-The first drafts here are given, not generated: they are the defective drafts the issue reports the packaged model
+The first drafts are given, not generated: they are the defective drafts the issue reports the packaged model
 writing ("37 [1]" for the questions *with* answers; one director of seven), so the path they take is certain;
-everything after them — both verdicts, the derivation, the repair prompt, the model's repaired answer and its
-decision — is real. The whole answer pipeline over these drafts is measured in bench/RESULTS_KEEP_RIGHT.md."""
+everything after them — the verdicts, the derivation, the repair prompt, the model's repaired answer and the checks
+on it — is the packaged model's. The whole pipeline over generated drafts is measured in
+bench/RESULTS_KEEP_RIGHT.md."""
 
 from __future__ import annotations
 
 import pytest
+from answer_fakes import FakeRetriever, scored
 
 pytestmark = pytest.mark.slow
 
@@ -17,7 +19,25 @@ SAMPLE = ("评估要分开看检索和生成。我们的“青鸾”内部评测
           "专门用来检验系统会不会老实说不知道。")
 # Written for this test (made-up company and people).
 BOARD = "恒远科技第五届董事会由7名董事组成，分别为张立、王芳、李建国、赵敏、陈涛、刘洋和孙悦。"
-KINDS = frozenset({"year", "date", "relative_time", "unit", "relation", "name"})
+NAMES = ["张立", "王芳", "李建国", "赵敏", "陈涛", "刘洋", "孙悦"]
+
+
+class FirstDraftGiven:
+    """The packaged model, except that its first answer is ``draft``: every later generation and every yes/no
+    verdict is the model's own."""
+
+    def __init__(self, model, draft: str) -> None:
+        self.model, self.draft, self.prompts = model, draft, []
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+    def stream(self, messages, settings):
+        self.prompts.append(messages)
+        if len(self.prompts) == 1:
+            yield self.draft
+            return
+        yield from self.model.stream(messages, settings)
 
 
 @pytest.fixture(scope="module")
@@ -26,46 +46,37 @@ def llm(packaged_models_dir, packaged_gguf_path):
     from app.wiring import build_generator
 
     settings = Settings(model_cache_dir=packaged_models_dir)
-    settings.generation.n_threads = 2
     settings.generation.max_new_tokens = 96
     return build_generator(settings), settings
 
 
-def _packed(*texts: str):
-    from answer_fakes import scored
+def _pipeline(llm, draft: str, passage: str, real_embedder, **answer):
+    from app.wiring import assemble_pipeline
 
-    from prompts.templates import PackedPassage
-
-    return [PackedPassage(i + 1, scored(t, i + 1), t) for i, t in enumerate(texts)]
-
-
-def test_the_readme_follow_up_is_answered_375_by_the_cited_figures(llm):
-    from prompts.answer_decision import decide
-
-    generator, settings = llm
-    packed = _packed(SAMPLE)
-    follow_up = decide("青鸾评测集中有多少道题是有答案的？", "37 [1]", packed, "zh", settings.answer, generator, KINDS)
-    assert follow_up.accepted, follow_up.reason
-    assert follow_up.text.startswith("375") and follow_up.derived == "412 − 37 = 375"
-    first = decide("青鸾评测集里有多少道拒答题？", "37 [1]", packed, "zh", settings.answer, generator, KINDS)
-    assert first.accepted and first.text.startswith("37道"), first.reason
+    model, settings = llm
+    settings = settings.model_copy(update={"answer": settings.answer.replace(**answer)})
+    generator = FirstDraftGiven(model, draft)
+    return assemble_pipeline(FakeRetriever([scored(passage, 1)]), generator, real_embedder, settings), generator
 
 
-def test_a_list_shorter_than_the_cited_one_is_repaired_by_the_model_and_checked_again(llm):
-    from prompts.answer_decision import decide
-    from prompts.answer_repair import repair_messages
-    from prompts.templates import build_messages
+def test_the_readme_follow_up_is_answered_375_by_the_cited_figures(llm, real_embedder):
+    pipeline, _ = _pipeline(llm, "37 [1]", SAMPLE, real_embedder)
+    follow_up = pipeline.answer("青鸾评测集中有多少道题是有答案的？")
+    assert not follow_up.refused, follow_up.refusal_reason
+    assert follow_up.text.startswith("375") and "412 − 37 = 375" in follow_up.text
+    assert follow_up.signals["claim.derived"] == 1.0 and follow_up.signals["claim.p_yes"] > 0
+    pipeline, _ = _pipeline(llm, "37 [1]", SAMPLE, real_embedder)
+    first = pipeline.answer("青鸾评测集里有多少道拒答题？")
+    assert not first.refused and first.text.startswith("37道"), first.refusal_reason
 
-    generator, settings = llm
-    question = "恒远科技第五届董事会有哪些董事？"
-    packed = _packed(BOARD)
-    first = decide(question, "张立 [1]", packed, "zh", settings.answer, generator, KINDS)
-    assert first.wants_repair and first.finding.kind == "incomplete_list" and "7项" in first.finding.note
-    messages = repair_messages(build_messages(question, packed, "zh", settings.answer.refusal_zh), "张立 [1]",
-                               first.finding, question, "zh")
-    repaired = "".join(generator.stream(messages, settings.generation)).strip()
-    second = decide(question, repaired, packed, "zh", settings.answer, generator, KINDS)
-    names = ["张立", "王芳", "李建国", "赵敏", "陈涛", "刘洋", "孙悦"]
-    assert sum(n in repaired for n in names) > 1, repaired  # the model listed more than the one it had
-    assert second.accepted, second.reason
-    assert second.finding is None or sum(n in repaired for n in names) < len(names)
+
+def test_a_list_shorter_than_the_cited_one_is_repaired_by_the_model_and_checked_again(llm, real_embedder):
+    # "always": the one-name draft passes the checks; the default repairs only a draft about to be refused.
+    pipeline, generator = _pipeline(llm, "张立 [1]", BOARD, real_embedder, repair_defects="always")
+    answer = pipeline.answer("恒远科技第五届董事会有哪些董事？")
+    assert len(generator.prompts) == 2 and "7项" in generator.prompts[1][-1]["content"]
+    assert answer.signals["repair.tried"] == 1.0
+    assert not answer.refused, answer.refusal_reason
+    # The model's repaired answer, checked the same way, replaced the one-name draft.
+    assert answer.signals["repair.kept"] == 1.0, answer.text
+    assert sum(n in answer.text for n in NAMES) > 1, answer.text

@@ -78,10 +78,11 @@ def test_the_llm_verdict_refuses_below_the_threshold_and_sees_only_the_cited_sen
     assert "两座航站楼" in generator.verified[0] and "虹桥" not in generator.verified[0]
     generator = VerdictGenerator("浦东机场有两座航站楼[1]。", p_yes=0.9)
     assert not make(None, generator=generator, min_verification_yes_zh=0.5).answer("浦东机场有几座航站楼？").refused
-    # Off for the question's language, the verdict is not asked.
+    # Off for the question's language, the evidence verdict is not asked (the claim check's verdict on the answer
+    # is, as a signal: it refuses nothing by default).
     generator = VerdictGenerator("浦东机场有两座航站楼[1]。", p_yes=0.0)
     assert not make(None, generator=generator, min_verification_yes_zh=0.0).answer("浦东机场有几座航站楼？").refused
-    assert generator.verified == []
+    assert [v for v in generator.verified if "回答：" not in v] == []
     # An English question over these Chinese passages is judged by the cross-language threshold.
     generator = VerdictGenerator("Pudong airport has two terminals [1].", p_yes=0.6)
     answer = make(None, generator=generator, min_verification_yes_en=0.75, min_verification_yes_cross=0.5

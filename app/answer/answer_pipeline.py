@@ -16,6 +16,8 @@ from app.answer.standalone_question import STANDALONE_FORMS, StandaloneQuestion,
 from app.generation.base import Generator
 from app.generation.settings import GenerationSettings
 from ingest.settings import LimitSettings
+from prompts.acceptance import decide
+from prompts.answer_repair import repair_messages
 from prompts.checks.base import AnswerCheck, Draft, PassageGate, Question
 from prompts.checks.run import run_checks, run_gates
 from prompts.citations import build_citations, remove_invalid_citations
@@ -23,7 +25,7 @@ from prompts.context_packing import pack_passages, pack_sentences, prompt_budget
 from prompts.conversation import Turn
 from prompts.history_window import fit_history, with_history
 from prompts.language import detect_language, passages_language
-from prompts.records import Answer
+from prompts.records import Answer, SentenceCheck
 from prompts.settings import AnswerSettings, DialogueSettings
 from prompts.standalone_prompt import build_rewrite_messages
 from prompts.templates import PackedPassage, build_messages
@@ -100,6 +102,19 @@ class RetryEvent:
 
 
 AnswerEvent = PassagesEvent | TokenEvent | RetryEvent | DoneEvent
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A draft as the checks left it, and whether it passes (as ``[answer] decision`` combines their verdicts)."""
+
+    passed: bool
+    text: str
+    reason: str
+    signals: dict[str, float]
+    sentence_checks: list[SentenceCheck]
+    # The fixable defects the checks named (what a repair asks the model to fix).
+    defects: list[str]
 
 
 def _refuse(answer: Answer) -> Iterator[AnswerEvent]:
@@ -246,7 +261,8 @@ class AnswerPipeline:
         refusals = (answer_settings.refusal_zh, answer_settings.refusal_en)
         asked, previous = standalone.prompt_question, standalone.previous_question
         messages = self._with_history(build_messages(asked, packed, language, self._refusal(language),
-                                                     previous_question=previous), history, generation)
+                                                     previous_question=previous,
+                                                     state_shape=answer_settings.state_shape), history, generation)
         start = time.perf_counter()
         raw, first_token = yield from self._generate(messages, generation, refusals if first_pass else ())
         shown = bool(first_token)
@@ -259,9 +275,11 @@ class AnswerPipeline:
             yield RetryEvent("the model found no answer; asking again without the refusal option")
             passage_language = _passage_language(packed, answer_settings)
             retry_start = time.perf_counter() - start
-            raw, retry_first = yield from self._generate(self._with_history(
+            messages = self._with_history(
                 build_messages(asked, packed, passage_language, self._refusal(language), allow_refusal=False,
-                               previous_question=previous), history, generation), generation)
+                               previous_question=previous, state_shape=answer_settings.state_shape),
+                history, generation)
+            raw, retry_first = yield from self._generate(messages, generation)
             decode_start, retried, shown = retry_start + retry_first, True, True
             # Across languages (English question, Chinese passages) only an answer in the passages' language can
             # be checked word by word; another one is dropped.
@@ -273,7 +291,7 @@ class AnswerPipeline:
         if generated_tokens > 1 and timings["generate"] > decode_start:
             timings["tokens_per_s"] = (generated_tokens - 1) / (timings["generate"] - decode_start)
         timings["generated_tokens"] = float(generated_tokens)
-        return self._finish(raw, packed, refused, retried, unchecked, first_pass), shown
+        return self._finish(raw, packed, refused, retried, unchecked, first_pass, messages, generation), shown
 
     def _standalone(self, question: str, history: list[Turn], generation: GenerationSettings) -> StandaloneQuestion:
         limits = self.settings.limits
@@ -328,10 +346,11 @@ class AnswerPipeline:
         return "".join(pieces).strip(), first_token
 
     def _finish(self, raw: str, packed: list[PackedPassage], refused: Answer, retried: bool = False,
-                unchecked: str = "", first_pass: bool = False) -> Answer:
+                unchecked: str = "", first_pass: bool = False, messages: list[dict] | None = None,
+                generation: GenerationSettings | None = None) -> Answer:
         """The checked Answer for the model's text ``raw``; ``refused`` is the refusal to give, with a reason, if
         the checks fail (``unchecked``: a dropped second answer, see stream; ``first_pass``: an answer from the
-        first pass, held to the stricter verification)."""
+        first pass, held to the stricter verification). ``messages``: the prompt ``raw`` answered, for a repair."""
         a = self.settings.answer
         if not raw or is_refusal(raw, (a.refusal_zh, a.refusal_en)):
             if unchecked:
@@ -344,14 +363,53 @@ class AnswerPipeline:
             return replace(refused, refusal_reason=reason)
         # A follow-up is judged as its standalone form.
         question = Question(refused.standalone_question or refused.question, refused.language)
-        run = run_checks(self.checks, Draft(raw, retried=retried, first_pass=first_pass), question, packed)
+        draft = Draft(raw, retried=retried, first_pass=first_pass)
+        judged = self._judge(draft, question, packed, refused)
+        repair = a.repair_defects == "always" or (a.repair_defects == "refused" and not judged.passed)
+        if judged.defects and repair and messages is not None and not first_pass:
+            judged = self._repair(judged, draft, question, packed, refused, messages,
+                                  generation or self.settings.generation)
+        refused.signals.update(judged.signals)
+        if not judged.passed:
+            return replace(refused, checks=judged.sentence_checks, refusal_reason=judged.reason,
+                           withdrawn=judged.text)
+        return replace(refused, text=judged.text, refused=False, citations=build_citations(judged.text, packed),
+                       checks=judged.sentence_checks)
+
+    def _judge(self, draft: Draft, question: Question, packed: list[PackedPassage], refused: Answer) -> Judged:
+        """Run the checks on ``draft`` and decide as ``[answer] decision`` says (the first refusal, or the
+        acceptance score over every check's signals)."""
+        a = self.settings.answer
+        chain = a.decision == "chain"
+        run = run_checks(self.checks, draft, question, packed, until_refused=chain)
         refused.timings.update({f"check_{name}": seconds for name, seconds in run.seconds.items()})
-        refused.signals.update(run.signals)
-        if run.refusal is not None:
-            return replace(refused, checks=run.sentence_checks, refusal_reason=run.refusal.reason)
-        text = run.draft.text
-        return replace(refused, text=text, refused=False, citations=build_citations(text, packed),
-                       checks=run.sentence_checks)
+        final = run.draft or draft
+        defects = [v.defect for _, v in run.verdicts if v.defect]
+        if chain:
+            refusal = run.refusal
+            return Judged(refusal is None, final.text, refusal.reason if refusal else "", run.signals,
+                          run.sentence_checks, defects)
+        start = time.perf_counter()
+        decided = decide(run, draft, a.acceptance, _passage_language(packed, a) != question.language)
+        refused.timings["acceptance"] = time.perf_counter() - start
+        signals = {**run.signals, **{f"acceptance.{k}": v for k, v in decided.signals.items()}}
+        return Judged(decided.accepted, final.text, decided.reason, signals, run.sentence_checks, defects)
+
+    def _repair(self, judged: Judged, draft: Draft, question: Question, packed: list[PackedPassage], refused: Answer,
+                messages: list[dict], generation: GenerationSettings) -> Judged:
+        """Ask the model once more with the defects the checks named; the repaired draft is judged the same way and
+        replaces the first one when it passes (the first one stands otherwise, kept or refused)."""
+        a = self.settings.answer
+        start = time.perf_counter()
+        repaired = "".join(self.generator.stream(
+            repair_messages(messages, draft.text, judged.defects, question.text, question.language), generation)).strip()
+        second = None
+        if repaired and not is_refusal(repaired, (a.refusal_zh, a.refusal_en)):
+            second = self._judge(replace(draft, text=repaired), question, packed, refused)
+        refused.timings["repair"] = time.perf_counter() - start
+        kept = second is not None and second.passed
+        chosen = second if kept else judged
+        return replace(chosen, signals={**chosen.signals, "repair.tried": 1.0, "repair.kept": float(kept)})
 
     def answer(self, question: str, options: AskOptions | None = None) -> Answer:
         for event in self.stream(question, options):

@@ -16,7 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 # The decoding settings that change what a greedy generation says.
-_DECODING = ("temperature", "top_p", "top_k", "repetition_penalty", "no_repeat_ngram_size", "max_new_tokens", "seed")
+# Key name -> GenerationSettings field ("top_k" is the stored keys' name of what is now sampling_top_k).
+_DECODING = {"temperature": "temperature", "top_p": "top_p", "top_k": "sampling_top_k",
+             "repetition_penalty": "repetition_penalty", "no_repeat_ngram_size": "no_repeat_ngram_size",
+             "max_new_tokens": "max_new_tokens", "seed": "seed"}
 
 
 def _key(kind: str, name: str, payload: object) -> str:
@@ -50,7 +53,8 @@ class CachedGenerator:
             self._db.commit()
 
     def stream(self, messages: list[dict], settings) -> Iterator[str]:
-        key = _key("stream", self._generator.name, [messages, {k: getattr(settings, k) for k in _DECODING}])
+        decoding = {k: getattr(settings, field) for k, field in _DECODING.items()}
+        key = _key("stream", self._generator.name, [messages, decoding])
         stored = self._get(key)
         if stored is not None:
             self.hits += 1

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from prompts.checks.base import AnswerCheck, Draft, Question, Verdict
 from prompts.checks.registry import CheckParts
-from prompts.evidence_match import cited_anchors, cited_evidence, cited_passages, match_constraints
+from prompts.evidence_match import EvidenceMatch, cited_anchors, cited_evidence, cited_passages, match_constraints
 from prompts.language import passages_language
 from prompts.question_constraints import question_constraints
 from prompts.settings import AnswerSettings
@@ -30,15 +30,23 @@ class ConstraintsCheck:
         kinds = frozenset(a.evidence_checks)
         if passages_language(packed, a.zh_min_cjk_share) != question.language:
             kinds -= _SAME_LANGUAGE_ONLY
-        match = match_constraints(question_constraints(question.text, question.language),
-                                  cited_evidence(draft.text, packed, a.evidence_neighbours), kinds,
-                                  a.min_question_coverage, a.min_coverage_tokens, cited_passages(draft.text, packed),
-                                  cited_anchors(draft.text, packed))
-        signals = {"missing": float(len(match.missing))}
-        if match.coverage is not None:
-            signals["coverage"] = match.coverage
-        if not match.matches:
-            return Verdict.refuse(f"{draft.described_as} does not answer this question: {'; '.join(match.missing)}; "
+        constraints = question_constraints(question.text, question.language)
+        evidence, cited = cited_evidence(draft.text, packed, a.evidence_neighbours), cited_passages(draft.text, packed)
+        anchors = cited_anchors(draft.text, packed)
+
+        def match(checked: frozenset[str]) -> EvidenceMatch:
+            return match_constraints(constraints, evidence, checked, a.min_question_coverage, a.min_coverage_tokens,
+                                     cited, anchors)
+
+        found = match(kinds)
+        signals = {"missing": float(len(found.missing))}
+        if found.coverage is not None:
+            signals["coverage"] = found.coverage
+        if not found.matches:
+            # Which kinds the evidence speaks against ("conflict_year": another year), for a decision that weighs
+            # them apart (prompts/acceptance.py): each kind alone, only when the whole does not match.
+            signals.update({f"conflict_{kind}": 1.0 for kind in sorted(kinds) if not match(frozenset({kind})).matches})
+            return Verdict.refuse(f"{draft.described_as} does not answer this question: {'; '.join(found.missing)}; "
                                   f"draft answer: {draft.text}", signals=signals)
         return Verdict.ok(signals=signals)
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from prompts.answer_repair import repair_note
 from prompts.checks.base import AnswerCheck, Draft, Question, Verdict
 from prompts.checks.registry import CheckParts
 from prompts.marker_only_answer import is_markers_only, quote_cited_sentence
 from prompts.templates import PackedPassage
-
-DEFECT = "the answer is only a citation marker: it should state the answer in words"
 
 
 class MarkerQuoteCheck:
@@ -22,7 +21,8 @@ class MarkerQuoteCheck:
             return Verdict.ok(signals={"markers_only": 0.0})
         quote = quote_cited_sentence(question.text, draft.text, list(passages), question.language)
         repaired = replace(draft, text=quote, described_as="the quoted sentence") if quote is not None else None
-        return Verdict.ok(repaired, signals={"markers_only": 1.0}, defect=DEFECT)
+        return Verdict.ok(repaired, signals={"markers_only": 1.0},
+                          defect=repair_note("markers_only", question.language))
 
 
 def build(parts: CheckParts) -> AnswerCheck:
