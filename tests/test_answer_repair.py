@@ -223,3 +223,11 @@ def test_the_answer_prompt_asks_for_the_unit_or_the_full_list_when_configured():
         "请列出资料中的全部项。")
     who = build_messages("董事长是谁？", [], ZH, "无法回答。", state_shape=True)[-1]["content"]
     assert who == build_messages("董事长是谁？", [], ZH, "无法回答。")[-1]["content"]
+
+
+def test_a_follow_ups_previous_question_and_the_shape_hint_go_together():
+    # A follow-up asked beside its previous question (#26) still gets the unit line (#25), after the question.
+    content = build_messages("那有多少人？", [], ZH, "无法回答。", previous_question="运动会招募了志愿者吗？",
+                             state_shape=True)[-1]["content"]
+    assert "（接着上一个问题：运动会招募了志愿者吗？）\n问题：那有多少人？" in content
+    assert content.endswith("\n回答数量时写出数字和单位。")
