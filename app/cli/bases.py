@@ -16,10 +16,10 @@ import json
 import sys
 from pathlib import Path
 
-from app.config import ConfigError, Settings, base_registry, load_settings, settings_for_base
+from app.answer.knowledge_bases import list_bases
+from app.config import ConfigError, Settings, base_registry, load_settings
 from app.wiring import knowledge_store
-from ingest.store.base_registry import BaseInfo, BaseRegistryError
-from ingest.store.knowledge_base import KnowledgeBaseError
+from ingest.store.base_registry import BaseRegistryError
 from ingest.visible_text import visible
 
 
@@ -41,22 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _describe(settings: Settings, base: BaseInfo) -> dict:
-    row = {"name": base.name, "folder": str(base.folder or base.kb_dir), "documents": 0, "passages": 0,
-           "problem": base.problem}
-    if base.problem:
-        return row
-    try:
-        info = knowledge_store(settings_for_base(settings, base.name)).live_info()
-    except (KnowledgeBaseError, ConfigError) as exc:
-        return {**row, "problem": str(exc)}
-    if info is not None:
-        row.update(documents=info.n_documents, passages=info.n_chunks)
-    return row
-
-
 def _list(settings: Settings, as_json: bool) -> None:
-    rows = [_describe(settings, base) for base in base_registry(settings).list()]
+    # The counts and problems as every face lists them (app/answer/knowledge_bases.py); the folder from the registry.
+    folders = {base.name: str(base.folder or base.kb_dir) for base in base_registry(settings).list()}
+    rows = [{"name": base.name, "folder": folders.get(base.name, ""), "documents": base.documents,
+             "passages": base.chunks, "problem": base.problem} for base in list_bases(settings, knowledge_store)]
     if as_json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return
