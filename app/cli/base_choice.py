@@ -33,7 +33,7 @@ def settings_from_args(args: argparse.Namespace, create: bool = False, **overrid
         return settings
     registry = base_registry(settings)
     try:
-        if create and not any(base.name.casefold() == name.strip().casefold() for base in registry.list()):
+        if create and not registry.has(name):
             base = registry.create(name)
             print(f"created knowledge base {base.name!r} in {base.folder}", file=sys.stderr)
     except BaseRegistryError as exc:

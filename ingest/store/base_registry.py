@@ -129,6 +129,11 @@ class BaseRegistry:
         raise BaseRegistryError(f"no knowledge base named {wanted!r} (known: {known}); create it with "
                                 f"`python -m ingest --kb-name {wanted!r} PATH`, or on the page or the HTTP API")
 
+    def has(self, name: str) -> bool:
+        """Whether a base called ``name`` exists (any letter case, the name normalised as ``create`` would)."""
+        wanted = validate_base_name(name)
+        return any(_same(base.name, wanted) for base in self.list())
+
     def _read(self, folder: Path) -> BaseInfo:
         kb_dir, upload_dir = folder / KB_SUBDIR, folder / UPLOADS_SUBDIR
         path = folder / BASE_FILE
