@@ -68,5 +68,11 @@ def test_stale_text_and_wrong_page_citations_get_json_errors(served):
     as_text = httpx.get(base + f"/v1/kb/documents/{document_id(text.source)}/pages/0.png",
                         params={"chunk": text.chunk_id, "doc": text.doc_id}, timeout=60)
     assert as_text.status_code == 404  # a text file has no pages
+    other = httpx.get(base + _url(pdf), params={"chunk": pdf.chunk_id, "doc": pdf.doc_id, "base": "nosuchbase"},
+                      timeout=60)
+    assert other.status_code == 404 and "nosuchbase" in other.json()["error"]["message"]
+    named = httpx.get(base + _url(pdf), params={"chunk": pdf.chunk_id, "doc": pdf.doc_id, "base": "default"},
+                      timeout=60)
+    assert named.status_code == 200
     missing = httpx.get(base + _url(pdf), timeout=60)
     assert missing.status_code == 400 and "chunk" in missing.json()["error"]["message"]
