@@ -55,6 +55,13 @@ class BasePipelines:
                     knowledge_store(settings), lambda previous: self._build(settings), warm_up=self._warm_up)
         return live
 
+    def forget(self, name: str) -> None:
+        """Drop what is held for base ``name`` (after it was deleted or renamed: a new base may get its folder)."""
+        with self._lock:
+            self._bases = {k: v for k, v in self._bases.items() if k.casefold() != name.casefold()}
+            self._selections = {k: v for k, v in self._selections.items()
+                                if all(n.casefold() != name.casefold() for n in k)}
+
     def snapshot(self, names: Sequence[str] | None = None) -> Snapshot:
         """The pipeline over the bases ``names`` (none: the face's own base). One base: its live pipeline, errors
         raised as they are (ConfigError for an unknown base, KnowledgeBaseError when it cannot be read or is
