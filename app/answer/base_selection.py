@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from app.answer.answer_pipeline import AnswerPipeline
 from app.answer.knowledge_bases import base_settings
 from app.answer.live_pipeline import LivePipeline, Snapshot
-from app.config import ConfigError, Settings
-from app.wiring import knowledge_store
+from app.config import ConfigError, Settings, base_registry
+from app.wiring import build_retriever, knowledge_store
+from ingest.store.base_registry import BaseRegistryError, InvalidBaseNameError, UnknownBaseError
 from ingest.store.knowledge_base import KnowledgeBaseError
+from retrieval.hybrid_retriever import HybridRetriever
 from retrieval.multi_base_retriever import MultiBaseRetriever
+
+if TYPE_CHECKING:
+    from ingest.embedding.embedder import Embedder
 
 # Opens the pipeline over one base's live generation (the face passes its loaded models along).
 BuildBasePipeline = Callable[[Settings], AnswerPipeline]
@@ -26,6 +32,37 @@ BuildBasePipeline = Callable[[Settings], AnswerPipeline]
 ComposePipeline = Callable[[MultiBaseRetriever], AnswerPipeline]
 # Separates the bases in a selection's generation label and in the "docqa/A+B" model ids of the HTTP API.
 SELECTION_JOIN = "+"
+
+
+def open_bases_retriever(settings: Settings, names: Sequence[str], embedder: Embedder,
+                         with_reranker: bool | None = None) -> MultiBaseRetriever:
+    """A retriever over the live generations of the bases ``names``, opened now (for a face that answers from a
+    fixed selection, such as the LangChain tools). A name no base has is ConfigError; a base that is damaged or
+    holds nothing yet is left out with a line (``notices``); KnowledgeBaseError naming every problem when none
+    can be read."""
+    if not names:
+        raise ValueError("name at least one knowledge base")
+    registry = base_registry(settings)
+    parts: list[HybridRetriever] = []
+    problems: list[str] = []
+    for name in dict.fromkeys(names):
+        try:
+            registry.get(name)
+        except (InvalidBaseNameError, UnknownBaseError) as exc:
+            raise ConfigError(str(exc)) from None
+        except BaseRegistryError as exc:
+            problems.append(f"knowledge base {name!r} left out: {exc}")
+            continue
+        chosen = base_settings(settings, name)
+        if any(p.base == chosen.kb_name for p in parts):
+            continue
+        try:
+            parts.append(build_retriever(chosen, embedder, with_reranker))
+        except (ConfigError, KnowledgeBaseError) as exc:
+            problems.append(f"knowledge base {name!r} left out: {exc}")
+    if not parts:
+        raise KnowledgeBaseError("; ".join(problems))
+    return MultiBaseRetriever(parts, settings.retrieval, problems)
 
 
 class BasePipelines:
