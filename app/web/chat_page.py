@@ -17,6 +17,7 @@ from app.answer.answer_pipeline import AskOptions, QuestionError
 from app.config import ConfigError, Settings, load_settings
 from app.generation.base import GenerationError
 from app.web.components import is_loaded, load_pipeline, read_kb_status
+from app.web.source_route import source_page
 from app.web.ui_answer import ChatEntry, conversation, render_entry, stream_answer
 from app.web.ui_render import escape_inline
 from app.web.ui_sidebar import (
@@ -116,4 +117,5 @@ def main() -> None:
         st.session_state.messages.append(_answer(question, base, asked, lang))
 
 
-main()
+# The chat, and the source page a citation opens in a new tab (app/web/source_page.py); neither is listed.
+st.navigation([st.Page(main, title="docqa", default=True), source_page()], position="hidden").run()
