@@ -233,3 +233,17 @@ def test_multi_base_fusion_keeps_equal_chunk_ids_of_two_bases_apart_and_drops_re
         MultiBaseRetriever([], RetrievalSettings())
     assert isinstance(assemble_pipeline(retriever, CitingGenerator("x", "y"), FakeEmbedder(), Settings()),
                       AnswerPipeline)
+
+
+def test_pipelines_over_several_bases_are_kept_for_a_bounded_number_of_selections(tmp_path, monkeypatch) -> None:
+    import app.answer.base_selection as base_selection
+
+    monkeypatch.setattr(base_selection, "MAX_SELECTIONS", 1)
+    pipelines = _pipelines(_two_bases(tmp_path), CitingGenerator("x [{n}]", "x"))
+    first = pipelines.snapshot(["work", "home"])
+    assert pipelines.snapshot(["work", "home"]) is first
+    pipelines.snapshot(["home", "work"])  # another selection: the first one goes
+    assert pipelines.snapshot(["work", "home"]) is not first
+    # A base deleted (or renamed) is forgotten with every selection that named it.
+    pipelines.forget("home")
+    assert pipelines._selections == {} and "home" not in pipelines._bases

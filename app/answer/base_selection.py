@@ -32,6 +32,9 @@ BuildBasePipeline = Callable[[Settings], AnswerPipeline]
 ComposePipeline = Callable[[MultiBaseRetriever], AnswerPipeline]
 # Separates the bases in a selection's generation label and in the "docqa/A+B" model ids of the HTTP API.
 SELECTION_JOIN = "+"
+# Pipelines over several bases kept at once (the oldest goes first): they share the per-base retrievers, so each
+# costs little, but a client naming ever new combinations must not grow the server without end.
+MAX_SELECTIONS = 16
 
 
 def open_bases_retriever(settings: Settings, names: Sequence[str], embedder: Embedder,
@@ -131,5 +134,8 @@ class BasePipelines:
         pipeline = self._compose(MultiBaseRetriever(parts, self.settings.retrieval, problems))
         snapshot = Snapshot(SELECTION_JOIN.join(labels), pipeline)
         with self._lock:
+            self._selections.pop(key, None)
             self._selections[key] = (state, snapshot)
+            while len(self._selections) > MAX_SELECTIONS:
+                self._selections.pop(next(iter(self._selections)))
         return snapshot
