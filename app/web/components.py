@@ -34,6 +34,11 @@ from ingest.store.knowledge_base import (
 from ingest.store.manifest import Manifest
 from ingest.store.store_protocol import KnowledgeStore, StoreInfo
 
+# Knowledge bases whose pipelines (an index in memory each; the models are shared) stay open in one page process.
+MAX_OPEN_BASES = 8
+# What a base sets for itself (app/config.py settings_for_base); the models do not depend on it.
+_PER_BASE_FIELDS = {"kb_name", "base_dir", "chunking", "ocr"}
+
 
 @dataclass
 class KnowledgeBaseStatus:
@@ -109,16 +114,39 @@ def settings_key(settings: Settings) -> str:
     return json.dumps(settings.model_dump(mode="json"), sort_keys=True)
 
 
+def models_key(settings: Settings) -> str:
+    """The settings that decide which models load, without those that belong to a base (its name, folder and
+    chunking/OCR): every base of the page shares one embedder and one LLM."""
+    return json.dumps(settings.model_dump(mode="json", exclude=_PER_BASE_FIELDS), sort_keys=True)
+
+
+@dataclass
+class _PageModels:
+    """The embedder and LLM the first pipeline loaded, handed to the pipelines of the other bases."""
+
+    generator: object | None = None
+    embedder: object | None = None
+
+
+@st.cache_resource(show_spinner=False)
+def _page_models(key: str) -> _PageModels:
+    return _PageModels()
+
+
 def _open_pipeline(settings: Settings, previous: AnswerPipeline | None) -> AnswerPipeline:
-    """The pipeline over the live generation, with the models of the previous one when there is one. The reranker is
-    always built so the sidebar can switch reranking on and off without a reload."""
-    if previous is None:
-        return build_pipeline(settings, with_reranker=True)
-    return build_pipeline(settings, with_reranker=True, generator=previous.generator,
-                          embedder=getattr(previous.retriever, "embedder", None))
+    """The pipeline over the live generation, with the models of the previous one, or of another base's, when there
+    is one. The reranker is always built so the sidebar can switch reranking on and off without a reload."""
+    models = _page_models(models_key(settings))
+    if previous is not None:
+        models.generator, models.embedder = previous.generator, getattr(previous.retriever, "embedder", None)
+    if models.generator is None:
+        pipeline = build_pipeline(settings, with_reranker=True)
+        models.generator, models.embedder = pipeline.generator, getattr(pipeline.retriever, "embedder", None)
+        return pipeline
+    return build_pipeline(settings, with_reranker=True, generator=models.generator, embedder=models.embedder)
 
 
-@st.cache_resource(show_spinner=False, max_entries=2)
+@st.cache_resource(show_spinner=False, max_entries=MAX_OPEN_BASES)
 def _live_pipeline(key: str, _settings: Settings) -> LivePipeline:
     # One store per settings (a Milvus store keeps its connection across the page's reruns). Each new pipeline is
     # warmed while the page says it is loading, so the first question is as fast as later ones.
