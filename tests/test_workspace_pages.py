@@ -16,7 +16,9 @@ from streamlit.testing.v1 import AppTest
 
 import app.wiring as wiring
 from app.cli import retrieval_cli
+from app.answer.knowledge_bases import list_documents
 from app.config import base_registry, load_settings, settings_for_base
+from app.wiring import knowledge_store
 from ingest.settings import LimitSettings
 from ingest.testing.fake_embedder import FakeEmbedder
 
@@ -24,7 +26,9 @@ REPO = Path(__file__).resolve().parent.parent
 PAGE = str(REPO / "app" / "web" / "chat_page.py")
 TIMEOUT = 60
 OTHER_BASE = "项目 B"
-OTHER_CORPUS = {"极光手册.md": "# 极光调度器\n\n极光调度器在任务失败后最多重试五次，每次间隔四十秒。\n"}
+OTHER_CORPUS = {"极光手册.md": "# 极光调度器\n\n极光调度器在任务失败后最多重试五次，每次间隔四十秒。"
+                               "重试全部失败时，它把任务移入死信队列，并给值班人员发一封邮件。\n\n"
+                               "## 日志\n\n每个任务的日志保存三十天，之后压缩归档到冷存储。\n"}
 QUESTION = "星河数据库默认监听哪个端口？"
 
 
@@ -230,6 +234,87 @@ def test_an_empty_base_says_so_and_offers_the_upload(home):
     at.sidebar.selectbox(key="documents_base").set_value("empty").run()
     assert _text(at.info[0]) == "这个知识库还没有文档：在上面上传。"
     assert at.expander[0].label == "上传文档"
+
+
+# -- document actions (the shared document service, app/answer/documents.py) ----------------------------------------
+
+def _ids(settings, *names: str) -> list[str]:
+    docs = {d.name: d.id for d in list_documents(knowledge_store(settings))}
+    return [docs[n] for n in names]
+
+
+def _documents_of_other_base() -> AppTest:
+    at = _page("documents_page.py")
+    at.sidebar.selectbox(key="documents_base").set_value(OTHER_BASE).run()
+    return at
+
+
+def _delete(at: AppTest, ids: list[str]) -> AppTest:
+    at.multiselect(key="doc_delete_choice").set_value(ids).run()
+    assert at.button(key="doc_delete").disabled  # not before the confirmation
+    at.checkbox(key="doc_delete_confirm").check().run()
+    at.button(key="doc_delete").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_deleting_the_last_document_leaves_an_empty_base_that_still_works(home):
+    pytest.importorskip("app.answer.documents")
+    other = settings_for_base(home, OTHER_BASE)
+    at = _delete(_documents_of_other_base(), _ids(other, "极光手册.md"))
+    assert _text(at.success[0]) == "已删除：极光手册.md"
+    assert _text(at.info[0]) == "这个知识库还没有文档：在上面上传。"
+    assert knowledge_store(other).live_info().n_documents == 0
+    # The chat over the emptied base refuses instead of failing.
+    at.switch_page("chat_view.py").run()
+    _ask(at, "极光调度器失败后重试几次？")
+    assert not at.error and at.chat_message[1].warning
+
+
+def test_deleting_several_documents_at_once(home):
+    pytest.importorskip("app.answer.documents")
+    at = _delete(_page("documents_page.py"), _ids(home, "星河数据库手册.md", "aurora-notes.txt"))
+    assert "星河数据库手册.md" in _text(at.success[0]) and "aurora-notes.txt" in _text(at.success[0])
+    assert knowledge_store(home).live_info().n_documents == 0
+    # Files from the user's own folder are never deleted: they leave the base only.
+    assert (home.data_dir / "docs" / "aurora-notes.txt").is_file()
+
+
+def test_two_tabs_deleting_the_same_document(home):
+    pytest.importorskip("app.answer.documents")
+    doomed = _ids(home, "aurora-notes.txt")
+    first, second = _page("documents_page.py"), _page("documents_page.py")
+    second.multiselect(key="doc_delete_choice").set_value(doomed).run()
+    second.checkbox(key="doc_delete_confirm").check().run()
+    _delete(first, doomed)
+    second.button(key="doc_delete").click().run()
+    assert not second.exception
+    assert "no document with id" in _text(second.error[0]), _messages(second)
+    assert [r["名称"] for r in _table(second)] == ["星河数据库手册.md"]
+
+
+def test_reindex_splits_a_document_again_with_the_bases_new_settings(home):
+    pytest.importorskip("app.answer.documents")
+    other = settings_for_base(home, OTHER_BASE)
+    before = knowledge_store(other).live_info().n_chunks
+    base_registry(home).update_settings(OTHER_BASE, {"chunking": {"chunk_size": 40, "chunk_overlap": 0}})
+    at = _documents_of_other_base()
+    at.button(key="doc_reindex").click().run()
+    assert _text(at.success[0]) == "已重新索引「极光手册.md」。"
+    assert knowledge_store(other).live_info().n_chunks > before
+    assert len(_table(at, 1)) == knowledge_store(other).live_info().n_chunks  # the chunk view shows the new split
+
+
+def test_the_original_can_be_downloaded_while_it_is_unchanged(home):
+    pytest.importorskip("app.answer.documents")
+    at = _page("documents_page.py")
+    chooser = at.selectbox(key="doc_chosen")
+    chooser.select_index(chooser.options.index("aurora-notes.txt")).run()
+    assert [e for e in at.get("download_button") if e.proto.label == "下载原文件"]
+    (home.data_dir / "docs" / "aurora-notes.txt").write_text("changed since", encoding="utf-8")
+    at.run()
+    assert not at.get("download_button")
+    assert any("has changed since it was ingested" in _text(c) for c in at.caption)
 
 
 # -- retrieval testing ----------------------------------------------------------------------------------------------

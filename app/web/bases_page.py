@@ -11,7 +11,7 @@ import streamlit as st
 
 from app.answer.knowledge_bases import BaseOverview, list_bases
 from app.config import ConfigError, Settings, base_registry
-from app.web.base_selection import choose, chosen_name
+from app.web.chosen_base import choose, chosen_name
 from app.web.page_frame import page_language, page_settings
 from app.web.ui_render import escape_inline
 from app.web.ui_text import t

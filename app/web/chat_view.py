@@ -14,7 +14,7 @@ from streamlit.delta_generator import DeltaGenerator
 from app.answer.answer_pipeline import AskOptions, QuestionError
 from app.config import ConfigError, Settings
 from app.generation.base import GenerationError
-from app.web.base_selection import render_base_choice
+from app.web.chosen_base import render_base_choice
 from app.web.components import is_loaded, load_pipeline, read_kb_status
 from app.web.page_frame import page_settings
 from app.web.ui_answer import ChatEntry, conversation, render_entry, stream_answer

@@ -10,18 +10,17 @@ from __future__ import annotations
 import datetime as _dt
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 import streamlit as st
 
 from app.answer.knowledge_bases import DocumentOverview, UnknownDocumentError, document_chunks, list_documents
 from app.config import ConfigError, Settings
-from app.web.base_selection import render_base_choice
+from app.web.chosen_base import render_base_choice
 from app.web.page_frame import page_language, page_settings
 from app.web.ui_render import escape_inline
 from app.web.ui_sidebar import render_upload
 from app.web.ui_text import t
-from app.wiring import knowledge_store
+from app.wiring import knowledge_store, load_embedder
 from ingest.records import Chunk
 from ingest.store.kb_lock import KnowledgeBaseLockedError
 from ingest.store.knowledge_base import KnowledgeBaseError
@@ -135,12 +134,12 @@ def _actions(base: Settings, documents: list[DocumentOverview], lang: str) -> No
         st.caption(t("doc_service_missing", lang))
     else:
         if col1.button(t("reindex", lang), key="doc_reindex"):
-            _run(lambda: service.reindex_document(base, doc.id), t("reindexed", lang, name=escape_inline(doc.name)),
-                 lang)
+            _run(lambda: service.reindex_document(base, doc.id, lambda: load_embedder(base)),
+                 t("reindexed", lang, name=escape_inline(doc.name)), lang)
         try:
-            original = Path(service.original_file(base, doc.id))
+            _, original = service.original_file(base, doc.id)
             data = original.read_bytes()
-        except (OSError, LookupError, KnowledgeBaseError, ValueError) as exc:
+        except (OSError, LookupError, KnowledgeBaseError) as exc:
             col2.caption(escape_inline(str(exc)))
         else:
             col2.download_button(t("download", lang), data, file_name=doc.name, key="doc_download")

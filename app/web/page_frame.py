@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.config import ConfigError, Settings, load_settings
-from app.web.base_selection import chosen_settings
+from app.web.chosen_base import chosen_settings
 from app.web.ui_render import escape_inline
 from app.web.ui_text import choose_language
 

@@ -14,7 +14,7 @@ import streamlit as st
 
 from app.config import ConfigError, Settings
 from app.generation.base import GenerationError
-from app.web.base_selection import render_base_choice
+from app.web.chosen_base import render_base_choice
 from app.web.components import is_loaded, load_pipeline
 from app.web.page_frame import page_language, page_settings
 from app.web.ui_render import escape_inline
