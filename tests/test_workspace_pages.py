@@ -173,7 +173,7 @@ def test_a_switch_on_the_bases_page_is_what_the_chat_uses(home):
     assert _text(at.success[0]) == "对话、文档和检索测试现在使用「项目 B」。"
     at.switch_page("chat_view.py").run()
     assert at.sidebar.selectbox(key="chat_base").value == OTHER_BASE
-    assert [(m.label, m.value) for m in at.sidebar.metric] == [("文档", "1"), ("段落", "1")]
+    assert at.sidebar.metric[0].value == "1"  # the other base's one document
 
 
 # -- chat: one conversation per base -----------------------------------------------------------------------------
