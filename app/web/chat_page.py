@@ -7,12 +7,18 @@ their documents, and retrieval testing. Each page is its own script, run by the 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from app.web.page_frame import page_language
 from app.web.ui_sidebar import render_language_choice
 from app.web.ui_text import t
 from app.wiring import quiet_model_libraries
+
+# The pages' scripts, by absolute path: the navigation then works whichever script started it (tests run this one
+# from a wrapper elsewhere).
+PAGES_DIR = Path(__file__).resolve().parent
 
 
 def main() -> None:
@@ -23,10 +29,10 @@ def main() -> None:
     render_language_choice(page_language())
     lang = page_language()
     pages = [
-        st.Page("chat_view.py", title=t("nav_chat", lang), icon="💬", url_path="chat", default=True),
-        st.Page("bases_page.py", title=t("nav_bases", lang), icon="🗂️", url_path="bases"),
-        st.Page("documents_page.py", title=t("nav_documents", lang), icon="📑", url_path="documents"),
-        st.Page("retrieval_page.py", title=t("nav_retrieval", lang), icon="🔎", url_path="retrieval"),
+        st.Page(PAGES_DIR / "chat_view.py", title=t("nav_chat", lang), icon="💬", url_path="chat", default=True),
+        st.Page(PAGES_DIR / "bases_page.py", title=t("nav_bases", lang), icon="🗂️", url_path="bases"),
+        st.Page(PAGES_DIR / "documents_page.py", title=t("nav_documents", lang), icon="📑", url_path="documents"),
+        st.Page(PAGES_DIR / "retrieval_page.py", title=t("nav_retrieval", lang), icon="🔎", url_path="retrieval"),
     ]
     st.navigation(pages).run()
 
