@@ -109,8 +109,8 @@ def test_create_a_base_upload_into_it_and_ask_it(page, tmp_path):
     page.get_by_role("button", name="加入知识库").click()
     page.get_by_text("已收录 1 个文件").wait_for(timeout=WAIT_MS)
     _wait_idle(page)
-    # The table is drawn on a canvas; the document chooser below it names the new document.
-    assert page.get_by_test_id("stSelectbox").filter(has_text=UPLOAD_NAME).count() == 1
+    # The table is drawn on a canvas; the chunk view of the chosen (only) document names it.
+    assert page.get_by_test_id("stExpander").filter(has_text=f"「{UPLOAD_NAME}」的段落").count() == 1
     _shot(page, "workspace_documents.png")
 
     _go(page, "对话")
