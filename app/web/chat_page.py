@@ -29,10 +29,10 @@ def main() -> None:
     render_language_choice(page_language())
     lang = page_language()
     pages = [
-        st.Page(PAGES_DIR / "chat_view.py", title=t("nav_chat", lang), icon="💬", url_path="chat", default=True),
-        st.Page(PAGES_DIR / "bases_page.py", title=t("nav_bases", lang), icon="🗂️", url_path="bases"),
-        st.Page(PAGES_DIR / "documents_page.py", title=t("nav_documents", lang), icon="📑", url_path="documents"),
-        st.Page(PAGES_DIR / "retrieval_page.py", title=t("nav_retrieval", lang), icon="🔎", url_path="retrieval"),
+        st.Page(PAGES_DIR / "chat_view.py", title=t("nav_chat", lang), icon=":material/chat:", url_path="chat", default=True),
+        st.Page(PAGES_DIR / "bases_page.py", title=t("nav_bases", lang), icon=":material/folder_open:", url_path="bases"),
+        st.Page(PAGES_DIR / "documents_page.py", title=t("nav_documents", lang), icon=":material/description:", url_path="documents"),
+        st.Page(PAGES_DIR / "retrieval_page.py", title=t("nav_retrieval", lang), icon=":material/manage_search:", url_path="retrieval"),
     ]
     st.navigation(pages).run()
 

@@ -85,7 +85,8 @@ def _table(store: KnowledgeStore, generation: str, documents: list[DocumentOverv
         rows.append({
             t("col_name", lang): doc.name,
             t("col_type", lang): doc.file_type,
-            t("col_pages", lang): _pages(store.location, generation, doc.id, store),
+            # Text throughout: a column mixing numbers and "—" cannot be one Arrow column.
+            t("col_pages", lang): str(_pages(store.location, generation, doc.id, store) or "—"),
             t("kb_chunks", lang): doc.chunks,
             t("col_size", lang): _size(size),
             t("col_ingested", lang): _when(doc.updated_at),
@@ -147,7 +148,7 @@ def _actions(base: Settings, documents: list[DocumentOverview], lang: str) -> No
         _chunk_view(knowledge_store(base), doc, lang)
     st.subheader(t("delete_documents", lang))
     doomed = st.multiselect(t("documents_to_delete", lang), list(by_id), format_func=lambda i: by_id[i].name,
-                            key="doc_delete_choice")
+                            key="doc_delete_choice", placeholder=t("choose_documents", lang))
     confirmed = st.checkbox(t("confirm_delete", lang, n=len(doomed)), key="doc_delete_confirm",
                             disabled=not doomed or service is None)
     if st.button(t("delete", lang), key="doc_delete", type="primary",

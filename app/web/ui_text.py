@@ -117,6 +117,7 @@ _LABELS: dict[str, dict[str, str]] = {
     "col_text": {"zh": "内容", "en": "Text"},
     "delete_documents": {"zh": "删除文档", "en": "Delete documents"},
     "documents_to_delete": {"zh": "要删除的文档", "en": "Documents to delete"},
+    "choose_documents": {"zh": "选择文档", "en": "Choose documents"},
     "confirm_delete": {"zh": "确认从知识库删除这 {n} 个文档", "en": "Yes, delete these {n} document(s) from the "
                                                                     "knowledge base"},
     "deleted": {"zh": "已删除：{names}", "en": "Deleted: {names}"},
