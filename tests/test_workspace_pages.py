@@ -220,6 +220,29 @@ def test_the_documents_page_shows_the_chosen_bases_documents_and_their_chunks(ho
     assert [r["名称"] for r in _table(at)] == ["极光手册.md"]
 
 
+def _deck(path: Path, slides: int) -> Path:
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    deck = Presentation()
+    for number in range(1, slides + 1):
+        slide = deck.slides.add_slide(deck.slide_layouts[5])
+        slide.shapes.title.text = f"第{number}章"
+        box = slide.shapes.add_textbox(Inches(1), Inches(2), Inches(6), Inches(1))
+        box.text_frame.text = f"第{number}季度收入增长{number * 7}%，主要来自华东地区的新客户。"
+    deck.save(str(path))
+    return path
+
+
+def test_a_decks_slides_are_counted_and_its_chunks_say_which_slide(home, tmp_path):
+    ingest_with_hash_embedder(home, [_deck(tmp_path / "季度总结.pptx", 3)])
+    at = _page("documents_page.py")
+    assert {r["名称"]: r["页数/幻灯片"] for r in _table(at)}["季度总结.pptx"] == "3"
+    chooser = at.selectbox(key="doc_chosen")
+    chooser.select_index(chooser.options.index("季度总结.pptx")).run()
+    assert [c["位置"] for c in _table(at, 1)] == ["slide 1", "slide 2", "slide 3"]
+
+
 def test_a_changed_or_missing_original_is_said_in_the_table(home):
     (home.data_dir / "docs" / "aurora-notes.txt").write_text("changed", encoding="utf-8")
     (home.data_dir / "docs" / "星河数据库手册.md").unlink()

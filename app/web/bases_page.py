@@ -10,7 +10,7 @@ import datetime as _dt
 import streamlit as st
 
 from app.answer.knowledge_bases import BaseOverview, list_bases
-from app.config import ConfigError, Settings, base_registry
+from app.config import ConfigError, Settings, base_registry, settings_for_base
 from app.web.chosen_base import choose, chosen_name
 from app.web.page_frame import page_language, page_settings
 from app.web.ui_render import escape_inline
@@ -43,18 +43,12 @@ def _show_message() -> None:
 
 def _size_and_updated(settings: Settings, name: str) -> tuple[int, float]:
     """The bytes of a base's documents and when its live generation was committed (0s when nothing was)."""
-    store = knowledge_store(settings if name == settings.kb_name else _base(settings, name))
+    store = knowledge_store(settings if name == settings.kb_name else settings_for_base(settings, name))
     info = store.live_info()
     if info is None:
         return 0, 0.0
     _, documents = store.live_documents()
     return sum(d.size for d in documents), info.updated_at
-
-
-def _base(settings: Settings, name: str) -> Settings:
-    from app.config import settings_for_base
-
-    return settings_for_base(settings, name)
 
 
 def _megabytes(size: int) -> str:
@@ -150,7 +144,7 @@ def _manage(settings: Settings, names: list[str], lang: str) -> None:
     with st.expander(t("base_settings", lang)):
         st.caption(t("base_settings_note", lang))
         try:
-            own = _base(settings, name)
+            own = settings_for_base(settings, name)
         except ConfigError as exc:
             st.error(escape_inline(str(exc)))
         else:

@@ -21,7 +21,7 @@ from app.web.ui_render import escape_inline
 from app.web.ui_sidebar import render_upload
 from app.web.ui_text import t
 from app.wiring import knowledge_store, load_embedder
-from ingest.records import Chunk
+from ingest.records import Chunk, DocumentRecord
 from ingest.store.kb_lock import KnowledgeBaseLockedError
 from ingest.store.knowledge_base import KnowledgeBaseError
 from ingest.store.store_protocol import KnowledgeStore
@@ -67,26 +67,36 @@ def page_count(chunks: list[Chunk]) -> int | None:
     return len(pages) or None
 
 
-@st.cache_data(show_spinner=False, max_entries=1024)
-def _pages(location: str, generation: str, doc_id: str, _store: KnowledgeStore) -> int | None:
-    """A document's pages, read from its chunks once per generation (a generation never changes)."""
+@st.cache_data(show_spinner=False, max_entries=16)
+def _pages(location: str, generation: str, _store: KnowledgeStore,
+           _records: list[DocumentRecord]) -> dict[str, int | None]:
+    """Each document's pages by path, read from its chunks with one opening of the generation, once per generation
+    (a generation never changes). As ``document_chunks`` reads a document: every ordinal of a document lies within
+    its n_chunks of its first chunk."""
     try:
-        _, chunks = document_chunks(_store, doc_id)
-    except (UnknownDocumentError, KnowledgeBaseError):
-        return None
-    return page_count(chunks)
+        snapshot = _store.open()
+    except KnowledgeBaseError:
+        return {}
+    try:
+        return {r.path: page_count(snapshot.neighbours(
+            Chunk(chunk_id=-1, doc_id=r.content_hash, source=r.path, text="", ordinal=0), window=max(r.n_chunks, 1)))
+            for r in _records}
+    finally:
+        snapshot.close()
 
 
 def _table(store: KnowledgeStore, generation: str, documents: list[DocumentOverview],
-           records: dict[str, tuple[int, float]], lang: str) -> list[dict[str, object]]:
+           records: list[DocumentRecord], lang: str) -> list[dict[str, object]]:
+    by_path = {r.path: r for r in records}
+    pages = _pages(store.location, generation, store, records)
     rows = []
     for doc in documents:
-        size, mtime = records[doc.path]
+        size, mtime = by_path[doc.path].size, by_path[doc.path].mtime
         rows.append({
             t("col_name", lang): doc.name,
             t("col_type", lang): doc.file_type,
             # Text throughout: a column mixing numbers and "—" cannot be one Arrow column.
-            t("col_pages", lang): str(_pages(store.location, generation, doc.id, store) or "—"),
+            t("col_pages", lang): str(pages.get(doc.path) or "—"),
             t("kb_chunks", lang): doc.chunks,
             t("col_size", lang): _size(size),
             t("col_ingested", lang): _when(doc.updated_at),
@@ -197,8 +207,7 @@ def documents_page() -> None:
     if not documents:
         st.info(t("no_documents", lang))
         return
-    sizes = {r.path: (r.size, r.mtime) for r in records}
-    st.dataframe(_table(store, generation or "", documents, sizes, lang), hide_index=True, width="stretch")
+    st.dataframe(_table(store, generation or "", documents, records, lang), hide_index=True, width="stretch")
     _actions(base, documents, lang)
 
 
