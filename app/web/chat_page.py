@@ -2,7 +2,8 @@
 
 This script is the page's entry: it sets up what every page of the workspace shares (the title, the interface
 language) and the navigation between them: the chat (app/web/chat_view.py, the default page), the knowledge bases,
-their documents, and retrieval testing. Each page is its own script, run by the navigation.
+their documents, retrieval testing, and (not listed) the cited place on the original a citation opens
+(app/web/source_page.py). Each page is its own script, run by the navigation.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.web.page_frame import page_language
+from app.web.source_route import source_page
 from app.web.ui_sidebar import render_language_choice
 from app.web.ui_text import t
 from app.wiring import quiet_model_libraries
@@ -29,10 +31,16 @@ def main() -> None:
     render_language_choice(page_language())
     lang = page_language()
     pages = [
-        st.Page(PAGES_DIR / "chat_view.py", title=t("nav_chat", lang), icon=":material/chat:", url_path="chat", default=True),
-        st.Page(PAGES_DIR / "bases_page.py", title=t("nav_bases", lang), icon=":material/folder_open:", url_path="bases"),
-        st.Page(PAGES_DIR / "documents_page.py", title=t("nav_documents", lang), icon=":material/description:", url_path="documents"),
-        st.Page(PAGES_DIR / "retrieval_page.py", title=t("nav_retrieval", lang), icon=":material/manage_search:", url_path="retrieval"),
+        st.Page(PAGES_DIR / "chat_view.py", title=t("nav_chat", lang), icon=":material/chat:", url_path="chat",
+                default=True),
+        st.Page(PAGES_DIR / "bases_page.py", title=t("nav_bases", lang), icon=":material/folder_open:",
+                url_path="bases"),
+        st.Page(PAGES_DIR / "documents_page.py", title=t("nav_documents", lang), icon=":material/description:",
+                url_path="documents"),
+        st.Page(PAGES_DIR / "retrieval_page.py", title=t("nav_retrieval", lang), icon=":material/manage_search:",
+                url_path="retrieval"),
+        # The cited place on the original, opened in a new tab from an answer's sources: not listed.
+        source_page(),
     ]
     st.navigation(pages).run()
 

@@ -43,7 +43,8 @@ def _fmt(value: float | None, rank: int | None = None) -> str:
 def with_weights(retriever: HybridRetriever, dense: float, bm25: float) -> HybridRetriever:
     """The same retriever (base snapshot, models, reranker) fusing with these weights."""
     settings = retriever.settings.replace(fusion_dense_weight=dense, fusion_bm25_weight=bm25)
-    return HybridRetriever(retriever.kb, retriever.embedder, settings, retriever.reranker, retriever.limits)
+    return HybridRetriever(retriever.kb, retriever.embedder, settings, retriever.reranker, retriever.limits,
+                           base=retriever.base)
 
 
 def _controls(base: Settings, lang: str) -> tuple[int, float, float, bool, float]:

@@ -133,6 +133,15 @@ _LABELS: dict[str, dict[str, str]] = {
     "gate_pass": {"zh": "证据门槛放行：最高 {field} 分数 {best} ≥ {threshold}。",
                   "en": "The evidence gate lets it through: best {field} score {best} ≥ {threshold}."},
     "gate_refuse": {"zh": "证据门槛会拒答：{reason}", "en": "The evidence gate would refuse: {reason}"},
+    # The cited place on the original (app/web/source_page.py)
+    "open_source": {"zh": "在原文中查看", "en": "Open in the original"},
+    "source_heading": {"zh": "原文出处", "en": "The cited place"},
+    "source_of_pages": {"zh": "第 {page} / {count} 页", "en": "page {page} of {count}"},
+    "source_marked": {"zh": "高亮处是回答所引的句子", "en": "The highlight marks the sentence the answer cites"},
+    "source_row": {"zh": "所引的行（含表头）", "en": "The cited row with its header"},
+    "source_context": {"zh": "在表格中的位置", "en": "Where it is in the sheet"},
+    "source_bad_link": {"zh": "这个链接不完整：没有指明段落。请从回答的出处打开。",
+                        "en": "This link is incomplete: it names no passage. Open it from an answer's sources."},
     # Sidebar
     "kb": {"zh": "知识库", "en": "Knowledge base"},
     "kb_missing": {"zh": "知识库还是空的：请先上传文档，或运行 `python -m ingest <文件夹>`。",

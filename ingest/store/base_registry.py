@@ -125,6 +125,10 @@ class BaseRegistry:
                 if base.problem:
                     raise BaseRegistryError(base.problem)
                 return base
+        damaged = next((b for b in bases if b.problem and b.folder is not None and b.folder.name == _slug(wanted)),
+                       None)
+        if damaged is not None:  # its name cannot be read, but its folder is the one this name would have
+            raise BaseRegistryError(damaged.problem)
         known = ", ".join(b.name for b in bases if not b.problem)
         raise BaseRegistryError(f"no knowledge base named {wanted!r} (known: {known}); create it with "
                                 f"`python -m ingest --kb-name {wanted!r} PATH`, or on the page or the HTTP API")
@@ -232,9 +236,7 @@ class BaseRegistry:
 
     def _new_folder(self, name: str) -> Path:
         """A folder name that stays readable where the name allows it (ASCII), else a numbered one."""
-        slug = re.sub(r"[^a-z0-9_-]+", "-", name.casefold()).strip("-")
-        if not slug or slug in _WINDOWS_DEVICES or slug == DEFAULT_BASE:
-            slug = "base"
+        slug = _slug(name)
         candidate, n = slug, 1
         while (self.root / candidate).exists():
             n += 1
@@ -245,6 +247,12 @@ class BaseRegistry:
         assert base.folder is not None
         data = {"name": base.name, "created": base.created, "settings": base.settings, **changes}
         _write_json(base.folder / BASE_FILE, data)
+
+
+def _slug(name: str) -> str:
+    """The folder name a base called ``name`` gets (before numbering, when it is taken)."""
+    slug = re.sub(r"[^a-z0-9_-]+", "-", name.casefold()).strip("-")
+    return "base" if not slug or slug in _WINDOWS_DEVICES or slug == DEFAULT_BASE else slug
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
