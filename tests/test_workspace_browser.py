@@ -136,7 +136,6 @@ def test_switching_bases_gives_the_other_bases_answer_and_keeps_each_conversatio
 
 
 def test_a_deleted_document_is_gone_from_the_table_and_the_next_answer(page):
-    pytest.importorskip("app.answer.documents")
     _go(page, "文档")
     page.get_by_test_id("stMultiSelect").click()
     page.get_by_role("option", name=UPLOAD_NAME).click()

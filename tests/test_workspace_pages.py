@@ -282,7 +282,6 @@ def _delete(at: AppTest, ids: list[str]) -> AppTest:
 
 
 def test_deleting_the_last_document_leaves_an_empty_base_that_still_works(home):
-    pytest.importorskip("app.answer.documents")
     other = settings_for_base(home, OTHER_BASE)
     at = _delete(_documents_of_other_base(), _ids(other, "极光手册.md"))
     assert _text(at.success[0]) == "已删除：极光手册.md"
@@ -295,7 +294,6 @@ def test_deleting_the_last_document_leaves_an_empty_base_that_still_works(home):
 
 
 def test_deleting_several_documents_at_once(home):
-    pytest.importorskip("app.answer.documents")
     at = _delete(_page("documents_page.py"), _ids(home, "星河数据库手册.md", "aurora-notes.txt"))
     assert "星河数据库手册.md" in _text(at.success[0]) and "aurora-notes.txt" in _text(at.success[0])
     assert knowledge_store(home).live_info().n_documents == 0
@@ -304,7 +302,6 @@ def test_deleting_several_documents_at_once(home):
 
 
 def test_two_tabs_deleting_the_same_document(home):
-    pytest.importorskip("app.answer.documents")
     doomed = _ids(home, "aurora-notes.txt")
     first, second = _page("documents_page.py"), _page("documents_page.py")
     second.multiselect(key="doc_delete_choice").set_value(doomed).run()
@@ -320,7 +317,6 @@ def test_two_tabs_deleting_the_same_document(home):
 
 
 def test_reindex_splits_a_document_again_with_the_bases_new_settings(home):
-    pytest.importorskip("app.answer.documents")
     other = settings_for_base(home, OTHER_BASE)
     before = knowledge_store(other).live_info().n_chunks
     base_registry(home).update_settings(OTHER_BASE, {"chunking": {"chunk_size": 40, "chunk_overlap": 0}})
@@ -332,7 +328,6 @@ def test_reindex_splits_a_document_again_with_the_bases_new_settings(home):
 
 
 def test_the_original_can_be_downloaded_while_it_is_unchanged(home):
-    pytest.importorskip("app.answer.documents")
     at = _page("documents_page.py")
     chooser = at.selectbox(key="doc_chosen")
     chooser.select_index(chooser.options.index("aurora-notes.txt")).run()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from app.answer.documents import delete_documents, original_file, reindex_document
 from app.answer.knowledge_bases import DocumentOverview, UnknownDocumentError, document_chunks, list_documents
 from app.config import ConfigError, Settings
 from app.web.chosen_base import render_base_choice
@@ -125,46 +126,31 @@ def _chunk_view(store: KnowledgeStore, doc: DocumentOverview, lang: str) -> None
             st.text(c.text)  # literal: nothing in a document is read as markup
 
 
-def _document_service():
-    """The shared delete / re-index / download functions, or None while this build has none."""
-    try:
-        from app.answer import documents
-    except ImportError:
-        return None
-    return documents
-
-
 def _actions(base: Settings, documents: list[DocumentOverview], lang: str) -> None:
     by_id = {d.id: d for d in documents}
-    service = _document_service()
     st.subheader(t("doc_actions", lang))
     chosen = st.selectbox(t("document", lang), list(by_id), format_func=lambda i: by_id[i].name, key="doc_chosen")
     doc = by_id[chosen]
     col1, col2 = st.columns(2)
-    if service is None:
-        st.caption(t("doc_service_missing", lang))
+    if col1.button(t("reindex", lang), key="doc_reindex"):
+        _run(lambda: reindex_document(base, doc.id, lambda: load_embedder(base)),
+             t("reindexed", lang, name=escape_inline(doc.name)), lang)
+    try:
+        _, original = original_file(base, doc.id)
+        data = original.read_bytes()
+    except (OSError, LookupError, KnowledgeBaseError) as exc:
+        col2.caption(escape_inline(str(exc)))
     else:
-        if col1.button(t("reindex", lang), key="doc_reindex"):
-            _run(lambda: service.reindex_document(base, doc.id, lambda: load_embedder(base)),
-                 t("reindexed", lang, name=escape_inline(doc.name)), lang)
-        try:
-            _, original = service.original_file(base, doc.id)
-            data = original.read_bytes()
-        except (OSError, LookupError, KnowledgeBaseError) as exc:
-            col2.caption(escape_inline(str(exc)))
-        else:
-            col2.download_button(t("download", lang), data, file_name=doc.name, key="doc_download")
+        col2.download_button(t("download", lang), data, file_name=doc.name, key="doc_download")
     with st.expander(t("show_chunks", lang, name=escape_inline(doc.name))):
         _chunk_view(knowledge_store(base), doc, lang)
     st.subheader(t("delete_documents", lang))
     doomed = st.multiselect(t("documents_to_delete", lang), list(by_id), format_func=lambda i: by_id[i].name,
                             key="doc_delete_choice", placeholder=t("choose_documents", lang))
-    confirmed = st.checkbox(t("confirm_delete", lang, n=len(doomed)), key="doc_delete_confirm",
-                            disabled=not doomed or service is None)
-    if st.button(t("delete", lang), key="doc_delete", type="primary",
-                 disabled=not (doomed and confirmed) or service is None):
+    confirmed = st.checkbox(t("confirm_delete", lang, n=len(doomed)), key="doc_delete_confirm", disabled=not doomed)
+    if st.button(t("delete", lang), key="doc_delete", type="primary", disabled=not (doomed and confirmed)):
         names = ", ".join(escape_inline(by_id[i].name) for i in doomed)
-        _run(lambda: service.delete_documents(base, doomed), t("deleted", lang, names=names), lang)
+        _run(lambda: delete_documents(base, doomed), t("deleted", lang, names=names), lang)
 
 
 def _run(action: Callable[[], object], done: str, lang: str) -> None:

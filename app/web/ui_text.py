@@ -105,8 +105,6 @@ _LABELS: dict[str, dict[str, str]] = {
                                                                    "upload some above."},
     "doc_actions": {"zh": "单个文档", "en": "One document"},
     "document": {"zh": "文档", "en": "Document"},
-    "doc_service_missing": {"zh": "此版本尚不能在页面上删除、重新索引或下载文档。",
-                            "en": "This build cannot delete, re-index or download documents from the page yet."},
     "reindex": {"zh": "重新索引", "en": "Re-index"},
     "reindexed": {"zh": "已重新索引「{name}」。", "en": "Re-indexed “{name}”."},
     "download": {"zh": "下载原文件", "en": "Download the original"},
