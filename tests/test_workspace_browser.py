@@ -71,8 +71,13 @@ def _go(page, title: str) -> None:
 
 
 def _choose_chat_base(page, name: str) -> None:
-    page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="当前知识库").click()
+    """Make ``name`` the chat's only base (the sidebar's multiselect: clear it, pick one)."""
+    choice = page.get_by_test_id("stSidebar").get_by_test_id("stMultiSelect")
+    choice.locator('[title="Clear all"]').click()
+    _wait_idle(page)
+    choice.click()
     page.get_by_role("option", name=name, exact=True).click()
+    page.keyboard.press("Escape")
     _wait_idle(page)
 
 

@@ -172,7 +172,7 @@ def test_a_switch_on_the_bases_page_is_what_the_chat_uses(home):
     at.button(key="switch_base").click().run()
     assert _text(at.success[0]) == "对话、文档和检索测试现在使用「项目 B」。"
     at.switch_page("chat_view.py").run()
-    assert at.sidebar.selectbox(key="chat_base").value == OTHER_BASE
+    assert at.sidebar.multiselect(key="chat_bases").value == [OTHER_BASE]
     assert at.sidebar.metric[0].value == "1"  # the other base's one document
 
 
@@ -189,17 +189,46 @@ def test_each_base_keeps_its_own_conversation_and_answers_from_its_own_documents
     _ask(at, QUESTION)
     assert len(at.chat_message) == 2
     assert "星河数据库手册.md" in "\n".join(h.proto.body for h in at.chat_message[1].html)
-    at.sidebar.selectbox(key="chat_base").set_value(OTHER_BASE).run()
+    at.sidebar.multiselect(key="chat_bases").set_value([OTHER_BASE]).run()
     assert len(at.chat_message) == 0
-    assert "项目 B" in _text(at.caption[0])
+    assert "「项目 B」" in _text(at.caption[0])
     _ask(at, "极光调度器失败后重试几次？")
     # The other base's passages: its only document, never the default base's.
     body = "\n".join(h.proto.body for h in at.chat_message[1].html) + "\n".join(
         h.proto.body for e in at.chat_message[1].expander for h in e.html)
     assert "极光手册.md" in body and "星河数据库手册.md" not in body
-    at.sidebar.selectbox(key="chat_base").set_value("default").run()
+    at.sidebar.multiselect(key="chat_bases").set_value(["default"]).run()
     assert [m.name for m in at.chat_message] == ["user", "assistant"]
     assert QUESTION in "\n".join(h.proto.body for h in at.chat_message[0].html)
+
+
+def _bodies(message) -> str:
+    return "\n".join(h.proto.body for h in message.html) + "\n".join(
+        h.proto.body for e in message.expander for h in e.html)
+
+
+def test_a_question_over_two_bases_draws_on_both_and_names_each_source_s_base(home, monkeypatch):
+    monkeypatch.setenv("DOCQA_ANSWER__MIN_EVIDENCE_SCORE", "-1")  # the hash embedder's cosines are low
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.sidebar.multiselect(key="chat_bases").set_value(["default", OTHER_BASE]).run()
+    assert [s.value for s in at.sidebar.subheader] [:2] == ["知识库 · default", "知识库 · 项目 B"]
+    _ask(at, "星河数据库的端口和极光调度器的重试次数？")
+    # Passages of both bases were considered (fused); the cited source is titled with its base.
+    answer = at.session_state["messages"][1].answer
+    assert {p.base for p in answer.passages} == {"default", OTHER_BASE}
+    assert "default · <b>星河数据库手册.md</b>" in html.unescape(_bodies(at.chat_message[1]))
+    # Its own conversation: each base alone has none yet.
+    at.sidebar.multiselect(key="chat_bases").set_value([OTHER_BASE]).run()
+    assert len(at.chat_message) == 0
+    at.sidebar.multiselect(key="chat_bases").set_value([OTHER_BASE, "default"]).run()  # any order: the same choice
+    assert len(at.chat_message) == 2
+
+
+def test_an_empty_choice_of_bases_asks_for_one(home):
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.sidebar.multiselect(key="chat_bases").set_value([]).run()
+    assert _text(at.info[0]) == "请在侧栏选择至少一个知识库。"
+    assert not at.exception
 
 
 # -- documents ------------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import streamlit as st
 
 from app.answer.knowledge_bases import BaseOverview, list_bases
 from app.config import ConfigError, Settings, base_registry, settings_for_base
-from app.web.chosen_base import choose, chosen_name
+from app.web.chosen_base import CHOSEN, choose, chosen_name
 from app.web.page_frame import page_language, page_settings
 from app.web.ui_render import escape_inline
 from app.web.ui_text import t
@@ -92,7 +92,7 @@ def _create(settings: Settings, lang: str) -> None:
             except BaseRegistryError as exc:
                 _say("error", escape_inline(str(exc)))
             else:
-                choose(created.name)
+                choose([created.name])
                 _say("success", t("base_created", lang, name=escape_inline(created.name)))
             st.rerun()
 
@@ -123,7 +123,7 @@ def _manage(settings: Settings, names: list[str], lang: str) -> None:
     name = st.selectbox(t("base", lang), names, index=names.index(current) if current in names else 0,
                         key="manage_base")
     if st.button(t("switch_to", lang, name=escape_inline(name)), key="switch_base", disabled=name == current):
-        choose(name)
+        choose([name])
         _say("success", t("base_switched", lang, name=escape_inline(name)))
         st.rerun()
     if name == DEFAULT_BASE:
@@ -176,8 +176,9 @@ def _renamed(old: str, new: str) -> None:
     conversations = st.session_state.get("conversations", {})
     if old in conversations:
         conversations[new] = conversations.pop(old)
-    if st.session_state.get("chosen_base") == old:
-        choose(new)
+    chosen = st.session_state.get(CHOSEN, [])
+    if old in chosen:
+        choose([new if n == old else n for n in chosen])
 
 
 def bases_page() -> None:

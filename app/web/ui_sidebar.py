@@ -42,9 +42,10 @@ def render_language_choice(lang: str) -> str:
     return st.sidebar.selectbox(t("language", lang), options, format_func=names.__getitem__, key="ui_language")
 
 
-def render_kb_status(status: KnowledgeBaseStatus | None, llm: str, lang: str) -> None:
+def render_kb_status(status: KnowledgeBaseStatus | None, llm: str, lang: str, name: str = "") -> None:
+    """A base's status; ``name`` titles it when several bases are shown."""
     sidebar = st.sidebar
-    sidebar.subheader(t("kb", lang))
+    sidebar.subheader(t("kb", lang) + (f" · {escape_inline(name)}" if name else ""))
     if status is None or status.info is None:
         if status is None:
             sidebar.info(t("kb_missing", lang))

@@ -52,9 +52,14 @@ _LABELS: dict[str, dict[str, str]] = {
     "nav_documents": {"zh": "文档", "en": "Documents"},
     "nav_retrieval": {"zh": "检索测试", "en": "Retrieval testing"},
     "kb_choice": {"zh": "当前知识库", "en": "Knowledge base"},
-    "caption_base": {"zh": "只根据知识库「{base}」中的文档回答，并给出出处。全部在本机运行。",
-                     "en": "Answers only from the documents of the knowledge base “{base}”, with sources. Runs "
+    "kb_choice_several": {"zh": "当前知识库（可多选）", "en": "Knowledge bases (one or several)"},
+    "choose_a_base": {"zh": "请在侧栏选择至少一个知识库。", "en": "Choose at least one knowledge base in the sidebar."},
+    "upload_into": {"zh": "上传的文件收入「{base}」。", "en": "Uploads go into “{base}”."},
+    "caption_base": {"zh": "只根据知识库{bases}中的文档回答，并给出出处。全部在本机运行。",
+                     "en": "Answers only from the documents of the knowledge base(s) {bases}, with sources. Runs "
                            "entirely on this machine."},
+    "quoted": {"zh": "「{name}」", "en": "“{name}”"},
+    "list_sep": {"zh": "、", "en": ", "},
     "col_name": {"zh": "名称", "en": "Name"},
     "col_size": {"zh": "大小", "en": "Size"},
     "col_where": {"zh": "位置", "en": "Where"},
