@@ -71,11 +71,13 @@ def _go(page, title: str) -> None:
 
 
 def _choose_chat_base(page, name: str) -> None:
-    """Make ``name`` the chat's only base (the sidebar's multiselect: clear it, pick one)."""
+    """Make ``name`` the chat's only base (the sidebar's multiselect holds one: remove it, pick the other)."""
     choice = page.get_by_test_id("stSidebar").get_by_test_id("stMultiSelect")
-    choice.locator('[title="Clear all"]').click()
+    choice.locator("input").click()
+    page.keyboard.press("Backspace")
     _wait_idle(page)
-    choice.click()
+    page.get_by_text("请在侧栏选择至少一个知识库。").wait_for(timeout=WAIT_MS)
+    choice.locator("input").click()
     page.get_by_role("option", name=name, exact=True).click()
     page.keyboard.press("Escape")
     _wait_idle(page)
