@@ -96,9 +96,8 @@ def source_link(passage: ScoredChunk, quote: str) -> dict[str, str]:
     """The source page's query for ``passage``: its base, chunk id, document (content-hash prefix, so a re-indexed
     base does not show another text under an old id) and the cited sentence(s) to mark ("": the whole chunk)."""
     link = {"chunk": str(passage.chunk.chunk_id), "doc": doc_prefix(passage.chunk)}
-    base = getattr(passage, "base", "")  # set when the answer searched named bases
-    if base:
-        link["base"] = base
+    if passage.base:
+        link["base"] = passage.base
     if quote.strip():
         link["quote"] = quote[:MAX_LINK_QUOTE_CHARS]
     return link
