@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 from app_fakes import page_env
+from browser_support import CHROMIUM, CHROMIUM_ARGS, require_chromium, submit_question, wait_idle
 from page_server import running_page
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
 WRAPPER = Path(__file__).resolve().parent / "page_with_quoting_llm.py"
@@ -33,8 +30,7 @@ UPLOAD_TEXT = "# 青岚协议\n\n青岚协议规定每个节点每隔十三秒�
 @pytest.fixture(scope="module")
 def page(real_app_settings, tmp_path_factory):
     """The page in Chromium, served from a copy of the session's knowledge base (the default base)."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium fonts-noto-cjk")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     home = tmp_path_factory.mktemp("workspace_home")
@@ -51,18 +47,7 @@ def page(real_app_settings, tmp_path_factory):
 
 
 def _wait_idle(page, quiet_ms: int = 1500) -> None:
-    """Wait until the page script has stopped running for ``quiet_ms`` (while it runs, the page shows stale
-    elements)."""
-    running = page.get_by_test_id("stStatusWidgetRunningIcon")
-    deadline = time.monotonic() + WAIT_MS / 1000
-    quiet_since = time.monotonic()
-    while time.monotonic() < deadline:
-        if running.count():
-            quiet_since = time.monotonic()
-        elif (time.monotonic() - quiet_since) * 1000 >= quiet_ms:
-            return
-        page.wait_for_timeout(100)
-    raise TimeoutError("the page script never stopped running")
+    wait_idle(page, WAIT_MS, quiet_ms)
 
 
 def _go(page, title: str) -> None:
@@ -85,13 +70,7 @@ def _choose_chat_base(page, name: str) -> None:
 
 def _ask(page, question: str):
     """Ask ``question`` in the chat; the final assistant message."""
-    replies = page.get_by_test_id("stChatMessage").filter(has=page.get_by_test_id("stChatMessageAvatarAssistant"))
-    before = replies.count()
-    box = page.get_by_test_id("stChatInputTextArea")
-    box.fill(question)
-    box.press("Enter")
-    reply = replies.nth(before)
-    reply.wait_for(timeout=WAIT_MS)
+    reply = submit_question(page, question, WAIT_MS)
     _wait_idle(page)
     return reply
 

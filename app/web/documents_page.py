@@ -15,9 +15,8 @@ import streamlit as st
 
 from app.answer.documents import delete_documents, original_file, reindex_document
 from app.answer.knowledge_bases import DocumentOverview, UnknownDocumentError, document_chunks, list_documents
-from app.config import ConfigError, Settings
-from app.web.chosen_base import render_base_choice
-from app.web.page_frame import page_language, page_settings
+from app.config import Settings
+from app.web.page_frame import one_base_page
 from app.web.ui_render import escape_inline
 from app.web.ui_sidebar import render_upload
 from app.web.ui_text import t
@@ -170,16 +169,10 @@ def _run(action: Callable[[], object], done: str, lang: str) -> None:
 
 
 def documents_page() -> None:
-    lang = page_language()
-    settings = page_settings()
-    if settings is None:
+    opened = one_base_page("nav_documents", "documents_base")
+    if opened is None:
         return
-    try:
-        base = render_base_choice(settings, t("kb_choice", lang), key="documents_base")
-    except ConfigError as exc:  # the chosen base was damaged since it was listed
-        st.error(escape_inline(str(exc)))
-        return
-    st.title(t("nav_documents", lang) + f" · {base.kb_name}")
+    lang, base = opened
     _show_message()
     store = knowledge_store(base)
     try:

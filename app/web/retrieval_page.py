@@ -14,9 +14,8 @@ import streamlit as st
 
 from app.config import ConfigError, Settings
 from app.generation.base import GenerationError
-from app.web.chosen_base import render_base_choice
 from app.web.components import is_loaded, load_pipeline
-from app.web.page_frame import page_language, page_settings
+from app.web.page_frame import one_base_page
 from app.web.ui_render import escape_inline
 from app.web.ui_text import t
 from ingest.store.knowledge_base import KnowledgeBaseError, KnowledgeBaseMissingError
@@ -100,19 +99,13 @@ def _row(rank: int, p: ScoredChunk, threshold: float, field: str, lang: str) -> 
 
 
 def retrieval_page() -> None:
-    lang = page_language()
-    settings = page_settings()
-    if settings is None:
+    opened = one_base_page("nav_retrieval", "retrieval_base")
+    if opened is None:
         return
-    try:
-        base = render_base_choice(settings, t("kb_choice", lang), key="retrieval_base")
-    except ConfigError as exc:
-        st.error(escape_inline(str(exc)))
-        return
-    st.title(t("nav_retrieval", lang) + f" · {base.kb_name}")
+    lang, base = opened
     st.caption(t("retrieval_caption", lang))
     with st.form("retrieval_test"):
-        query = st.text_input(t("question", lang), max_chars=settings.limits.max_question_chars, key="rt_query")
+        query = st.text_input(t("question", lang), max_chars=base.limits.max_question_chars, key="rt_query")
         passages, dense, bm25, rerank, threshold = _controls(base, lang)
         submitted = st.form_submit_button(t("search", lang), type="primary")
     if not (submitted and query.strip()):
@@ -123,7 +116,7 @@ def retrieval_page() -> None:
             result = _search(base, query, passages, dense, bm25, rerank)
     except KnowledgeBaseMissingError:
         st.info(t("kb_missing", lang))
-    except (QuestionError, KnowledgeBaseError, GenerationError, OSError, RuntimeError, ValueError) as exc:
+    except (QuestionError, ConfigError, KnowledgeBaseError, GenerationError, OSError, RuntimeError, ValueError) as exc:
         st.error(t("error", lang, error=escape_inline(str(exc))))
     else:
         _show(result, threshold, base.answer.evidence_score_field, lang)
