@@ -11,7 +11,7 @@ import streamlit as st
 
 from app.answer.knowledge_bases import BaseOverview, list_bases
 from app.config import ConfigError, Settings, base_registry, settings_for_base
-from app.web.chosen_base import CHOSEN, choose, chosen_name
+from app.web.chosen_base import CHOSEN, choose, chosen_name, chosen_names
 from app.web.page_frame import page_language, page_settings
 from app.web.ui_render import escape_inline
 from app.web.ui_text import t
@@ -59,7 +59,8 @@ def _when(timestamp: float) -> str:
     return _dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M") if timestamp else "—"
 
 
-def _rows(settings: Settings, overviews: list[BaseOverview], current: str, lang: str) -> list[dict[str, object]]:
+def _rows(settings: Settings, overviews: list[BaseOverview], chosen: list[str],
+          lang: str) -> list[dict[str, object]]:
     rows = []
     for base in overviews:
         size, updated, problem = 0, 0.0, base.problem
@@ -69,7 +70,7 @@ def _rows(settings: Settings, overviews: list[BaseOverview], current: str, lang:
             except (ConfigError, KnowledgeBaseError, OSError) as exc:
                 problem = str(exc)
         rows.append({
-            t("col_chosen", lang): "●" if base.name == current else "",
+            t("col_chosen", lang): "●" if base.name in chosen else "",
             t("col_name", lang): base.name,
             t("kb_documents", lang): base.documents,
             t("kb_chunks", lang): base.chunks,
@@ -193,8 +194,7 @@ def bases_page() -> None:
     except ConfigError as exc:
         st.error(escape_inline(str(exc)))
         return
-    current = chosen_name(settings)
-    st.dataframe(_rows(settings, overviews, current, lang), hide_index=True, width="stretch", key="bases_table")
+    st.dataframe(_rows(settings, overviews, chosen_names(settings), lang), hide_index=True, width="stretch")
     _manage(settings, [b.name for b in overviews if not b.problem], lang)
     _create(settings, lang)
 

@@ -1,8 +1,9 @@
 """The chat page, the workspace's default page: questions about the documents of the chosen knowledge base, or of
 several at once (retrieval fused across them, each source naming its base); answers stream in with their sources,
 and the sidebar shows the bases, the retrieval and generation settings, and an upload box (into the first chosen
-base) feeding the same incremental ingest as ``python -m ingest``. Each choice of bases keeps its own conversation. Document text
-is rendered literally (app/web/ui_render.py): nothing from a document can run or load in the browser.
+base) feeding the same incremental ingest as ``python -m ingest``. Each choice of bases keeps its own
+conversation. Document text is rendered literally (app/web/ui_render.py): nothing from a document can run or load
+in the browser.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from app.answer.answer_pipeline import AskOptions, QuestionError
+from app.answer.base_selection import SELECTION_JOIN
 from app.config import ConfigError, Settings
 from app.generation.base import GenerationError
-from app.answer.base_selection import SELECTION_JOIN
 from app.web.chosen_base import render_bases_choice, settings_of
 from app.web.components import is_loaded, load_selection, read_kb_status
 from app.web.page_frame import page_settings

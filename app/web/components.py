@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,8 @@ class _PageModels:
 
     generator: object | None = None
     embedder: object | None = None
+    # Two sessions opening two bases at once: the second waits for the first one's models instead of loading its own.
+    loading: threading.Lock = field(default_factory=threading.Lock)
 
 
 @st.cache_resource(show_spinner=False)
@@ -134,10 +137,11 @@ def _open_pipeline(settings: Settings) -> AnswerPipeline:
     if any (every base shares them). The reranker is always built so the sidebar can switch reranking on and off
     without a reload."""
     models = _page_models(models_key(settings))
-    if models.generator is None:
-        pipeline = build_pipeline(settings, with_reranker=True)
-        models.generator, models.embedder = pipeline.generator, getattr(pipeline.retriever, "embedder", None)
-        return pipeline
+    with models.loading:
+        if models.generator is None:
+            pipeline = build_pipeline(settings, with_reranker=True)
+            models.generator, models.embedder = pipeline.generator, getattr(pipeline.retriever, "embedder", None)
+            return pipeline
     return build_pipeline(settings, with_reranker=True, generator=models.generator, embedder=models.embedder)
 
 
