@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -128,6 +129,30 @@ def test_overlap_not_smaller_than_the_chunk_size_is_refused(home):
     _create(at, "overlapping")
     assert "must be smaller than the chunk size" in _text(at.error[0])
     assert not base_registry(home).has("overlapping")
+
+
+def test_a_bases_own_settings_are_saved_from_the_page(home):
+    at = _page("bases_page.py")
+    at.selectbox(key="manage_base").set_value(OTHER_BASE).run()
+    at.number_input(key=f"edit_{OTHER_BASE}_chunk_size").set_value(150)
+    at.number_input(key=f"edit_{OTHER_BASE}_chunk_overlap").set_value(15)
+    at.toggle(key=f"edit_{OTHER_BASE}_ocr").set_value(False)
+    at.button(key="save_base_settings").click().run()
+    assert _text(at.success[0]) == "已保存「项目 B」的设置。"
+    saved = settings_for_base(home, OTHER_BASE)
+    assert (saved.chunking.chunk_size, saved.chunking.chunk_overlap, saved.ocr.engine) == (150, 15, "off")
+
+
+def test_a_base_whose_store_is_damaged_is_listed_with_its_problem_and_the_others_work(home):
+    kb = settings_for_base(home, OTHER_BASE).kb_path
+    shutil.rmtree(kb)
+    kb.write_text("not a folder", encoding="utf-8")  # the base's store replaced by a file
+    at = _page("bases_page.py")
+    rows = {r["名称"]: r for r in _table(at)}
+    assert rows[OTHER_BASE]["问题"] and rows["default"]["问题"] == ""
+    at.switch_page("chat_view.py").run()
+    _ask(at, QUESTION)
+    assert "星河数据库手册.md" in "\n".join(h.proto.body for h in at.chat_message[1].html)
 
 
 def test_rename_keeps_the_base_and_its_documents(home):
