@@ -1,6 +1,6 @@
 """The workspace pages in a real browser: the real page (``streamlit run``, its .streamlit/config.toml) with the real
 embedder, stores and retrieval and the stand-in LLM of app/generation/testing.py (it quotes the best passage, cited),
-driven by headless Debian Chromium through Playwright. Create a base, upload a document into it, ask it; switch the
+driven by headless Debian Chromium through Playwright. Create a base, upload a document into it, download it back, ask it; switch the
 chat to the other base and get that base's answer, and back to the first base's conversation; delete the document
 and see it gone. One page session, in order, on a shared fixture; screenshots go to test-artifacts/."""
 
@@ -98,6 +98,10 @@ def test_create_a_base_upload_into_it_and_ask_it(page, tmp_path):
     # The table is drawn on a canvas; the chunk view of the chosen (only) document names it.
     assert page.get_by_test_id("stExpander").filter(has_text=f"「{UPLOAD_NAME}」的段落").count() == 1
     _shot(page, "workspace_documents.png")
+    with page.expect_download(timeout=WAIT_MS) as download:
+        page.get_by_test_id("stDownloadButton").get_by_role("button").click()
+    assert download.value.suggested_filename == UPLOAD_NAME
+    assert Path(download.value.path()).read_text(encoding="utf-8") == UPLOAD_TEXT  # the original, byte for byte
 
     _go(page, "对话")
     reply = _ask(page, "青岚协议规定心跳间隔是多少秒？")

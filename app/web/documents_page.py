@@ -135,12 +135,13 @@ def _actions(base: Settings, documents: list[DocumentOverview], lang: str) -> No
         _run(lambda: reindex_document(base, doc.id, lambda: load_embedder(base)),
              t("reindexed", lang, name=escape_inline(doc.name)), lang)
     try:
-        _, original = original_file(base, doc.id)
-        data = original.read_bytes()
+        _, original = original_file(base, doc.id)  # checked now (still there, the bytes that were ingested)
     except (OSError, LookupError, KnowledgeBaseError) as exc:
         col2.caption(escape_inline(str(exc)))
     else:
-        col2.download_button(t("download", lang), data, file_name=doc.name, key="doc_download")
+        # Read only when clicked: a large original is not sent to the browser on every rerun.
+        col2.download_button(t("download", lang), original.read_bytes, file_name=doc.name, key="doc_download",
+                             on_click="ignore")
     with st.expander(t("show_chunks", lang, name=escape_inline(doc.name))):
         _chunk_view(knowledge_store(base), doc, lang)
     st.subheader(t("delete_documents", lang))
