@@ -1,6 +1,6 @@
 """Retrieval over several knowledge bases at once: each base is searched by its own retriever (dense, BM25, its
 fusion, reranking and neighbour merging, every stage's score kept), and the per-base rankings are fused by
-reciprocal rank (``retrieval.multi_query.fuse_results``, the fusion a follow-up's phrasings use), which needs no
+reciprocal rank (``retrieval.fusion.reciprocal_rank_fusion``, as a follow-up's phrasings are), which needs no
 calibration between the bases' score scales. Every passage names its base (``ScoredChunk.base``).
 
 One base is exactly that base's retriever. A base that cannot be searched is left out with a line in ``notices``
@@ -8,11 +8,12 @@ by whoever composes the selection (app/answer/base_selection.py); the others ans
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from retrieval.multi_query import fuse_results
-from retrieval.results import RetrievalResult
+from retrieval.fusion import reciprocal_rank_fusion
+from retrieval.results import RetrievalResult, ScoredChunk
 from retrieval.settings import RetrievalSettings
 
 if TYPE_CHECKING:
@@ -57,18 +58,40 @@ class MultiBaseRetriever:
 
     def retrieve(self, query: str, top_k: int | None = None, rerank: bool | None = None) -> RetrievalResult:
         """The ``top_k`` best passages over every base: each base's own ``top_k``, fused by reciprocal rank (equal
-        weights), passages with the same text in two bases shown once."""
+        weights), passages with the same text in two bases shown once.
+
+        The bases' lists are disjoint, so reciprocal rank alone interleaves them: each base's first passage ties
+        with the other bases' first. Within a tie the passage with the higher comparable score goes first (the
+        rerank score when reranked, else the dense cosine: one embedder scores every base), so the base that
+        matches the question better leads each tier."""
         top_k = self.settings.top_k if top_k is None else top_k
         if len(self.parts) == 1:
             return self.parts[0].retrieve(query, top_k, rerank)
         results = [part.retrieve(query, top_k, rerank) for part in self.parts]
-        fused = fuse_results(results, [1.0] * len(results), self.settings.rrf_k, len(self.parts) * top_k)
+        rankings = {str(i): [((p.base, p.chunk.chunk_id), p.score) for p in result.passages]
+                    for i, result in enumerate(results)}
+        fused = dict(reciprocal_rank_fusion(rankings, self.settings.rrf_k))
+        ranked = sorted((p for result in results for p in result.passages),
+                        key=lambda p: (-fused[(p.base, p.chunk.chunk_id)], -_comparable_score(p)))
         shown: set[str] = set()
         passages = []
-        for passage in fused.passages:
+        for passage in ranked:
             key = " ".join(passage.text.split())
             if key not in shown:
                 shown.add(key)
                 passages.append(passage)
+        timings: dict[str, float] = {}
+        for result in results:
+            for stage, seconds in result.timings.items():
+                timings[stage] = timings.get(stage, 0.0) + seconds
         # Each stage's score and rank stay as the passage's own base gave them; the list's order is the fusion's.
-        return RetrievalResult(query=fused.query, passages=passages[:top_k], timings=fused.timings)
+        return RetrievalResult(query=results[0].query, passages=passages[:top_k], timings=timings)
+
+
+def _comparable_score(passage: ScoredChunk) -> float:
+    """A score on the same scale in every base: the reranker's, else the dense cosine (a keyword-only hit has
+    none and goes after those that do)."""
+    for value in (passage.rerank_score, passage.dense_score):
+        if value is not None:
+            return value
+    return -math.inf

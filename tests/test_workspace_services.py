@@ -225,7 +225,25 @@ def test_multi_base_fusion_keeps_equal_chunk_ids_of_two_bases_apart_and_drops_re
     passages = retriever.retrieve("q").passages
     assert [(p.base, p.chunk.chunk_id) for p in passages] == [("a", 1), ("b", 1), ("a", 2)]
     assert MultiBaseRetriever([a], RetrievalSettings()).retrieve("q").passages == a.retrieve("q").passages
+    # Each base's first passage ties in reciprocal rank: the one closer to the question (cosine) leads the tier.
+    closer = Part("c", [scored("gamma one", 1, dense=0.95), scored("gamma two", 2, dense=0.1)])
+    fused = MultiBaseRetriever([a, closer], RetrievalSettings(top_k=4)).retrieve("q").passages
+    assert [(p.base, p.chunk.chunk_id) for p in fused] == [("c", 1), ("a", 1), ("a", 2), ("c", 2)]
     with pytest.raises(ValueError):
         MultiBaseRetriever([], RetrievalSettings())
     assert isinstance(assemble_pipeline(retriever, CitingGenerator("x", "y"), FakeEmbedder(), Settings()),
                       AnswerPipeline)
+
+
+def test_pipelines_over_several_bases_are_kept_for_a_bounded_number_of_selections(tmp_path, monkeypatch) -> None:
+    import app.answer.base_selection as base_selection
+
+    monkeypatch.setattr(base_selection, "MAX_SELECTIONS", 1)
+    pipelines = _pipelines(_two_bases(tmp_path), CitingGenerator("x [{n}]", "x"))
+    first = pipelines.snapshot(["work", "home"])
+    assert pipelines.snapshot(["work", "home"]) is first
+    pipelines.snapshot(["home", "work"])  # another selection: the first one goes
+    assert pipelines.snapshot(["work", "home"]) is not first
+    # A base deleted (or renamed) is forgotten with every selection that named it.
+    pipelines.forget("home")
+    assert pipelines._selections == {} and "home" not in pipelines._bases
