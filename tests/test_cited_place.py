@@ -251,3 +251,21 @@ def test_scanned_page_is_read_again_and_the_cited_line_marked(tmp_path):
     place = cited_place(_chunk(path, page.text, page=1), cited, OcrSettings(), LIMITS)
     assert (place.kind, place.located, place.notice) == ("page", True, "")
     assert _highlighted(place.png) > 200
+
+
+@pytest.mark.slow
+def test_an_image_is_read_again_and_the_cited_chinese_line_marked(tmp_path):
+    from ingest.loaders.ocr_engine import installed_engine
+    from ingest.testing.scanned_pages import make_pages
+
+    if installed_engine(OcrSettings()) is None:
+        pytest.skip("the 'ocr' extra is not installed")
+    page = make_pages(1)[0]  # a Chinese page
+    path = tmp_path / "photo.png"
+    page.image.save(path)
+    cited = page.text.split("\n")[0]
+    place = cited_place(_chunk(path, page.text), cited, OcrSettings(), LIMITS)
+    assert (place.kind, place.located, place.notice) == ("page", True, "")
+    assert _highlighted(place.png) > 200
+    elsewhere = cited_place(_chunk(path, page.text), "Nothing like this is on the image at all", OcrSettings(), LIMITS)
+    assert not elsewhere.located and "not found on the image" in elsewhere.notice and _highlighted(elsewhere.png) == 0

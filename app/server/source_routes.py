@@ -2,8 +2,8 @@
 it, a PNG drawn on the server with the cited lines highlighted (app/sources/), for any front end. The document id
 is the one ``/v1/kb/documents`` lists; ``chunk`` and ``doc`` (the content hash, or its first 16 characters) are a
 passage's ``chunk.chunk_id`` and ``chunk.doc_id`` as ``POST /v1/kb/retrieve`` gives them; ``base`` names another
-base than the server's own (a passage's ``base``). A citation whose place is text (a slide, a row, a passage), or whose
-original cannot be shown, gets a JSON error with the one line the page would show."""
+base than the server's own (a passage's ``base``). A citation whose place is text (a slide, a row, a passage), or
+whose original cannot be shown, gets a JSON error with the one line the page would show."""
 
 from __future__ import annotations
 

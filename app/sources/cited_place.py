@@ -42,6 +42,8 @@ from ingest.settings import LimitSettings, OcrSettings
 RENDER_DPI = 144
 # A page image (an OCR'd photo, a page rendered for OCR) is shrunk to at most this width before it is shown.
 MAX_DISPLAY_WIDTH = 1600
+# A poster-sized page is drawn at a lower resolution than RENDER_DPI so its PNG stays a few megabytes.
+MAX_PAGE_PIXELS = 12_000_000
 # The passage of a text file is shown with about this many characters on each side, cut at paragraph breaks.
 CONTEXT_CHARS = 800
 _MB = 1024 * 1024
@@ -127,7 +129,7 @@ def _pdf_page_place(data: bytes, chunk: Chunk, number: int, cited: str, ocr: Ocr
                 boxes, notice = _ocr_boxes(chunk, image, cited, ocr.dpi, ocr)
                 image, boxes = _scaled(image, boxes, RENDER_DPI / ocr.dpi)
             else:
-                image, _ = render(page, RENDER_DPI, limits.max_image_pixels)
+                image, _ = render(page, RENDER_DPI, min(limits.max_image_pixels, MAX_PAGE_PIXELS))
                 boxes = span_boxes(page, layer, cited_spans(layer, cited, chunk.text), image.size)
         finally:
             page.close()
@@ -171,10 +173,11 @@ def _image_place(data: bytes, chunk: Chunk, cited: str, ocr: OcrSettings, limits
     except Exception as exc:  # Pillow raises many types on broken files
         raise LoadError(chunk.source, f"not a readable image ({type(exc).__name__}: {exc})") from None
     boxes, notice = _ocr_boxes(chunk, frame, cited, 0, ocr)
+    if not boxes and not notice:
+        notice = f"{chunk.source}: the cited text was not found on the image: shown unmarked"
     frame, boxes = _scaled(frame, boxes, MAX_DISPLAY_WIDTH / max(frame.width, 1))
     return CitedPlace("page", chunk.source, chunk.page, frames if frames > 1 else None,
-                      png_bytes(draw_highlights(frame, boxes)), located=bool(boxes), notice=notice or (
-                          "" if boxes else f"{chunk.source}: the cited text was not found on the image: shown unmarked"))
+                      png_bytes(draw_highlights(frame, boxes)), located=bool(boxes), notice=notice)
 
 
 def _cited_span(text: str, chunk: Chunk, quote: str) -> tuple[tuple[int, int], bool]:
