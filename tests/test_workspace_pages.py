@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
-from app_fakes import RecordingGenerator, ingest_with_hash_embedder, write_corpus
+from app_fakes import CitingGenerator, RecordingGenerator, ingest_with_hash_embedder, write_corpus
 from streamlit.testing.v1 import AppTest
 
 import app.wiring as wiring
@@ -234,6 +234,9 @@ def _bodies(message) -> str:
 
 def test_a_question_over_two_bases_draws_on_both_and_names_each_source_s_base(home, monkeypatch):
     monkeypatch.setenv("DOCQA_ANSWER__MIN_EVIDENCE_SCORE", "-1")  # the hash embedder's cosines are low
+    # Cites whichever passage holds the port, wherever the fusion of the two bases ranked it.
+    monkeypatch.setattr(wiring, "build_generator", lambda settings: CitingGenerator("星河数据库默认监听 7341 端口 [{n}]。",
+                                                                                    "7341"))
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     at.sidebar.multiselect(key="chat_bases").set_value(["default", OTHER_BASE]).run()
     assert [s.value for s in at.sidebar.subheader] [:2] == ["知识库 · default", "知识库 · 项目 B"]
