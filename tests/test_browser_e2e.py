@@ -12,13 +12,11 @@ from pathlib import Path
 
 import pytest
 from app_fakes import page_env
+from browser_support import CHROMIUM, CHROMIUM_ARGS, require_chromium, submit_question, wait_idle
 from page_server import running_page
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
 # Generous: the first page load loads the models, and the machine's 2 cores are shared.
@@ -33,8 +31,7 @@ HOSTILE_DOC = (
 @pytest.fixture(scope="module")
 def server(real_app_settings, real_pipeline, tmp_path_factory):
     """The page served from a copy of the session's knowledge base (the upload below must not change it)."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium fonts-noto-cjk")
+    require_chromium()
     home = tmp_path_factory.mktemp("browser_home")
     shutil.copytree(real_app_settings.kb_path, home / "kb")
     env = {**os.environ, **page_env(real_app_settings), "DOCQA_HOME": str(home)}
@@ -59,19 +56,7 @@ def browser_page(server):
 
 
 def _wait_idle(page, quiet_ms: int = 1500) -> None:
-    """Wait until the page script has stopped running for ``quiet_ms``. While it runs (e.g. reloading the pipeline
-    after an upload), Streamlit shows the previous run's messages as stale and may drop them from the page, so
-    counting messages then gives a wrong count."""
-    running = page.get_by_test_id("stStatusWidgetRunningIcon")
-    deadline = time.monotonic() + WAIT_MS / 1000
-    quiet_since = time.monotonic()
-    while time.monotonic() < deadline:
-        if running.count():
-            quiet_since = time.monotonic()
-        elif (time.monotonic() - quiet_since) * 1000 >= quiet_ms:
-            return
-        page.wait_for_timeout(100)
-    raise TimeoutError("the page script never stopped running")
+    wait_idle(page, WAIT_MS, quiet_ms)
 
 
 def _ask_and_watch(page, question: str) -> list[str]:
@@ -79,11 +64,7 @@ def _ask_and_watch(page, question: str) -> list[str]:
     replies = page.get_by_test_id("stChatMessage").filter(has=page.get_by_test_id("stChatMessageAvatarAssistant"))
     _wait_idle(page)
     before = replies.count()
-    box = page.get_by_test_id("stChatInputTextArea")
-    box.fill(question)
-    box.press("Enter")
-    reply = replies.nth(before)
-    reply.wait_for(timeout=WAIT_MS)
+    reply = submit_question(page, question, WAIT_MS)
     answer = reply.locator(".docqa-answer")
     seen: list[str] = []
     deadline = time.monotonic() + WAIT_MS / 1000

@@ -13,8 +13,8 @@ SOURCE_URL_PATH = "source"
 
 
 def source_page(title: str = "docqa") -> StreamlitPage:
-    """The source page as an entry of the app's ``st.navigation``."""
-    return st.Page(SOURCE_PAGE_FILE, url_path=SOURCE_URL_PATH, title=title)
+    """The source page as an entry of the app's ``st.navigation`` (not listed: it is opened from a citation)."""
+    return st.Page(SOURCE_PAGE_FILE, url_path=SOURCE_URL_PATH, title=title, visibility="hidden")
 
 
 def source_url(link: dict[str, str], lang: str) -> str:

@@ -103,12 +103,16 @@ def source_link(passage: ScoredChunk, quote: str) -> dict[str, str]:
     return link
 
 
-def source_title(passage: ScoredChunk, page_label: str, number: int | None, slide_label: str = "") -> str:
+def source_title(passage: ScoredChunk, page_label: str, number: int | None, slide_label: str = "",
+                 show_base: bool = False) -> str:
+    """"[n] base · file · page · heading" (the base when the answer drew on several)."""
     chunk = passage.chunk
     if chunk.is_slide and slide_label:
         page_label = slide_label
     name = chunk.source.replace("\\", "/").rsplit("/", 1)[-1] or chunk.source
     parts = [f"<b>{html.escape(visible(name))}</b>"]
+    if show_base and passage.base:
+        parts.insert(0, html.escape(visible(passage.base)))
     if chunk.page is not None:
         parts.append(html.escape(page_label.format(page=chunk.page)))
     if chunk.heading:
@@ -127,7 +131,7 @@ def score_rows(passage: ScoredChunk) -> list[ScoreRow]:
 
 
 def citation_view(citation: Citation, answer_text: str, page_label: str, question: str = "",
-                  slide_label: str = "") -> SourceView:
+                  slide_label: str = "", show_base: bool = False) -> SourceView:
     """A cited passage as the model saw it, with the sentence(s) the answer drew on highlighted. A short answer
     ("9秒 [1]") may share no words with the passage; then the sentence matching the question is highlighted, and
     failing that the retrieved chunk inside its merged neighbours."""
@@ -137,24 +141,28 @@ def citation_view(citation: Citation, answer_text: str, page_label: str, questio
     quote = text[span[0]:span[1]] if span is not None else ""
     if span is None and text == citation.passage.context_text:
         span = chunk_span_in_context(citation.passage)
-    return SourceView(citation.number, source_title(citation.passage, page_label, citation.number, slide_label),
+    return SourceView(citation.number,
+                      source_title(citation.passage, page_label, citation.number, slide_label, show_base),
                       block_html(text, span), score_rows(citation.passage), citation.passage.chunk.source,
                       source_link(citation.passage, quote))
 
 
 def passage_view(passage: ScoredChunk, page_label: str, number: int | None = None,
-                 slide_label: str = "") -> SourceView:
+                 slide_label: str = "", show_base: bool = False) -> SourceView:
     """A passage that was considered but not cited (e.g. for a refusal): the retrieved chunk is highlighted."""
-    return SourceView(number, source_title(passage, page_label, number, slide_label),
+    return SourceView(number, source_title(passage, page_label, number, slide_label, show_base),
                       block_html(passage.text, chunk_span_in_context(passage)),
                       score_rows(passage), passage.chunk.source, source_link(passage, ""))
 
 
 def answer_views(answer: Answer, page_label: str, slide_label: str = "") -> list[SourceView]:
-    """The sources to show under an answer: its citations, or for a refusal the passages it considered."""
+    """The sources to show under an answer: its citations, or for a refusal the passages it considered; each names
+    its knowledge base when the passages came from several."""
+    several = len({p.base for p in answer.passages}) > 1
     if answer.citations and not answer.refused:
-        return [citation_view(c, answer.text, page_label, answer.question, slide_label) for c in answer.citations]
-    return [passage_view(p, page_label, i, slide_label) for i, p in enumerate(answer.passages, start=1)]
+        return [citation_view(c, answer.text, page_label, answer.question, slide_label, several)
+                for c in answer.citations]
+    return [passage_view(p, page_label, i, slide_label, several) for i, p in enumerate(answer.passages, start=1)]
 
 
 def scores_table(rows: list[ScoreRow], labels: dict[str, str], rank_label: str) -> str:
