@@ -226,7 +226,7 @@ class LocalChatModel(BaseChatModel):
         plain = self._plain_messages(messages, tools)
         metadata: dict[str, Any] = {"tool_call_path": path}
         if path == "grammar":
-            choice = self._decided(choice, plain, metadata)
+            choice = self._decided(choice, messages, plain, metadata)
         names = set(tool_names(tools)) if choice.may_call else None
         if path == "grammar":
             pieces = self.generator.stream_constrained(plain, self.generation, tool_call_grammar(tools, choice))
@@ -256,14 +256,22 @@ class LocalChatModel(BaseChatModel):
         yield ChatGenerationChunk(message=AIMessageChunk(content=rest, tool_call_chunks=chunks,
                                                          response_metadata=metadata, chunk_position="last"))
 
-    def _decided(self, choice: ToolChoice, plain: list[dict[str, str]], metadata: dict[str, Any]) -> ToolChoice:
+    def _decided(self, choice: ToolChoice, messages: list[BaseMessage], plain: list[dict[str, str]],
+                 metadata: dict[str, Any]) -> ToolChoice:
         """Under "auto", the branch the model prefers by probability mass (``call_threshold``), as a choice the
-        grammar then holds it to: any bound tool, or an answer. Other choices are already decided."""
+        grammar then holds it to: any bound tool, or an answer. Other choices are already decided. A turn that
+        follows a tool result is left to the grammar's greedy choice: the threshold was chosen on first turns, and
+        applied after answered searches it made the bundled model search again and again until the step limit
+        (bench/RESULTS_AGENT.md)."""
         if choice.mode != "auto" or self.call_threshold is None or not hasattr(self.generator,
                                                                               "leading_char_probability"):
             return choice
+        if messages and isinstance(messages[-1], ToolMessage):
+            metadata["call_decision"] = "greedy (after a tool result)"
+            return choice
         p_call = self.generator.leading_char_probability(plain, CALL_START_CHARS)
         metadata["call_probability"] = round(p_call, 4)
+        metadata["call_decision"] = "threshold"
         return ToolChoice("required" if p_call >= self.call_threshold else "none")
 
     def _native_turn(self, messages: list[BaseMessage], tools: list[dict[str, Any]],
