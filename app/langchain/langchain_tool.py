@@ -56,17 +56,19 @@ SEARCH_DESCRIPTION = (
 
 def agent_instructions(tool: str, when_refused: str) -> str:
     """A system prompt for agents whose documents are behind ``tool`` (a tool taking ``question``);
-    ``when_refused`` says how its result shows that the documents do not hold the answer. Chinese first: the
-    bundled 1.5B model answered from its own knowledge under a plain English instruction. No call is written out
-    and no refusal text quoted: with them, the model copied them as its first words ("NOT FOUND" before searching)
-    — this wording gave it the most probability of beginning a call on the tuning half of
-    bench/questions/agent_qa.jsonl and the least on small talk (bench/RESULTS_AGENT.md)."""
+    ``when_refused`` says how its result shows that the documents do not hold the answer. In both languages (the
+    bundled 1.5B model answered from its own knowledge under a plain English instruction). No call is written out
+    and no refusal text quoted: with them, the model copied them as its first words ("NOT FOUND" before searching).
+    "Even one you think you know" and "only greetings and thanks without it": of four wordings probed on the tuning
+    half of bench/questions/agent_qa.jsonl, this one (English first) left the widest gap between the probability
+    of beginning a call on questions and on small talk (bench/RESULTS_AGENT.md)."""
     return (
+        f"You answer questions about the user's documents: for every question, even one you think you know, first "
+        f"call {tool} with the user's question, then answer only from its result, in the language of the question, "
+        "keeping its [n] source numbers. Only greetings and thanks are answered without it.\n"
         f"你是文档问答助手。用户的每个问题都要先调用 {tool} 工具，在用户的文档中查找，再只根据工具结果回答；"
-        f"不要凭自己的知识回答。{when_refused}时，如实告诉用户。\n"
-        f"You answer questions about the user's documents: for every question, first call {tool} with the "
-        "user's question, then answer only from its result, in the language of the question, keeping its [n] "
-        "source numbers.")
+        f"即使你觉得自己知道答案也要先查：用户问的是他们文档里写的内容。不要凭自己的知识回答。{when_refused}时，"
+        "如实告诉用户。只有问候、道谢这类寒暄不用查，直接回复。")
 
 
 # The system prompt of the example agent over these tools, and over docqa's MCP server's ask_documents.
