@@ -96,7 +96,7 @@ def build_retriever(settings: Settings, embedder: Embedder | None = None,
     kb = open_knowledge_base(settings, embedder)
     build = settings.retrieval.rerank if with_reranker is None else with_reranker
     reranker = build_reranker_for(settings, embedder) if build else None
-    return HybridRetriever(kb, embedder, settings.retrieval, reranker, settings.limits)
+    return HybridRetriever(kb, embedder, settings.retrieval, reranker, settings.limits, base=settings.kb_name)
 
 
 def build_generator(settings: Settings) -> Generator:
@@ -155,7 +155,11 @@ def build_pipeline(settings: Settings, with_reranker: bool | None = None,
 
 
 def kb_notices(retriever: object) -> list[str]:
-    """What opening the base repaired (one line each), for the faces to show; none for a retriever without a base."""
+    """What opening the base repaired (one line each), for the faces to show; none for a retriever without a base.
+    A retriever over several bases says its own (which base cannot be used, what was repaired in which)."""
+    own = getattr(retriever, "notices", None)
+    if own is not None:
+        return list(own)
     return list(getattr(getattr(retriever, "kb", None), "notices", []))
 
 

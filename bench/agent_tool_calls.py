@@ -58,6 +58,7 @@ from app.wiring import assemble_pipeline, build_generator
 from bench.lib.answer_scoring import keyword_hit
 from bench.lib.bench_kb import build_kb
 from bench.lib.eval_data import Question, load_questions
+from bench.lib.llm_cache import CachedGenerator, _key, decoding_of
 from bench.lib.paths import BENCH_DIR, QUESTIONS_DIR, RESULTS_DIR, SEEDS_DIR
 
 TOOL = "search_knowledge_base"
@@ -70,6 +71,61 @@ PATHS = ("lenient", "grammar", "decided")
 SMALL_TALK = ("你好！", "谢谢你的帮助。", "Hello! Who are you?", "Thanks, that's all for today.")
 REFUSAL_PHRASES = ("无法回答", "没有", "不包含", "未提及", "未找到", "找不到", "not contain", "do not", "don't",
                    "no information", "not found", "cannot", "does not")
+
+
+class TimedLLMCache(CachedGenerator):
+    """The generator with every answer the agent runs need kept in a SQLite file (``CachedGenerator``'s store),
+    including the grammar-constrained turns and the call probabilities, each with the seconds it took when it was
+    generated: a rerun after a change replays what was asked before, and ``replayed_seconds`` adds the time those
+    replays first cost, so the per-run times stay what an uncached run costs."""
+
+    def __init__(self, generator: Any, path: Path) -> None:
+        super().__init__(generator, path)
+        self.replayed_seconds = 0.0
+
+    def _timed_pieces(self, key: str, produce: Any) -> Iterator[str]:
+        stored = self._get(key)
+        if stored is not None:
+            self.hits += 1
+            value = json.loads(stored)
+            self.replayed_seconds += value["seconds"]
+            yield from value["pieces"]
+            return
+        self.misses += 1
+        started, pieces = time.perf_counter(), []
+        for piece in produce():
+            pieces.append(piece)
+            yield piece
+        self._put(key, json.dumps({"pieces": pieces, "seconds": time.perf_counter() - started}, ensure_ascii=False))
+
+    def _timed_number(self, key: str, produce: Any) -> float:
+        stored = self._get(key)
+        if stored is not None:
+            self.hits += 1
+            value = json.loads(stored)
+            self.replayed_seconds += value["seconds"]
+            return float(value["number"])
+        self.misses += 1
+        started = time.perf_counter()
+        number = produce()
+        self._put(key, json.dumps({"number": number, "seconds": time.perf_counter() - started}))
+        return number
+
+    def stream(self, messages: list[dict[str, str]], settings: Any) -> Iterator[str]:
+        key = _key("stream-timed", self.name, [messages, decoding_of(settings)])
+        return self._timed_pieces(key, lambda: self._generator.stream(messages, settings))
+
+    def stream_constrained(self, messages: list[dict[str, str]], settings: Any, grammar: str) -> Iterator[str]:
+        key = _key("constrained", self.name, [messages, decoding_of(settings), grammar])
+        return self._timed_pieces(key, lambda: self._generator.stream_constrained(messages, settings, grammar))
+
+    def yes_probability(self, messages: list[dict[str, str]], yes: tuple[str, ...], no: tuple[str, ...]) -> float:
+        key = _key("yes-timed", self.name, [messages, list(yes), list(no)])
+        return self._timed_number(key, lambda: self._generator.yes_probability(messages, yes, no))
+
+    def leading_char_probability(self, messages: list[dict[str, str]], chars: str) -> float:
+        key = _key("leading", self.name, [messages, chars])
+        return self._timed_number(key, lambda: self._generator.leading_char_probability(messages, chars))
 
 
 class RecordingGenerator:
@@ -108,11 +164,12 @@ class RecordingGenerator:
 class AnswerCache:
     """The answer pipeline with its answers kept per question text: the agents of both paths and the direct run
     ask the same questions, and greedy decoding gives the same answer each time. ``reused_seconds`` is the time
-    the reused answers first took."""
+    the reused answers first took (``llm``'s replayed generations counted as the time they first took)."""
 
-    def __init__(self, pipeline: Any) -> None:
+    def __init__(self, pipeline: Any, llm: TimedLLMCache) -> None:
         self.pipeline = pipeline
         self.retriever = pipeline.retriever
+        self.llm = llm
         self._answers: dict[str, tuple[Any, float]] = {}
         self.reused_seconds = 0.0
 
@@ -121,9 +178,9 @@ class AnswerCache:
             answer, seconds = self._answers[question]
             self.reused_seconds += seconds
             return answer
-        started = time.perf_counter()
+        started, replayed = time.perf_counter(), self.llm.replayed_seconds
         answer = self.pipeline.answer(question, options or AskOptions())
-        self._answers[question] = (answer, time.perf_counter() - started)
+        self._answers[question] = (answer, time.perf_counter() - started + self.llm.replayed_seconds - replayed)
         return answer
 
     def seconds(self, question: str) -> float:
@@ -147,6 +204,8 @@ class Run:
     final_refused: bool = False
     tool_question: str = ""
     final: str = ""
+    # Who wrote the final reply: "model", or "tool_refusal" (the adapter passed on the tool's refusal).
+    answer_path: str = ""
     first_reply: str = ""
     seconds: float = 0.0
     error: str = ""
@@ -176,14 +235,19 @@ def run_agent(agent: Any, recorder: RecordingGenerator, cache: AnswerCache, q: Q
     run = Run(q.qid, q.lang, q.answerable, q.question, path)
     recorder.replies.clear()
     cache.reused_seconds = 0.0
-    started = time.perf_counter()
+    started, replayed = time.perf_counter(), cache.llm.replayed_seconds
+    messages: list[Any] = []
     try:
-        messages = agent.invoke({"messages": [HumanMessage(q.question)]},
-                                config={"recursion_limit": max_steps})["messages"]
+        # Streamed state by state, so a run stopped by the step limit is still judged on what it did.
+        for state in agent.stream({"messages": [HumanMessage(q.question)]}, config={"recursion_limit": max_steps},
+                                  stream_mode="values"):
+            messages = state["messages"]
         run.completed = isinstance(messages[-1], AIMessage) and not messages[-1].tool_calls
     except GraphRecursionError as exc:
-        messages, run.error = [], f"step limit: {exc}"[:200]
-    run.seconds = time.perf_counter() - started + cache.reused_seconds
+        run.error = f"step limit: {exc}"[:200]
+    # Reused tool answers and replayed generations count as the time they first took: an uncached run's cost.
+    # The tool answer is counted in the agent's own share of reused_seconds even when the direct run paid it.
+    run.seconds = time.perf_counter() - started + cache.reused_seconds + cache.llm.replayed_seconds - replayed
     _judge_first_turn(run, next((m for m in messages if isinstance(m, AIMessage)), None),
                       recorder.replies[0] if recorder.replies else "")
     for m in messages:
@@ -194,6 +258,7 @@ def run_agent(agent: Any, recorder: RecordingGenerator, cache: AnswerCache, q: Q
             run.tool_refused = run.tool_refused or str(m.content).startswith("NOT FOUND")
     if run.completed:
         run.final = str(messages[-1].content)
+        run.answer_path = messages[-1].response_metadata.get("answer_path", "")
         run.answer_hit = q.answerable and keyword_hit(run.final, q.answers)
         run.final_refused = _refuses(run.final)
     return run
@@ -273,6 +338,7 @@ def summarise(runs: list[Run]) -> dict[str, Any]:
         "answer_hit_rate": _rate([r.answer_hit for r in answerable]),
         "tool_refusal_rate": _rate([r.tool_refused for r in unanswerable]),
         "final_refusal_rate": _rate([r.final_refused for r in unanswerable]),
+        "ended_by_tool_refusal": sum(r.answer_path == "tool_refusal" for r in runs),
         "median_seconds": round(statistics.median(r.seconds for r in runs), 1) if runs else None,
     }
 
@@ -304,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-suffix", default="", help="appended to the result file's name")
     parser.add_argument("--probe", action="store_true",
                         help="only the first turn's branch per question: call probability, greedy grammar branch")
+    parser.add_argument("--no-refusal-ending", action="store_true",
+                        help="let the model write the reply after a tool refusal (LocalChatModel.end_on_tool_refusal "
+                             "off: the behaviour before it)")
     parser.add_argument("--call-threshold", type=float, default=LocalChatModel.model_fields["call_threshold"].default,
                         help="the decided path's call_threshold (default: LocalChatModel's)")
     args = parser.parse_args(argv)
@@ -311,8 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     work_dir = RESULTS_DIR / "kb-agent"
     retriever, embedder, _ = build_kb(settings, bench_corpus(work_dir), "agent")
-    generator = build_generator(settings)
-    cache = AnswerCache(assemble_pipeline(retriever, generator, embedder, settings))
+    generator = TimedLLMCache(build_generator(settings), RESULTS_DIR / "agent_llm.sqlite3")
+    cache = AnswerCache(assemble_pipeline(retriever, generator, embedder, settings), generator)
     tools = build_knowledge_base_tools(settings=settings, pipeline=cache)
     recorder = RecordingGenerator(generator)
     questions = load_questions(QUESTIONS)
@@ -348,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
                   for i, text in enumerate(SMALL_TALK, 1)]
     for path in args.paths:
         model = LocalChatModel(generator=recorder, generation=generation, constrained=path != "lenient",
-                               call_threshold=args.call_threshold if path == "decided" else None)
+                               call_threshold=args.call_threshold if path == "decided" else None,
+                               end_on_tool_refusal=not args.no_refusal_ending)
         prompt = args.lenient_prompt if path == "lenient" and args.lenient_prompt else args.system_prompt
         agent = create_agent(model, tools.tools, system_prompt=prompt)
         talk = [run_first_turn(model, tools, prompt, q, path) for q in small_talk]
@@ -360,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path:<8} {run.qid:<10} tool={'Y' if run.tool_called else 'n'} "
                   f"valid={'Y' if run.call_valid else ('n' if run.call_started else '-')} "
                   f"hit={'Y' if run.answer_hit else '-'} refused={'Y' if run.final_refused else '-'} "
+                  f"by={run.answer_path or '-'} "
                   f"{run.seconds:5.1f}s  {' '.join(run.steps)}", file=sys.stderr)
         halves = {} if args.half else {"tune_half": summarise(half(runs, "tune")),
                                        "report_half": summarise(half(runs, "report"))}
@@ -378,9 +449,10 @@ def main(argv: list[str] | None = None) -> int:
             "call_threshold": args.call_threshold if "decided" in args.paths else None,
             "first_turn_only": args.first_turn_only, "half": args.half or "both", "qids": args.qids, "system_prompt": args.system_prompt,
             "lenient_prompt": args.lenient_prompt or args.system_prompt,
+            "end_on_tool_refusal": not args.no_refusal_ending,
             "max_new_tokens": args.max_new_tokens, "questions_file": str(QUESTIONS.relative_to(BENCH_DIR.parent))}
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    out = RESULTS_DIR / ("agent_first_turn.json" if args.first_turn_only else "agent_tool_calls.json")
+    out = RESULTS_DIR / (("agent_first_turn" if args.first_turn_only else "agent_tool_calls") + f"{args.out_suffix}.json")
     out.write_text(json.dumps({"meta": meta, "summary": summary, "direct": direct, "paths": results},
                               ensure_ascii=False, indent=2), encoding="utf-8")
     print(json.dumps(summary, ensure_ascii=False, indent=2))

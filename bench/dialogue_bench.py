@@ -46,10 +46,12 @@ from app.config import Settings, load_settings
 from app.wiring import assemble_pipeline, build_generator
 from bench.lib.answer_scoring import keyword_hit
 from bench.lib.bench_kb import build_kb
+from bench.lib.llm_cache import CachedGenerator
 from bench.lib.paths import QUESTIONS_DIR, RESULTS_DIR, SEEDS_DIR
 from prompts.conversation import Turn
 
 DIALOGUES = QUESTIONS_DIR / "dialogues_seeds.jsonl"
+LLM_CACHE = RESULTS_DIR / "dialogue_llm.sqlite3"
 MODES = ("standalone", "rewrite", "append", "off")
 # The dialogue settings of each mode ("rewrite" is the shipped default: references resolved from the text first,
 # a discarded rewrite falls back to the previous question + the message).
@@ -85,11 +87,14 @@ def half_of(did: str) -> str:
     return "report" if zlib.crc32(did.encode("utf-8")) % 2 else "tune"
 
 
-def pick(dialogues: list[Dialogue], limit: int | None) -> list[Dialogue]:
+def pick(dialogues: list[Dialogue], limit: int | None, unanswerable_first: bool = False) -> list[Dialogue]:
     """All dialogues, or the first ``limit`` in the order answerable, answerable, answerable, unanswerable, ...
-    (a CPU run cannot afford all of them; every slice keeps both kinds)."""
+    (a CPU run cannot afford all of them; every slice keeps both kinds) — or every unanswerable one first, when
+    the refusals are what a short run must measure."""
     answerable = [d for d in dialogues if d.answerable]
     unanswerable = [d for d in dialogues if not d.answerable]
+    if unanswerable_first:
+        return (unanswerable + answerable)[:limit]
     mixed: list[Dialogue] = []
     while answerable or unanswerable:
         mixed += answerable[:3] + unanswerable[:1]
@@ -314,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="the dialogues of one half of the fixed split (CRC-32 of the id: odd = report, even = tune)")
     p.add_argument("--limit", type=int, help="stage 1 on N dialogues (3 answerable : 1 unanswerable)")
     p.add_argument("--answer", type=int, default=0, help="stage 2 on the first N of those dialogues")
+    p.add_argument("--unanswerable-first", action="store_true",
+                   help="order the dialogues unanswerable first (instead of 3 answerable : 1 unanswerable)")
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--name", default="seeds")
@@ -336,10 +343,13 @@ def main(argv: list[str] | None = None) -> int:
         rejudge(args.rejudge, {d.did: d for d in load_dialogues(args.dialogues)}, settings)
         return 0
     settings.generation.max_new_tokens = args.max_new_tokens
-    dialogues = pick([d for d in load_dialogues(args.dialogues) if args.half in ("all", half_of(d.did))], args.limit)
+    dialogues = pick([d for d in load_dialogues(args.dialogues) if args.half in ("all", half_of(d.did))], args.limit,
+                     args.unanswerable_first)
     by_id = {d.did: d for d in dialogues}
     retriever, embedder, corpus = build_kb(settings, args.corpus, f"answer-{args.name}")
-    generator = _NoLLM() if args.no_llm else build_generator(settings)
+    # What the LLM said is kept (bench/lib/llm_cache.py): a rerun after a change asks it only what is new; the
+    # seconds of a rerun are then replay times (the result file says how many generations were replayed).
+    generator = _NoLLM() if args.no_llm else CachedGenerator(build_generator(settings), LLM_CACHE)
     pipeline = assemble_pipeline(retriever, generator, embedder, settings)
     if not args.no_llm:
         pipeline.warm_up()  # as the chat page and `python -m app.cli.chat` do at start
@@ -350,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def save() -> None:
         result["load_average_now"] = os.getloadavg()
+        result["llm_cache"] = {"hits": getattr(generator, "hits", 0), "misses": getattr(generator, "misses", 0)}
         out.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
 
     result["retrieval_rows"] = []

@@ -8,16 +8,20 @@ scores (Bruch et al. 2023) is the alternative the benchmark compares it with.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 Ranking = Sequence[tuple[int, float]]
+# An item id: a chunk id, or (base, chunk id) when the lists come from several knowledge bases; ids are compared
+# to break ties, so they must be orderable.
+Id = TypeVar("Id", bound=Any)
 
 
-def reciprocal_rank_fusion(rankings: Mapping[str, Ranking], k: int,
-                           weights: Mapping[str, float] | None = None) -> list[tuple[int, float]]:
+def reciprocal_rank_fusion(rankings: Mapping[str, Sequence[tuple[Id, float]]], k: int,
+                           weights: Mapping[str, float] | None = None) -> list[tuple[Id, float]]:
     """Fuse ``{name: [(id, score), ...best first]}``; returns (id, fused score), best first, ties by id."""
     if k < 0:
         raise ValueError(f"rrf k must be >= 0, got {k}")
-    fused: dict[int, float] = {}
+    fused: dict[Id, float] = {}
     for name, ranking in rankings.items():
         weight = 1.0 if weights is None else weights.get(name, 1.0)
         for rank, (item, _score) in enumerate(ranking, start=1):

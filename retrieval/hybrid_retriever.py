@@ -22,8 +22,10 @@ if TYPE_CHECKING:
 
 class HybridRetriever:
     def __init__(self, kb: StoreSnapshot, embedder: Embedder, settings: RetrievalSettings,
-                 reranker: Reranker | None = None, limits: LimitSettings | None = None):
+                 reranker: Reranker | None = None, limits: LimitSettings | None = None, base: str = ""):
+        """``base``: the knowledge base's name, put on every passage returned (``ScoredChunk.base``)."""
         self.kb = kb
+        self.base = base
         self.embedder = embedder
         self.settings = settings
         self.reranker = reranker
@@ -85,7 +87,8 @@ class HybridRetriever:
         for cid, fused_score in fused:
             if cid not in chunks:
                 continue
-            passage = ScoredChunk(chunk=chunks[cid], fused_score=fused_score, fused_rank=len(scored) + 1)
+            passage = ScoredChunk(chunk=chunks[cid], fused_score=fused_score, fused_rank=len(scored) + 1,
+                                  base=self.base)
             if cid in dense_at:
                 passage.dense_rank, passage.dense_score = dense_at[cid]
             if cid in bm25_at:

@@ -1,4 +1,5 @@
-"""LangChain ``BaseRetriever`` over ``HybridRetriever``, for chains and agents built with LangChain."""
+"""LangChain ``BaseRetriever`` over ``HybridRetriever`` (one base) or ``MultiBaseRetriever`` (several), for chains
+and agents built with LangChain."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
 from retrieval.hybrid_retriever import HybridRetriever
+from retrieval.multi_base_retriever import MultiBaseRetriever
 from retrieval.results import ScoredChunk
 
 
@@ -18,6 +20,7 @@ def to_document(passage: ScoredChunk) -> Document:
     chunk = passage.chunk
     metadata: dict[str, Any] = {
         "source": chunk.source,
+        "base": passage.base,
         "page": chunk.page,
         "heading": chunk.heading,
         "chunk_id": chunk.chunk_id,
@@ -37,7 +40,7 @@ class DocqaRetriever(BaseRetriever):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    retriever: HybridRetriever
+    retriever: HybridRetriever | MultiBaseRetriever
     top_k: int | None = None
 
     def _get_relevant_documents(self, query: str, *,

@@ -20,6 +20,9 @@ class ScoredChunk:
     rerank_score: float | None = None
     # Text actually shown to the LLM: the chunk, possibly merged with neighbours from the same section.
     context_text: str | None = None
+    # The name of the knowledge base the chunk is from ("" when the retriever was given none): chunk ids are
+    # unique within one base only, and faces show it beside the file ("base · file p.N").
+    base: str = ""
 
     @property
     def score(self) -> float:

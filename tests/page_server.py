@@ -17,11 +17,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @contextlib.contextmanager
-def running_page(env: dict[str, str], log: Path, *extra: str, timeout: float = 120) -> Iterator[int]:
-    """The page's port once ``/_stcore/health`` answers; ``extra`` are more ``streamlit run`` options."""
+def running_page(env: dict[str, str], log: Path, *extra: str, timeout: float = 120,
+                 script: Path = REPO / "app" / "web" / "chat_page.py") -> Iterator[int]:
+    """The page's port once ``/_stcore/health`` answers; ``extra`` are more ``streamlit run`` options, ``script``
+    the script to run (a test wrapper of the page)."""
     port = free_port()
     with open(log, "w") as out:
-        page = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "web" / "chat_page.py"),
+        page = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script),
                                  "--server.headless", "true", "--server.port", str(port),
                                  "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", *extra],
                                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)

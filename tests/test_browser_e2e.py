@@ -4,6 +4,7 @@ a document full of hostile markup and check none of it runs or loads. Saves a sc
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
@@ -11,13 +12,11 @@ from pathlib import Path
 
 import pytest
 from app_fakes import page_env
+from browser_support import CHROMIUM, CHROMIUM_ARGS, require_chromium, submit_question, wait_idle
 from page_server import running_page
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
 # Generous: the first page load loads the models, and the machine's 2 cores are shared.
@@ -32,8 +31,7 @@ HOSTILE_DOC = (
 @pytest.fixture(scope="module")
 def server(real_app_settings, real_pipeline, tmp_path_factory):
     """The page served from a copy of the session's knowledge base (the upload below must not change it)."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium fonts-noto-cjk")
+    require_chromium()
     home = tmp_path_factory.mktemp("browser_home")
     shutil.copytree(real_app_settings.kb_path, home / "kb")
     env = {**os.environ, **page_env(real_app_settings), "DOCQA_HOME": str(home)}
@@ -58,19 +56,7 @@ def browser_page(server):
 
 
 def _wait_idle(page, quiet_ms: int = 1500) -> None:
-    """Wait until the page script has stopped running for ``quiet_ms``. While it runs (e.g. reloading the pipeline
-    after an upload), Streamlit shows the previous run's messages as stale and may drop them from the page, so
-    counting messages then gives a wrong count."""
-    running = page.get_by_test_id("stStatusWidgetRunningIcon")
-    deadline = time.monotonic() + WAIT_MS / 1000
-    quiet_since = time.monotonic()
-    while time.monotonic() < deadline:
-        if running.count():
-            quiet_since = time.monotonic()
-        elif (time.monotonic() - quiet_since) * 1000 >= quiet_ms:
-            return
-        page.wait_for_timeout(100)
-    raise TimeoutError("the page script never stopped running")
+    wait_idle(page, WAIT_MS, quiet_ms)
 
 
 def _ask_and_watch(page, question: str) -> list[str]:
@@ -78,11 +64,7 @@ def _ask_and_watch(page, question: str) -> list[str]:
     replies = page.get_by_test_id("stChatMessage").filter(has=page.get_by_test_id("stChatMessageAvatarAssistant"))
     _wait_idle(page)
     before = replies.count()
-    box = page.get_by_test_id("stChatInputTextArea")
-    box.fill(question)
-    box.press("Enter")
-    reply = replies.nth(before)
-    reply.wait_for(timeout=WAIT_MS)
+    reply = submit_question(page, question, WAIT_MS)
     answer = reply.locator(".docqa-answer")
     seen: list[str] = []
     deadline = time.monotonic() + WAIT_MS / 1000
@@ -129,7 +111,8 @@ def test_a_follow_up_is_answered_in_the_conversation_context(browser_page):
     page.screenshot(path=str(ARTIFACTS / "browser_follow_up.png"), full_page=True)
 
 
-def test_an_uploaded_hostile_document_is_ingested_and_rendered_inert(browser_page, tmp_path):
+def test_an_uploaded_hostile_document_is_ingested_and_rendered_inert(server, browser_page, tmp_path):
+    url, _ = server
     page, requests = browser_page
     upload = tmp_path / "月影协议.md"
     upload.write_text(HOSTILE_DOC, encoding="utf-8")
@@ -146,7 +129,68 @@ def test_an_uploaded_hostile_document_is_ingested_and_rendered_inert(browser_pag
     assert "<script>window.__pwned = 1</script>" in sources  # shown as text ...
     assert "![x](http://127.0.0.1:9/image.png)" in sources
     assert page.evaluate("window.__pwned") is None  # ... and never run
-    assert message.locator("script, img, a, iframe").count() == 0
+    assert message.locator("script, img, iframe").count() == 0
+    # The only links are the page's own "open in the original" buttons to its source page.
+    links = message.locator("a")
+    assert all(links.nth(i).evaluate("a => a.href").startswith(f"{url}/source?") for i in range(links.count()))
     assert not [r for r in requests if "127.0.0.1:9" in r]
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browser_upload_hostile.png"), full_page=True)
+
+
+# An uploaded PDF's fact, printed on its second page at a known place (pdf_bytes: line k at baseline 720 - 14k pt
+# on a 792 pt page), so the highlight's position on the page image can be checked.
+PDF_PAGES = [["Port Alder harbour handbook."],
+             ["Opening hours of the harbour.", "Visitors sign in at the harbour office.",
+              "The Heron Gate of Port Alder closes at 21:40 every evening.", "Boats may moor overnight."]]
+PDF_CITED_LINE = 2
+# The highlight's outline colour (app/sources/highlight.OUTLINE_RGBA), give or take the browser's image scaling.
+OUTLINE_RGB, COLOUR_TOLERANCE = (230, 120, 0), 40
+
+
+def test_a_citation_opens_the_pdf_page_with_the_cited_line_highlighted(server, browser_page, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from ingest.testing.documents import pdf_bytes
+
+    url, _ = server
+    page, _ = browser_page
+    upload = tmp_path / "port_alder.pdf"
+    upload.write_bytes(pdf_bytes(PDF_PAGES))
+    page.get_by_test_id("stFileUploader").locator("input[type=file]").set_input_files(str(upload))
+    page.get_by_role("button", name="加入知识库").click()
+    page.get_by_text("已收录 1 个文件").wait_for(timeout=WAIT_MS)
+    _wait_idle(page)
+    page.get_by_role("button", name="新对话").click()
+    _ask_and_watch(page, "When does the Heron Gate of Port Alder close?")
+    message = page.get_by_test_id("stChatMessage").last
+    assert "21:40" in message.locator(".docqa-answer").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser_cited_answer.png"), full_page=True)
+    # The PDF's source card's link: the one naming the uploaded file's content (doc = its sha256 prefix).
+    doc = hashlib.sha256(upload.read_bytes()).hexdigest()[:16]
+    link = message.locator(f"a[href*='doc={doc}']").first
+    assert "Open in the original" in link.inner_text()
+    assert link.evaluate("a => a.href").startswith(f"{url}/source?")
+    with page.context.expect_page(timeout=WAIT_MS) as opened:
+        link.click()
+    source = opened.value
+    image = source.get_by_test_id("stImage").locator("img")
+    image.wait_for(timeout=WAIT_MS)
+    source.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+    assert "port_alder.pdf" in source.locator(".docqa-source-title").inner_text()
+    shot = ARTIFACTS / "browser_cited_page.png"
+    box = image.bounding_box()
+    source.screenshot(path=str(shot), full_page=True)
+    pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    near_outline = (np.abs(pixels - OUTLINE_RGB) <= COLOUR_TOLERANCE).all(axis=2)
+    ys, xs = np.nonzero(near_outline)
+    assert len(ys) > 100, "no highlight drawn"
+    # Every highlight pixel lies inside the page image, around the cited line.
+    assert xs.min() >= box["x"] and xs.max() <= box["x"] + box["width"]
+    assert ys.min() >= box["y"] and ys.max() <= box["y"] + box["height"]
+    baseline = box["y"] + box["height"] * (792 - (720 - 14 * PDF_CITED_LINE)) / 792
+    line_height = box["height"] * 14 / 792
+    assert baseline - 2 * line_height < ys.mean() < baseline + line_height
+    source.close()

@@ -122,3 +122,67 @@ def test_without_the_local_llm_the_tool_returns_passages_for_the_callers_own_mod
     text = tools.search.invoke({"question": "星河数据库默认监听哪个端口？"})
     assert text.startswith("Passages:\n[1] 星河数据库手册.md") and "7341" in text.split("\n\n")[0]
 
+
+
+# --- several knowledge bases behind the same tools ----------------------------------------------------------------
+
+GARDEN = {"garden.txt": "The garden pump waters the roses for twenty minutes every morning.\n"}
+
+
+def _with_garden_base(settings: Settings, tmp_path) -> Settings:
+    from app.config import base_registry, settings_for_base
+
+    base_registry(settings).create("garden")
+    ingest_with_hash_embedder(settings_for_base(settings, "garden"), [write_corpus(tmp_path / "garden", GARDEN)])
+    return settings
+
+
+def _bases_tools(settings: Settings, bases: list[str], answer: str = "The garden pump waters the roses [{n}].",
+                 keyword: str = "pump"):
+    from app.answer.base_selection import open_bases_retriever
+
+    retriever = open_bases_retriever(settings, bases, FakeEmbedder())
+    pipeline = assemble_pipeline(retriever, CitingGenerator(answer, keyword), FakeEmbedder(dimension=256), settings)
+    return build_knowledge_base_tools(settings=settings, pipeline=pipeline)
+
+
+def test_several_bases_answer_with_sources_naming_their_base(kb_settings, tmp_path):
+    tools = _bases_tools(_with_garden_base(kb_settings, tmp_path), ["default", "garden"])
+    text = tools.search.invoke({"question": "What does the garden pump water?"})
+    assert text.startswith("Answer: The garden pump waters the roses [")
+    assert "] garden · garden.txt: \"The garden pump waters the roses" in text.split("Sources:")[1]
+    passages = tools.search.invoke({"question": "Aurora garden pump", "passages_only": True})
+    assert "default · aurora-notes.txt" in passages and "garden · garden.txt" in passages
+    listing = tools.list_documents.invoke({})
+    assert listing.startswith("Knowledge base 'default': 2 documents, 3 chunks:")
+    assert "Knowledge base 'garden': 1 documents, 1 chunks:\n- garden.txt" in listing
+    docs = tools.retriever().invoke("garden pump roses")
+    assert {d.metadata["base"] for d in docs} == {"default", "garden"}
+
+
+def test_a_damaged_base_is_left_out_and_said_an_unknown_one_is_an_error(kb_settings, tmp_path):
+    from app.config import ConfigError, base_registry
+
+    settings = _with_garden_base(kb_settings, tmp_path)
+    (base_registry(settings).get("garden").folder / "base.json").write_text("{", encoding="utf-8")
+    tools = _bases_tools(settings, ["default", "garden"], PORT_ANSWER, "7341")
+    assert "knowledge base 'garden' left out: " in tools.list_documents.invoke({})
+    assert tools.search.invoke({"question": "星河数据库的默认端口是多少？"}).startswith("Answer: 星河数据库默认监听 7341")
+    with pytest.raises(ConfigError, match="no knowledge base named 'nosuch'"):
+        build_knowledge_base_tools(settings=settings, bases=["default", "nosuch"], local_llm=False)
+
+
+@pytest.mark.slow
+def test_bases_through_the_tool_builder_with_the_real_embedder(real_app_settings, tmp_path):
+    from app.config import base_registry, settings_for_base
+    from app.wiring import run_ingest
+
+    settings = real_app_settings
+    if not base_registry(settings).has("garden"):
+        base_registry(settings).create("garden")
+    run_ingest(settings_for_base(settings, "garden"), [write_corpus(tmp_path / "garden", GARDEN)])
+    tools = build_knowledge_base_tools(settings=settings, bases=["default", "garden"], local_llm=False)
+    text = tools.search.invoke({"question": "What does the garden pump water?"})
+    assert text.startswith("Passages:\n[1] garden · garden.txt") and "roses" in text.split("\n\n")[0]
+    text = tools.search.invoke({"question": "How many times does Aurora retry a failed job?"})
+    assert text.startswith("Passages:\n[1] default · aurora-notes.txt")

@@ -171,6 +171,20 @@ def test_bad_arguments_are_tool_errors_and_the_server_keeps_serving(home):
             listed = _payload(await session.call_tool("list_documents", {"base": "notes"}))
             assert [d["uri"] for d in listed["documents"]] == [
                 f"docqa://bases/notes/documents/{listed['documents'][0]['id']}"]
+            # Several bases at once: fused, each passage naming its base.
+            both = _payload(await session.call_tool("search_documents", {"query": "kite festival Aurora retries",
+                                                                         "bases": ["default", "notes"]}))
+            assert both["base"] == "default+notes" and both["notices"] == []
+            assert {(p["base"], Path(p["source"]).name) for p in both["passages"]} >= {
+                ("notes", "kite.md"), ("default", "aurora-notes.txt")}
+            asked = _payload(await session.call_tool("ask_documents", {"question": "When is the kite festival held?",
+                                                                       "bases": ["default", "notes"]}))
+            assert [(c["base"], Path(c["source"]).name) for c in asked["citations"]] == [("notes", "kite.md")]
+            # A base of the selection that does not exist is left out with a line; the others answer.
+            missing = _payload(await session.call_tool("search_documents", {"query": "kite",
+                                                                            "bases": ["notes", "nosuch"]}))
+            assert missing["notices"][0].startswith("knowledge base 'nosuch' left out: no knowledge base named")
+            assert missing["passages"][0]["base"] == "notes"
             # Still serving after all of that.
             assert _payload(await session.call_tool("search_documents", {"query": "Aurora retries"}))["passages"]
 

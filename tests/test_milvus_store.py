@@ -314,3 +314,25 @@ def test_wrong_token_is_one_clear_line(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_the_documents_service_deletes_and_reindexes_on_milvus_as_on_the_folder(tmp_path: Path) -> None:
+    """app/answer/documents.py over either store: a delete and a re-index are ordinary generations, and the
+    deleted file stays out of the next scan of its folder."""
+    from app.answer.documents import delete_documents, reindex_document
+    from app.answer.knowledge_bases import document_id
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SAMPLE, corpus)
+    stores = _settings(tmp_path / "folder", "folder"), _settings(tmp_path / "milvus", "milvus")
+    for settings in stores:
+        _ingest(settings, corpus)
+        paths = sorted(d.path for d in knowledge_store(settings).live_documents()[1])
+        deleted = delete_documents(settings, [document_id(paths[0])], lambda: EMBEDDER)
+        assert deleted.report.committed and deleted.report.files_removed == 1
+        _, report = reindex_document(settings, document_id(paths[1]), lambda: EMBEDDER)
+        assert report.committed and report.files_updated == 1
+        rescan = _ingest(settings, corpus)
+        assert rescan.files_excluded == [paths[0]] and not rescan.committed
+        assert paths[0] not in {d.path for d in knowledge_store(settings).live_documents()[1]}
+    assert _documents(stores[1]) == _documents(stores[0])

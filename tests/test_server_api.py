@@ -65,9 +65,10 @@ def _sse(response: httpx.Response) -> list[str]:
     return [line[len("data: "):] for line in response.text.splitlines() if line.startswith("data: ")]
 
 
-def test_models_lists_the_base_under_two_names(server):
+def test_models_lists_the_base_under_its_names(server):
     body = httpx.get(server.base_url + "/v1/models").json()
-    assert [m["id"] for m in body["data"]] == ["docqa", "docqa:kb"]
+    # "docqa" and its older alias for the server's own base, then "docqa/NAME" for every base (here: one).
+    assert [m["id"] for m in body["data"]] == ["docqa", "docqa:kb", "docqa/default"]
 
 
 def test_a_non_streamed_answer_carries_citations_sources_and_the_extension(server):
@@ -185,9 +186,6 @@ def test_upload_list_delete_and_rescan(server, tmp_path):
     assert "42 秒" in hits["passages"][0]["chunk"]["text"]
     docs = {d["name"]: d for d in httpx.get(base + "/v1/kb/documents").json()["documents"]}
     assert docs["熔岩协议.md"]["uploaded"] and not docs["aurora-notes.txt"]["uploaded"]
-    # Only uploads may be deleted through the API; a user's own file stays where it is.
-    refused = httpx.delete(base + f"/v1/kb/documents/{docs['aurora-notes.txt']['id']}")
-    assert refused.status_code == 409 and "re-scan" in refused.json()["error"]["message"]
     assert httpx.delete(base + "/v1/kb/documents/0123456789abcdef").status_code == 404
     deleted = httpx.delete(base + f"/v1/kb/documents/{docs['熔岩协议.md']['id']}", timeout=60)
     assert deleted.status_code == 200, deleted.text
@@ -201,6 +199,14 @@ def test_upload_list_delete_and_rescan(server, tmp_path):
     assert report["files_updated"] == 1 and report["committed"]
     hits = httpx.post(base + "/v1/kb/retrieve", json={"query": "How many times does Aurora retry?"}).json()
     assert "five times" in hits["passages"][0]["chunk"]["text"]
+    # A document from the user's own folder leaves the base, its file stays, and a re-scan does not bring it back.
+    gone = httpx.delete(base + f"/v1/kb/documents/{docs['aurora-notes.txt']['id']}", timeout=60)
+    assert gone.status_code == 200 and gone.json()["deleted"]["uploaded"] is False, gone.text
+    assert (server.home / "docs" / "aurora-notes.txt").exists()
+    again = httpx.delete(base + f"/v1/kb/documents/{docs['aurora-notes.txt']['id']}", timeout=60)
+    assert again.status_code == 404 and "deleted already" in again.json()["error"]["message"]
+    report = httpx.post(base + "/v1/kb/rescan", json={}, timeout=60).json()["report"]
+    assert "aurora-notes.txt" not in {d["name"] for d in httpx.get(base + "/v1/kb/documents").json()["documents"]}
     # An upload whose file was removed by hand leaves the base at the next re-scan.
     httpx.post(base + "/v1/kb/documents", timeout=60, headers=ASKED,
                files=[("files", ("临时.md", "# 临时\n\n临时文件。\n".encode(), "text/markdown"))]).raise_for_status()

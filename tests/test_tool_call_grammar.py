@@ -308,3 +308,15 @@ def test_explicit_choices_and_no_threshold_skip_the_probe():
     LocalChatModel(generator=backend).bind_tools([list_docs], tool_choice="any").invoke("q")
     LocalChatModel(generator=backend, call_threshold=None).bind_tools([list_docs]).invoke("q")
     assert backend.asked == [] and backend.grammars[1].startswith("root ::= call | answer")
+
+
+def test_a_turn_after_a_tool_result_is_the_grammars_greedy_choice_not_the_thresholds():
+    # p_call 0.9 would force another call; after a result the model's greedy choice under "auto" decides (here an
+    # answer), so an answered search is not searched again until the step limit.
+    backend = ProbingGrammarBackend(0.9, "答案是 42。")
+    history = [HumanMessage("q"), AIMessage("", tool_calls=[{"name": "search_docs", "args": {"question": "q"},
+                                                            "id": "c1", "type": "tool_call"}]),
+               ToolMessage("Answer: 42", tool_call_id="c1", name="search_docs")]
+    message = LocalChatModel(generator=backend, call_threshold=0.5).bind_tools([search_docs]).invoke(history)
+    assert backend.asked == [] and backend.grammars[0].startswith("root ::= call | answer")
+    assert message.content == "答案是 42。" and message.response_metadata["call_decision"].startswith("greedy")

@@ -99,7 +99,9 @@ def _print_step(message: Any) -> None:
     elif isinstance(message, ToolMessage):
         print(f"← {message.name}:\n{message.content}\n", flush=True)
     elif isinstance(message, AIMessage):
-        print(f"\n{message.content}", flush=True)
+        # A refusal the adapter passed on (LocalChatModel.end_on_tool_refusal) is docqa's, not the model's words.
+        by = " [docqa's refusal]" if message.response_metadata.get("answer_path") == "tool_refusal" else ""
+        print(f"\n{message.content}{by}", flush=True)
 
 
 def run_agent(agent: Any, question: str, max_steps: int) -> list[Any]:

@@ -53,6 +53,7 @@ from app.langchain.tool_call_grammar import (
     tool_call_grammar,
     tool_names,
 )
+from app.langchain.tool_refusal import last_step_refusal
 from app.wiring import build_generator
 from prompts.conversation import Turn
 
@@ -129,6 +130,9 @@ def _tail(progress: _Progress, run_manager: CallbackManagerForLLMRun | None,
 
 
 ToolCallPath = Literal["grammar", "native", "lenient"]
+# Who wrote a reply that is not a tool call (response_metadata["answer_path"]): the model, or the adapter passing
+# on a docqa tool's refusal (end_on_tool_refusal).
+AnswerPath = Literal["model", "tool_refusal"]
 
 
 class LocalChatModel(BaseChatModel):
@@ -153,9 +157,16 @@ class LocalChatModel(BaseChatModel):
     # beginning a call (its first visible character "<", "{" or "`", in or out of format) rather than an answer,
     # summed over every token that begins one. None: the greedy first token decides — under the grammar the
     # bundled model then called on 15 % of first turns (it began "NOT FOUND" or "要回答…" instead of a drifted
-    # call). 0.2: the largest threshold with >= 90 % first-turn calls on the tuning half of
-    # bench/questions/agent_qa.jsonl, and no call on small talk (bench/RESULTS_AGENT.md).
-    call_threshold: float | None = Field(default=0.2, ge=0.0, le=1.0)
+    # call). 0.12: with AGENT_INSTRUCTIONS, the geometric mean of the tuning half's 0.9-quantile question (the
+    # second lowest of 17, 0.18) and the highest small-talk message (0.084) of bench/questions/agent_qa.jsonl's
+    # probe (bench/RESULTS_AGENT.md): >= 90 % of the tuning half's first turns call, no small talk does.
+    call_threshold: float | None = Field(default=0.12, ge=0.0, le=1.0)
+    # With tools bound: when every tool result since the model's last turn is a docqa refusal (read from the
+    # result's structured part, app/langchain/tool_refusal.py), the reply is that refusal, without asking the model
+    # (response_metadata["answer_path"] = "tool_refusal"). The bundled model, given the refusal, still answered
+    # from its own knowledge (bench/RESULTS_AGENT.md); a refusal is docqa's verdict on the user's documents, not
+    # a hint. An answered result, or any other tool's, leaves the reply to the model.
+    end_on_tool_refusal: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings, **generation: Any) -> LocalChatModel:
@@ -201,13 +212,21 @@ class LocalChatModel(BaseChatModel):
             yield from _tail(progress, run_manager, {})
             return
         choice = normalise_tool_choice(kwargs.get("tool_choice"), tools)
+        refusal = last_step_refusal(messages) if self.end_on_tool_refusal else None
+        if refusal is not None:
+            if run_manager:
+                run_manager.on_llm_new_token(refusal.text)
+            yield ChatGenerationChunk(message=AIMessageChunk(
+                content=refusal.text, response_metadata={"tool_call_path": path, "answer_path": "tool_refusal",
+                                                         "refusing_tool": refusal.tool}, chunk_position="last"))
+            return
         if path == "native":
             yield self._native_turn(messages, tools, choice)
             return
         plain = self._plain_messages(messages, tools)
         metadata: dict[str, Any] = {"tool_call_path": path}
         if path == "grammar":
-            choice = self._decided(choice, plain, metadata)
+            choice = self._decided(choice, messages, plain, metadata)
         names = set(tool_names(tools)) if choice.may_call else None
         if path == "grammar":
             pieces = self.generator.stream_constrained(plain, self.generation, tool_call_grammar(tools, choice))
@@ -228,7 +247,7 @@ class LocalChatModel(BaseChatModel):
         else:
             reply = parse_reply(text, names) if names else ParsedReply(text, [])
         if not reply.tool_calls:
-            yield from _tail(progress, run_manager, metadata)
+            yield from _tail(progress, run_manager, {**metadata, "answer_path": "model"})
             return
         # Content before the call that was held back is emitted now; the call itself becomes tool_call_chunks.
         rest = reply.content[shown:] if reply.content.startswith(text[:shown]) else ""
@@ -237,14 +256,22 @@ class LocalChatModel(BaseChatModel):
         yield ChatGenerationChunk(message=AIMessageChunk(content=rest, tool_call_chunks=chunks,
                                                          response_metadata=metadata, chunk_position="last"))
 
-    def _decided(self, choice: ToolChoice, plain: list[dict[str, str]], metadata: dict[str, Any]) -> ToolChoice:
+    def _decided(self, choice: ToolChoice, messages: list[BaseMessage], plain: list[dict[str, str]],
+                 metadata: dict[str, Any]) -> ToolChoice:
         """Under "auto", the branch the model prefers by probability mass (``call_threshold``), as a choice the
-        grammar then holds it to: any bound tool, or an answer. Other choices are already decided."""
+        grammar then holds it to: any bound tool, or an answer. Other choices are already decided. A turn that
+        follows a tool result is left to the grammar's greedy choice: the threshold was chosen on first turns, and
+        applied after answered searches it made the bundled model search again and again until the step limit
+        (bench/RESULTS_AGENT.md)."""
         if choice.mode != "auto" or self.call_threshold is None or not hasattr(self.generator,
                                                                               "leading_char_probability"):
             return choice
+        if messages and isinstance(messages[-1], ToolMessage):
+            metadata["call_decision"] = "greedy (after a tool result)"
+            return choice
         p_call = self.generator.leading_char_probability(plain, CALL_START_CHARS)
         metadata["call_probability"] = round(p_call, 4)
+        metadata["call_decision"] = "threshold"
         return ToolChoice("required" if p_call >= self.call_threshold else "none")
 
     def _native_turn(self, messages: list[BaseMessage], tools: list[dict[str, Any]],
@@ -257,7 +284,8 @@ class LocalChatModel(BaseChatModel):
         chunks = [tool_call_chunk(name=c["name"], args=c["arguments"], id=c["id"] or new_call_id(), index=i)
                   for i, c in enumerate(reply.tool_calls)]
         return ChatGenerationChunk(message=AIMessageChunk(content=reply.content, tool_call_chunks=chunks,
-                                                          response_metadata={"tool_call_path": "native"},
+                                                          response_metadata={"tool_call_path": "native", **(
+                                                              {} if chunks else {"answer_path": "model"})},
                                                           chunk_position="last"))
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,

@@ -5,12 +5,16 @@
 (file, page, heading, the cited sentence), a plain refusal with the closest passages, or — with
 ``passages_only`` — the retrieved passages without calling the local LLM (for agents whose own model writes the
 answer). The full ``Answer`` (or passage list) rides along as the tool message's artifact.
+
+``bases=["work", "home"]`` puts several knowledge bases behind the same tools: retrieval runs in each and is fused
+(app/answer/base_selection.py), and every source names its base ("home · garden.txt").
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +22,24 @@ from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field
 
 from app.answer.answer_pipeline import AnswerPipeline, QuestionError
+from app.answer.base_selection import open_bases_retriever
 from app.answer.cited_span import answer_span
 from app.config import Settings, load_settings
-from app.wiring import build_pipeline, build_retriever, knowledge_store
+from app.wiring import (
+    assemble_pipeline,
+    build_generator,
+    build_pipeline,
+    build_retriever,
+    kb_notices,
+    knowledge_store,
+    load_embedder,
+)
 from ingest.store.knowledge_base import KnowledgeBaseError
 from ingest.store.store_protocol import StoreSnapshot
 from prompts.records import Answer
 from retrieval.hybrid_retriever import HybridRetriever
 from retrieval.langchain_retriever import DocqaRetriever, to_document
+from retrieval.multi_base_retriever import MultiBaseRetriever
 from retrieval.results import ScoredChunk
 
 # Re-exported so `from app.langchain.langchain_tool import DocqaRetriever` gives a LangChain BaseRetriever over the
@@ -42,17 +56,19 @@ SEARCH_DESCRIPTION = (
 
 def agent_instructions(tool: str, when_refused: str) -> str:
     """A system prompt for agents whose documents are behind ``tool`` (a tool taking ``question``);
-    ``when_refused`` says how its result shows that the documents do not hold the answer. Chinese first: the
-    bundled 1.5B model answered from its own knowledge under a plain English instruction. No call is written out
-    and no refusal text quoted: with them, the model copied them as its first words ("NOT FOUND" before searching)
-    — this wording gave it the most probability of beginning a call on the tuning half of
-    bench/questions/agent_qa.jsonl and the least on small talk (bench/RESULTS_AGENT.md)."""
+    ``when_refused`` says how its result shows that the documents do not hold the answer. In both languages (the
+    bundled 1.5B model answered from its own knowledge under a plain English instruction). No call is written out
+    and no refusal text quoted: with them, the model copied them as its first words ("NOT FOUND" before searching).
+    "Even one you think you know" and "only greetings and thanks without it": of four wordings probed on the tuning
+    half of bench/questions/agent_qa.jsonl, this one (English first) left the widest gap between the probability
+    of beginning a call on questions and on small talk (bench/RESULTS_AGENT.md)."""
     return (
+        f"You answer questions about the user's documents: for every question, even one you think you know, first "
+        f"call {tool} with the user's question, then answer only from its result, in the language of the question, "
+        "keeping its [n] source numbers. Only greetings and thanks are answered without it.\n"
         f"你是文档问答助手。用户的每个问题都要先调用 {tool} 工具，在用户的文档中查找，再只根据工具结果回答；"
-        f"不要凭自己的知识回答。{when_refused}时，如实告诉用户。\n"
-        f"You answer questions about the user's documents: for every question, first call {tool} with the "
-        "user's question, then answer only from its result, in the language of the question, keeping its [n] "
-        "source numbers.")
+        f"即使你觉得自己知道答案也要先查：用户问的是他们文档里写的内容。不要凭自己的知识回答。{when_refused}时，"
+        "如实告诉用户。只有问候、道谢这类寒暄不用查，直接回复。")
 
 
 # The system prompt of the example agent over these tools, and over docqa's MCP server's ask_documents.
@@ -71,9 +87,10 @@ class SearchInput(BaseModel):
                                 description="Return the retrieved passages only, without a generated answer.")
 
 
-def _source_line(number: int, passage: ScoredChunk) -> str:
+def _source_line(number: int, passage: ScoredChunk, with_base: bool = False) -> str:
     chunk = passage.chunk
-    parts = [Path(chunk.source).name or chunk.source]
+    name = Path(chunk.source).name or chunk.source
+    parts = [f"{passage.base} · {name}" if with_base and passage.base else name]
     if chunk.page_label:
         parts.append(chunk.page_label)
     if chunk.heading:
@@ -90,7 +107,8 @@ def format_passages(passages: list[ScoredChunk], max_chars: int) -> str:
     """Numbered passages with their source and score, each clipped to ``max_chars``."""
     if not passages:
         return "No passages found in the knowledge base."
-    blocks = [f"{_source_line(i, p)} (score {p.score:.3f})\n{_clip(p.text, max_chars)}"
+    several = _several_bases(passages)
+    blocks = [f"{_source_line(i, p, several)} (score {p.score:.3f})\n{_clip(p.text, max_chars)}"
               for i, p in enumerate(passages, start=1)]
     return "Passages:\n" + "\n\n".join(blocks)
 
@@ -101,10 +119,11 @@ def format_answer(answer: Answer, max_chars: int) -> str:
         return (f"NOT FOUND: {answer.text}\n\nClosest passages considered (they do not answer it):\n"
                 + format_passages(answer.passages, max_chars).removeprefix("Passages:\n"))
     lines = [f"Answer: {answer.text}", "", "Sources:"]
+    several = _several_bases(answer.passages)
     for citation in answer.citations:
         quoted = citation.quoted_text or citation.passage.text
         span = answer_span(quoted, answer.text, citation.number, answer.question)
-        lines.append(f"{_source_line(citation.number, citation.passage)}: "
+        lines.append(f"{_source_line(citation.number, citation.passage, several)}: "
                      f"\"{_clip(quoted[span[0]:span[1]] if span else quoted, max_chars)}\"")
     unsupported = [c.sentence for c in answer.checks if not c.supported]
     if unsupported:
@@ -112,11 +131,18 @@ def format_answer(answer: Answer, max_chars: int) -> str:
     return "\n".join(lines)
 
 
-def format_documents(kb: StoreSnapshot) -> str:
+def _several_bases(passages: list[ScoredChunk]) -> bool:
+    """Whether the passages come from more than one base (their sources then name it)."""
+    return len({p.base for p in passages}) > 1
+
+
+def format_documents(kb: StoreSnapshot, base: str = "") -> str:
     documents = kb.documents()
+    where = f"Knowledge base {base!r}" if base else "The knowledge base"
     if not documents:
-        return "The knowledge base holds no documents."
-    lines = [f"{len(documents)} documents, {kb.info.n_chunks} chunks:"]
+        return f"{where} holds no documents."
+    lines = [f"{where}: {len(documents)} documents, {kb.info.n_chunks} chunks:" if base
+             else f"{len(documents)} documents, {kb.info.n_chunks} chunks:"]
     for doc in sorted(documents, key=lambda d: d.path):
         when = _dt.datetime.fromtimestamp(doc.updated_at or doc.mtime).strftime("%Y-%m-%d %H:%M")
         title = f" — {doc.title}" if doc.title and doc.title != Path(doc.path).stem else ""
@@ -130,7 +156,7 @@ class KnowledgeBaseTools:
 
     search: BaseTool
     list_documents: BaseTool
-    retriever_engine: HybridRetriever
+    retriever_engine: HybridRetriever | MultiBaseRetriever
     pipeline: AnswerPipeline | None  # None when built with local_llm=False (passages only)
     settings: Settings
 
@@ -144,9 +170,12 @@ class KnowledgeBaseTools:
 
 
 def build_knowledge_base_tools(kb_dir: Path | str | None = None, settings: Settings | None = None,
-                               pipeline: AnswerPipeline | None = None, local_llm: bool = True) -> KnowledgeBaseTools:
-    """Tools over the knowledge base at ``kb_dir`` (default: ``settings.kb_path``), loading the embedder,
-    retriever and (unless ``local_llm=False``) the local LLM once. Pass ``pipeline`` to reuse one already built.
+                               pipeline: AnswerPipeline | None = None, local_llm: bool = True,
+                               bases: Sequence[str] | None = None) -> KnowledgeBaseTools:
+    """Tools over the knowledge base at ``kb_dir`` (default: ``settings.kb_path``), or over the named ``bases``
+    (one or several: fused, each source naming its base; a damaged or empty one is left out and the list tool
+    says so), loading the embedder, retriever and (unless ``local_llm=False``) the local LLM once. Pass
+    ``pipeline`` to reuse one already built. An unknown base name is ConfigError.
 
     With ``local_llm=False`` nothing generates: ``search_knowledge_base`` always returns the numbered passages, for
     agents whose own model writes the answer.
@@ -155,12 +184,19 @@ def build_knowledge_base_tools(kb_dir: Path | str | None = None, settings: Setti
     if kb_dir is not None:
         settings = settings.replace(kb_dir=Path(kb_dir))
     try:
-        store = knowledge_store(settings)
-        if pipeline is None and store.live_generation() is None:  # checked before any model loads
-            raise KnowledgeBaseError(f"{store.location}: no knowledge base here yet (run `python -m ingest`)")
-        if pipeline is None and local_llm:
-            pipeline = build_pipeline(settings)
-        retriever = pipeline.retriever if pipeline is not None else build_retriever(settings)
+        if bases and pipeline is None:
+            embedder = load_embedder(settings)
+            combined = open_bases_retriever(settings, bases, embedder)
+            pipeline = (assemble_pipeline(combined, build_generator(settings), embedder, settings) if local_llm
+                        else None)
+            retriever: HybridRetriever | MultiBaseRetriever = combined
+        else:
+            store = knowledge_store(settings)
+            if pipeline is None and store.live_generation() is None:  # checked before any model loads
+                raise KnowledgeBaseError(f"{store.location}: no knowledge base here yet (run `python -m ingest`)")
+            if pipeline is None and local_llm:
+                pipeline = build_pipeline(settings)
+            retriever = pipeline.retriever if pipeline is not None else build_retriever(settings)
     except KnowledgeBaseError as exc:
         raise KnowledgeBaseError(f"cannot build the knowledge-base tools: {exc}") from exc
     max_chars = settings.answer.tool_passage_chars
@@ -176,6 +212,9 @@ def build_knowledge_base_tools(kb_dir: Path | str | None = None, settings: Setti
         return format_answer(answer, max_chars), answer
 
     def list_documents() -> str:
+        if isinstance(retriever, MultiBaseRetriever):
+            return "\n\n".join([*(format_documents(part.kb, part.base) for part in retriever.parts),
+                                 *kb_notices(retriever)])
         return format_documents(retriever.kb)
 
     search_tool = StructuredTool.from_function(

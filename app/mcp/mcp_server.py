@@ -23,7 +23,7 @@ from app.answer.answer_pipeline import AskOptions, QuestionError
 from app.answer.knowledge_bases import UnknownDocumentError, document_chunks, list_bases, list_documents
 from app.config import ConfigError
 from app.mcp.services import McpServices
-from app.wiring import knowledge_store
+from app.wiring import kb_notices, knowledge_store
 from ingest.store.knowledge_base import KnowledgeBaseError
 from retrieval.results import ScoredChunk
 
@@ -57,11 +57,16 @@ DOCUMENT_DESCRIPTION = (
     "The chunks of one document of a knowledge base, in reading order, with page and section. "
     "知识库中一篇文档的全部片段（按原文顺序，含页码和章节）。")
 BASE_DESCRIPTION = "Knowledge base name (default: the configured one). 知识库名称（默认：当前配置的知识库）。"
+BASES_DESCRIPTION = ("Several knowledge bases to search at once (instead of base); results are fused and each "
+                     "names its base. 同时检索的多个知识库（代替 base），结果融合排序，并注明各自的知识库。")
+# Bases one call may read at once (each is searched in turn before the fusion).
+MAX_BASES = 16
 DOCUMENT_URI = "docqa://bases/{base}/documents/{doc_id}"
 
 
 class PassageOut(BaseModel):
     number: int
+    base: str
     source: str
     page: int | None
     heading: str
@@ -74,10 +79,13 @@ class SearchResult(BaseModel):
     base: str
     query: str
     passages: list[PassageOut]
+    # One line per base of ``bases`` that was left out (missing, damaged, empty).
+    notices: list[str] = Field(default_factory=list)
 
 
 class CitationOut(BaseModel):
     number: int
+    base: str
     source: str
     page: int | None
     quote: str
@@ -90,6 +98,7 @@ class AskResult(BaseModel):
     refused: bool
     refusal_reason: str
     citations: list[CitationOut]
+    notices: list[str] = Field(default_factory=list)
 
 
 class BaseOut(BaseModel):
@@ -127,7 +136,7 @@ def _passage(number: int, passage: ScoredChunk, max_chars: int) -> PassageOut:
     chunk = passage.chunk
     stages = {"dense": passage.dense_score, "bm25": passage.bm25_score, "fused": passage.fused_score,
               "rerank": passage.rerank_score}
-    return PassageOut(number=number, source=chunk.source, page=chunk.page, heading=chunk.heading,
+    return PassageOut(number=number, base=passage.base, source=chunk.source, page=chunk.page, heading=chunk.heading,
                       text=_clip(passage.text, max_chars), score=round(passage.score, 4),
                       scores={k: round(v, 4) for k, v in stages.items() if v is not None})
 
@@ -143,15 +152,18 @@ def build_server(services: McpServices, transport_security: TransportSecuritySet
     Question = Annotated[str, Field(min_length=1, max_length=settings.limits.max_question_chars,
                                     description="The question or query, in the user's language. 问题或查询语句。")]
     Base = Annotated[str | None, Field(default=None, max_length=200, description=BASE_DESCRIPTION)]
+    Bases = Annotated[list[Annotated[str, Field(max_length=200)]] | None,
+                      Field(default=None, min_length=1, max_length=MAX_BASES, description=BASES_DESCRIPTION)]
     server = FastMCP(SERVER_NAME, instructions=INSTRUCTIONS, host=limits.host, port=limits.port,
                      streamable_http_path=limits.path, transport_security=transport_security)
     read_only = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
 
-    def snapshot(base: str | None):
+    def snapshot(base: str | None, bases: list[str] | None = None):
         try:
-            return services.snapshot(base)
+            return services.snapshot(base, bases)
         except (ConfigError, KnowledgeBaseError) as exc:
-            raise _tool_error(f"knowledge base {base or services.settings.kb_name!r}", exc) from None
+            shown = "+".join(bases) if bases else base or services.settings.kb_name
+            raise _tool_error(f"knowledge base {shown!r}", exc) from None
 
     def base_name(base: str | None) -> str:
         try:
@@ -159,26 +171,32 @@ def build_server(services: McpServices, transport_security: TransportSecuritySet
         except ConfigError as exc:
             raise ToolError(str(exc)) from None
 
-    def search(query: str, base: str | None, top_k: int) -> SearchResult:
-        retriever = snapshot(base).pipeline.retriever
+    def searched(base: str | None, bases: list[str] | None, retriever: Any) -> str:
+        """The base (or "A+B" for several) a result came from."""
+        return "+".join(retriever.bases) if bases and hasattr(retriever, "bases") else base_name(base)
+
+    def search(query: str, base: str | None, top_k: int, bases: list[str] | None = None) -> SearchResult:
+        retriever = snapshot(base, bases).pipeline.retriever
         try:
             passages = retriever.retrieve(query, top_k=top_k).passages
         except (QuestionError, ValueError) as exc:
             raise _tool_error("search_documents", exc) from None
-        return SearchResult(base=base_name(base), query=query,
+        return SearchResult(base=searched(base, bases, retriever), query=query, notices=kb_notices(retriever),
                             passages=[_passage(i, p, limits.passage_chars) for i, p in enumerate(passages, 1)])
 
-    def ask(question: str, base: str | None) -> AskResult:
-        pipeline = snapshot(base).pipeline
+    def ask(question: str, base: str | None, bases: list[str] | None = None) -> AskResult:
+        pipeline = snapshot(base, bases).pipeline
         try:
             answer = pipeline.answer(question, AskOptions())
         except (QuestionError, ValueError) as exc:
             raise _tool_error("ask_documents", exc) from None
-        citations = [CitationOut(number=c.number, source=c.passage.chunk.source, page=c.passage.chunk.page,
+        citations = [CitationOut(number=c.number, base=c.passage.base, source=c.passage.chunk.source,
+                                 page=c.passage.chunk.page,
                                  quote=_clip(c.quoted_text or c.passage.text, limits.passage_chars))
                      for c in answer.citations]
-        return AskResult(base=base_name(base), question=question, answer=answer.text, refused=answer.refused,
-                         refusal_reason=answer.refusal_reason, citations=citations)
+        return AskResult(base=searched(base, bases, pipeline.retriever), question=question, answer=answer.text,
+                         refused=answer.refused, refusal_reason=answer.refusal_reason, citations=citations,
+                         notices=kb_notices(pipeline.retriever))
 
     def documents(base: str | None) -> DocumentsResult:
         name = base_name(base)
@@ -194,12 +212,12 @@ def build_server(services: McpServices, transport_security: TransportSecuritySet
     async def search_documents(
             query: Question, base: Base = None,
             top_k: Annotated[int, Field(ge=1, le=limits.max_passages, description="Passages to return. 返回的段落数。")]
-            = limits.default_passages) -> SearchResult:
-        return await anyio.to_thread.run_sync(search, query, base, top_k)
+            = limits.default_passages, bases: Bases = None) -> SearchResult:
+        return await anyio.to_thread.run_sync(search, query, base, top_k, bases)
 
     @server.tool(name="ask_documents", description=ASK_DESCRIPTION, annotations=read_only)
-    async def ask_documents(question: Question, base: Base = None) -> AskResult:
-        return await anyio.to_thread.run_sync(ask, question, base)
+    async def ask_documents(question: Question, base: Base = None, bases: Bases = None) -> AskResult:
+        return await anyio.to_thread.run_sync(ask, question, base, bases)
 
     @server.tool(name="list_knowledge_bases", description=LIST_BASES_DESCRIPTION, annotations=read_only)
     async def list_knowledge_bases() -> BasesResult:

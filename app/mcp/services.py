@@ -4,15 +4,15 @@ need, and shared by every base) and, per knowledge base, the answer pipeline ove
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from app.answer.base_selection import BasePipelines
 from app.answer.knowledge_bases import base_settings
-from app.answer.live_pipeline import LivePipeline, Snapshot
+from app.answer.live_pipeline import Snapshot
 from app.answer.loaded_models import LoadedModels
 from app.config import Settings
-from app.wiring import build_generator, build_pipeline, knowledge_store, load_embedder
+from app.wiring import assemble_pipeline, build_generator, build_pipeline, knowledge_store, load_embedder
 
 if TYPE_CHECKING:
     from app.generation.base import Generator
@@ -26,8 +26,9 @@ class McpServices(LoadedModels):
         super().__init__(embedder_factory or (lambda: load_embedder(settings)),
                          generator_factory or (lambda: build_generator(settings)))
         self.settings = settings
-        self._bases: dict[str, LivePipeline] = {}
-        self._bases_lock = threading.Lock()
+        self.pipelines = BasePipelines(
+            settings, lambda chosen: build_pipeline(chosen, generator=self.generator, embedder=self.embedder),
+            lambda retriever: assemble_pipeline(retriever, self.generator, self.embedder, settings))
 
     def base(self, name: str | None) -> Settings:
         """The settings of the base called ``name`` (None: the configured one); ConfigError naming the known ones."""
@@ -37,14 +38,8 @@ class McpServices(LoadedModels):
         """The store of base ``name`` (None: the configured one); ConfigError for an unknown base."""
         return knowledge_store(self.base(name))
 
-    def snapshot(self, name: str | None) -> Snapshot:
-        """The pipeline over the live generation of base ``name``. Raises ConfigError for an unknown base,
-        KnowledgeBaseError when it holds nothing yet or cannot be read."""
-        settings = self.base(name)
-        with self._bases_lock:
-            live = self._bases.get(settings.kb_name)
-            if live is None:
-                live = self._bases[settings.kb_name] = LivePipeline(
-                    knowledge_store(settings),
-                    lambda previous: build_pipeline(settings, generator=self.generator, embedder=self.embedder))
-        return live.snapshot()
+    def snapshot(self, name: str | None, bases: Sequence[str] | None = None) -> Snapshot:
+        """The pipeline over the live generation of base ``name``, or over several ``bases`` at once (fused; one
+        that cannot be read is left out with a line). Raises ConfigError for an unknown base, KnowledgeBaseError
+        when it holds nothing yet or cannot be read."""
+        return self.pipelines.snapshot(bases or ([name] if name else None))

@@ -22,7 +22,7 @@ def answer_sources(answer: Answer) -> list[Source]:
         span = answer_span(text, answer.text, citation.number, answer.question)
         quote = text[span[0]:span[1]] if span else text
         chunk = passage.chunk
-        sources.append(Source(number=citation.number, file=chunk.source, page=chunk.page,
+        sources.append(Source(number=citation.number, base=passage.base, file=chunk.source, page=chunk.page,
                               location=chunk.page_label, heading=chunk.heading or None, quote=quote, score=float(passage.score)))
     return sources
 
@@ -32,9 +32,14 @@ def sources_block(answer: Answer, sources: list[Source]) -> str:
     if answer.refused or not sources:
         return ""
     lines = [f"\n\n{_HEADINGS.get(answer.language, 'Sources')}:"]
+    # An answer over several bases names each source's base ("base · file p.N").
+    several = len({p.base for p in answer.passages}) > 1
     for source, citation in zip(sources, answer.citations):
         quote = " ".join(source.quote.split())
-        lines.append(f"[{source.number}] {visible(source_label(citation.passage))}: “{visible(quote)}”")
+        label = source_label(citation.passage)
+        if several and citation.passage.base:
+            label = f"{citation.passage.base} · {label}"
+        lines.append(f"[{source.number}] {visible(label)}: “{visible(quote)}”")
     return "\n".join(lines)
 
 

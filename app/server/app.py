@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from app.http_guard.loopback_guard import GuardPolicy, install_loopback_guard
-from app.server import chat_routes, kb_routes
+from app.server import base_routes, chat_routes, document_routes, kb_routes, source_routes
 from app.server.auth import ApiKeyCheck
 from app.server.body_limit import BodyLimitMiddleware
 from app.server.errors import install_error_handlers
@@ -41,4 +41,7 @@ def create_app(services: ServerServices, warm_up: bool = True) -> FastAPI:
     app.include_router(kb_routes.open_router)
     app.include_router(kb_routes.router, dependencies=[Depends(auth)])
     app.include_router(chat_routes.router, dependencies=[Depends(auth)])
+    app.include_router(base_routes.router, dependencies=[Depends(auth)])
+    app.include_router(document_routes.router, dependencies=[Depends(auth)])
+    app.include_router(source_routes.router, dependencies=[Depends(auth)])
     return app

@@ -18,7 +18,10 @@ from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.answer.answer_pipeline import AskOptions, DoneEvent, RetryEvent, TokenEvent
+from app.answer.base_selection import SELECTION_JOIN
+from app.config import ConfigError, base_registry
 from app.server.answer_format import answer_sources, correction, plain_text, sources_block
+from app.server.base_routes import MODEL_PREFIX
 from app.server.errors import ApiError
 from app.server.generation_queue import QueueFullError
 from app.server.openai_schema import (
@@ -37,6 +40,8 @@ from app.server.openai_schema import (
     error_body,
 )
 from app.server.services import ServerServices, Snapshot
+from app.wiring import kb_notices
+from ingest.store.base_registry import BaseRegistryError, InvalidBaseNameError, UnknownBaseError
 from ingest.store.knowledge_base import KnowledgeBaseError
 from prompts.conversation import Turn
 from prompts.records import Answer
@@ -51,20 +56,46 @@ _SOURCES_TAIL = re.compile(r"\n\n(?:来源|Sources):\n\[\d+\].*\Z", re.S)
 
 
 def model_ids(services: ServerServices) -> list[str]:
-    return ["docqa", f"docqa:{services.kb_name}"]
+    """"docqa" (and "docqa:NAME", its older alias) for the server's own base, "docqa/NAME" for every usable base."""
+    try:
+        bases = [b.name for b in base_registry(services.settings).list() if not b.problem]
+    except BaseRegistryError:
+        bases = []
+    return ["docqa", f"docqa:{services.kb_name}", *(MODEL_PREFIX + name for name in bases)]
+
+
+def requested_bases(services: ServerServices, model: str, bases: list[str] | None = None) -> list[str] | None:
+    """The bases a request asks for: ``bases`` if given, else those of a "docqa/A+B" model id; None for the
+    server's own base ("docqa"). An unknown model or base is a 404 in OpenAI's shape, naming what is offered."""
+    if model in ("docqa", f"docqa:{services.kb_name}") and not bases:
+        return None
+    if not bases:
+        if not model.startswith(MODEL_PREFIX):
+            raise ApiError(404, f"unknown model {model!r}; this server offers {', '.join(model_ids(services))}",
+                           code="model_not_found", param="model")
+        bases = model[len(MODEL_PREFIX):].split(SELECTION_JOIN)
+    registry = base_registry(services.settings)
+    for name in bases:
+        try:
+            registry.get(name)
+        except (InvalidBaseNameError, UnknownBaseError) as exc:
+            raise ApiError(404, f"unknown knowledge base in model {model!r}: {exc}", code="model_not_found",
+                           param="model") from None
+        except BaseRegistryError:
+            pass  # damaged: left out of a selection with a line, or a 503 when it is the only one
+    return bases
 
 
 def check_model(services: ServerServices, model: str) -> None:
-    if model not in model_ids(services):
-        raise ApiError(404, f"unknown model {model!r}; this server offers {', '.join(model_ids(services))}",
-                       code="model_not_found", param="model")
+    requested_bases(services, model)
 
 
 @router.get("/v1/models")
 async def list_models(request: Request) -> ModelList:
     services: ServerServices = request.app.state.services
     created = int(services.settings.kb_path.stat().st_mtime) if services.settings.kb_path.exists() else 0
-    return ModelList(data=[ModelCard(id=m, created=created) for m in model_ids(services)])
+    ids = await run_in_threadpool(model_ids, services)
+    return ModelList(data=[ModelCard(id=m, created=created) for m in ids])
 
 
 def conversation(body: ChatCompletionRequest, max_turns: int) -> tuple[str, list[Turn]]:
@@ -101,18 +132,22 @@ def ask_options(body: ChatCompletionRequest, services: ServerServices, history: 
                       generation=generation, history=history)
 
 
-async def _snapshot(services: ServerServices) -> Snapshot:
+async def snapshot_for(services: ServerServices, bases: list[str] | None) -> Snapshot:
+    """The pipeline over the server's base or the bases asked for; 503 when none of them can answer."""
     try:
-        return await run_in_threadpool(services.snapshot)
-    except KnowledgeBaseError as exc:
+        return await run_in_threadpool(services.snapshot, bases)
+    except (KnowledgeBaseError, ConfigError) as exc:
         raise ApiError(503, str(exc), "server_error", "no_knowledge_base") from None
 
 
-def _extension(answer: Answer, generation: str, retried: bool) -> DocqaExtension:
+def _extension(answer: Answer, snapshot: Snapshot, retried: bool) -> DocqaExtension:
+    retriever = snapshot.pipeline.retriever
     return DocqaExtension(refused=answer.refused, refusal_reason=answer.refusal_reason, answer=answer.text,
-                          sources=answer_sources(answer), retried=retried, generation=generation,
+                          sources=answer_sources(answer), retried=retried, generation=snapshot.generation,
                           timings=answer.timings, standalone_question=answer.standalone_question,
-                          follow_up=answer.follow_up)
+                          follow_up=answer.follow_up,
+                          bases=list(getattr(retriever, "bases", None) or [getattr(retriever, "base", "")]),
+                          notices=kb_notices(retriever))
 
 
 def _usage(answer: Answer) -> Usage:
@@ -141,14 +176,14 @@ async def _until_disconnected(request: Request, work: Awaitable[T]) -> T:
 async def chat_completions(body: ChatCompletionRequest, request: Request):
     services: ServerServices = request.app.state.services
     queue = request.app.state.queue
-    check_model(services, body.model)
+    bases = await run_in_threadpool(requested_bases, services, body.model, body.bases)
     question, history = conversation(body, services.settings.server.max_history_turns)
     try:
         question = validate_question(question, services.settings.limits)
     except QuestionError as exc:
         raise ApiError(400, f"question rejected: {exc}", param="messages") from None
     options = ask_options(body, services, history)
-    snapshot = await _snapshot(services)
+    snapshot = await snapshot_for(services, bases)
     reservation = queue.reserve()
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
@@ -177,7 +212,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
     text = plain_text(answer.text) + (sources_block(answer, answer_sources(answer)) if body.sources_block else "")
     return ChatCompletion(id=completion_id, created=created, model=body.model,
                           choices=[Choice(message=AssistantMessage(content=text))], usage=_usage(answer),
-                          docqa=_extension(answer, snapshot.generation, retried))
+                          docqa=_extension(answer, snapshot, retried))
 
 
 async def _sse(events: AsyncIterator, body: ChatCompletionRequest, snapshot: Snapshot, completion_id: str,
@@ -206,7 +241,7 @@ async def _sse(events: AsyncIterator, body: ChatCompletionRequest, snapshot: Sna
                     tail += sources_block(answer, answer_sources(answer))
                 if tail:
                     yield chunk(Delta(content=tail))
-                yield chunk(Delta(), "stop", docqa=_extension(answer, snapshot.generation, retried))
+                yield chunk(Delta(), "stop", docqa=_extension(answer, snapshot, retried))
                 if include_usage:
                     yield {"data": ChatCompletionChunk(id=completion_id, created=created, model=body.model,
                                                        choices=[], usage=_usage(answer)).model_dump_json()}

@@ -7,6 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Bases one question may read at once (each is searched in turn before the fusion).
+MAX_BASES_PER_QUESTION = 16
+
 
 class _Request(BaseModel):
     # Clients send fields docqa has no use for (user, presence_penalty, logit_bias ...): ignored, not an error.
@@ -53,6 +56,8 @@ class ChatCompletionRequest(_Request):
     repetition_penalty: float | None = Field(None, gt=0)
     no_repeat_ngram_size: int | None = Field(None, ge=0)
     sources_block: bool = Field(True, description="append the cited sources to the answer text")
+    # The knowledge bases to answer from (several: retrieval fused across them); the same as model "docqa/A+B".
+    bases: list[str] | None = Field(None, min_length=1, max_length=MAX_BASES_PER_QUESTION)
 
 
 class EmbeddingRequest(_Request):
@@ -68,6 +73,26 @@ class RetrieveRequest(_Request):
     query: str
     top_k: int | None = Field(None, ge=1, le=100)
     rerank: bool | None = None
+    bases: list[str] | None = Field(None, min_length=1, max_length=MAX_BASES_PER_QUESTION)
+
+
+class DeleteDocumentsRequest(_Request):
+    ids: list[str] = Field(min_length=1, max_length=1000)
+
+
+class CreateBaseRequest(_Request):
+    name: str = Field(max_length=1000)
+    # The base's own settings: {"chunking": {...}, "ocr": {...}} (ingest/store/base_registry.py).
+    settings: dict[str, dict[str, Any]] | None = None
+
+
+class RenameBaseRequest(_Request):
+    name: str = Field(max_length=1000)
+
+
+class DeleteBaseRequest(_Request):
+    # The base's name again: a delete cannot happen by a slip (it removes the base's documents and uploads).
+    confirm: str = ""
 
 
 class RescanRequest(_Request):
@@ -79,6 +104,8 @@ class RescanRequest(_Request):
 
 class Source(BaseModel):
     number: int
+    # The knowledge base the passage is from.
+    base: str = ""
     file: str
     page: int | None
     # "p.3", "slide 3" (a deck), or "" for a file without pages.
@@ -100,6 +127,9 @@ class DocqaExtension(BaseModel):
     # chat page's "searched for" line.
     standalone_question: str = ""
     follow_up: str = ""
+    # The bases answered from, and one line per base of the request left out (missing, damaged, empty).
+    bases: list[str] = Field(default_factory=list)
+    notices: list[str] = Field(default_factory=list)
 
 
 class Usage(BaseModel):

@@ -5,15 +5,16 @@ a re-scan or ``python -m ingest``). Requests already running keep the snapshot t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from app.answer.base_selection import BasePipelines
 from app.answer.knowledge_bases import document_id
 from app.answer.loaded_models import LoadedModels
-from app.answer.live_pipeline import LivePipeline, Snapshot
+from app.answer.live_pipeline import Snapshot
 from app.config import Settings
 from app.generation.base import Generator
-from app.wiring import build_generator, build_pipeline, knowledge_store, load_embedder
+from app.wiring import assemble_pipeline, build_generator, build_pipeline, load_embedder
 from ingest.records import DocumentRecord
 from ingest.store.knowledge_base import KnowledgeBaseError
 from ingest.store.store_protocol import StoreInfo
@@ -35,9 +36,13 @@ class ServerServices(LoadedModels):
         super().__init__(embedder_factory or (lambda: load_embedder(settings)),
                          generator_factory or (lambda: build_generator(settings)))
         self.settings = settings
-        # The base's store (FAISS folder or Milvus): asked which generation is live before every request.
-        self.store = knowledge_store(settings)
-        self.live = LivePipeline(self.store, self._open_pipeline)
+        # Every base's live pipeline, and those over several bases at once ("docqa/A+B"); the configured base's
+        # store (FAISS folder or Milvus) is asked which generation is live before every request.
+        self.bases = BasePipelines(settings, self._open_pipeline,
+                                   lambda retriever: assemble_pipeline(retriever, self.generator, self.embedder,
+                                                                       settings))
+        self.live = self.bases.live()
+        self.store = self.live.store
 
     @property
     def kb_name(self) -> str:
@@ -48,13 +53,15 @@ class ServerServices(LoadedModels):
         nothing was ever committed; KnowledgeBaseError when no generation can stand in for a damaged CURRENT."""
         return self.live.live_generation()
 
-    def _open_pipeline(self, previous: AnswerPipeline | None) -> AnswerPipeline:
+    def _open_pipeline(self, settings: Settings) -> AnswerPipeline:
         # The reranker is always built so each request can switch reranking on or off.
-        return build_pipeline(self.settings, with_reranker=True, generator=self.generator, embedder=self.embedder)
+        return build_pipeline(settings, with_reranker=True, generator=self.generator, embedder=self.embedder)
 
-    def snapshot(self) -> Snapshot:
-        """The pipeline over the live generation; raises KnowledgeBaseError when there is no base yet."""
-        return self.live.snapshot()
+    def snapshot(self, bases: Sequence[str] | None = None) -> Snapshot:
+        """The pipeline over the live generation of the configured base, or of the bases named (several: fused,
+        app/answer/base_selection.py); raises KnowledgeBaseError when there is no base yet, ConfigError for an
+        unknown one."""
+        return self.bases.snapshot(bases) if bases else self.live.snapshot()
 
     def documents(self) -> tuple[str | None, list[DocumentRecord]]:
         """The live generation's name and its catalogued documents (without opening its indexes); KnowledgeBaseError,

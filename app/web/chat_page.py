@@ -1,119 +1,48 @@
-"""The web chat page: ``streamlit run app/web/chat_page.py``.
+"""The web page: ``streamlit run app/web/chat_page.py``.
 
-Ask questions about the documents in the knowledge base; answers stream in with their sources, and the sidebar
-shows the knowledge base, the retrieval and generation settings, and an upload box feeding the same incremental
-ingest as ``python -m ingest``. Document text is rendered literally (app/web/ui_render.py): nothing from a document
-can run or load in the browser.
+This script is the page's entry: it sets up what every page of the workspace shares (the title, the interface
+language) and the navigation between them: the chat (app/web/chat_view.py, the default page), the knowledge bases,
+their documents, retrieval testing, and (not listed) the cited place on the original a citation opens
+(app/web/source_page.py). Each page is its own script, run by the navigation.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from pathlib import Path
 
 import streamlit as st
-from streamlit.delta_generator import DeltaGenerator
 
-from app.answer.answer_pipeline import AskOptions, QuestionError
-from app.config import ConfigError, Settings, load_settings
-from app.generation.base import GenerationError
-from app.web.components import is_loaded, load_pipeline, read_kb_status
-from app.web.ui_answer import ChatEntry, conversation, render_entry, stream_answer
-from app.web.ui_render import escape_inline
-from app.web.ui_sidebar import (
-    render_kb_status,
-    render_language_choice,
-    render_settings,
-    render_upload,
-)
-from app.web.ui_text import choose_language, t
-from app.wiring import kb_notices, quiet_model_libraries
-from ingest.store.knowledge_base import KnowledgeBaseError, KnowledgeBaseMissingError
+from app.web.page_frame import page_language
+from app.web.source_route import source_page
+from app.web.ui_sidebar import render_language_choice
+from app.web.ui_text import t
+from app.wiring import quiet_model_libraries
 
-
-def _session_defaults() -> None:
-    st.session_state.setdefault("messages", [])
-    st.session_state.setdefault("lang", "zh")
-
-
-def _ensure_loaded(settings: Settings, lang: str, slot: DeltaGenerator) -> str:
-    """Load models and index once per process, saying what is loading in ``slot``; returns an error message or ""."""
-    try:
-        if is_loaded(settings):
-            pipeline = load_pipeline(settings)
-        else:
-            with slot.status(t("loading", lang, what=t("loading_what", lang)), expanded=False):
-                pipeline = load_pipeline(settings)
-            slot.empty()
-    except KnowledgeBaseMissingError:
-        return t("kb_missing", lang)
-    except (KnowledgeBaseError, GenerationError, ConfigError, OSError, RuntimeError) as exc:
-        return t("error", lang, error=escape_inline(str(exc)))
-    # What opening the base repaired, in the CLI's words.
-    return "\n\n".join(escape_inline(notice) for notice in kb_notices(pipeline.retriever))
-
-
-def _answer(question: str, base: Settings, chosen: AskOptions, lang: str) -> ChatEntry:
-    """Stream the answer to ``question`` into an assistant message; returns the entry to keep in the history."""
-    with st.chat_message("assistant"):
-        try:
-            answer = stream_answer(load_pipeline(base).stream(question, chosen), lang)
-        except KnowledgeBaseMissingError:
-            message = t("kb_missing", lang)
-        except KnowledgeBaseError as exc:
-            message = t("error", lang, error=escape_inline(str(exc)))
-        except QuestionError as exc:
-            message = t("error", lang, error=escape_inline(str(exc)))
-        except (GenerationError, OSError, RuntimeError, ValueError) as exc:
-            message = t("error", lang, error=escape_inline(str(exc)))
-        else:
-            return ChatEntry("assistant", answer.text, answer=answer)
-        st.error(message)
-        return ChatEntry("assistant", "", error=message)
+# The pages' scripts, by absolute path: the navigation then works whichever script started it (tests run this one
+# from a wrapper elsewhere).
+PAGES_DIR = Path(__file__).resolve().parent
 
 
 def main() -> None:
     quiet_model_libraries()
     st.set_page_config(page_title="docqa", page_icon="📄", layout="wide")
-    _session_defaults()
-    try:
-        base = load_settings()
-    except ConfigError as exc:
-        st.error(escape_inline(str(exc)))
-        return
-
-    # Read the question first so the labels can follow its language in this very run.
-    question = st.chat_input(t("chat_placeholder", st.session_state.lang), key="question",
-                             max_chars=base.limits.max_question_chars)
-    setting = st.session_state.get("ui_language", "auto")
-    lang = choose_language(setting, question, st.session_state.lang)
-    st.session_state.lang = lang
-
-    render_language_choice(lang)
-    render_kb_status(read_kb_status(base), base.generation.model, lang)
-    chosen = render_settings(base, lang)
-    if st.sidebar.button(t("new_chat", lang), key="new_chat", width="stretch"):
-        st.session_state.messages = []
-        st.rerun()
-    render_upload(base, lang)
-
-    st.title(t("title", lang))
-    st.caption(t("caption", lang))
-    # One slot in every run, loading or not: a conditional element here would shift the chat history's positions
-    # between runs, and Streamlit would briefly show a stale copy of the previous answer below the new history.
-    slot = st.empty()
-    problem = _ensure_loaded(base, lang, slot)
-    if problem:
-        slot.info(problem)
-
-    for entry in st.session_state.messages:
-        render_entry(entry, lang)
-    if question:
-        # The conversation so far goes with the question, so a follow-up ("那其中…") is answered in its context.
-        asked = replace(chosen, history=conversation(st.session_state.messages))
-        user = ChatEntry("user", question)
-        st.session_state.messages.append(user)
-        render_entry(user, lang)
-        st.session_state.messages.append(_answer(question, base, asked, lang))
+    st.session_state.setdefault("lang", "zh")
+    # Drawn on every page (a widget not drawn in a run loses its value), before the page's own sidebar.
+    render_language_choice(page_language())
+    lang = page_language()
+    pages = [
+        st.Page(PAGES_DIR / "chat_view.py", title=t("nav_chat", lang), icon=":material/chat:", url_path="chat",
+                default=True),
+        st.Page(PAGES_DIR / "bases_page.py", title=t("nav_bases", lang), icon=":material/folder_open:",
+                url_path="bases"),
+        st.Page(PAGES_DIR / "documents_page.py", title=t("nav_documents", lang), icon=":material/description:",
+                url_path="documents"),
+        st.Page(PAGES_DIR / "retrieval_page.py", title=t("nav_retrieval", lang), icon=":material/manage_search:",
+                url_path="retrieval"),
+        # The cited place on the original, opened in a new tab from an answer's sources: not listed.
+        source_page(),
+    ]
+    st.navigation(pages).run()
 
 
 main()

@@ -22,6 +22,7 @@ from app.web.ui_render import (
     question_html,
     scores_table,
 )
+from app.web.source_route import source_url
 from app.web.ui_text import t
 from prompts.conversation import Turn
 from prompts.records import Answer
@@ -62,6 +63,8 @@ def render_sources(views: list[SourceView], lang: str) -> None:
         with st.container(border=True):
             st.html(view.title_html)
             st.html(view.body_html)
+            if view.link:
+                st.link_button(t("open_source", lang), source_url(view.link, lang), icon=":material/open_in_new:")
             table = scores_table(view.scores, labels, t("rank", lang))
             if table:
                 with st.expander(t("scores", lang)):

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.answer.cited_span import answer_span, chunk_span_in_context
+from app.sources.cited_chunk import doc_prefix
 from ingest.visible_text import visible
 from prompts.records import Answer, Citation
 from retrieval.results import ScoredChunk
@@ -25,6 +26,8 @@ _BLOCK_STYLE = "white-space: pre-wrap; overflow-wrap: anywhere; line-height: 1.6
 _MARK_STYLE = "background-color: rgba(255, 196, 0, 0.35); padding: 0 1px; border-radius: 2px;"
 _CITATION_STYLE = "color: #1f6feb; font-weight: 600;"
 _CURSOR = "▌"
+# The cited sentence(s) a source link carries; a longer citation is marked from its start (the link stays short).
+MAX_LINK_QUOTE_CHARS = 600
 
 
 def _clean(text: str) -> str:
@@ -85,14 +88,31 @@ class SourceView:
     body_html: str  # the passage with the cited span highlighted, escaped
     scores: list[ScoreRow]
     source_path: str
+    # The query of the source page's link that opens the original at the cited place (app/web/source_page.py).
+    link: dict[str, str] = field(default_factory=dict)
 
 
-def source_title(passage: ScoredChunk, page_label: str, number: int | None, slide_label: str = "") -> str:
+def source_link(passage: ScoredChunk, quote: str) -> dict[str, str]:
+    """The source page's query for ``passage``: its base, chunk id, document (content-hash prefix, so a re-indexed
+    base does not show another text under an old id) and the cited sentence(s) to mark ("": the whole chunk)."""
+    link = {"chunk": str(passage.chunk.chunk_id), "doc": doc_prefix(passage.chunk)}
+    if passage.base:
+        link["base"] = passage.base
+    if quote.strip():
+        link["quote"] = quote[:MAX_LINK_QUOTE_CHARS]
+    return link
+
+
+def source_title(passage: ScoredChunk, page_label: str, number: int | None, slide_label: str = "",
+                 show_base: bool = False) -> str:
+    """"[n] base · file · page · heading" (the base when the answer drew on several)."""
     chunk = passage.chunk
     if chunk.is_slide and slide_label:
         page_label = slide_label
     name = chunk.source.replace("\\", "/").rsplit("/", 1)[-1] or chunk.source
     parts = [f"<b>{html.escape(visible(name))}</b>"]
+    if show_base and passage.base:
+        parts.insert(0, html.escape(visible(passage.base)))
     if chunk.page is not None:
         parts.append(html.escape(page_label.format(page=chunk.page)))
     if chunk.heading:
@@ -111,31 +131,38 @@ def score_rows(passage: ScoredChunk) -> list[ScoreRow]:
 
 
 def citation_view(citation: Citation, answer_text: str, page_label: str, question: str = "",
-                  slide_label: str = "") -> SourceView:
+                  slide_label: str = "", show_base: bool = False) -> SourceView:
     """A cited passage as the model saw it, with the sentence(s) the answer drew on highlighted. A short answer
     ("9秒 [1]") may share no words with the passage; then the sentence matching the question is highlighted, and
     failing that the retrieved chunk inside its merged neighbours."""
     text = citation.quoted_text or citation.passage.text
     span = answer_span(text, answer_text, citation.number, question)
+    # The sentence the answer drew on is what the original marks; without one, the whole chunk.
+    quote = text[span[0]:span[1]] if span is not None else ""
     if span is None and text == citation.passage.context_text:
         span = chunk_span_in_context(citation.passage)
-    return SourceView(citation.number, source_title(citation.passage, page_label, citation.number, slide_label),
-                      block_html(text, span), score_rows(citation.passage), citation.passage.chunk.source)
+    return SourceView(citation.number,
+                      source_title(citation.passage, page_label, citation.number, slide_label, show_base),
+                      block_html(text, span), score_rows(citation.passage), citation.passage.chunk.source,
+                      source_link(citation.passage, quote))
 
 
 def passage_view(passage: ScoredChunk, page_label: str, number: int | None = None,
-                 slide_label: str = "") -> SourceView:
+                 slide_label: str = "", show_base: bool = False) -> SourceView:
     """A passage that was considered but not cited (e.g. for a refusal): the retrieved chunk is highlighted."""
-    return SourceView(number, source_title(passage, page_label, number, slide_label),
+    return SourceView(number, source_title(passage, page_label, number, slide_label, show_base),
                       block_html(passage.text, chunk_span_in_context(passage)),
-                      score_rows(passage), passage.chunk.source)
+                      score_rows(passage), passage.chunk.source, source_link(passage, ""))
 
 
 def answer_views(answer: Answer, page_label: str, slide_label: str = "") -> list[SourceView]:
-    """The sources to show under an answer: its citations, or for a refusal the passages it considered."""
+    """The sources to show under an answer: its citations, or for a refusal the passages it considered; each names
+    its knowledge base when the passages came from several."""
+    several = len({p.base for p in answer.passages}) > 1
     if answer.citations and not answer.refused:
-        return [citation_view(c, answer.text, page_label, answer.question, slide_label) for c in answer.citations]
-    return [passage_view(p, page_label, i, slide_label) for i, p in enumerate(answer.passages, start=1)]
+        return [citation_view(c, answer.text, page_label, answer.question, slide_label, several)
+                for c in answer.citations]
+    return [passage_view(p, page_label, i, slide_label, several) for i, p in enumerate(answer.passages, start=1)]
 
 
 def scores_table(rows: list[ScoreRow], labels: dict[str, str], rank_label: str) -> str:

@@ -6,6 +6,7 @@ import datetime as _dt
 from pathlib import Path
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from app.answer.answer_pipeline import AskOptions
 from app.config import Settings
@@ -41,9 +42,10 @@ def render_language_choice(lang: str) -> str:
     return st.sidebar.selectbox(t("language", lang), options, format_func=names.__getitem__, key="ui_language")
 
 
-def render_kb_status(status: KnowledgeBaseStatus | None, llm: str, lang: str) -> None:
+def render_kb_status(status: KnowledgeBaseStatus | None, llm: str, lang: str, name: str = "") -> None:
+    """A base's status; ``name`` titles it when several bases are shown."""
     sidebar = st.sidebar
-    sidebar.subheader(t("kb", lang))
+    sidebar.subheader(t("kb", lang) + (f" · {escape_inline(name)}" if name else ""))
     if status is None or status.info is None:
         if status is None:
             sidebar.info(t("kb_missing", lang))
@@ -109,10 +111,11 @@ def upload_fraction(event: IngestProgress) -> float:
     return start
 
 
-def render_upload(settings: Settings, lang: str) -> None:
-    """File uploader → the same incremental ingest as ``python -m ingest``, with a progress bar; the outcome is
-    kept in session state and shown after the page reloads with the new knowledge base."""
-    sidebar = st.sidebar
+def render_upload(settings: Settings, lang: str, where: DeltaGenerator | None = None) -> None:
+    """File uploader → the same incremental ingest as ``python -m ingest`` into the base of ``settings``, with a
+    progress bar; the outcome is kept in session state and shown after the page reloads with the new knowledge base.
+    Drawn in the sidebar unless ``where`` says otherwise (the documents page draws it in the page)."""
+    sidebar = st.sidebar if where is None else where
     sidebar.subheader(t("upload", lang))
     types = sorted(ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS)
     counter = st.session_state.setdefault("uploader_generation", 0)
@@ -140,15 +143,15 @@ def render_upload(settings: Settings, lang: str) -> None:
             st.session_state["upload_message"] = ("outcome", outcome)
         st.session_state["uploader_generation"] = counter + 1
         st.rerun()
-    render_upload_message(lang)
+    render_upload_message(lang, sidebar)
 
 
-def render_upload_message(lang: str) -> None:
+def render_upload_message(lang: str, where: DeltaGenerator | None = None) -> None:
     message = st.session_state.get("upload_message")
     if not message:
         return
     kind, payload = message
-    sidebar = st.sidebar
+    sidebar = st.sidebar if where is None else where
     if kind == "warning":
         sidebar.warning(payload)
     elif kind == "error":

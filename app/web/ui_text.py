@@ -1,4 +1,5 @@
-"""User-facing labels of the chat page in Chinese and English, and the choice between them."""
+"""User-facing labels of the web page (the chat and the workspace pages) in Chinese and English, and the choice
+between them."""
 
 from __future__ import annotations
 
@@ -12,8 +13,6 @@ _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 _LABELS: dict[str, dict[str, str]] = {
     "title": {"zh": "文档问答", "en": "Document Q&A"},
-    "caption": {"zh": "只根据你的文档回答，并给出出处。全部在本机运行。",
-                "en": "Answers only from your documents, with sources. Runs entirely on this machine."},
     "chat_placeholder": {"zh": "就你的文档提问…", "en": "Ask a question about your documents…"},
     "loading": {"zh": "正在加载：{what}（每个进程只加载一次）",
                 "en": "Loading {what} (once per process)"},
@@ -47,6 +46,105 @@ _LABELS: dict[str, dict[str, str]] = {
     "t_generate": {"zh": "生成", "en": "generation"},
     "error": {"zh": "出错了：{error}", "en": "Something went wrong: {error}"},
     "too_long": {"zh": "问题太长（{n} 字，上限 {limit} 字）。", "en": "The question is too long ({n} characters, limit {limit})."},
+    # Navigation and what every page shares
+    "nav_chat": {"zh": "对话", "en": "Chat"},
+    "nav_bases": {"zh": "知识库", "en": "Knowledge bases"},
+    "nav_documents": {"zh": "文档", "en": "Documents"},
+    "nav_retrieval": {"zh": "检索测试", "en": "Retrieval testing"},
+    "kb_choice": {"zh": "当前知识库", "en": "Knowledge base"},
+    "kb_choice_several": {"zh": "当前知识库（可多选）", "en": "Knowledge bases (one or several)"},
+    "choose_a_base": {"zh": "请在侧栏选择至少一个知识库。", "en": "Choose at least one knowledge base in the sidebar."},
+    "upload_into": {"zh": "上传的文件收入「{base}」。", "en": "Uploads go into “{base}”."},
+    "caption_base": {"zh": "只根据知识库{bases}中的文档回答，并给出出处。全部在本机运行。",
+                     "en": "Answers only from the documents of the knowledge base(s) {bases}, with sources. Runs "
+                           "entirely on this machine."},
+    "quoted": {"zh": "「{name}」", "en": "“{name}”"},
+    "list_sep": {"zh": "、", "en": ", "},
+    "col_name": {"zh": "名称", "en": "Name"},
+    "col_size": {"zh": "大小", "en": "Size"},
+    "col_where": {"zh": "位置", "en": "Where"},
+    "delete": {"zh": "删除", "en": "Delete"},
+    "working": {"zh": "正在处理…", "en": "Working…"},
+    # Knowledge-bases page
+    "col_chosen": {"zh": "当前", "en": "Chosen"},
+    "col_problem": {"zh": "问题", "en": "Problem"},
+    "create_base": {"zh": "新建知识库", "en": "New knowledge base"},
+    "base_name": {"zh": "名称（字母、数字、- _ 和空格）", "en": "Name (letters, digits, - _ and spaces)"},
+    "create": {"zh": "新建", "en": "Create"},
+    "base_created": {"zh": "已新建知识库「{name}」，并切换到它。", "en": "Created “{name}” and switched to it."},
+    "chunk_size": {"zh": "段落长度（字符）", "en": "Chunk size (characters)"},
+    "chunk_overlap": {"zh": "段落重叠（字符）", "en": "Chunk overlap (characters)"},
+    "ocr": {"zh": "识别扫描件和图片 (OCR)", "en": "Read scans and images (OCR)"},
+    "manage_base": {"zh": "管理知识库", "en": "Manage a knowledge base"},
+    "base": {"zh": "知识库", "en": "Knowledge base"},
+    "switch_to": {"zh": "切换到「{name}」", "en": "Switch to “{name}”"},
+    "base_switched": {"zh": "对话、文档和检索测试现在使用「{name}」。",
+                      "en": "The chat, documents and retrieval testing now use “{name}”."},
+    "default_base_note": {"zh": "默认知识库不能改名或删除，它的设置来自配置文件。",
+                          "en": "The default knowledge base cannot be renamed or deleted; its settings come from "
+                                "the configuration file."},
+    "rename": {"zh": "改名", "en": "Rename"},
+    "new_name": {"zh": "新名称", "en": "New name"},
+    "base_renamed": {"zh": "「{old}」已改名为「{name}」。", "en": "Renamed “{old}” to “{name}”."},
+    "base_settings": {"zh": "知识库设置", "en": "Settings of this base"},
+    "base_settings_note": {"zh": "对之后收录或重新索引的文档生效；已收录的文档保留原来的段落。",
+                           "en": "Apply to documents ingested or re-indexed from now on; documents already in the "
+                                 "base keep their chunks."},
+    "save": {"zh": "保存", "en": "Save"},
+    "base_saved": {"zh": "已保存「{name}」的设置。", "en": "Saved the settings of “{name}”."},
+    "delete_base": {"zh": "删除知识库", "en": "Delete the knowledge base"},
+    "delete_base_warning": {"zh": "将删除「{name}」及其全部文档和上传的原文件，无法恢复。",
+                            "en": "This deletes “{name}” with all its documents and uploaded originals; it cannot be "
+                                  "undone."},
+    "type_to_confirm": {"zh": "输入「{name}」以确认", "en": "Type “{name}” to confirm"},
+    "base_deleted": {"zh": "已删除知识库「{name}」。", "en": "Deleted the knowledge base “{name}”."},
+    # Documents page
+    "col_type": {"zh": "类型", "en": "Type"},
+    "col_pages": {"zh": "页数/幻灯片", "en": "Pages/slides"},
+    "col_ingested": {"zh": "收录时间", "en": "Ingested"},
+    "col_status": {"zh": "原文件", "en": "Original"},
+    "status_ok": {"zh": "未变", "en": "unchanged"},
+    "status_changed": {"zh": "已修改（需重新索引）", "en": "changed (re-index it)"},
+    "status_missing": {"zh": "已不在原处", "en": "no longer there"},
+    "no_documents": {"zh": "这个知识库还没有文档：在上面上传。", "en": "This knowledge base holds no documents yet: "
+                                                                   "upload some above."},
+    "doc_actions": {"zh": "单个文档", "en": "One document"},
+    "document": {"zh": "文档", "en": "Document"},
+    "reindex": {"zh": "重新索引", "en": "Re-index"},
+    "reindexed": {"zh": "已重新索引「{name}」。", "en": "Re-indexed “{name}”."},
+    "download": {"zh": "下载原文件", "en": "Download the original"},
+    "show_chunks": {"zh": "「{name}」的段落", "en": "Chunks of “{name}”"},
+    "chunks_of": {"zh": "「{name}」共 {n} 个段落", "en": "{n} chunk(s) of “{name}”"},
+    "col_heading": {"zh": "标题路径", "en": "Heading path"},
+    "col_chars": {"zh": "字符数", "en": "Characters"},
+    "col_text": {"zh": "内容", "en": "Text"},
+    "delete_documents": {"zh": "删除文档", "en": "Delete documents"},
+    "documents_to_delete": {"zh": "要删除的文档", "en": "Documents to delete"},
+    "choose_documents": {"zh": "选择文档", "en": "Choose documents"},
+    "confirm_delete": {"zh": "确认从知识库删除这 {n} 个文档", "en": "Yes, delete these {n} document(s) from the "
+                                                                    "knowledge base"},
+    "deleted": {"zh": "已删除：{names}", "en": "Deleted: {names}"},
+    # Retrieval-testing page
+    "retrieval_caption": {"zh": "看看一个问题能检索到哪些段落、各阶段的分数，以及证据门槛是否放行。这里的设置只用于本次检索。",
+                          "en": "See which passages a question retrieves, every stage's score, and whether the "
+                                "evidence gate lets it through. These settings apply to this search only."},
+    "question": {"zh": "问题", "en": "Question"},
+    "search": {"zh": "检索", "en": "Search"},
+    "dense_weight": {"zh": "向量权重", "en": "Dense weight"},
+    "bm25_weight": {"zh": "BM25 权重", "en": "BM25 weight"},
+    "col_evidence": {"zh": "达到门槛", "en": "Clears threshold"},
+    "gate_pass": {"zh": "证据门槛放行：最高 {field} 分数 {best} ≥ {threshold}。",
+                  "en": "The evidence gate lets it through: best {field} score {best} ≥ {threshold}."},
+    "gate_refuse": {"zh": "证据门槛会拒答：{reason}", "en": "The evidence gate would refuse: {reason}"},
+    # The cited place on the original (app/web/source_page.py)
+    "open_source": {"zh": "在原文中查看", "en": "Open in the original"},
+    "source_heading": {"zh": "原文出处", "en": "The cited place"},
+    "source_of_pages": {"zh": "第 {page} / {count} 页", "en": "page {page} of {count}"},
+    "source_marked": {"zh": "高亮处是回答所引的句子", "en": "The highlight marks the sentence the answer cites"},
+    "source_row": {"zh": "所引的行（含表头）", "en": "The cited row with its header"},
+    "source_context": {"zh": "在表格中的位置", "en": "Where it is in the sheet"},
+    "source_bad_link": {"zh": "这个链接不完整：没有指明段落。请从回答的出处打开。",
+                        "en": "This link is incomplete: it names no passage. Open it from an answer's sources."},
     # Sidebar
     "kb": {"zh": "知识库", "en": "Knowledge base"},
     "kb_missing": {"zh": "知识库还是空的：请先上传文档，或运行 `python -m ingest <文件夹>`。",

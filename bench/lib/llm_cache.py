@@ -22,6 +22,11 @@ _DECODING = {"temperature": "temperature", "top_p": "top_p", "top_k": "sampling_
              "max_new_tokens": "max_new_tokens", "seed": "seed"}
 
 
+def decoding_of(settings) -> dict:
+    """The decoding settings of ``settings`` (GenerationSettings) that a stored generation is keyed by."""
+    return {k: getattr(settings, field) for k, field in _DECODING.items()}
+
+
 def _key(kind: str, name: str, payload: object) -> str:
     return hashlib.sha256(json.dumps([kind, name, payload], ensure_ascii=False, sort_keys=True).encode()).hexdigest()
 
@@ -53,8 +58,7 @@ class CachedGenerator:
             self._db.commit()
 
     def stream(self, messages: list[dict], settings) -> Iterator[str]:
-        decoding = {k: getattr(settings, field) for k, field in _DECODING.items()}
-        key = _key("stream", self._generator.name, [messages, decoding])
+        key = _key("stream", self._generator.name, [messages, decoding_of(settings)])
         stored = self._get(key)
         if stored is not None:
             self.hits += 1

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
@@ -29,6 +29,7 @@ from ingest.loaders.document_loader import (
     LoadError,
     load_document,
 )
+from ingest.pipeline.excluded_sources import ExcludedSources
 from ingest.pipeline.ingest_plan import IngestPlan, plan_ingest
 from ingest.pipeline.ingest_report import FileFailure, IngestReport
 from ingest.pipeline.progress import COMMIT, EMBED, LOAD, OCR, IngestProgress, ProgressCallback
@@ -79,6 +80,12 @@ class IngestOptions:
     # ingest.pipeline.progress.TerminalProgress() for tqdm bars; the default reports nothing.
     progress: ProgressCallback = _silent
     follow_links: bool = False  # ingest what symbolic links inside the folders point to, also outside them
+    # Catalogued documents (by path) to delete from the base in this run; their paths are then excluded from later
+    # scans of their folders until named explicitly (ingest/pipeline/excluded_sources.py).
+    remove: Sequence[str] = ()
+    # Catalogued documents (by path) to load and chunk again though their file did not change (e.g. after the
+    # base's chunk settings changed); their files are scanned whatever ``paths`` holds.
+    reload: Sequence[str] = ()
 
 
 class KnowledgeBaseWriteError(KnowledgeBaseError):
@@ -87,6 +94,11 @@ class KnowledgeBaseWriteError(KnowledgeBaseError):
 
 class IngestSetupError(Exception):
     """Something the run needs cannot be set up (e.g. the embedding model does not load)."""
+
+
+class DocumentNotFoundError(LookupError):
+    """A document asked to be removed or reloaded is not in the base (already deleted, or never there); nothing
+    was changed. The message names the base and the paths."""
 
 
 def _default_embedder(settings: IngestConfig) -> "Embedder":
@@ -202,9 +214,27 @@ def _document(source: SourceFile, content_hash: str, n_chunks: int, title: str, 
                           updated_at=time.time())
 
 
+def _drop_reloaded(writer: StoreWriter, contents: list[LoadedContent],
+                   reloaded: set[str]) -> tuple[list[DocumentRecord], int]:
+    """Take out every document holding a content that is being chunked again (its old chunks then go as orphans,
+    before the new ones are added under the same content hash); returns those that are not reloaded themselves,
+    to be put back over the new chunks, and how many chunks went."""
+    hashes = {c.content_hash for c in contents if c.content_hash in reloaded}
+    if not hashes:
+        return [], 0
+    loaded = {source.path for c in contents for source in c.sources}
+    holders = [d for d in writer.documents() if d.content_hash in hashes]
+    for doc in holders:
+        writer.remove_document(doc.path)
+    dropped = writer.remove_orphan_contents()
+    return [d for d in holders if d.path not in loaded], len(dropped)
+
+
 def _apply(writer: StoreWriter, plan: IngestPlan, contents: list[LoadedContent],
-           duplicates: list[tuple[SourceFile, str]], vectors: dict[str, np.ndarray], report: IngestReport) -> None:
+           duplicates: list[tuple[SourceFile, str]], vectors: dict[str, np.ndarray], report: IngestReport,
+           reloaded: set[str] = frozenset()) -> None:
     new_paths = {source.path for source, _ in plan.new}
+    sharing, replaced = _drop_reloaded(writer, contents, reloaded)
     # Duplicates first: the stored copy they point to may be a file removed or changed in this same run.
     for source, digest in duplicates:
         stored = writer.document_with_content(digest)
@@ -228,8 +258,11 @@ def _apply(writer: StoreWriter, plan: IngestPlan, contents: list[LoadedContent],
             writer.put_document(_document(source, content.content_hash, len(ids), content.title, content.file_type))
             report.files_added += source.path in new_paths
             report.files_updated += source.path not in new_paths
+        for doc in sharing:  # other paths of a reloaded content: same bytes, the new chunks
+            if doc.content_hash == content.content_hash:
+                writer.put_document(replace(doc, n_chunks=len(ids)))
     orphans = writer.remove_orphan_contents()
-    report.chunks_removed = len(orphans)
+    report.chunks_removed = replaced + len(orphans)
     report.files_removed = len(plan.removed)
 
 
@@ -240,6 +273,8 @@ class PreparedWork:
     plan: IngestPlan
     contents: list[LoadedContent]
     duplicates: list[tuple[SourceFile, str]]
+    # Content hashes of unchanged documents loaded again on request (IngestOptions.reload).
+    reloaded: set[str] = field(default_factory=set)
 
     @property
     def texts(self) -> list[str]:
@@ -265,7 +300,7 @@ def _write_generation(settings: IngestConfig, store: KnowledgeStore, options: In
             if settings.index.store_token_vectors:
                 tokens = TokenVectorStore.open(kb_dir / TOKEN_VECTORS_FILE, fingerprint, dimension)
             vectors = _embed(work.texts, embedder, cache, tokens, settings, report, options.progress)
-        _apply(writer, work.plan, work.contents, work.duplicates, vectors, report)
+        _apply(writer, work.plan, work.contents, work.duplicates, vectors, report, work.reloaded)
         (options.progress)(IngestProgress(COMMIT, 0, 1))
         committed = writer.commit()
     except BaseException:
@@ -287,6 +322,16 @@ def _write_generation(settings: IngestConfig, store: KnowledgeStore, options: In
     _report_live(report, committed)
 
 
+def _remember_exclusions(settings: IngestConfig, options: IngestOptions, work: PreparedWork,
+                         report: IngestReport) -> None:
+    """After a commit: exclude the documents deleted on request, and forget the exclusion of files named
+    explicitly and ingested now."""
+    excluded = ExcludedSources(settings.kb_path)
+    failed = {f.path for f in report.failures}
+    named = [s.path for s, _ in work.plan.new if s.path in excluded and s.path not in failed]
+    excluded.update(add=options.remove, forget=named)
+
+
 def _report_live(report: IngestReport, live: StoreInfo) -> None:
     report.generation = live.generation
     report.chunks_total = live.n_chunks
@@ -300,12 +345,55 @@ def _prepare(settings: IngestConfig, store: KnowledgeStore, paths: Sequence[Path
     for path in scan.undecodable:
         _fail(report, printable_path(path), "file name is not valid UTF-8 (rename the file to ingest it)")
     known = _known_documents(store, options.rebuild)
+    _refuse_unknown(store, known, [*options.remove, *options.reload])
+    _skip_excluded(scan, ExcludedSources(settings.kb_path), report)
     _report_blind_spots(scan, known, report)
     plan = plan_ingest(scan, known)
+    plan.removed = sorted(set(plan.removed) | set(options.remove))
+    reloaded = _force_reload(plan, known, options.reload)
     report.files_skipped = len(plan.unchanged) + len(plan.touched)
-    known_hashes = {doc.content_hash for doc in known.values()}
+    known_hashes = {doc.content_hash for doc in known.values()} - reloaded
     contents, duplicates = _load_contents(plan, known_hashes, settings, report, options.progress)
-    return PreparedWork(plan, contents, duplicates)
+    return PreparedWork(plan, contents, duplicates, reloaded)
+
+
+def _refuse_unknown(store: KnowledgeStore, known: dict[str, DocumentRecord], paths: Sequence[str]) -> None:
+    """DocumentNotFoundError when a document to remove or reload is not in the catalog (two clients deleting the
+    same document: the second is told it is gone, checked under the writer lock)."""
+    unknown = [p for p in dict.fromkeys(paths) if p not in known]
+    if unknown:
+        shown = ", ".join(printable_path(p) for p in unknown[:3]) + (" …" if len(unknown) > 3 else "")
+        raise DocumentNotFoundError(f"{store.location}: no such document in the knowledge base ({shown}); it was "
+                                    "deleted already or never ingested")
+
+
+def _skip_excluded(scan: ScanResult, excluded: ExcludedSources, report: IngestReport) -> None:
+    """Leave out files deleted from the base earlier that were found under a scanned folder; a file named
+    itself (a root) is ingested again."""
+    if not excluded.paths:
+        return
+    named = set(scan.roots)
+    kept = [f for f in scan.files if f.path not in excluded or f.path in named]
+    report.files_excluded = sorted(f.path for f in scan.files if f.path in excluded and f.path not in named)
+    scan.files = kept
+
+
+def _force_reload(plan: IngestPlan, known: dict[str, DocumentRecord], paths: Sequence[str]) -> set[str]:
+    """Move the documents to reload from unchanged to changed (a changed one is loaded anyway); returns the
+    content hashes whose chunks are replaced."""
+    wanted = set(paths)
+    if not wanted:
+        return set()
+    reloaded: set[str] = set()
+    for source in [s for s in plan.unchanged if s.path in wanted]:
+        plan.unchanged.remove(source)
+        plan.changed.append((source, known[source.path].content_hash))
+        reloaded.add(known[source.path].content_hash)
+    for source, previous in [t for t in plan.touched if t[0].path in wanted]:
+        plan.touched.remove((source, previous))
+        plan.changed.append((source, previous.content_hash))
+        reloaded.add(previous.content_hash)
+    return reloaded
 
 
 def _report_blind_spots(scan: ScanResult, known: dict[str, DocumentRecord], report: IngestReport) -> None:
@@ -385,6 +473,7 @@ def run_ingest(settings: IngestConfig, paths: Sequence[Path], options: IngestOpt
     or was built by another embedder (``options.rebuild`` starts over). Failed files are in the report.
     """
     options = options or IngestOptions()
+    paths = [*paths, *(Path(p) for p in options.reload)]
     kb_dir = settings.kb_path
     store = store or FolderStore(kb_dir, settings.index, keyword_builder)
     started = time.perf_counter()
@@ -430,5 +519,6 @@ def _run_locked(settings: IngestConfig, store: KnowledgeStore, paths: Sequence[P
         else:  # only removals, metadata changes or a keyword index to write again: keep the base's embedder
             name, dimension = live.embedder, live.dimension
         _write_generation(settings, store, options, work, embedder, name, dimension, report)
+        _remember_exclusions(settings, options, work, report)
     for name in store.collect_garbage():
         log.info("removed old generation %s", name)

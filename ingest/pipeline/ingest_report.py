@@ -31,6 +31,9 @@ class IngestReport:
     files_skipped: int = 0
     files_duplicate: int = 0  # new paths whose content was already stored (not embedded again)
     failures: list[FileFailure] = field(default_factory=list)
+    # Files found under a scanned folder but deleted from the base earlier (ingest/pipeline/excluded_sources.py):
+    # left out; name one to add it back.
+    files_excluded: list[str] = field(default_factory=list)
     chunks_added: int = 0
     chunks_removed: int = 0
     chunks_total: int = 0
@@ -64,7 +67,9 @@ class IngestReport:
         return "\n".join([
             f"{head} in {self.kb_dir}",
             f"  files:  {self.files_added} added, {self.files_updated} updated, {self.files_removed} removed, "
-            f"{self.files_skipped} unchanged, {self.files_duplicate} duplicates, {self.files_failed} failed",
+            f"{self.files_skipped} unchanged, {self.files_duplicate} duplicates, {self.files_failed} failed"
+            + (f", {len(self.files_excluded)} left out (deleted from the base earlier; name a file to add it "
+               "back)" if self.files_excluded else ""),
             f"  chunks: {self.chunks_added} added, {self.chunks_removed} removed, {self.chunks_total} total "
             f"in {self.documents_total} documents",
             f"  time:   {self.seconds:.1f} s ({self.chunks_per_second:.1f} chunks/s; "

@@ -52,6 +52,18 @@ class BaseRegistryError(Exception):
     says which and what to do."""
 
 
+class InvalidBaseNameError(BaseRegistryError):
+    """The text cannot be a knowledge-base name (the message says why)."""
+
+
+class UnknownBaseError(BaseRegistryError):
+    """No knowledge base has that name (the message names the known ones)."""
+
+
+class BaseTakenError(BaseRegistryError):
+    """Another knowledge base already has that name."""
+
+
 @dataclass
 class BaseInfo:
     name: str
@@ -69,18 +81,18 @@ class BaseInfo:
 def validate_base_name(name: object) -> str:
     """The name, normalised (NFC, surrounding spaces removed), or BaseRegistryError saying what is wrong."""
     if not isinstance(name, str):
-        raise BaseRegistryError("a knowledge-base name must be text")
+        raise InvalidBaseNameError("a knowledge-base name must be text")
     clean = unicodedata.normalize("NFC", name).strip()
     shown = ascii(clean[:40]) + ("…" if len(clean) > 40 else "")
     if not clean:
-        raise BaseRegistryError("a knowledge-base name cannot be empty")
+        raise InvalidBaseNameError("a knowledge-base name cannot be empty")
     if len(clean) > MAX_NAME_CHARS:
-        raise BaseRegistryError(f"knowledge-base name {shown} is {len(clean)} characters long; "
+        raise InvalidBaseNameError(f"knowledge-base name {shown} is {len(clean)} characters long; "
                                 f"use at most {MAX_NAME_CHARS}")
     if any(unicodedata.category(c)[0] == "C" for c in clean):
-        raise BaseRegistryError(f"knowledge-base name {shown} holds control or invisible formatting characters")
+        raise InvalidBaseNameError(f"knowledge-base name {shown} holds control or invisible formatting characters")
     if not _NAME_RE.match(clean):
-        raise BaseRegistryError(f"knowledge-base name {shown} may use only letters, digits, '-', '_' and single "
+        raise InvalidBaseNameError(f"knowledge-base name {shown} may use only letters, digits, '-', '_' and single "
                                 "spaces, starting with a letter or digit (no '/', '\\', '.' or ':')")
     return clean
 
@@ -125,8 +137,12 @@ class BaseRegistry:
                 if base.problem:
                     raise BaseRegistryError(base.problem)
                 return base
+        damaged = next((b for b in bases if b.problem and b.folder is not None and b.folder.name == _slug(wanted)),
+                       None)
+        if damaged is not None:  # its name cannot be read, but its folder is the one this name would have
+            raise BaseRegistryError(damaged.problem)
         known = ", ".join(b.name for b in bases if not b.problem)
-        raise BaseRegistryError(f"no knowledge base named {wanted!r} (known: {known}); create it with "
+        raise UnknownBaseError(f"no knowledge base named {wanted!r} (known: {known}); create it with "
                                 f"`python -m ingest --kb-name {wanted!r} PATH`, or on the page or the HTTP API")
 
     def has(self, name: str) -> bool:
@@ -228,13 +244,11 @@ class BaseRegistry:
     def _refuse_taken(self, name: str) -> None:
         for base in self.list():
             if _same(base.name, name):
-                raise BaseRegistryError(f"a knowledge base named {base.name!r} already exists")
+                raise BaseTakenError(f"a knowledge base named {base.name!r} already exists")
 
     def _new_folder(self, name: str) -> Path:
         """A folder name that stays readable where the name allows it (ASCII), else a numbered one."""
-        slug = re.sub(r"[^a-z0-9_-]+", "-", name.casefold()).strip("-")
-        if not slug or slug in _WINDOWS_DEVICES or slug == DEFAULT_BASE:
-            slug = "base"
+        slug = _slug(name)
         candidate, n = slug, 1
         while (self.root / candidate).exists():
             n += 1
@@ -245,6 +259,12 @@ class BaseRegistry:
         assert base.folder is not None
         data = {"name": base.name, "created": base.created, "settings": base.settings, **changes}
         _write_json(base.folder / BASE_FILE, data)
+
+
+def _slug(name: str) -> str:
+    """The folder name a base called ``name`` gets (before numbering, when it is taken)."""
+    slug = re.sub(r"[^a-z0-9_-]+", "-", name.casefold()).strip("-")
+    return "base" if not slug or slug in _WINDOWS_DEVICES or slug == DEFAULT_BASE else slug
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -30,6 +30,8 @@ INDEX_FILE = "index.faiss"
 CATALOG_FILE = "catalog.sqlite3"
 KEYWORD_DIR = "bm25"
 MANIFEST_FILE = "manifest.json"
+# Source files deleted from the base on request, which a later scan of their folder must not bring back.
+EXCLUDED_SOURCES_FILE = "excluded_sources.json"
 
 _GENERATION_RE = re.compile(r"^gen-(\d{6,})$")
 
