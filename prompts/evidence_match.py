@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from ingest.store.text_tokenizer import tokenize
 from prompts.citations import parse_citations, remove_invalid_citations
-from prompts.quantities import read_quantities, unit_group
+from prompts.asked_role import other_roles
+from prompts.quantities import other_figures, read_quantities, unit_group
 from prompts.question_names import mentions
 from prompts.question_constraints import (
     COVERAGE_TOKENS,
@@ -132,7 +133,7 @@ def match_constraints(constraints: QuestionConstraints, evidence: str, checks: f
                       min_coverage: float, min_coverage_tokens: int, passages: str | None = None,
                       anchors: list[str] | None = None) -> EvidenceMatch:
     """Check ``evidence`` against the constraints whose kind is in ``checks`` ("year", "date", "relative_time",
-    "unit", "relation", "name", "proper_noun", "coverage"). Names are looked for in ``passages`` (the whole cited
+    "unit", "relation", "figure", "role", "name", "proper_noun", "coverage"). Names are looked for in ``passages`` (the whole cited
     passages) when given: a passage names its subject once and then says "it", so the anchor sentence need not.
     An anchor sentence (``anchors``) that states years of its own is about those years: it must hold the year
     asked, whatever its neighbours say (an answer quoting 2019's figure next to a sentence about 2020 is no
@@ -176,6 +177,13 @@ def match_constraints(constraints: QuestionConstraints, evidence: str, checks: f
             missing.append("the question asks how many, and the cited passages give no number")
         if constraints.relation == "when" and not time.search(text):
             missing.append("the question asks when, and the cited passages give no time")
+    if "figure" in checks:
+        for figure, others in other_figures(constraints.figures, text):
+            missing.append(f"the cited passages give {', '.join(q.text for q in others)}, not {figure.text}")
+    if "role" in checks:
+        others = other_roles(constraints.roles, text, lang)
+        if others:
+            missing.append(f"the cited passages name the {', '.join(others)}, not the {', '.join(constraints.roles)}")
     for kind, names in (("name", constraints.names), ("proper_noun", constraints.proper_nouns)):
         absent_names = [n for n in names if not _has_name(n, name_text, lang)] if kind in checks else []
         if absent_names:

@@ -95,5 +95,29 @@ def read_quantities(text: str) -> list[Quantity]:
     return found
 
 
+# Figures that say WHICH thing a text is about rather than how much of it: a measure ("100米自由泳", "23岁时") or
+# an edition, line or phase ("第五届", "6号线", "二期"). A question pinning one and evidence giving only another of
+# the same kind ("200米", "第四届", "一期") is a near miss, like another year (prompts/evidence_match.py).
+MEASURE_UNITS = frozenset().union(*UNIT_GROUPS[1:5]) | {"岁", "歲"}
+ORDINAL_UNITS = frozenset({"号", "號", "期", "届", "屆"})
+
+
+def pinning_figures(text: str) -> list[Quantity]:
+    """The figures of ``text`` in a measure unit or an edition/line/phase (Chinese)."""
+    return [q for q in read_quantities(text) if q.unit in MEASURE_UNITS or q.unit in ORDINAL_UNITS]
+
+
+def other_figures(asked: list[Quantity], evidence: str) -> list[tuple[Quantity, list[Quantity]]]:
+    """Each asked figure that ``evidence`` gives only other values of, in the same unit (group), with those."""
+    given = pinning_figures(evidence)
+    found = []
+    for figure in asked:
+        units = unit_group(figure.unit) if figure.unit in MEASURE_UNITS else frozenset({figure.unit})
+        same_kind = [q for q in given if q.unit in units]
+        if same_kind and not any(same_value(q.value, figure.value) for q in same_kind):
+            found.append((figure, same_kind))
+    return found
+
+
 def same_value(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b))

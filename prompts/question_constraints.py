@@ -14,7 +14,8 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from ingest.store.text_tokenizer import TokenizerOptions, tokenize
-from prompts.quantities import to_arabic
+from prompts.asked_role import asked_roles
+from prompts.quantities import Quantity, pinning_figures, to_arabic
 from prompts.question_names import question_names
 from prompts.question_shape import COUNT, DATE, QUANTITY, TIME, YEAR, AskedFor, asked_for
 
@@ -59,6 +60,8 @@ class QuestionConstraints:
     relative_times: list[str] = field(default_factory=list)
     units: list[str] = field(default_factory=list)  # the unit of a "how many X" (not a classifier)
     relation: str = ""  # "when", "how_many" or "" (who/what/where are not checked: any noun answers them)
+    roles: list[str] = field(default_factory=list)  # the role a "who" asks for (prompts/asked_role.py)
+    figures: list[Quantity] = field(default_factory=list)  # "100米", "第五届", "6号线" (prompts/quantities.py)
     names: list[str] = field(default_factory=list)  # quoted titles, Latin/coined terms (GPT-3, 《紅樓夢》)
     proper_nouns: list[str] = field(default_factory=list)  # English capitalised words (Kublai, Warsaw)
     content_tokens: list[str] = field(default_factory=list)  # for question–evidence coverage
@@ -117,6 +120,8 @@ def question_constraints(question: str, language: str) -> QuestionConstraints:
         relative_times=[r for r in relative if r in lowered],
         units=_units(shape),
         relation=_relation(shape),
+        roles=asked_roles(text, language),
+        figures=pinning_figures(text) if language == "zh" else [],
         names=_names(text, language),
         proper_nouns=_proper_nouns(text, language),
         content_tokens=list(dict.fromkeys(t for t in tokenize(text, COVERAGE_TOKENS) if not _QUESTION_WORD.search(t))),

@@ -98,7 +98,8 @@ def test_the_full_list_check_names_a_short_list_as_a_defect_and_refuses_nothing(
 
 
 def test_the_claim_check_derives_the_rest_and_asks_the_model_about_the_answer_itself():
-    settings = AnswerSettings()
+    # The model's verdict is off by default (checked last below); the derivation runs either way.
+    settings = AnswerSettings(claim_verdict=True)
     # The README's follow-up: the passage answers the question, "37" is the count of the other questions.
     follow_up = ClaimCheck(settings, Verdicts(0.9, 0.2, {"375": 0.8})).check(
         Draft("37 [1]"), Question("青鸾评测集中有多少道题是有答案的？", ZH), _packed(SAMPLE))
@@ -111,9 +112,10 @@ def test_the_claim_check_derives_the_rest_and_asks_the_model_about_the_answer_it
     doubted = ClaimCheck(settings.replace(refuse_claim_yes=0.3), Verdicts(0.9, 0.1)).check(
         Draft("412道 [1]"), Question("青鸾评测集里有多少道拒答题？", ZH), _packed(SAMPLE))
     assert not doubted.passed and "37" in doubted.defect and "p(yes) 0.10 < 0.3" in doubted.reason
-    # Without a scorer (another backend) the derivation still applies.
-    assert ClaimCheck(settings, None).check(Draft("37 [1]"), Question("有多少道题是有答案的？", ZH),
-                                            _packed(SAMPLE)).draft.text.startswith("375")
+    # Without a scorer (another backend) or with the verdict off (the default) the derivation still applies.
+    for check in (ClaimCheck(settings, None), ClaimCheck(AnswerSettings(), Verdicts(0.9, 0.2))):
+        derived = check.check(Draft("37 [1]"), Question("有多少道题是有答案的？", ZH), _packed(SAMPLE))
+        assert derived.draft.text.startswith("375") and derived.signals == {"derived": 1.0}
 
 
 def test_the_constraints_check_names_each_kind_the_evidence_speaks_against():
@@ -206,11 +208,12 @@ def test_the_pipeline_decides_by_the_acceptance_score_when_configured():
     chain, _ = _pipeline(["5.1% [1]"], Verdicts(0.6, 0.95), passages, min_verification_yes_zh=0.7)
     assert chain.answer(question).refused
     decided, _ = _pipeline(["5.1% [1]"], Verdicts(0.6, 0.95), passages, min_verification_yes_zh=0.7,
-                           decision="acceptance", acceptance=model)
+                           decision="acceptance", acceptance=model, claim_verdict=True)
     answer = decided.answer(question)
     assert not answer.refused and answer.signals["acceptance.score"] > 0.5
     assert answer.signals["verification.p_yes"] == 0.6 and answer.signals["claim.p_yes"] == 0.95
-    doubted, _ = _pipeline(["5.1% [1]"], Verdicts(0.3, 0.2), passages, decision="acceptance", acceptance=model)
+    doubted, _ = _pipeline(["5.1% [1]"], Verdicts(0.3, 0.2), passages, decision="acceptance", acceptance=model,
+                           claim_verdict=True)
     refused = doubted.answer(question)
     assert refused.refused and "acceptance" in refused.refusal_reason and refused.withdrawn == "5.1% [1]"
 

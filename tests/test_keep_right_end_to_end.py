@@ -60,11 +60,15 @@ def _pipeline(llm, draft: str, passage: str, real_embedder, **answer):
 
 
 def test_the_readme_follow_up_is_answered_375_by_the_cited_figures(llm, real_embedder):
-    pipeline, _ = _pipeline(llm, "37 [1]", SAMPLE, real_embedder)
-    follow_up = pipeline.answer("青鸾评测集中有多少道题是有答案的？")
-    assert not follow_up.refused, follow_up.refusal_reason
-    assert follow_up.text.startswith("375") and "412 − 37 = 375" in follow_up.text
-    assert follow_up.signals["claim.derived"] == 1.0 and follow_up.signals["claim.p_yes"] > 0
+    # The real model's verdict on the answer itself runs only when asked for (claim_verdict); the derivation always.
+    for verdict in (False, True):
+        pipeline, _ = _pipeline(llm, "37 [1]", SAMPLE, real_embedder, claim_verdict=verdict)
+        follow_up = pipeline.answer("青鸾评测集中有多少道题是有答案的？")
+        assert not follow_up.refused, follow_up.refusal_reason
+        assert follow_up.text.startswith("375") and "412 − 37 = 375" in follow_up.text
+        assert follow_up.signals["claim.derived"] == 1.0
+        assert ("claim.p_yes" in follow_up.signals) is verdict
+        assert not verdict or follow_up.signals["claim.p_yes"] > 0
     pipeline, _ = _pipeline(llm, "37 [1]", SAMPLE, real_embedder)
     first = pipeline.answer("青鸾评测集里有多少道拒答题？")
     assert not first.refused and first.text.startswith("37道"), first.refusal_reason

@@ -3,10 +3,10 @@
 - A figure that is the part a cited sentence sets apart, given for a question about the rest ("有答案的" answered
   "37" where the sentence says 412 questions, 37 without answers), is corrected to total − part ("375 (412 − 37 =
   375)"), by the sentence's own figures.
-- The local LLM is asked whether the (corrected) answer is right by the cited sentences: its p(yes) is a signal for
-  the acceptance decision (prompts/acceptance.py); below ``min_claim_yes`` a count whose cited sentence gives other
-  figures too is a defect to ask the model about once more ("the wrong one of two numbers"), and below
-  ``refuse_claim_yes`` (off by default) the answer is refused.
+- When ``claim_verdict`` is on (off by default), the local LLM is asked whether the (corrected) answer is right by
+  the cited sentences: its p(yes) is a signal for the acceptance decision (prompts/acceptance.py); below
+  ``min_claim_yes`` a count whose cited sentence gives other figures too is a defect to ask the model about once
+  more ("the wrong one of two numbers"), and below ``refuse_claim_yes`` (0 by default) the answer is refused.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class ClaimCheck:
         if derivation is not None:
             draft = replace(draft, text=apply_derivation(draft.text, derivation, question.language))
             signals["derived"] = 1.0
-        if self.scorer is None:
+        if self.scorer is None or not (a.claim_verdict or a.refuse_claim_yes > 0):
             return Verdict.ok(draft, signals=signals)
         p_yes = verify_claim(self.scorer, question.text, draft.text, evidence, question.language)
         signals["p_yes"] = p_yes
@@ -60,7 +60,7 @@ class ClaimCheck:
         return Verdict.ok(draft, signals=signals, defect=defect)
 
     def warm_prompts(self, language: str) -> list[list[dict]]:
-        if self.scorer is None:
+        if self.scorer is None or not (self.settings.claim_verdict or self.settings.refuse_claim_yes > 0):
             return []
         return [claim_messages(q, q, q, language) for q in ("1", "2")]
 
