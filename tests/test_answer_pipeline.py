@@ -186,9 +186,9 @@ def test_warm_up_hands_the_generator_prompts_that_differ_only_in_the_question():
     calls = []
     generator.warm_up = calls.append
     pipeline.warm_up()
-    # Per language (English, then Chinese): the follow-up rewrite, the evidence verification, the verdict on the
-    # answer itself (the claim check), the answer prompt.
-    assert len(calls) == 8
+    # Per language (English, then Chinese): the follow-up rewrite, the evidence verification, the answer prompt
+    # (the verdict on the answer itself is off by default: [answer] claim_verdict).
+    assert len(calls) == 6
     for first, second in calls:
         assert first[0] == second[0]  # the same system message
         assert first[-1]["content"] != second[-1]["content"]  # what changes per question differs
@@ -197,7 +197,11 @@ def test_warm_up_hands_the_generator_prompts_that_differ_only_in_the_question():
     pipeline.settings.answer.min_verification_yes_zh = pipeline.settings.answer.min_verification_yes_en = 0
     calls.clear()
     pipeline.warm_up()
-    assert len(calls) == 4  # nothing to rewrite or verify: the claim verdicts and the answer prompts only
+    assert len(calls) == 2  # nothing to rewrite or verify: the answer prompts only
+    pipeline.settings.answer.claim_verdict = True
+    calls.clear()
+    pipeline.warm_up()
+    assert len(calls) == 4  # and the claim verdicts when they are asked for
     assert "资料" in calls[-1][0][0]["content"]  # Chinese last: its state is what the cache holds afterwards
 
 
