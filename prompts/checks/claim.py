@@ -34,6 +34,10 @@ class ClaimCheck:
         self.settings = settings
         self.scorer = scorer
 
+    def _asks_model(self) -> bool:
+        """Whether the model's verdict runs (read each time: the pipeline's [answer] section may change in place)."""
+        return self.scorer is not None and (self.settings.claim_verdict or self.settings.refuse_claim_yes > 0)
+
     def check(self, draft: Draft, question: Question, passages: Sequence[PackedPassage]) -> Verdict:
         a, packed = self.settings, list(passages)
         evidence = cited_evidence(draft.text, packed, a.evidence_neighbours)
@@ -44,7 +48,7 @@ class ClaimCheck:
         if derivation is not None:
             draft = replace(draft, text=apply_derivation(draft.text, derivation, question.language))
             signals["derived"] = 1.0
-        if self.scorer is None or not (a.claim_verdict or a.refuse_claim_yes > 0):
+        if not self._asks_model():
             return Verdict.ok(draft, signals=signals)
         p_yes = verify_claim(self.scorer, question.text, draft.text, evidence, question.language)
         signals["p_yes"] = p_yes
@@ -60,7 +64,7 @@ class ClaimCheck:
         return Verdict.ok(draft, signals=signals, defect=defect)
 
     def warm_prompts(self, language: str) -> list[list[dict]]:
-        if self.scorer is None or not (self.settings.claim_verdict or self.settings.refuse_claim_yes > 0):
+        if not self._asks_model():
             return []
         return [claim_messages(q, q, q, language) for q in ("1", "2")]
 
