@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from prompts.acceptance import against
 from prompts.asked_role import asked_roles, other_roles
 from prompts.evidence_match import match_constraints
 from prompts.question_constraints import question_constraints
@@ -53,3 +54,8 @@ def test_roles_are_read_only_from_who_questions() -> None:
     assert asked_roles("Who composed the score?", "en") == ["composer"]
     assert other_roles(["director"], "由周明远执导", "zh") == []
     assert other_roles([], "由周明远执导", "zh") == []
+
+
+def test_the_acceptance_decision_takes_them_as_evidence_against():
+    # decision = "acceptance": evidence against refuses whatever the score, these two kinds as much as another year.
+    assert against({"constraints.conflict_figure": 1.0, "constraints.conflict_role": 1.0}) == ["figure", "role"]

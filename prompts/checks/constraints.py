@@ -1,6 +1,6 @@
 """Refuse a near miss: the evidence the answer cites must meet what the question asks (its years, dates,
-relative times, the unit of a "how many", a time for a "when", the edition or measure it pins, the role of a "who", its names: prompts/evidence_match.py,
-prompts/question_constraints.py; kinds in ``evidence_checks``)."""
+relative times, the unit of a "how many", a time for a "when", the edition or measure it pins, the role of a
+"who", its names: prompts/evidence_match.py, prompts/question_constraints.py; kinds in ``evidence_checks``)."""
 
 from __future__ import annotations
 
