@@ -55,6 +55,7 @@ from app.config import load_settings
 from app.langchain.chat_model_adapter import LocalChatModel
 from app.langchain.langchain_tool import AGENT_INSTRUCTIONS, build_knowledge_base_tools, format_answer
 from app.langchain.tool_call_format import TOOL_CALL_OPEN
+from app.langchain.tool_result_ending import with_sources
 from app.wiring import assemble_pipeline, build_generator
 from bench.lib.answer_scoring import keyword_hit
 from bench.lib.bench_kb import build_kb
@@ -230,10 +231,8 @@ def _judge_first_turn(run: Run, message: AIMessage | None, reply: str) -> None:
 def _answer_part(message: AIMessage) -> str:
     """The reply without the source lines the adapter appends to the tool's answer (a file name or heading there
     is not the answer): scored as the tool asked directly is, on its answer text."""
-    text = str(message.content)
     sources = message.response_metadata.get("sources") or []
-    block = "\n\n" + "\n".join(sources)
-    return text.removesuffix(block) if sources else text
+    return str(message.content).removesuffix(with_sources("", sources))
 
 
 def _refuses(text: str) -> bool:

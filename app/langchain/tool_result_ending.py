@@ -51,9 +51,12 @@ class ToolEnding:
     @property
     def reply(self) -> str:
         """The tool's text, an answer followed by its sources (the [n] in the text point at them)."""
-        if not self.result.sources:
-            return self.result.text
-        return self.result.text + "\n\n" + "\n".join(self.result.sources)
+        return with_sources(self.result.text, self.result.sources)
+
+
+def with_sources(text: str, sources: Sequence[str]) -> str:
+    """``text``, then a blank line and one source line per citation (none: ``text`` alone)."""
+    return text + "\n\n" + "\n".join(sources) if sources else text
 
 
 def _from_answer(answer: Answer) -> DocqaResult:
