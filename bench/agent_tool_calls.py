@@ -15,7 +15,8 @@ questions and per half (even positions = the tuning half, odd = the report half)
 - tool_call_rate: the model's first turn called search_knowledge_base (goal >= 0.9);
 - valid_call_rate: of the first turns that began a call (text starting with "<tool_call>", or any call the
   parser recovered), the share that parsed into a call of a bound tool with schema-valid arguments (goal 1.0);
-- answer_hit_rate (answerable): an expected answer string appears in the agent's final answer, beside
+- answer_hit_rate (answerable): an expected answer string appears in the agent's final answer (the source lines
+  docqa appends to its own answer left out), beside
   direct_hit_rate: the same for the tool's own answer to the question asked directly (goal: within 0.10);
 - tool_refusal_rate / final_refusal_rate (unanswerable): the tool answered NOT FOUND / the agent's final answer
   says the documents do not hold it;
@@ -54,6 +55,7 @@ from app.config import load_settings
 from app.langchain.chat_model_adapter import LocalChatModel
 from app.langchain.langchain_tool import AGENT_INSTRUCTIONS, build_knowledge_base_tools, format_answer
 from app.langchain.tool_call_format import TOOL_CALL_OPEN
+from app.langchain.tool_result_ending import with_sources
 from app.wiring import assemble_pipeline, build_generator
 from bench.lib.answer_scoring import keyword_hit
 from bench.lib.bench_kb import build_kb
@@ -204,7 +206,8 @@ class Run:
     final_refused: bool = False
     tool_question: str = ""
     final: str = ""
-    # Who wrote the final reply: "model", or "tool_refusal" (the adapter passed on the tool's refusal).
+    # Who wrote the final reply: "model", or "tool_refusal" / "tool_answer" (the adapter passed on the tool's
+    # refusal / its answer with its sources).
     answer_path: str = ""
     first_reply: str = ""
     seconds: float = 0.0
@@ -223,6 +226,13 @@ def _judge_first_turn(run: Run, message: AIMessage | None, reply: str) -> None:
     run.call_started = reply.lstrip().startswith(TOOL_CALL_OPEN) or bool(calls) or bool(
         message is not None and message.invalid_tool_calls)
     run.call_valid = run.call_started and bool(calls) and all(isinstance(c["args"], dict) for c in calls)
+
+
+def _answer_part(message: AIMessage) -> str:
+    """The reply without the source lines the adapter appends to the tool's answer (a file name or heading there
+    is not the answer): scored as the tool asked directly is, on its answer text."""
+    sources = message.response_metadata.get("sources") or []
+    return str(message.content).removesuffix(with_sources("", sources))
 
 
 def _refuses(text: str) -> bool:
@@ -259,7 +269,7 @@ def run_agent(agent: Any, recorder: RecordingGenerator, cache: AnswerCache, q: Q
     if run.completed:
         run.final = str(messages[-1].content)
         run.answer_path = messages[-1].response_metadata.get("answer_path", "")
-        run.answer_hit = q.answerable and keyword_hit(run.final, q.answers)
+        run.answer_hit = q.answerable and keyword_hit(_answer_part(messages[-1]), q.answers)
         run.final_refused = _refuses(run.final)
     return run
 
@@ -339,6 +349,7 @@ def summarise(runs: list[Run]) -> dict[str, Any]:
         "tool_refusal_rate": _rate([r.tool_refused for r in unanswerable]),
         "final_refusal_rate": _rate([r.final_refused for r in unanswerable]),
         "ended_by_tool_refusal": sum(r.answer_path == "tool_refusal" for r in runs),
+        "ended_by_tool_answer": sum(r.answer_path == "tool_answer" for r in runs),
         "median_seconds": round(statistics.median(r.seconds for r in runs), 1) if runs else None,
     }
 
@@ -372,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the first turn's branch per question: call probability, greedy grammar branch")
     parser.add_argument("--no-refusal-ending", action="store_true",
                         help="let the model write the reply after a tool refusal (LocalChatModel.end_on_tool_refusal "
+                             "off: the behaviour before it)")
+    parser.add_argument("--no-answer-ending", action="store_true",
+                        help="let the model write the reply after a tool answer (LocalChatModel.end_on_tool_answer "
                              "off: the behaviour before it)")
     parser.add_argument("--call-threshold", type=float, default=LocalChatModel.model_fields["call_threshold"].default,
                         help="the decided path's call_threshold (default: LocalChatModel's)")
@@ -418,7 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.paths:
         model = LocalChatModel(generator=recorder, generation=generation, constrained=path != "lenient",
                                call_threshold=args.call_threshold if path == "decided" else None,
-                               end_on_tool_refusal=not args.no_refusal_ending)
+                               end_on_tool_refusal=not args.no_refusal_ending,
+                               end_on_tool_answer=not args.no_answer_ending)
         prompt = args.lenient_prompt if path == "lenient" and args.lenient_prompt else args.system_prompt
         agent = create_agent(model, tools.tools, system_prompt=prompt)
         talk = [run_first_turn(model, tools, prompt, q, path) for q in small_talk]
@@ -449,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
             "call_threshold": args.call_threshold if "decided" in args.paths else None,
             "first_turn_only": args.first_turn_only, "half": args.half or "both", "qids": args.qids, "system_prompt": args.system_prompt,
             "lenient_prompt": args.lenient_prompt or args.system_prompt,
-            "end_on_tool_refusal": not args.no_refusal_ending,
+            "end_on_tool_refusal": not args.no_refusal_ending, "end_on_tool_answer": not args.no_answer_ending,
             "max_new_tokens": args.max_new_tokens, "questions_file": str(QUESTIONS.relative_to(BENCH_DIR.parent))}
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     out = RESULTS_DIR / (("agent_first_turn" if args.first_turn_only else "agent_tool_calls") + f"{args.out_suffix}.json")

@@ -80,11 +80,16 @@ def quote_as_data(text: str) -> str:
 def source_label(passage: ScoredChunk) -> str:
     """Human-readable source of a passage: file name, page and heading when known."""
     chunk = passage.chunk
-    label = chunk.source.replace("\\", "/").rsplit("/", 1)[-1] or chunk.source
-    if chunk.page_label:
-        label += f" {chunk.page_label}"
-    if chunk.heading_path:
-        label += f" — {chunk.heading}"
+    return place_label(chunk.source, chunk.page_label, chunk.heading)
+
+
+def place_label(source: str, location: str = "", heading: str = "") -> str:
+    """``file p.2 — heading`` from a source path, its place in the file ("p.2", "slide 3", "") and its heading."""
+    label = source.replace("\\", "/").rsplit("/", 1)[-1] or source
+    if location:
+        label += f" {location}"
+    if heading:
+        label += f" — {heading}"
     return label
 
 

@@ -75,7 +75,10 @@ def test_the_local_model_drives_an_agent_through_tool_calls_and_tool_results(kb_
     generator = ScriptedTurns(
         '<tool_call>\n{"name": "search_knowledge_base", "arguments": {"question": "星河数据库 端口"}}\n</tool_call>',
         "星河数据库默认监听 7341 端口 [1]。")
-    model = LocalChatModel(generator=generator, generation=GenerationSettings(max_new_tokens=64))
+    # The model writes the reply after the tool's answer here (by default docqa's answer would be the reply:
+    # tests/test_tool_result_ending.py), to check how a tool result reaches the model.
+    model = LocalChatModel(generator=generator, generation=GenerationSettings(max_new_tokens=64),
+                           end_on_tool_answer=False)
     result = create_agent(model, kb_tools.tools, system_prompt="你是文档助手。").invoke(
         {"messages": [HumanMessage(QUESTION)]})
     ai_call, tool_result, final = result["messages"][1:]
@@ -124,11 +127,16 @@ def test_a_real_agent_run_on_the_packaged_model(real_app_settings, real_pipeline
     # Decoded under the grammar: the call is well formed by construction.
     assert messages[1].response_metadata["tool_call_path"] == "grammar"
     tool_results = [m for m in messages if isinstance(m, ToolMessage)]
-    assert "7341" in tool_results[0].content
-    # The loop ends with a plain reply. Its wording is the 1.5B model's (greedy, yet it flips between "7341" and
-    # echoing "NOT FOUND" as the tool text changes): its reliability is measured by bench/agent_tool_calls.py.
+    answer = tool_results[-1].artifact
+    assert not answer.refused and "7341" in answer.text and answer.citations
+    # The run ends with docqa's checked answer and its sources, not the 1.5B model's rewording of it
+    # (LocalChatModel.end_on_tool_answer; bench/agent_tool_calls.py measures the whole loop).
     final = messages[-1]
-    assert isinstance(final, AIMessage) and not final.tool_calls and final.content.strip()
+    assert isinstance(final, AIMessage) and not final.tool_calls
+    assert final.response_metadata["answer_path"] == "tool_answer"
+    assert final.content.startswith(answer.text) and "7341" in final.content
+    n = answer.citations[0].number
+    assert f"[{n}]" in answer.text and f"\n[{n}] 星河数据库手册.md" in final.content
 
 
 def test_the_plain_chain_feeds_numbered_passages_to_the_local_model(kb_tools):

@@ -298,6 +298,12 @@ def test_a_langchain_agent_reaches_the_documents_through_the_mcp_adapters(home):
     tool_result = next(m for m in messages if isinstance(m, ToolMessage))
     assert tool_result.name == "ask_documents" and "7341" in str(tool_result.content)
     assert '"refused":false' in str(tool_result.content).replace(" ", "")
-    assert isinstance(messages[-1], AIMessage) and messages[-1].content == "星河数据库默认监听 7341 端口 [1]。"
+    # The run ends with the server's answer and its sources, read from the result's structured content
+    # (LocalChatModel.end_on_tool_answer): the scripted second reply is never asked for.
+    final, answer = messages[-1], tool_result.artifact["structured_content"]
+    assert isinstance(final, AIMessage) and final.response_metadata["answer_path"] == "tool_answer"
+    n = answer["citations"][0]["number"]
+    assert final.content.startswith(answer["answer"]) and f"\n[{n}] 星河数据库手册.md" in final.content
+    assert len(generator.calls) == 1
     # The tools' descriptions and schemas reached the model's prompt.
     assert '"name": "ask_documents"' in generator.calls[0][0]["content"]

@@ -92,6 +92,10 @@ def _take_step(update: dict[str, Any], messages: list[Any]) -> None:
             messages.append(message)
 
 
+# Marks on a final reply that docqa wrote (response_metadata["answer_path"]), not the model.
+_BY = {"tool_refusal": " [docqa's refusal]", "tool_answer": " [docqa's answer]"}
+
+
 def _print_step(message: Any) -> None:
     if isinstance(message, AIMessage) and message.tool_calls:
         for call in message.tool_calls:
@@ -99,8 +103,9 @@ def _print_step(message: Any) -> None:
     elif isinstance(message, ToolMessage):
         print(f"← {message.name}:\n{message.content}\n", flush=True)
     elif isinstance(message, AIMessage):
-        # A refusal the adapter passed on (LocalChatModel.end_on_tool_refusal) is docqa's, not the model's words.
-        by = " [docqa's refusal]" if message.response_metadata.get("answer_path") == "tool_refusal" else ""
+        # A refusal or answer the adapter passed on (LocalChatModel.end_on_tool_refusal / end_on_tool_answer) is
+        # docqa's, not the model's words.
+        by = _BY.get(message.response_metadata.get("answer_path", ""), "")
         print(f"\n{message.content}{by}", flush=True)
 
 

@@ -53,7 +53,7 @@ from app.langchain.tool_call_grammar import (
     tool_call_grammar,
     tool_names,
 )
-from app.langchain.tool_refusal import last_step_refusal
+from app.langchain.tool_result_ending import EndingKind, tool_result_ending
 from app.wiring import build_generator
 from prompts.conversation import Turn
 
@@ -131,8 +131,8 @@ def _tail(progress: _Progress, run_manager: CallbackManagerForLLMRun | None,
 
 ToolCallPath = Literal["grammar", "native", "lenient"]
 # Who wrote a reply that is not a tool call (response_metadata["answer_path"]): the model, or the adapter passing
-# on a docqa tool's refusal (end_on_tool_refusal).
-AnswerPath = Literal["model", "tool_refusal"]
+# on a docqa tool's refusal (end_on_tool_refusal) or answer (end_on_tool_answer).
+AnswerPath = Literal["model"] | EndingKind
 
 
 class LocalChatModel(BaseChatModel):
@@ -162,11 +162,19 @@ class LocalChatModel(BaseChatModel):
     # probe (bench/RESULTS_AGENT.md): >= 90 % of the tuning half's first turns call, no small talk does.
     call_threshold: float | None = Field(default=0.12, ge=0.0, le=1.0)
     # With tools bound: when every tool result since the model's last turn is a docqa refusal (read from the
-    # result's structured part, app/langchain/tool_refusal.py), the reply is that refusal, without asking the model
-    # (response_metadata["answer_path"] = "tool_refusal"). The bundled model, given the refusal, still answered
-    # from its own knowledge (bench/RESULTS_AGENT.md); a refusal is docqa's verdict on the user's documents, not
-    # a hint. An answered result, or any other tool's, leaves the reply to the model.
+    # result's structured part, app/langchain/tool_result_ending.py), the reply is that refusal, without asking
+    # the model (response_metadata["answer_path"] = "tool_refusal"). The bundled model, given the refusal, still
+    # answered from its own knowledge (bench/RESULTS_AGENT.md); a refusal is docqa's verdict on the user's
+    # documents, not a hint. Any other tool's result, or an error, leaves the reply to the model.
     end_on_tool_refusal: bool = True
+    # With only docqa's tools bound: when every tool result since the model's last turn is the same docqa answer
+    # (read the same way), the reply is that answer with its [n] sources, without asking the model
+    # (answer_path = "tool_answer"; LangChain's precedent: a tool's return_direct). The answer is already checked
+    # against its sources; the bundled 1.5B model's paraphrase of it loses that grounding: after an answered search
+    # it replied with an English paraphrase of the wrong source, or "I'm sorry, but I can't assist with that.", on
+    # 2 of the 10 answered report-half questions (bench/RESULTS_AGENT.md, round 2). With other tools bound (the
+    # model may have more to do with the answer), or answers that differ, the model replies.
+    end_on_tool_answer: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings, **generation: Any) -> LocalChatModel:
@@ -212,13 +220,17 @@ class LocalChatModel(BaseChatModel):
             yield from _tail(progress, run_manager, {})
             return
         choice = normalise_tool_choice(kwargs.get("tool_choice"), tools)
-        refusal = last_step_refusal(messages) if self.end_on_tool_refusal else None
-        if refusal is not None:
+        ending = tool_result_ending(messages, tool_names(tools), on_refusal=self.end_on_tool_refusal,
+                                    on_answer=self.end_on_tool_answer)
+        if ending is not None:
+            reply = ending.reply
             if run_manager:
-                run_manager.on_llm_new_token(refusal.text)
+                run_manager.on_llm_new_token(reply)
+            tool_key = "refusing_tool" if ending.kind == "tool_refusal" else "answering_tool"
             yield ChatGenerationChunk(message=AIMessageChunk(
-                content=refusal.text, response_metadata={"tool_call_path": path, "answer_path": "tool_refusal",
-                                                         "refusing_tool": refusal.tool}, chunk_position="last"))
+                content=reply, response_metadata={"tool_call_path": path, "answer_path": ending.kind,
+                                                  tool_key: ending.tool, "sources": list(ending.result.sources)},
+                chunk_position="last"))
             return
         if path == "native":
             yield self._native_turn(messages, tools, choice)

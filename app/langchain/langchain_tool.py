@@ -21,6 +21,7 @@ from typing import Any
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field
 
+from app.answer.agent_tool_names import ASK_DOCUMENTS, LIST_KNOWLEDGE_BASE_DOCUMENTS, SEARCH_KNOWLEDGE_BASE
 from app.answer.answer_pipeline import AnswerPipeline, QuestionError
 from app.answer.base_selection import open_bases_retriever
 from app.answer.cited_span import answer_span
@@ -72,8 +73,8 @@ def agent_instructions(tool: str, when_refused: str) -> str:
 
 
 # The system prompt of the example agent over these tools, and over docqa's MCP server's ask_documents.
-AGENT_INSTRUCTIONS = agent_instructions("search_knowledge_base", "工具结果说文档中没有答案")
-MCP_AGENT_INSTRUCTIONS = agent_instructions("ask_documents", '工具结果中 "refused" 为 true')
+AGENT_INSTRUCTIONS = agent_instructions(SEARCH_KNOWLEDGE_BASE, "工具结果说文档中没有答案")
+MCP_AGENT_INSTRUCTIONS = agent_instructions(ASK_DOCUMENTS, '工具结果中 "refused" 为 true')
 PASSAGES_DESCRIPTION = (
     "Search the user's private document collection (Chinese and English) for passages relevant to a question. "
     "Returns numbered passages [n] with file, page, section and score; answer from them and cite the [n] you use. "
@@ -208,7 +209,7 @@ def build_knowledge_base_tools(kb_dir: Path | str | None = None, settings: Setti
                 return format_passages(passages, max_chars), passages
             answer = pipeline.answer(question)
         except (QuestionError, ValueError) as exc:
-            raise ToolException(f"search_knowledge_base: {exc}") from exc
+            raise ToolException(f"{SEARCH_KNOWLEDGE_BASE}: {exc}") from exc
         return format_answer(answer, max_chars), answer
 
     def list_documents() -> str:
@@ -218,10 +219,10 @@ def build_knowledge_base_tools(kb_dir: Path | str | None = None, settings: Setti
         return format_documents(retriever.kb)
 
     search_tool = StructuredTool.from_function(
-        func=search, name="search_knowledge_base",
+        func=search, name=SEARCH_KNOWLEDGE_BASE,
         description=SEARCH_DESCRIPTION if pipeline is not None else PASSAGES_DESCRIPTION, args_schema=SearchInput,
         response_format="content_and_artifact", handle_tool_error=True)
     list_tool = StructuredTool.from_function(
-        func=list_documents, name="list_knowledge_base_documents", description=LIST_DESCRIPTION,
+        func=list_documents, name=LIST_KNOWLEDGE_BASE_DOCUMENTS, description=LIST_DESCRIPTION,
         handle_tool_error=True)
     return KnowledgeBaseTools(search_tool, list_tool, retriever, pipeline, settings)

@@ -19,6 +19,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from app.answer.agent_tool_names import ASK_DOCUMENTS, LIST_DOCUMENTS, LIST_KNOWLEDGE_BASES, SEARCH_DOCUMENTS
 from app.answer.answer_pipeline import AskOptions, QuestionError
 from app.answer.knowledge_bases import UnknownDocumentError, document_chunks, list_bases, list_documents
 from app.config import ConfigError
@@ -88,6 +89,8 @@ class CitationOut(BaseModel):
     base: str
     source: str
     page: int | None
+    location: str = Field(default="", description='where in the file: "p.3", "slide 3", or "" (no pages)')
+    heading: str = ""
     quote: str
 
 
@@ -180,7 +183,7 @@ def build_server(services: McpServices, transport_security: TransportSecuritySet
         try:
             passages = retriever.retrieve(query, top_k=top_k).passages
         except (QuestionError, ValueError) as exc:
-            raise _tool_error("search_documents", exc) from None
+            raise _tool_error(SEARCH_DOCUMENTS, exc) from None
         return SearchResult(base=searched(base, bases, retriever), query=query, notices=kb_notices(retriever),
                             passages=[_passage(i, p, limits.passage_chars) for i, p in enumerate(passages, 1)])
 
@@ -189,9 +192,10 @@ def build_server(services: McpServices, transport_security: TransportSecuritySet
         try:
             answer = pipeline.answer(question, AskOptions())
         except (QuestionError, ValueError) as exc:
-            raise _tool_error("ask_documents", exc) from None
+            raise _tool_error(ASK_DOCUMENTS, exc) from None
         citations = [CitationOut(number=c.number, base=c.passage.base, source=c.passage.chunk.source,
-                                 page=c.passage.chunk.page,
+                                 page=c.passage.chunk.page, location=c.passage.chunk.page_label,
+                                 heading=c.passage.chunk.heading,
                                  quote=_clip(c.quoted_text or c.passage.text, limits.passage_chars))
                      for c in answer.citations]
         return AskResult(base=searched(base, bases, pipeline.retriever), question=question, answer=answer.text,
@@ -208,18 +212,18 @@ def build_server(services: McpServices, transport_security: TransportSecuritySet
             DocumentOut(id=d.id, name=d.name, path=d.path, title=d.title, file_type=d.file_type, chunks=d.chunks,
                         updated_at=d.updated_at, uri=DOCUMENT_URI.format(base=name, doc_id=d.id)) for d in found])
 
-    @server.tool(name="search_documents", description=SEARCH_DESCRIPTION, annotations=read_only)
+    @server.tool(name=SEARCH_DOCUMENTS, description=SEARCH_DESCRIPTION, annotations=read_only)
     async def search_documents(
             query: Question, base: Base = None,
             top_k: Annotated[int, Field(ge=1, le=limits.max_passages, description="Passages to return. 返回的段落数。")]
             = limits.default_passages, bases: Bases = None) -> SearchResult:
         return await anyio.to_thread.run_sync(search, query, base, top_k, bases)
 
-    @server.tool(name="ask_documents", description=ASK_DESCRIPTION, annotations=read_only)
+    @server.tool(name=ASK_DOCUMENTS, description=ASK_DESCRIPTION, annotations=read_only)
     async def ask_documents(question: Question, base: Base = None, bases: Bases = None) -> AskResult:
         return await anyio.to_thread.run_sync(ask, question, base, bases)
 
-    @server.tool(name="list_knowledge_bases", description=LIST_BASES_DESCRIPTION, annotations=read_only)
+    @server.tool(name=LIST_KNOWLEDGE_BASES, description=LIST_BASES_DESCRIPTION, annotations=read_only)
     async def list_knowledge_bases() -> BasesResult:
         try:
             bases = await anyio.to_thread.run_sync(list_bases, settings, knowledge_store)
@@ -228,7 +232,7 @@ def build_server(services: McpServices, transport_security: TransportSecuritySet
         return BasesResult(bases=[BaseOut(name=b.name, documents=b.documents, chunks=b.chunks, problem=b.problem)
                                   for b in bases])
 
-    @server.tool(name="list_documents", description=LIST_DOCUMENTS_DESCRIPTION, annotations=read_only)
+    @server.tool(name=LIST_DOCUMENTS, description=LIST_DOCUMENTS_DESCRIPTION, annotations=read_only)
     async def list_base_documents(base: Base = None) -> DocumentsResult:
         return await anyio.to_thread.run_sync(documents, base)
 
