@@ -69,6 +69,14 @@ class AnswerSettings(SettingsSection):
     # Ask, in the answer prompt, for the unit of a count or quantity and for the full list of a "which ones"
     # question (prompts/templates.shape_hint; a line for those questions only).
     state_shape: bool = False
+    # A draft of citation markers alone ("[1]"): "extract" asks the model to copy the answering words out of the
+    # cited passage and keeps them only when they stand there verbatim (prompts/span_extraction.py), with the quote
+    # of the best-matching sentence as the fallback; "quote" gives the quote alone (prompts/marker_only_answer.py).
+    marker_answer: Literal["extract", "quote"] = "extract"
+    # The copied span: at most this many new tokens, and at most this share of the cited passage's length
+    # (longer is a quote, not an answer).
+    span_max_new_tokens: int = Field(32, ge=1)
+    span_max_share: float = Field(0.5, gt=0, le=1)
 
     _known_parts = field_validator("gates", "checks")(_known_checks)
 
