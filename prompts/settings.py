@@ -50,13 +50,14 @@ class AnswerSettings(SettingsSection):
     gates: tuple[str, ...] = ("evidence_score", "question_names")
     # The checks of the model's draft, in order; each sees the draft as the ones before left it (``decision``
     # says how their verdicts combine): drop invalid citation numbers, numbers a second answer invents, a bare
-    # "[1]" quoted, a bare figure given its unit, a list shorter than the cited one (a defect to repair), near-miss
+    # "[1]" made the copied span or quote, Chinese characters written as the cited passages write them (traditional
+    # or simplified), a bare figure given its unit, a list shorter than the cited one (a defect to repair), near-miss
     # constraints (evidence_checks), the LLM's verification (min_verification_yes_*), the claim (total − part
     # derivation, the LLM's verdict on the answer itself), per-sentence support flags (min_support_score), lexical
     # support (min_lexical_support). Add a check: a file in prompts/checks/ with build(parts), or
     # "package.module:factory", and its name here.
-    checks: tuple[str, ...] = ("citations", "retry_numbers", "marker_quote", "units", "full_list", "constraints",
-                               "verification", "claim", "sentence_support", "lexical_support")
+    checks: tuple[str, ...] = ("citations", "retry_numbers", "marker_quote", "script", "units", "full_list",
+                               "constraints", "verification", "claim", "sentence_support", "lexical_support")
     # How the checks' verdicts decide: "chain" — the first check that refuses refuses the answer; "acceptance" —
     # every check runs and one calibrated score over their signals decides (prompts/acceptance.py, ``acceptance``
     # below; evidence against the answer and the ``acceptance.vetoes`` checks still refuse outright).
