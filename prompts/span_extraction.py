@@ -28,6 +28,8 @@ _ASK = {"zh": "<passage>\n{passage}\n</passage>\n\n问题：{question}\n"
               "Copy from the passage the few words that answer the question (a name, number, date or short phrase), "
               "exactly as written. Write nothing else."}
 # Quotes, brackets and end punctuation the model puts around a copied span; not part of it.
+# A span never splits a number or a Latin word of the passage ("0" out of "2020", "thym" out of "thymus").
+_WHOLE = r"(?<![A-Za-z0-9]){0}(?![A-Za-z0-9])"
 _WRAPPING = " \t\r\n\"'“”‘’「」『』《》()（）[]。．.，,；;：:!！?？"
 
 
@@ -40,13 +42,15 @@ def extraction_messages(question: str, passage: str, language: str) -> list[dict
 
 def verbatim_span(reply: str, passage: str, max_share: float) -> str | None:
     """The first line of ``reply`` without its wrapping, as ``passage`` writes it (NFKC, any case, any spacing),
-    when it stands there and is at most ``max_share`` of the passage's length; None otherwise."""
+    when it stands there as whole words and numbers and is at most ``max_share`` of the passage's length; None
+    otherwise."""
     line = reply.strip().splitlines()[0] if reply.strip() else ""
     words = unicodedata.normalize("NFKC", line).strip(_WRAPPING).split()
     if not words:
         return None
     text = unicodedata.normalize("NFKC", passage)
-    found = re.search(r"\s*".join(re.escape(w) for w in words), text, re.IGNORECASE)
+    pattern = _WHOLE.format(r"\s*".join(re.escape(w) for w in words))
+    found = re.search(pattern, text, re.IGNORECASE)
     if found is None or len(found.group()) > max_share * len(text.strip()):
         return None
     return found.group()

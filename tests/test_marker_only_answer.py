@@ -64,6 +64,9 @@ def test_a_span_stands_only_when_the_passage_writes_it():
     assert verbatim_span("", TEXT, 0.5) is None and verbatim_span("“”", TEXT, 0.5) is None
     assert verbatim_span(TEXT, TEXT, 0.5) is None  # the whole passage is not an answer
     assert verbatim_span("７０-８０公里", "最高时速达70-80公里。", 0.9) == "70-80公里"  # NFKC
+    # Never part of a number or a Latin word.
+    assert verbatim_span("0", "2020年选举", 0.9) is None and verbatim_span("300 sup", TEXT, 0.5) is None
+    assert verbatim_span("1500年", "從前1500年就在此居住", 0.9) == "1500年"
 
 
 def test_a_marker_only_draft_becomes_the_copied_span_or_else_the_quote():
