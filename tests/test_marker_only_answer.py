@@ -77,5 +77,5 @@ def test_a_marker_only_draft_becomes_the_copied_span_or_else_the_quote():
     verdict, _ = _check("about two thousand tickets")
     assert verdict.draft.text == 'Passage [2] says: "It was trained on 2,300 support tickets." [2]'
     assert verdict.draft.described_as == "the quoted sentence" and verdict.signals["span"] == 0.0
-    verdict, writer = _check("2,300 support tickets", marker_answer="quote")
+    verdict, writer = _check("2,300 support tickets", span_languages=("zh",))
     assert verdict.draft.text.startswith("Passage [2] says") and not writer.prompts

@@ -1,6 +1,6 @@
 """Repair: an answer of citation markers alone ("[1]"), or one that puts the marker where the answer belongs
 ("… is [3]."), becomes the answering words copied out of the cited passage
-(prompts/span_extraction.py, ``[answer] marker_answer = "extract"``), or, when the model copies none, a labelled
+(prompts/span_extraction.py; questions in ``[answer] span_languages``), or, when the model copies none, a labelled
 quote of the cited passage's sentence that best matches the question (prompts/marker_only_answer.py); the checks
 after it judge what it became."""
 
@@ -38,12 +38,12 @@ class MarkerQuoteCheck:
         return Verdict.ok(repaired, signals={"markers_only": 1.0, "span": 0.0}, defect=defect)
 
     def _span(self, draft: Draft, question: Question, passages: Sequence[PackedPassage]) -> str | None:
-        """The answering words of the first cited passage, when ``marker_answer`` asks for them and a model can
-        write them."""
+        """The answering words of the first cited passage, when ``span_languages`` holds the question's language
+        and a model can write them."""
         a = self.settings
         by_number = {p.number: p for p in passages}
         cited = [by_number[n] for n in parse_citations(draft.text) if n in by_number]
-        if a.marker_answer != "extract" or self.writer is None or not cited:
+        if question.language not in a.span_languages or self.writer is None or not cited:
             return None
         return extract_span(self.writer, question.text, cited[0], question.language, a.span_max_new_tokens,
                             a.span_max_share)
