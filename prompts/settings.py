@@ -136,11 +136,11 @@ class AnswerSettings(SettingsSection):
     # Chinese 0.7 refused as many near misses as 0.8 through the whole pipeline and fewer right answers; the
     # packaged model says "yes" less readily in English. Across languages (an English question over Chinese
     # passages) its verdict barely tells right answers from wrong ones, so only a clear "no" refuses. Costs one
-    # forward pass (~1.6 s on 2 cores) per answer that passed the other checks. English 0.6 (was 0.75): through
-    # the whole pipeline on the keep-right tuning half (bench/RESULTS_KEEP_RIGHT.md, session 4) the lowest
-    # threshold still refusing ≥ 0.85 of the English near misses; 0.75 refused 7 of 24 answerable questions.
+    # forward pass (~1.6 s on 2 cores) per answer that passed the other checks. English 0.6, chosen on the
+    # keep-right tuning half (bench/RESULTS_KEEP_RIGHT.md, session 4), let the report half's near misses through
+    # (0.90 → 0.70 refused), so 0.75 stays.
     min_verification_yes_zh: float = Field(0.7, le=1)
-    min_verification_yes_en: float = Field(0.6, le=1)
+    min_verification_yes_en: float = Field(0.75, le=1)
     min_verification_yes_cross: float = Field(0.5, le=1)
 
     # The acceptance decision (``decision = "acceptance"``, prompts/acceptance.py): its signals scored by a logistic
