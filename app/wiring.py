@@ -121,8 +121,11 @@ def build_answer_checks(settings: Settings, generator: Generator, embedder: Embe
     verifies evidence when its backend can score a yes/no (llama.cpp)."""
     from prompts.checks.registry import CheckLoadError, CheckParts, load_checks, load_gates
 
+    from app.generation.short_reply import ShortReplyWriter
+
     yes_no = generator if hasattr(generator, "yes_probability") else None
-    parts = CheckParts(settings.answer, yes_no, support_scorer or build_support_scorer(settings, embedder))
+    parts = CheckParts(settings.answer, yes_no, support_scorer or build_support_scorer(settings, embedder),
+                       ShortReplyWriter(generator, settings.generation))
     try:
         return load_gates(parts), load_checks(parts)
     except CheckLoadError as exc:  # an entry the settings could only check for its form ("module:factory")

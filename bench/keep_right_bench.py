@@ -27,6 +27,7 @@ from pathlib import Path
 from app.answer.answer_pipeline import AnswerPipeline, PassagesEvent, RetryEvent, TokenEvent
 from app.config import Settings, load_settings
 from app.wiring import assemble_pipeline, build_generator
+from bench.lib.answer_f1 import f1
 from bench.lib.answer_overrides import with_answer_settings
 from bench.lib.bench_kb import build_kb
 from bench.lib.keep_right_sets import DevCase, all_cases
@@ -107,8 +108,15 @@ def summarise(rows: list[dict]) -> dict[str, dict]:
             out[g] = {"n": n, "refused": refused / n, "wrong_shown": n - refused}
         else:
             right = sum(r["right"] for r in sel)
-            out[g] = {"n": n, "accuracy": right / n, "refused": refused / n, "wrong_shown": n - refused - right}
+            out[g] = {"n": n, "accuracy": right / n, "refused": refused / n, "wrong_shown": n - refused - right,
+                      "f1": sum(row_f1(r) for r in sel) / n}
     return out
+
+
+def row_f1(row: dict) -> float:
+    """The answer's F1 against the expected spans (0 for a refusal): the answer's shape, beside the keyword
+    accuracy that any answer holding the span passes."""
+    return 0.0 if row["refused"] else f1(row["text"], row["answers"], row["language"])
 
 
 def report(rows: list[dict]) -> None:
@@ -117,11 +125,11 @@ def report(rows: list[dict]) -> None:
         if not sel:
             continue
         print(f"\n### {half} half ({len(sel)} cases)\n")
-        print("| group | n | accuracy | refused | wrong answers shown |")
-        print("|---|---:|---:|---:|---:|")
+        print("| group | n | accuracy | refused | wrong answers shown | F1 |")
+        print("|---|---:|---:|---:|---:|---:|")
         for g, s in summarise(sel).items():
-            acc = f"{s['accuracy']:.3f}" if "accuracy" in s else ""
-            print(f"| {g} | {s['n']} | {acc} | {s['refused']:.3f} | {s['wrong_shown']} |")
+            acc, f = (f"{s['accuracy']:.3f}", f"{s['f1']:.2f}") if "accuracy" in s else ("", "")
+            print(f"| {g} | {s['n']} | {acc} | {s['refused']:.3f} | {s['wrong_shown']} | {f} |")
 
 
 def _interleave(groups: list[list[DevCase]]) -> list[DevCase]:
@@ -133,7 +141,7 @@ def _interleave(groups: list[list[DevCase]]) -> list[DevCase]:
 
 
 def _cells(rows: list[dict]) -> dict[str, str]:
-    return {g: (f"{s['accuracy']:.2f} / {s['refused']:.2f} / {s['wrong_shown']}" if "accuracy" in s
+    return {g: (f"{s['accuracy']:.2f} / {s['refused']:.2f} / {s['wrong_shown']} / F1 {s['f1']:.2f}" if "accuracy" in s
                 else f"refused {s['refused']:.2f} / {s['wrong_shown']}") for g, s in summarise(rows).items()}
 
 
@@ -156,7 +164,8 @@ def compare(runs: dict[str, list[dict]]) -> None:
             continue
         cells = {name: _cells(rows) for name, rows in columns.items()}
         n = {g: s["n"] for g, s in summarise(next(iter(columns.values()))).items()}
-        print(f"\n### {half} half (answerable: accuracy / refused / wrong shown; near miss: refused / wrong shown)\n")
+        print(f"\n### {half} half (answerable: accuracy / refused / wrong shown / F1; near miss: refused / wrong "
+              "shown)\n")
         print("| group | n | " + " | ".join(runs) + " |")
         print("|---|---:|" + "---|" * len(runs))
         for g in n:

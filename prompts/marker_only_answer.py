@@ -1,5 +1,6 @@
-"""Answers made of citation markers alone ("[1]"): the small model points at a passage without writing the answer.
-Rather than show a bare "[1]", quote the sentence of the cited passage that shares most words with the question —
+"""Answers made of citation markers alone ("[1]"), or that put the marker where the answer belongs ("The model
+family … is [3].", "The passage number is [3]."): the small model points at a passage without writing the answer.
+Rather than show that, quote the sentence of the cited passage that shares most words with the question —
 a verbatim quote, so it is grounded by construction and labelled as a quote."""
 
 from __future__ import annotations
@@ -12,12 +13,20 @@ from prompts.sentences import split_sentences
 from prompts.templates import PackedPassage
 
 _NOT_CONTENT = re.compile(r"[\s\W_]+")
+# A marker standing where the answer belongs: right after a copula or "see", at the end of the answer.
+_MARKER_AS_ANSWER = re.compile(r"(?:\b(?:is|are|was|were|see)|是|为|為|见|見)\s*(?:[\[【]\d+[\]】]\s*)+[.。]?\s*$",
+                               re.IGNORECASE)
 _QUOTE = {"zh": "资料 [{n}] 原文：“{sentence}” [{n}]", "en": 'Passage [{n}] says: "{sentence}" [{n}]'}
 
 
 def is_markers_only(text: str) -> bool:
     """True when nothing but citation markers, punctuation and blanks is left of ``text``."""
     return bool(parse_citations(text)) and not _NOT_CONTENT.sub("", remove_invalid_citations(text, set()))
+
+
+def points_at_passage(text: str) -> bool:
+    """True when ``text`` is citation markers alone, or ends with a marker standing where the answer belongs."""
+    return is_markers_only(text) or _MARKER_AS_ANSWER.search(text.strip()) is not None
 
 
 def quote_cited_sentence(question: str, text: str, packed: list[PackedPassage], language: str) -> str | None:

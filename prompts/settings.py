@@ -50,13 +50,14 @@ class AnswerSettings(SettingsSection):
     gates: tuple[str, ...] = ("evidence_score", "question_names")
     # The checks of the model's draft, in order; each sees the draft as the ones before left it (``decision``
     # says how their verdicts combine): drop invalid citation numbers, numbers a second answer invents, a bare
-    # "[1]" quoted, a bare figure given its unit, a list shorter than the cited one (a defect to repair), near-miss
+    # "[1]" made the copied span or quote, Chinese characters written as the cited passages write them (traditional
+    # or simplified), a bare figure given its unit, a list shorter than the cited one (a defect to repair), near-miss
     # constraints (evidence_checks), the LLM's verification (min_verification_yes_*), the claim (total − part
     # derivation, the LLM's verdict on the answer itself), per-sentence support flags (min_support_score), lexical
     # support (min_lexical_support). Add a check: a file in prompts/checks/ with build(parts), or
     # "package.module:factory", and its name here.
-    checks: tuple[str, ...] = ("citations", "retry_numbers", "marker_quote", "units", "full_list", "constraints",
-                               "verification", "claim", "sentence_support", "lexical_support")
+    checks: tuple[str, ...] = ("citations", "retry_numbers", "marker_quote", "script", "units", "full_list",
+                               "constraints", "verification", "claim", "sentence_support", "lexical_support")
     # How the checks' verdicts decide: "chain" — the first check that refuses refuses the answer; "acceptance" —
     # every check runs and one calibrated score over their signals decides (prompts/acceptance.py, ``acceptance``
     # below; evidence against the answer and the ``acceptance.vetoes`` checks still refuse outright).
@@ -69,6 +70,17 @@ class AnswerSettings(SettingsSection):
     # Ask, in the answer prompt, for the unit of a count or quantity and for the full list of a "which ones"
     # question (prompts/templates.shape_hint; a line for those questions only).
     state_shape: bool = False
+    # A draft of citation markers alone ("[1]") to a question in one of these languages: the model copies the
+    # answering words out of the cited passage, kept only when they stand there verbatim
+    # (prompts/span_extraction.py), with the quote of the best-matching sentence as the fallback; in the other
+    # languages the quote alone (prompts/marker_only_answer.py). English only: the packaged model answers English
+    # questions with a bare marker far more often, and on the seeds bench Chinese spans lost a right answer and
+    # showed a wrong one the quote had not (bench/RESULTS_KEEP_RIGHT.md, session 4).
+    span_languages: tuple[str, ...] = ("en",)
+    # The copied span: at most this many new tokens, and at most this share of the cited passage's length
+    # (longer is a quote, not an answer).
+    span_max_new_tokens: int = Field(32, ge=1)
+    span_max_share: float = Field(0.5, gt=0, le=1)
 
     _known_parts = field_validator("gates", "checks")(_known_checks)
 
@@ -124,7 +136,9 @@ class AnswerSettings(SettingsSection):
     # Chinese 0.7 refused as many near misses as 0.8 through the whole pipeline and fewer right answers; the
     # packaged model says "yes" less readily in English. Across languages (an English question over Chinese
     # passages) its verdict barely tells right answers from wrong ones, so only a clear "no" refuses. Costs one
-    # forward pass (~1.6 s on 2 cores) per answer that passed the other checks.
+    # forward pass (~1.6 s on 2 cores) per answer that passed the other checks. English 0.6, chosen on the
+    # keep-right tuning half (bench/RESULTS_KEEP_RIGHT.md, session 4), let the report half's near misses through
+    # (0.90 → 0.70 refused), so 0.75 stays.
     min_verification_yes_zh: float = Field(0.7, le=1)
     min_verification_yes_en: float = Field(0.75, le=1)
     min_verification_yes_cross: float = Field(0.5, le=1)

@@ -112,7 +112,7 @@ def test_the_pipeline_runs_the_list_it_is_given_and_knows_no_check() -> None:
 def test_the_default_lists_are_todays_checks_in_todays_order() -> None:
     gates, checks = build_answer_checks(Settings(), ScriptedGenerator(""), FakeEmbedder(dimension=256))
     assert [g.name for g in gates] == ["evidence_score", "question_names"]
-    assert [c.name for c in checks] == ["citations", "retry_numbers", "marker_quote", "units", "full_list",
+    assert [c.name for c in checks] == ["citations", "retry_numbers", "marker_quote", "script", "units", "full_list",
                                         "constraints", "verification", "claim", "sentence_support", "lexical_support"]
 
 
@@ -150,3 +150,21 @@ def test_every_verdict_can_be_collected_for_a_decision_that_weighs_them() -> Non
     assert everything.refusal.defect == "write the answer without exclamation marks"
     assert everything.draft.text == "通义千问模型由阿里云开发！[1]"  # repaired by the citations check
     assert "lexical_support.tokens" in everything.signals and "lexical_support.tokens" not in vetoed.signals
+
+
+def test_an_answer_is_written_in_the_script_of_the_passages_it_cites() -> None:
+    from prompts.checks.script import ScriptCheck
+    from prompts.script_alignment import align_script
+
+    passage = "十字軍東征使歐洲開始與伊斯蘭世界接觸，後來被美國電影學會選為經典。"
+    assert align_script("十字军東征 [1]", [passage]) == "十字軍東征 [1]"
+    assert align_script("美国电影學會", [passage]) == "美國電影學會"
+    # A character the passages do not write in any form stays; so do Latin text, digits and simplified passages.
+    assert align_script("十字军很长 GPT-3 12", [passage]) == "十字軍很长 GPT-3 12"
+    assert align_script("头发", ["她的头发"]) == "头发" and align_script("頭髮", ["她的头发"]) == "头发"
+    packed = [PackedPassage(1, scored("无关的简体资料。", 1), "无关的简体资料。"),
+              PackedPassage(2, scored(passage, 2), passage)]
+    verdict = ScriptCheck().check(Draft("十字军東征 [2]"), Question("因为什么事件？", "zh"), packed)
+    assert verdict.passed and verdict.draft.text == "十字軍東征 [2]" and verdict.signals == {"aligned": 1.0}
+    unchanged = ScriptCheck().check(Draft("十字軍東征 [2]"), Question("因为什么事件？", "zh"), packed)
+    assert unchanged.draft is None and unchanged.signals == {"aligned": 0.0}

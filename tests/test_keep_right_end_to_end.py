@@ -84,3 +84,22 @@ def test_a_list_shorter_than_the_cited_one_is_repaired_by_the_model_and_checked_
     # The model's repaired answer, checked the same way, replaced the one-name draft.
     assert answer.signals["repair.kept"] == 1.0, answer.text
     assert sum(n in answer.text for n in NAMES) > 1, answer.text
+
+
+# Written for this test (a made-up observatory).
+OBSERVATORY = ("The Harrow Ridge Observatory opened in 1931 on a hill east of the town. Its main telescope, a "
+               "1.2-metre reflector, was built by the Calder Optical Company and first used in the winter of 1933.")
+
+
+@pytest.mark.parametrize(("draft", "question", "expected"), [
+    ("[1]", "Who built the main telescope of the Harrow Ridge Observatory?", "Calder Optical Company"),
+    ("The year it opened is [1].", "When did the Harrow Ridge Observatory open?", "1931"),
+])
+def test_a_marker_only_draft_becomes_the_words_the_model_copies_out_of_the_passage(llm, real_embedder, draft,
+                                                                                   question, expected):
+    pipeline, generator = _pipeline(llm, draft, OBSERVATORY, real_embedder)
+    answer = pipeline.answer(question)
+    assert not answer.refused, answer.refusal_reason
+    assert answer.signals["marker_quote.span"] == 1.0 and answer.text.endswith("[1]")
+    span = answer.text.removesuffix("[1]").strip()
+    assert expected in span and span in OBSERVATORY and len(span) < len(OBSERVATORY) / 2, answer.text

@@ -16,6 +16,7 @@ from prompts.checks.base import AnswerCheck, PassageGate
 from prompts.evidence_verification import YesNoScorer
 from prompts.grounding_check import SupportScorer
 from prompts.settings import AnswerSettings
+from prompts.span_extraction import ShortWriter
 
 PACKAGE = "prompts.checks"
 
@@ -32,6 +33,8 @@ class CheckParts:
     yes_no: YesNoScorer | None
     # Scores answer sentences against the passages they cite.
     support: SupportScorer
+    # The LLM writing a short greedy reply (an answer copied out of a passage), or None.
+    writer: ShortWriter | None = None
 
 
 class CheckLoadError(ValueError):
