@@ -6,7 +6,9 @@ asked name occurs in the passage (a section further on), so the name check passe
 another variant: Top-p for Top-k, GPT-4 for GPT-3, Llama-2-13B for Llama-2-7B, BERT-large for BERT-base.
 
 A name's parts are its letter runs and its numbers ("Llama-2-7B-chat" → llama, 2, 7, b, chat; "GPT-3.5" → gpt, 3.5).
-A sibling has as many parts and differs from the asked name in exactly one of them. The evidence speaks against the
+A sibling has as many parts, the same first part (the stem), and differs from the asked name in exactly one later
+part, where both hold a variant mark: a number, or a short word (k, p, base, chat, large). "non-Afghan" and
+"non-Muslim" share only a prefix, "Seven-Day" and "Six-Day" no stem: those are other names, for the name check. The evidence speaks against the
 answer only when it names a sibling and not the asked name; evidence naming neither (it says "it", or paraphrases)
 is not against it. The plain-variant rule of the name check holds here too: "X-7B" names "X-7B-base"
 (prompts/question_names.py), so "X-7B" alone is no sibling of "X-7B-base" — but "X-7B-Chat" is."""
@@ -23,6 +25,9 @@ _TERM = re.compile(r"[A-Za-z0-9]+(?:[-_.][A-Za-z0-9]+)*")
 _PART = re.compile(r"[A-Za-z]+|\d+(?:\.\d+)*")
 # A variant needs a stem: a one-part name ("RLHF") has no siblings.
 _MIN_PARTS = 2
+# What tells variants of one stem apart: a number (3, 3.5, 7, 13) or a short word (k, p, base, chat, large, xl);
+# longer words name other things ("non-Afghan", "non-Muslim").
+_VARIANT_MARK = re.compile(r"\d+(?:\.\d+)*|[a-z]{1,5}")
 
 
 def _parts(term: str) -> tuple[str, ...]:
@@ -40,7 +45,10 @@ def _names_exactly(term: tuple[str, ...], asked: tuple[str, ...]) -> bool:
 
 
 def _is_sibling(term: tuple[str, ...], asked: tuple[str, ...]) -> bool:
-    return len(term) == len(asked) and sum(a != b for a, b in zip(term, asked)) == 1
+    if len(term) != len(asked) or term[0] != asked[0]:
+        return False
+    differing = [(a, b) for a, b in zip(term, asked) if a != b]
+    return len(differing) == 1 and all(_VARIANT_MARK.fullmatch(p) for p in differing[0])
 
 
 def sibling_variants(asked: list[str], evidence: str) -> list[tuple[str, list[str]]]:

@@ -46,6 +46,9 @@ def test_evidence_naming_only_a_sibling_refuses(question: str, evidence: str) ->
     # a one-part name has no variant; a longer or shorter name is no sibling
     ("RLHF 分几步？", "RLAIF 用 AI 反馈代替人类反馈。"),
     ("GPT-4 的上下文有多长？", "GPT-4o 支持 128k 上下文。"),
+    # a shared prefix or no shared stem: other names, not variants (the name check's part)
+    ("What did the non-Afghan veterans bring home?", "The non-Muslim volunteers returned with prestige."),
+    ("What did the Seven-Day War change?", "The Six-Day War changed the region."),
 ])
 def test_the_asked_variant_or_no_variant_passes(question: str, evidence: str) -> None:
     assert _missing(question, evidence) == []
