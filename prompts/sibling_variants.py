@@ -53,15 +53,19 @@ def _is_sibling(term: tuple[str, ...], asked: tuple[str, ...]) -> bool:
 
 def sibling_variants(asked: list[str], evidence: str) -> list[tuple[str, list[str]]]:
     """For each asked variant that ``evidence`` does not name, the siblings it names instead (evidence against the
-    answer); asked variants the evidence names, or whose siblings it does not name either, are left out."""
+    answer); asked variants the evidence names, or whose siblings it does not name either, are left out. ``asked``:
+    every variant the question names."""
     terms = list(dict.fromkeys(_TERM.findall(unicodedata.normalize("NFKC", evidence))))
+    # A variant the question names itself is no sibling: "Top-k 和 Top-p 同时使用时先做哪一种" cited by a sentence
+    # on Top-k alone is about one of the asked things.
+    asked_parts = {_parts(n) for n in asked}
     parsed = [(t, _parts(t)) for t in terms]
     found = []
     for name in asked:
         want = _parts(name)
         if any(_names_exactly(p, want) for _, p in parsed):
             continue
-        siblings = list(dict.fromkeys(t for t, p in parsed if _is_sibling(p, want)))
+        siblings = list(dict.fromkeys(t for t, p in parsed if p not in asked_parts and _is_sibling(p, want)))
         if siblings:
             found.append((name, siblings))
     return found

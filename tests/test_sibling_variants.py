@@ -43,6 +43,8 @@ def test_evidence_naming_only_a_sibling_refuses(question: str, evidence: str) ->
     # neither named: the sentence says "it" or paraphrases — not evidence against
     ("Top-k 采样有什么缺点？", "它的缺点是 k 固定不变，模型很确定时也会放进许多不可能的词。"),
     ("How many parameters does GPT-3 have?", "The model has 175 billion parameters."),
+    # both asked: a sentence on one of them is about an asked thing
+    ("Top-k 采样和 Top-p 采样同时使用时，先做哪一种截断？", "此时先做 top-k 截断，再做剩下的一步。"),
     # a one-part name has no variant; a longer or shorter name is no sibling
     ("RLHF 分几步？", "RLAIF 用 AI 反馈代替人类反馈。"),
     ("GPT-4 的上下文有多长？", "GPT-4o 支持 128k 上下文。"),
