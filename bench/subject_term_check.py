@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     settings = load_settings()
     generator = vocab_only_generator(settings)
-    counts: dict[str, list[int]] = {}  # set → [questions, with a subject term, answerable refused, unanswerable refused]
+    # set → [questions, with a subject term, answerable refused, unanswerable refused]
+    counts: dict[str, list[int]] = {}
 
     def run(set_name: str, pipeline, retriever, question: str, answerable: bool, label: str) -> None:
         terms, missing = judge(pipeline, retriever, question, settings)

@@ -8,8 +8,7 @@ Two kinds of verdict still refuse whatever the score: the checks named in ``acce
 that invents a figure) and evidence against the answer (prompts/checks/constraints.py's ``conflict_<kind>`` for the
 kinds in AGAINST: the cited sentences name another year, date, relative time, edition or measure ("figure"),
 only other roles ("role") or only a sibling of the asked name ("variant": Top-p for Top-k), or give their count in
-another unit) — the rule issue #25 sets, and too rare in the
-development sets for a weight to be fitted."""
+another unit) — the rule issue #25 sets, and too rare in the development sets for a weight to be fitted."""
 
 from __future__ import annotations
 

@@ -17,13 +17,13 @@ from prompts.citations import parse_citations, remove_invalid_citations
 from prompts.asked_role import other_roles
 from prompts.quantities import other_figures, read_quantities, unit_group
 from prompts.question_names import mentions
-from prompts.sibling_variants import sibling_variants
 from prompts.question_constraints import (
     COVERAGE_TOKENS,
     QuestionConstraints,
     dates_in,
     years_in,
 )
+from prompts.sibling_variants import sibling_variants
 from prompts.sentences import split_sentences
 from prompts.templates import PackedPassage, source_label
 
@@ -134,9 +134,9 @@ def match_constraints(constraints: QuestionConstraints, evidence: str, checks: f
                       min_coverage: float, min_coverage_tokens: int, passages: str | None = None,
                       anchors: list[str] | None = None) -> EvidenceMatch:
     """Check ``evidence`` against the constraints whose kind is in ``checks`` ("year", "date", "relative_time",
-    "unit", "relation", "figure", "role", "variant", "name", "proper_noun", "coverage"). Names are looked for in ``passages``
-    (the whole cited passages) when given: a passage names its subject once and then says "it", so the anchor
-    sentence need not.
+    "unit", "relation", "figure", "role", "variant", "name", "proper_noun", "coverage"). Names are looked for in
+    ``passages`` (the whole cited passages) when given: a passage names its subject once and then says "it", so the
+    anchor sentence need not.
     An anchor sentence (``anchors``) that states years of its own is about those years: it must hold the year
     asked, whatever its neighbours say (an answer quoting 2019's figure next to a sentence about 2020 is no
     answer for 2020)."""

@@ -8,10 +8,12 @@ another variant: Top-p for Top-k, GPT-4 for GPT-3, Llama-2-13B for Llama-2-7B, B
 A name's parts are its letter runs and its numbers ("Llama-2-7B-chat" → llama, 2, 7, b, chat; "GPT-3.5" → gpt, 3.5).
 A sibling has as many parts, the same first part (the stem), and differs from the asked name in exactly one later
 part, where both hold a variant mark: a number, or a short word (k, p, base, chat, large). "non-Afghan" and
-"non-Muslim" share only a prefix, "Seven-Day" and "Six-Day" no stem: those are other names, for the name check. The evidence speaks against the
-answer only when it names a sibling and not the asked name; evidence naming neither (it says "it", or paraphrases)
-is not against it. The plain-variant rule of the name check holds here too: "X-7B" names "X-7B-base"
-(prompts/question_names.py), so "X-7B" alone is no sibling of "X-7B-base" — but "X-7B-Chat" is."""
+"non-Muslim" share only a prefix, "Seven-Day" and "Six-Day" no stem: those are other names, for the name check.
+
+The evidence speaks against the answer only when it names a sibling and not the asked name; evidence naming neither
+(it says "it", or paraphrases) is not against it. The plain-variant rule of the name check holds here too: "X-7B"
+names "X-7B-base" (prompts/question_names.py), so "X-7B" alone is no sibling of "X-7B-base" — but "X-7B-Chat"
+is."""
 
 from __future__ import annotations
 
