@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import rjieba
 
+from prompts.follow_up import reference_spans
 from prompts.turn_structure import subject_of
 
 _LATIN_TERM = re.compile(r"[A-Za-z0-9]+(?:[-_.][A-Za-z0-9]+)*")
@@ -100,7 +101,8 @@ def subject_terms(question: str, language: str) -> list[str]:
     words = rjieba.cut(term)
     if not _CJK_TERM.match(term) or len(words) != _COMPOUND_WORDS or any(len(w) < _MIN_WORD_CHARS for w in words):
         return []
-    return [term]
+    # "最后一种是谁提出的？" judged without its conversation points back, it names nothing.
+    return [] if reference_spans(term, language) else [term]
 
 
 def _subject_written(term: str, text: str) -> bool:

@@ -43,6 +43,7 @@ def test_only_the_missing_names_are_reported() -> None:
     ("中國黑龍江省伊春市是著名的林業城市嗎？", []),    # a chain of qualifiers, not one compound
     ("注意力计算的复杂度是什么？", []),               # a 的 phrase is a description
     ("Top-k 采样是什么？", []),                      # a Latin part is a name already
+    ("最后一种是谁提出的？", []),                     # a reference to the conversation, not a name
 ])
 def test_the_chinese_term_a_question_asks_about(question: str, terms: list[str]) -> None:
     assert subject_terms(question, "zh") == terms
