@@ -30,7 +30,7 @@ from prompts.question_constraints import question_constraints
 from prompts.sentences import split_sentences
 from prompts.settings import AnswerSettings
 
-KINDS = ("year", "date", "relative_time", "unit", "relation", "name", "proper_noun")
+KINDS = ("year", "date", "relative_time", "unit", "relation", "figure", "role", "variant", "name", "proper_noun")
 DEFAULT_KINDS = tuple(k for k in AnswerSettings().evidence_checks if k != "coverage")
 
 

@@ -6,9 +6,9 @@ chosen there for a stated share of right answers refused. The coefficients and t
 
 Two kinds of verdict still refuse whatever the score: the checks named in ``acceptance.vetoes`` (a second answer
 that invents a figure) and evidence against the answer (prompts/checks/constraints.py's ``conflict_<kind>`` for the
-kinds in AGAINST: the cited sentences name another year, date, relative time, edition or measure ("figure") or
-only other roles ("role"), or give their count in another unit) — the rule issue #25 sets, and too rare in the
-development sets for a weight to be fitted."""
+kinds in AGAINST: the cited sentences name another year, date, relative time, edition or measure ("figure"),
+only other roles ("role") or only a sibling of the asked name ("variant": Top-p for Top-k), or give their count in
+another unit) — the rule issue #25 sets, and too rare in the development sets for a weight to be fitted."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from prompts.settings import AcceptanceModel
 
 # p(yes) is kept away from 0 and 1 before its log-odds are taken: the model's verdicts saturate.
 _P_FLOOR = 1e-3
-AGAINST = frozenset({"year", "date", "relative_time", "unit", "relation", "figure", "role"})
+AGAINST = frozenset({"year", "date", "relative_time", "unit", "relation", "figure", "role", "variant"})
 FEATURES = ("evidence_logit", "claim_logit", "conflict_name", "low_lexical_support", "shape_mismatch",
             "cross_language", "retried", "quoted")
 

@@ -23,6 +23,7 @@ from prompts.question_constraints import (
     dates_in,
     years_in,
 )
+from prompts.sibling_variants import sibling_variants
 from prompts.sentences import split_sentences
 from prompts.templates import PackedPassage, source_label
 
@@ -133,9 +134,9 @@ def match_constraints(constraints: QuestionConstraints, evidence: str, checks: f
                       min_coverage: float, min_coverage_tokens: int, passages: str | None = None,
                       anchors: list[str] | None = None) -> EvidenceMatch:
     """Check ``evidence`` against the constraints whose kind is in ``checks`` ("year", "date", "relative_time",
-    "unit", "relation", "figure", "role", "name", "proper_noun", "coverage"). Names are looked for in ``passages``
-    (the whole cited passages) when given: a passage names its subject once and then says "it", so the anchor
-    sentence need not.
+    "unit", "relation", "figure", "role", "variant", "name", "proper_noun", "coverage"). Names are looked for in
+    ``passages`` (the whole cited passages) when given: a passage names its subject once and then says "it", so the
+    anchor sentence need not.
     An anchor sentence (``anchors``) that states years of its own is about those years: it must hold the year
     asked, whatever its neighbours say (an answer quoting 2019's figure next to a sentence about 2020 is no
     answer for 2020)."""
@@ -185,6 +186,11 @@ def match_constraints(constraints: QuestionConstraints, evidence: str, checks: f
         others = other_roles(constraints.roles, text, lang)
         if others:
             missing.append(f"the cited passages name the {', '.join(others)}, not the {', '.join(constraints.roles)}")
+    if "variant" in checks:
+        # In the evidence itself (anchor sentences and neighbours), not the whole passage: the passage about Top-p
+        # also names Top-k further on, and the sentence the answer rests on is what must be about the asked one.
+        for name, siblings in sibling_variants(constraints.variants, text):
+            missing.append(f"the cited sentences name {', '.join(siblings)}, not {name}")
     for kind, names in (("name", constraints.names), ("proper_noun", constraints.proper_nouns)):
         absent_names = [n for n in names if not _has_name(n, name_text, lang)] if kind in checks else []
         if absent_names:

@@ -18,6 +18,7 @@ from prompts.asked_role import asked_roles
 from prompts.quantities import Quantity, pinning_figures, to_arabic
 from prompts.question_names import question_names
 from prompts.question_shape import COUNT, DATE, QUANTITY, TIME, YEAR, AskedFor, asked_for
+from prompts.sibling_variants import asked_variants
 
 # A year: four digits (1000–2099) followed by 年 in Chinese (二〇二一年 is read as 2021年 first: to_arabic);
 # standing alone in English.
@@ -63,6 +64,7 @@ class QuestionConstraints:
     roles: list[str] = field(default_factory=list)  # the role a "who" asks for (prompts/asked_role.py)
     figures: list[Quantity] = field(default_factory=list)  # "100米", "第五届", "6号线" (prompts/quantities.py)
     names: list[str] = field(default_factory=list)  # quoted titles, Latin/coined terms (GPT-3, 《紅樓夢》)
+    variants: list[str] = field(default_factory=list)  # names with a stem and a variant: Top-k, GPT-3, X-7B-base
     proper_nouns: list[str] = field(default_factory=list)  # English capitalised words (Kublai, Warsaw)
     content_tokens: list[str] = field(default_factory=list)  # for question–evidence coverage
 
@@ -123,6 +125,7 @@ def question_constraints(question: str, language: str) -> QuestionConstraints:
         roles=asked_roles(text, language),
         figures=pinning_figures(text) if language == "zh" else [],
         names=_names(text, language),
+        variants=asked_variants(text, language),
         proper_nouns=_proper_nouns(text, language),
         content_tokens=list(dict.fromkeys(t for t in tokenize(text, COVERAGE_TOKENS) if not _QUESTION_WORD.search(t))),
     )

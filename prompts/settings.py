@@ -113,6 +113,9 @@ class AnswerSettings(SettingsSection):
     # Refuse without calling the LLM when the question names something (Latin-script terms of a Chinese question,
     # inner-capital/digit words of an English one) that no packed passage mentions (prompts/question_names.py).
     require_question_names: bool = True
+    # ... and, in a Chinese question, the two-word term it defines or asks the working of ("投机解码是怎么做的？"),
+    # found when each word is written (prompts/question_names.subject_terms; bench/subject_term_check.py).
+    require_subject_terms: bool = True
     # When the model refuses although the passages passed the gates, ask once more without the refusal option
     # (bench/RESULTS_ANSWER.md weighs what it wins against what it invents).
     retry_refusals: bool = True
@@ -120,12 +123,14 @@ class AnswerSettings(SettingsSection):
     # against the cited sentences and their neighbours: "year", "date", "relative_time", "unit" (多少人 needs a
     # count of people), "relation" (a "when" needs a time, a "how many" a number), "figure" (the question's
     # "100米", "第五届", "6号线" against only other ones: prompts/quantities.pinning_figures), "role" (a "who the
-    # director" cited by a sentence naming only other roles: prompts/asked_role.py), "name" (quoted titles, coined
+    # director" cited by a sentence naming only other roles: prompts/asked_role.py), "variant" (a "Top-k" question
+    # cited by a sentence naming Top-p and not Top-k: prompts/sibling_variants.py), "name" (quoted titles, coined
     # and Latin terms), "proper_noun" (an English question's capitalised words), "coverage" (min_question_coverage
     # of the question's words). Chosen by bench/RESULTS_NEAR_MISS.md and bench/RESULTS_KEEP_RIGHT.md.
-    evidence_checks: tuple[Literal["year", "date", "relative_time", "unit", "relation", "figure", "role", "name",
-                                   "proper_noun", "coverage"], ...] = ("year", "date", "relative_time", "unit",
-                                                                       "relation", "figure", "role", "name")
+    evidence_checks: tuple[Literal["year", "date", "relative_time", "unit", "relation", "figure", "role", "variant",
+                                   "name", "proper_noun", "coverage"], ...] = ("year", "date", "relative_time", "unit",
+                                                                              "relation", "figure", "role", "variant",
+                                                                              "name")
     # Sentences either side of an answer's anchor sentence that count as its evidence.
     evidence_neighbours: int = Field(1, ge=0)
     min_question_coverage: float = Field(0.0, ge=0, le=1)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import rjieba
+
 from prompts.language import _CJK
 
 # An item, subject or compared thing wider than this is a description, not a name (a CJK character counts two:
@@ -52,6 +54,11 @@ _ZH_PREDICATE = re.compile(r"是|有|怎么|怎样|如何|为什么|为何|能|�
 _ZH_QUESTION_START = re.compile(r"^(?:什么|哪|为什么|为何|怎么|怎样|如何|谁|多少|几|是否|有没有|能否|请)")
 # Endings that are not part of the subject: "青鸾评测集里", "微调大模型时", "生成温度这个参数" (an apposition).
 _ZH_SUBJECT_TAIL = re.compile(r"(?:里|中|内|里面|当中|时|的时候|这(?:个|种|类|项)[\u4e00-\u9fff]{0,4})$")
+# A verb or coverb standing alone before the question word belongs to the predicate, not the subject: "X 被哪些
+# 模型采用" (passive 被, also "被分成哪三个阶段": 被 and the one verb after it), "X 最后一步用哪种算法", "第二步用的是
+# 哪个", "温度参数起什么作用". Read on rjieba's words, so 作用, 常用, 信用, 被子 stay whole.
+_ZH_VERB_WORDS = frozenset({"被", "用", "起", "把", "将", "给", "让"})
+_ZH_PASSIVE = "被"
 
 # English: what introduces a list and the pair an English question compares.
 _EN_INTRO = re.compile(r"^.*?\b(?:are|is|were|was|include|includes|including|such as|like|between|supports?|uses?|offers?|"
@@ -214,6 +221,20 @@ def compared_pair(question: str, language: str) -> tuple[str, str] | None:
     return a, b
 
 
+def _without_verb_tail(subject: str) -> str:
+    """``subject`` without a trailing coverb or verb word (_ZH_VERB_WORDS): "Multi-Query Attention 被" →
+    "Multi-Query Attention", "RLHF 最后一步用" → "RLHF 最后一步", "InstructGPT 的训练被分成" → "InstructGPT 的训练"."""
+    words = rjieba.cut(subject)
+    end = len(words)
+    if end >= 2 and words[-1] == "的" and words[-2] in _ZH_VERB_WORDS:  # "第二步用的是哪个"
+        end -= 1
+    if end >= 1 and words[end - 1] in _ZH_VERB_WORDS:
+        end -= 1
+    elif end >= 2 and words[end - 2] == _ZH_PASSIVE:
+        end -= 2
+    return "".join(words[:end]).strip()
+
+
 def subject_of(question: str, language: str) -> str:
     """The subject of ``question`` ("" when it starts with a question word or a pronoun, or is too long)."""
     text = _CITATION.sub("", question).strip()
@@ -222,7 +243,7 @@ def subject_of(question: str, language: str) -> str:
         if _ZH_QUESTION_START.match(text):
             return ""
         m = _ZH_PREDICATE.search(text)
-        subject = _ZH_SUBJECT_TAIL.sub("", text[:m.start()] if m else "").strip()
+        subject = _ZH_SUBJECT_TAIL.sub("", _without_verb_tail(text[:m.start()] if m else "")).strip()
         # A pronoun is no subject; two things joined are a pair ("它" after them is ambiguous).
         if len(subject) < 2 or re.search(r"[它他她这那其该此和与跟、]", subject):
             return ""

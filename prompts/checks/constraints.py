@@ -1,6 +1,7 @@
 """Refuse a near miss: the evidence the answer cites must meet what the question asks (its years, dates,
 relative times, the unit of a "how many", a time for a "when", the edition or measure it pins, the role of a
-"who", its names: prompts/evidence_match.py, prompts/question_constraints.py; kinds in ``evidence_checks``)."""
+"who", the variant it names and not a sibling of it (prompts/sibling_variants.py), its names:
+prompts/evidence_match.py, prompts/question_constraints.py; kinds in ``evidence_checks``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from prompts.templates import PackedPassage
 
 # Across languages (an English question over Chinese passages) the question's words and names are not the
 # passages' words: only years, dates and the relation asked can be compared.
-_SAME_LANGUAGE_ONLY = frozenset({"name", "coverage", "relative_time", "unit", "role", "figure"})
+_SAME_LANGUAGE_ONLY = frozenset({"name", "coverage", "relative_time", "unit", "role", "figure", "variant"})
 
 
 class ConstraintsCheck:

@@ -1,5 +1,6 @@
-"""Gate: refuse without calling the LLM when the question names something (GPTQ, HyDE, vLLM) that no packed
-passage or its source label mentions (prompts/question_names.py; ``require_question_names``)."""
+"""Gate: refuse without calling the LLM when the question names something (GPTQ, HyDE, vLLM; a Chinese term it
+asks about, 投机解码) that no packed passage or its source label mentions (prompts/question_names.py;
+``require_question_names``, ``require_subject_terms``)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ class QuestionNamesGate:
         if not self.settings.require_question_names:
             return Verdict.ok()
         texts = [p.text for p in passages] + [source_label(p.passage) for p in passages]
-        names = check_question_names(question.text, question.language, texts)
+        names = check_question_names(question.text, question.language, texts, self.settings.require_subject_terms)
         if not names.answerable:
             missing = ", ".join(f"'{n}'" for n in names.missing)
             return Verdict.refuse(f"the passages never mention {missing}", signals={"missing": len(names.missing)})
