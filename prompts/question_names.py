@@ -19,7 +19,7 @@ import rjieba
 from prompts.follow_up import reference_spans
 from prompts.turn_structure import subject_of
 
-_LATIN_TERM = re.compile(r"[A-Za-z0-9]+(?:[-_.][A-Za-z0-9]+)*")
+LATIN_TERM = re.compile(r"[A-Za-z0-9]+(?:[-_.][A-Za-z0-9]+)*")
 _PARTS = re.compile(r"[A-Za-z]+|[0-9]+")
 # A Chinese question's Latin terms this short (e.g. "AI") are too often written in Chinese by the documents.
 _MIN_TERM_CHARS = 3
@@ -67,7 +67,7 @@ def mentions(text: str, name: str) -> bool:
 
 def question_names(question: str, language: str) -> list[str]:
     """The question's names, in order, without repeats."""
-    terms = _LATIN_TERM.findall(unicodedata.normalize("NFKC", question))
+    terms = LATIN_TERM.findall(unicodedata.normalize("NFKC", question))
     return list(dict.fromkeys(t for t in terms if _is_name(t, language)))
 
 

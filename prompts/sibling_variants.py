@@ -20,10 +20,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from prompts.question_names import PLAIN_VARIANTS, question_names
+from prompts.question_names import LATIN_TERM, PLAIN_VARIANTS, question_names
 
-# A Latin term as the name check reads it, and its parts: letter runs and numbers (a version "3.5" is one part).
-_TERM = re.compile(r"[A-Za-z0-9]+(?:[-_.][A-Za-z0-9]+)*")
+# A name's parts: letter runs and numbers (a version "3.5" is one part).
 _PART = re.compile(r"[A-Za-z]+|\d+(?:\.\d+)*")
 # A variant needs a stem: a one-part name ("RLHF") has no siblings.
 _MIN_PARTS = 2
@@ -57,7 +56,7 @@ def sibling_variants(asked: list[str], evidence: str) -> list[tuple[str, list[st
     """For each asked variant that ``evidence`` does not name, the siblings it names instead (evidence against the
     answer); asked variants the evidence names, or whose siblings it does not name either, are left out. ``asked``:
     every variant the question names."""
-    terms = list(dict.fromkeys(_TERM.findall(unicodedata.normalize("NFKC", evidence))))
+    terms = list(dict.fromkeys(LATIN_TERM.findall(unicodedata.normalize("NFKC", evidence))))
     # A variant the question names itself is no sibling: "Top-k 和 Top-p 同时使用时先做哪一种" cited by a sentence
     # on Top-k alone is about one of the asked things.
     asked_parts = {_parts(n) for n in asked}
