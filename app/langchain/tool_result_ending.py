@@ -59,11 +59,16 @@ def with_sources(text: str, sources: Sequence[str]) -> str:
     return text + "\n\n" + "\n".join(sources) if sources else text
 
 
+def _source_line(number: object, base: str, several_bases: bool, source: str, location: str, heading: str) -> str:
+    """``[n] file p.2 — heading``, the base first when the answer drew on several."""
+    return f"[{number}] " + (f"{base} · " if several_bases and base else "") + place_label(source, location, heading)
+
+
 def _from_answer(answer: Answer) -> DocqaResult:
     several = len({p.base for p in answer.passages}) > 1
     return DocqaResult(answer.refused, answer.text, tuple(
-        f"[{c.number}] " + (f"{c.passage.base} · " if several and c.passage.base else "")
-        + place_label(c.passage.chunk.source, c.passage.chunk.page_label, c.passage.chunk.heading)
+        _source_line(c.number, c.passage.base, several, c.passage.chunk.source, c.passage.chunk.page_label,
+                     c.passage.chunk.heading)
         for c in answer.citations))
 
 
@@ -71,8 +76,8 @@ def _from_structured(structured: dict[str, Any]) -> DocqaResult:
     citations = [c for c in structured.get("citations") or [] if isinstance(c, dict)]
     several = len({c.get("base") for c in citations}) > 1
     return DocqaResult(structured["refused"], str(structured.get("answer") or ""), tuple(
-        f"[{c.get('number')}] " + (f"{c.get('base')} · " if several and c.get("base") else "")
-        + place_label(str(c.get("source") or ""), str(c.get("location") or ""), str(c.get("heading") or ""))
+        _source_line(c.get("number"), str(c.get("base") or ""), several, str(c.get("source") or ""),
+                     str(c.get("location") or ""), str(c.get("heading") or ""))
         for c in citations))
 
 
