@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from app.config import ConfigError, Settings
 from app.generation.base import Generator
 from app.generation.factory import load_generator
+from app.generation.short_reply import ShortReplyWriter
 from retrieval.hybrid_retriever import HybridRetriever
 from retrieval.reranker import MAXSIM, Reranker, build_reranker
 
@@ -120,8 +121,6 @@ def build_answer_checks(settings: Settings, generator: Generator, embedder: Embe
     """The ordered gates and checks of ``[answer] gates`` / ``[answer] checks`` (prompts/checks/). The LLM
     verifies evidence when its backend can score a yes/no (llama.cpp)."""
     from prompts.checks.registry import CheckLoadError, CheckParts, load_checks, load_gates
-
-    from app.generation.short_reply import ShortReplyWriter
 
     yes_no = generator if hasattr(generator, "yes_probability") else None
     parts = CheckParts(settings.answer, yes_no, support_scorer or build_support_scorer(settings, embedder),

@@ -4,7 +4,7 @@ passage, the few words that answer the question, and keep them only if they stan
 The packaged 1.5B model often answers an English question with the marker alone; quoting the whole cited sentence
 (prompts/marker_only_answer.py) keeps it grounded but is not an answer ("Passage [1] says: …" for "who"). A copied
 span is grounded by construction like the quote, and short like an answer; when the model's words are not in the
-passage, or are as long as the quote, the quote stands."""
+passage, or run over a set share of it (a quote, not an answer), the quote stands."""
 
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ _ASK = {"zh": "<passage>\n{passage}\n</passage>\n\n问题：{question}\n"
         "en": "<passage>\n{passage}\n</passage>\n\nQuestion: {question}\n"
               "Copy from the passage the few words that answer the question (a name, number, date or short phrase), "
               "exactly as written. Write nothing else."}
-# Quotes, brackets and end punctuation the model puts around a copied span; not part of it.
 # A span never splits a number or a Latin word of the passage ("0" out of "2020", "thym" out of "thymus").
 _WHOLE = r"(?<![A-Za-z0-9]){0}(?![A-Za-z0-9])"
+# Quotes, brackets and end punctuation the model puts around a copied span; not part of it.
 _WRAPPING = " \t\r\n\"'“”‘’「」『』《》()（）[]。．.，,；;：:!！?？"
 
 
